@@ -1,0 +1,83 @@
+// One Prometheus registry with every metric the gateway exports (SPEC section 6). Labels are
+// bounded: methods are folded to a fixed set and statuses to classes, never raw paths or users.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const STORE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 2.5];
+
+export function statusClass(status: number): string {
+  return STATUS_CLASSES[Math.floor(status / 100)] ?? '5xx';
+}
+
+export function methodLabel(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'OTHER';
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function createMetrics(options: { collectDefaults?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.collectDefaults !== false) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    sessionCacheRequests: new Counter({
+      name: 'gateway_session_cache_requests_total',
+      help: 'Session lookups answered by the in-process cache (hit) or passed to the store (miss).',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    sessionValidations: new Counter({
+      name: 'gateway_session_validations_total',
+      help: 'Session cookie validations by outcome.',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    requestDuration: new Histogram({
+      name: 'gateway_request_duration_seconds',
+      help: 'Time from request to response, gateway routes included.',
+      labelNames: ['method', 'status_class'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    upstreamDuration: new Histogram({
+      name: 'gateway_upstream_request_duration_seconds',
+      help: 'Time the upstream application took to answer with headers.',
+      labelNames: ['status_class'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    logins: new Counter({
+      name: 'gateway_logins_total',
+      help: 'Login attempts by outcome.',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    storeErrors: new Counter({
+      name: 'gateway_store_errors_total',
+      help: 'Failed operations against the session store (redis) or the user store (postgres).',
+      labelNames: ['store'] as const,
+      registers,
+    }),
+    storeOperationDuration: new Histogram({
+      name: 'gateway_store_operation_duration_seconds',
+      help: 'Latency of session lookups in Redis and user lookups in PostgreSQL.',
+      labelNames: ['store', 'operation'] as const,
+      buckets: STORE_BUCKETS,
+      registers,
+    }),
+    sessionCacheEntries: new Gauge({
+      name: 'gateway_session_cache_entries',
+      help: 'Sessions currently held in the in-process cache.',
+      registers,
+    }),
+    sessionCacheInvalidations: new Counter({
+      name: 'gateway_session_cache_invalidations_total',
+      help: 'Invalidations received: one session (session) or a full flush after the channel dropped (reset).',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,108 @@
+// buildApp(deps) → the proxy's FastifyInstance, without listening, so tests build it freely.
+// The plugin order lives here only: path normalisation → cookies → gateway routes → proxy.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import cookie from '@fastify/cookie';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { methodLabel, statusClass } from './admin/metrics.js';
+import { authRoutes } from './auth/routes.js';
+import type { GatewayDeps } from './context.js';
+import { GatewayError, badPath } from './errors.js';
+import { renderErrorPage, ERROR_PAGE_STYLE_HASH } from './pages.js';
+import { normaliseRequestUrl } from './proxy/paths.js';
+import { proxyRoutes } from './proxy/plugin.js';
+
+const kBadPath = Symbol('badPath');
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const ERROR_PAGE_CSP = `default-src 'none'; style-src ${ERROR_PAGE_STYLE_HASH}; frame-ancestors 'none'; base-uri 'none'`;
+
+type RawRequest = IncomingMessage & { [kBadPath]?: string };
+
+export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
+  const { config, metrics } = deps;
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // One access-log line of our own per request (SPEC 7) instead of fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: config.trustedProxyCidrs.length > 0 ? config.trustedProxyCidrs : false,
+    // Keep the client's X-Request-Id when it is sane, so one id follows a request end to end.
+    genReqId: (req) => {
+      const sent = req.headers['x-request-id'];
+      return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID();
+    },
+    requestIdHeader: false,
+    // Normalise before routing, so what is routed, authorised and forwarded is one path.
+    rewriteUrl: (req) => rewriteToNormalisedUrl(req as RawRequest),
+    return503OnClosing: true,
+    // Upstream bodies stream through; only the gateway's own routes parse bodies (bounded there).
+    bodyLimit: 1024 * 1024,
+  });
+
+  app.decorateRequest('session', null);
+  app.decorateRequest('normalisedPath', '');
+
+  app.addHook('onRequest', async (request, reply) => {
+    const reason = (request.raw as RawRequest)[kBadPath];
+    if (reason !== undefined) return sendError(request, reply, badPath(reason));
+    const query = request.url.indexOf('?');
+    request.normalisedPath = query === -1 ? request.url : request.url.slice(0, query);
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const status = reply.statusCode;
+    const seconds = reply.elapsedTime / 1_000;
+    metrics.requestDuration.observe({ method: methodLabel(request.method), status_class: statusClass(status) }, seconds);
+    if (config.accessLog) {
+      request.log.info(
+        { method: request.method, path: request.normalisedPath, status, ms: Math.round(reply.elapsedTime * 10) / 10, user: request.session?.record.user ?? null, ip: request.ip },
+        'request',
+      );
+    }
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => sendError(request, reply, error));
+
+  await app.register(cookie);
+  await app.register(async (scope) => authRoutes(scope, deps), { prefix: config.authPrefix });
+  await app.register(async (scope) => proxyRoutes(scope, deps));
+  return app;
+}
+
+function rewriteToNormalisedUrl(req: RawRequest): string {
+  const url = req.url ?? '/';
+  const result = normaliseRequestUrl(url);
+  if (result.ok) return result.url;
+  req[kBadPath] = result.reason;
+  // Route somewhere harmless; the onRequest hook answers 400 before any handler runs.
+  return '/';
+}
+
+/** One error shape for everything: JSON for API clients, a small page for browsers. */
+function sendError(request: FastifyRequest, reply: FastifyReply, error: FastifyError | GatewayError | Error): FastifyReply {
+  const status = statusOf(error as { statusCode?: number });
+  if (status >= 500) request.log.error({ err: error, code: (error as GatewayError).code }, 'request failed');
+  const message = status >= 500 && !(error instanceof GatewayError) ? 'Internal error.' : error.message;
+  const code = (error as GatewayError).code;
+  reply.code(status).header('cache-control', 'no-store');
+  if ((request.headers.accept ?? '').includes('text/html')) {
+    return reply.header('content-security-policy', ERROR_PAGE_CSP).type('text/html; charset=utf-8').send(renderErrorPage(status, titleFor(status), message));
+  }
+  return reply.send({ error: message, ...(code ? { code } : {}) });
+}
+
+function statusOf(error: { statusCode?: number }): number {
+  const status = error.statusCode;
+  return typeof status === 'number' && status >= 400 && status <= 599 ? status : 500;
+}
+
+function titleFor(status: number): string {
+  switch (status) {
+    case 400: return 'Bad request';
+    case 404: return 'Not found';
+    case 413: return 'Request too large';
+    case 502: return 'Bad gateway';
+    case 503: return 'Service unavailable';
+    case 504: return 'Gateway timeout';
+    default: return status >= 500 ? 'Server error' : 'Request refused';
+  }
+}

@@ -1,0 +1,31 @@
+// `session-gateway migrate`: the gateway's own users table. Idempotent, so it can run on every
+// deploy (an init container, an ECS one-off task) without checking first.
+import type pg from 'pg';
+
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE IF NOT EXISTS gateway_users (
+     username      text PRIMARY KEY,
+     password_hash text NOT NULL,
+     email         text,
+     groups        text[] NOT NULL DEFAULT '{}',
+     disabled      boolean NOT NULL DEFAULT false,
+     created_at    timestamptz NOT NULL DEFAULT now(),
+     updated_at    timestamptz NOT NULL DEFAULT now()
+   )`,
+];
+
+export async function migrate(pool: pg.Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    // Two replicas migrating at once wait for each other instead of racing on CREATE TABLE.
+    await client.query("SELECT pg_advisory_xact_lock(hashtext('session-gateway:migrate'))");
+    for (const sql of MIGRATIONS) await client.query(sql);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,175 @@
+// The gateway's own routes under GATEWAY_AUTH_PREFIX (SPEC section 3): login, logout, session,
+// verify. The login handler follows Authelia's order: throttle check → look up the user →
+// verify the password (always, even for unknown users) → record the attempt → new session id.
+import formbody from '@fastify/formbody';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { GatewayDeps } from '../context.js';
+import { GatewayError } from '../errors.js';
+import { clearSessionCookie, isSameOrigin, noStore, setSessionCookie, wantsJson } from '../http.js';
+import { encodeGroups, encodeHeaderValue } from '../proxy/identity-headers.js';
+import { safeRedirectTarget } from '../proxy/paths.js';
+import { CSRF_COOKIE, CSRF_TTL_SECONDS } from './csrf.js';
+import { LOGIN_PAGE_STYLE_HASH, renderLoginPage } from './login-page.js';
+import { hashPassword, verifyPassword } from './passwords.js';
+import type { UserRecord } from './user-store.js';
+
+const LOGIN_BODY_LIMIT_BYTES = 16 * 1024;
+const MAX_USERNAME_LENGTH = 256;
+const MAX_PASSWORD_LENGTH = 4096;
+const GENERIC_FAILURE = 'Invalid username or password.';
+const LOGIN_PAGE_CSP = `default-src 'none'; style-src ${LOGIN_PAGE_STYLE_HASH}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`;
+
+interface LoginInput {
+  username: string;
+  password: string;
+  rd: string;
+  csrf: unknown;
+}
+
+type FailureReason = 'unknown_user' | 'wrong_password' | 'disabled' | 'no_password';
+
+export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
+  const { config, sessions, users, throttle, csrf, metrics } = deps;
+  const prefix = config.authPrefix;
+  const loginPath = `${prefix}/login`;
+
+  await app.register(formbody, { bodyLimit: LOGIN_BODY_LIMIT_BYTES });
+
+  app.addHook('onSend', async (_request, reply) => {
+    noStore(reply);
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('x-frame-options', 'DENY');
+  });
+
+  const showLoginPage = (reply: FastifyReply, status: number, model: { rd: string; username?: string; error?: string; notice?: string }) => {
+    const tokens = csrf.issue();
+    reply.setCookie(CSRF_COOKIE, tokens.cookie, {
+      httpOnly: true,
+      sameSite: 'strict',
+      secure: config.cookieSecure,
+      path: prefix,
+      maxAge: CSRF_TTL_SECONDS,
+    });
+    reply.header('content-security-policy', LOGIN_PAGE_CSP);
+    return reply
+      .code(status)
+      .type('text/html; charset=utf-8')
+      .send(renderLoginPage({ title: config.loginTitle, action: loginPath, csrfToken: tokens.token, ...model }));
+  };
+
+  app.get('/login', async (request, reply) => {
+    const query = request.query as Record<string, unknown>;
+    const notice = query.logged_out !== undefined ? 'You have been signed out.' : query.expired !== undefined ? 'Your session has expired. Please sign in again.' : undefined;
+    return showLoginPage(reply, 200, { rd: safeRedirectTarget(query.rd), ...(notice ? { notice } : {}) });
+  });
+
+  app.post('/login', { bodyLimit: LOGIN_BODY_LIMIT_BYTES }, async (request, reply) => {
+    const json = wantsJson(request);
+    const refuse = (status: number, message: string, extra: { rd?: string; username?: string } = {}) =>
+      json
+        ? reply.code(status).send({ error: message })
+        : showLoginPage(reply, status, { rd: extra.rd ?? '/', error: message, ...(extra.username ? { username: extra.username } : {}) });
+
+    if (!isSameOrigin(request, config)) return refuse(403, 'Cross-origin sign-in requests are refused.');
+    const input = readLoginInput(request.body);
+    if (!input) return refuse(400, 'Username and password are required.');
+    if (!json && !csrf.verify(request.cookies[CSRF_COOKIE], input.csrf)) {
+      return refuse(403, 'The sign-in form expired. Please try again.', { rd: input.rd });
+    }
+    const ip = request.ip;
+    const verdict = await throttle.check(input.username, ip);
+    if (!verdict.allowed) {
+      metrics.logins.inc({ outcome: 'throttled' });
+      request.log.warn({ audit: 'login', user: input.username, ip, outcome: 'throttled', by: verdict.by }, 'login throttled');
+      reply.header('retry-after', String(verdict.retryAfterSeconds));
+      return refuse(429, 'Too many failed sign-in attempts. Try again later.', { rd: input.rd, username: input.username });
+    }
+
+    const user = await findUser(input.username);
+    const result = await verifyPassword(user?.passwordHash ?? null, input.password, { allowPlaintext: config.allowPlaintextPasswords });
+    const failure: FailureReason | null = !user ? 'unknown_user' : !user.passwordHash ? 'no_password' : !result.ok ? 'wrong_password' : user.disabled ? 'disabled' : null;
+    if (failure || !user) {
+      await throttle.recordFailure(input.username, ip);
+      metrics.logins.inc({ outcome: 'failure' });
+      request.log.warn({ audit: 'login', user: input.username, ip, outcome: 'failure', reason: failure }, 'login failed');
+      return refuse(401, GENERIC_FAILURE, { rd: input.rd, username: input.username });
+    }
+
+    await throttle.reset(input.username).catch(() => undefined);
+    // A new id at every login, and the old one (if any) ended: no session fixation.
+    await sessions.destroy(request.cookies[config.cookieName]).catch(() => undefined);
+    const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups });
+    setSessionCookie(reply, config, created.cookieValue);
+    reply.clearCookie(CSRF_COOKIE, { path: prefix });
+    metrics.logins.inc({ outcome: 'success' });
+    request.log.info({ audit: 'login', user: user.username, ip, outcome: 'success', scheme: result.scheme }, 'login succeeded');
+    if (result.needsRehash) upgradeHash(request, user, input.password);
+
+    if (json) return reply.code(200).send({ user: user.username, email: user.email, groups: user.groups, expiresAt: new Date(created.record.expiresAt).toISOString() });
+    return reply.code(303).header('location', input.rd).send();
+  });
+
+  const logout = async (request: FastifyRequest, reply: FastifyReply) => {
+    const session = await sessions.validate(request.cookies[config.cookieName]).catch(() => null);
+    await sessions.destroy(request.cookies[config.cookieName]);
+    clearSessionCookie(reply, config);
+    const user = session?.outcome === 'valid' ? session.session.record.user : null;
+    request.log.info({ audit: 'logout', user, ip: request.ip, outcome: user ? 'success' : 'no_session' }, 'logout');
+    return reply.code(303).header('location', `${loginPath}?logged_out=1`).send();
+  };
+  app.get('/logout', logout);
+  app.post('/logout', logout);
+
+  app.get('/session', async (request, reply) => {
+    const validation = await sessions.validate(request.cookies[config.cookieName]);
+    if (validation.outcome !== 'valid') return reply.code(401).send({ error: 'not signed in' });
+    const { record } = validation.session;
+    return { user: record.user, email: record.email, groups: record.groups, expiresAt: new Date(record.expiresAt).toISOString() };
+  });
+
+  // Forward-auth (nginx auth_request, Traefik, Caddy): only 204, 401, 403 and 503 (SPEC 3).
+  app.get('/verify', async (request, reply) => {
+    const validation = await sessions.validate(request.cookies[config.cookieName]);
+    if (validation.outcome !== 'valid') return reply.code(401).send();
+    const { record } = validation.session;
+    reply.header(config.headerUser, encodeHeaderValue(record.user));
+    if (record.email) reply.header(config.headerEmail, encodeHeaderValue(record.email));
+    if (record.groups.length > 0) reply.header(config.headerGroups, encodeGroups(record.groups));
+    return reply.code(204).send();
+  });
+
+  async function findUser(username: string): Promise<UserRecord | null> {
+    const started = performance.now();
+    try {
+      return await users.find(username);
+    } catch (err) {
+      metrics.logins.inc({ outcome: 'error' });
+      throw err;
+    } finally {
+      metrics.storeOperationDuration.observe({ store: 'postgres', operation: 'find_user' }, (performance.now() - started) / 1_000);
+    }
+  }
+
+  /** Legacy hashes become argon2id as users sign in; never delays or fails the login itself. */
+  function upgradeHash(request: FastifyRequest, user: UserRecord, password: string): void {
+    if (!config.userRehashQuery && config.userQuery) return;
+    hashPassword(password)
+      .then((hash) => users.rehash(user.username, hash))
+      .then((updated) => request.log.info({ audit: 'rehash', user: user.username, updated }, 'password hash upgraded'))
+      .catch((err: unknown) => request.log.warn({ err: errorSummary(err), user: user.username }, 'password hash upgrade failed'));
+  }
+}
+
+function readLoginInput(body: unknown): LoginInput | null {
+  if (typeof body !== 'object' || body === null) return null;
+  const { username, password, rd, csrf } = body as Record<string, unknown>;
+  if (typeof username !== 'string' || typeof password !== 'string') return null;
+  if (username === '' || password === '' || username.length > MAX_USERNAME_LENGTH || password.length > MAX_PASSWORD_LENGTH) return null;
+  return { username, password, rd: safeRedirectTarget(rd), csrf };
+}
+
+function errorSummary(err: unknown): { code?: string; message: string } {
+  if (err instanceof GatewayError) return { code: err.code, message: err.message };
+  return { message: err instanceof Error ? err.message : String(err) };
+}

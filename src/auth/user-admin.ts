@@ -1,0 +1,61 @@
+// Operator actions on the gateway's own users table, behind the `users` CLI subcommands.
+import type pg from 'pg';
+import { hashPassword } from './passwords.js';
+
+export interface NewUser {
+  username: string;
+  password: string;
+  email: string | null;
+  groups: string[];
+}
+
+export interface ListedUser {
+  username: string;
+  email: string | null;
+  groups: string[];
+  disabled: boolean;
+  createdAt: string;
+}
+
+export class UserAdminError extends Error {}
+
+export async function addUser(pool: pg.Pool, user: NewUser): Promise<void> {
+  const hash = await hashPassword(user.password);
+  const result = await pool.query(
+    `INSERT INTO gateway_users (username, password_hash, email, groups) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (username) DO NOTHING`,
+    [user.username, hash, user.email, user.groups],
+  );
+  if (result.rowCount === 0) throw new UserAdminError(`user ${JSON.stringify(user.username)} already exists`);
+}
+
+export async function setPassword(pool: pg.Pool, username: string, password: string): Promise<void> {
+  const hash = await hashPassword(password);
+  await updateOne(pool, 'UPDATE gateway_users SET password_hash = $2, updated_at = now() WHERE username = $1', [username, hash]);
+}
+
+export async function setDisabled(pool: pg.Pool, username: string, disabled: boolean): Promise<void> {
+  await updateOne(pool, 'UPDATE gateway_users SET disabled = $2, updated_at = now() WHERE username = $1', [username, disabled]);
+}
+
+export async function deleteUser(pool: pg.Pool, username: string): Promise<void> {
+  await updateOne(pool, 'DELETE FROM gateway_users WHERE username = $1', [username]);
+}
+
+export async function listUsers(pool: pg.Pool): Promise<ListedUser[]> {
+  const result = await pool.query(
+    'SELECT username, email, groups, disabled, created_at FROM gateway_users ORDER BY username',
+  );
+  return result.rows.map((row: Record<string, unknown>) => ({
+    username: String(row.username),
+    email: (row.email as string | null) ?? null,
+    groups: (row.groups as string[] | null) ?? [],
+    disabled: row.disabled === true,
+    createdAt: (row.created_at as Date).toISOString(),
+  }));
+}
+
+async function updateOne(pool: pg.Pool, sql: string, params: unknown[]): Promise<void> {
+  const result = await pool.query(sql, params);
+  if (result.rowCount === 0) throw new UserAdminError(`no such user ${JSON.stringify(params[0])}`);
+}

@@ -1,0 +1,223 @@
+#!/usr/bin/env node
+// The `session-gateway` command (SPEC section 1). Exit codes: 0 success, 1 failure, 2 usage error.
+// Passwords come from standard input only (--password-stdin), never from arguments.
+import { parseArgs } from 'node:util';
+import type pg from 'pg';
+import { migrate } from './auth/migrations.js';
+import { hashPassword } from './auth/passwords.js';
+import { addUser, deleteUser, listUsers, setDisabled, setPassword, UserAdminError } from './auth/user-admin.js';
+import { createPgPool } from './auth/user-store.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createLogger } from './logger.js';
+import { startGateway } from './server.js';
+import { connectRedis, createRedisClient } from './session/redis-client.js';
+import { createRedisSessionStore } from './session/redis-store.js';
+import type { SessionStore } from './session/types.js';
+
+class UsageError extends Error {}
+
+const USAGE = `usage: session-gateway <command>
+  serve                                   run the gateway (default)
+  migrate                                 create or update the gateway_users table
+  users add <name> [--email E] [--groups a,b] --password-stdin
+  users passwd <name> --password-stdin    (also revokes that user's sessions)
+  users disable|enable|delete <name>      (disable and delete also revoke sessions)
+  users list
+  sessions list <name>                    one JSON line per session
+  sessions revoke <name>                  prints how many were revoked
+  hash-password --password-stdin          prints an argon2id hash`;
+
+const MAX_STDIN_BYTES = 64 * 1024;
+
+async function main(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      email: { type: 'string' },
+      groups: { type: 'string' },
+      'password-stdin': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const [command = 'serve', ...rest] = positionals;
+  if (command === 'hash-password') {
+    console.log(await hashPassword(await readPassword(values['password-stdin'])));
+    return 0;
+  }
+  const config = loadConfig(process.env);
+  switch (command) {
+    case 'serve':
+      return serve(config);
+    case 'migrate':
+      return withPool(config, async (pool) => {
+        await migrate(pool);
+        console.log('migrated');
+      });
+    case 'users':
+      return usersCommand(config, rest, values);
+    case 'sessions':
+      return sessionsCommand(config, rest);
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+async function serve(config: Config): Promise<number> {
+  const logger = createLogger(config.logLevel);
+  const gateway = await startGateway(config, { logger });
+  const onSignal = (signal: string) => {
+    logger.info({ signal }, 'signal received');
+    gateway.shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  return new Promise<number>(() => undefined);
+}
+
+async function usersCommand(
+  config: Config,
+  args: string[],
+  values: { email?: string | undefined; groups?: string | undefined; 'password-stdin'?: boolean | undefined },
+): Promise<number> {
+  const [action, name, ...extra] = args;
+  if (action === 'list') {
+    return withPool(config, async (pool) => {
+      for (const user of await listUsers(pool)) console.log(JSON.stringify(user));
+    });
+  }
+  if (!action || !name || extra.length > 0) throw new UsageError('users needs an action and exactly one user name');
+  switch (action) {
+    case 'add': {
+      const password = await readPassword(values['password-stdin']);
+      const groups = (values.groups ?? '').split(',').map((g) => g.trim()).filter((g) => g !== '');
+      return withPool(config, async (pool) => {
+        await addUser(pool, { username: name, password, email: values.email ?? null, groups });
+        console.log(`added ${name}`);
+      });
+    }
+    case 'passwd': {
+      const password = await readPassword(values['password-stdin']);
+      return withPool(config, async (pool) => {
+        await setPassword(pool, name, password);
+        console.log(`password changed for ${name}; ${await revokeIfPossible(config, name)}`);
+      });
+    }
+    case 'disable':
+    case 'enable':
+      return withPool(config, async (pool) => {
+        await setDisabled(pool, name, action === 'disable');
+        console.log(action === 'disable' ? `disabled ${name}; ${await revokeIfPossible(config, name)}` : `enabled ${name}`);
+      });
+    case 'delete':
+      return withPool(config, async (pool) => {
+        await deleteUser(pool, name);
+        console.log(`deleted ${name}; ${await revokeIfPossible(config, name)}`);
+      });
+    default:
+      throw new UsageError(`unknown users action ${JSON.stringify(action)}`);
+  }
+}
+
+async function sessionsCommand(config: Config, args: string[]): Promise<number> {
+  const [action, name, ...extra] = args;
+  if ((action !== 'list' && action !== 'revoke') || !name || extra.length > 0) {
+    throw new UsageError('sessions needs list|revoke and exactly one user name');
+  }
+  return withSessionStore(config, async (store) => {
+    if (action === 'revoke') {
+      console.log(String(await store.deleteByUser(name)));
+      return;
+    }
+    for (const { idHash, record } of await store.listByUser(name)) {
+      console.log(
+        JSON.stringify({
+          id: idHash.slice(0, 12),
+          user: record.user,
+          created: new Date(record.createdAt).toISOString(),
+          lastSeen: new Date(record.touchedAt).toISOString(),
+          expires: new Date(record.expiresAt).toISOString(),
+        }),
+      );
+    }
+  });
+}
+
+async function revokeIfPossible(config: Config, user: string): Promise<string> {
+  if (!config.redis) return 'no Redis configured, no sessions to revoke';
+  let revoked = 0;
+  await withSessionStore(config, async (store) => {
+    revoked = await store.deleteByUser(user);
+  });
+  return `${revoked} session(s) revoked`;
+}
+
+async function withPool(config: Config, work: (pool: pg.Pool) => Promise<void>): Promise<number> {
+  if (!config.databaseUrl) throw new UsageError('this command needs DATABASE_URL');
+  const pool = createPgPool(config.databaseUrl);
+  try {
+    await work(pool);
+    return 0;
+  } finally {
+    await pool.end();
+  }
+}
+
+async function withSessionStore(config: Config, work: (store: SessionStore) => Promise<void>): Promise<number> {
+  if (!config.redis) throw new UsageError('this command needs Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES)');
+  const redis = createRedisClient(config.redis);
+  const store = createRedisSessionStore(redis, { prefix: config.redisPrefix });
+  try {
+    await connectRedis(redis, 10_000);
+    await work(store);
+    return 0;
+  } finally {
+    await store.close();
+    redis.disconnect();
+  }
+}
+
+async function readPassword(fromStdin: boolean | undefined): Promise<string> {
+  if (!fromStdin) throw new UsageError('pass the password on standard input with --password-stdin');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_STDIN_BYTES) throw new UsageError('password on standard input is too long');
+    chunks.push(chunk as Buffer);
+  }
+  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  if (password === '') throw new UsageError('empty password on standard input');
+  return password;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      for (const line of err.problems) console.error(`config error: ${line}`);
+      process.exit(1);
+    }
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`session-gateway: ${(err as Error).message}\n${USAGE}`);
+      process.exit(2);
+    }
+    if (err instanceof UserAdminError) {
+      console.error(`session-gateway: ${err.message}`);
+      process.exit(1);
+    }
+    console.error(`session-gateway: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,388 @@
+// One place that turns the environment into a validated Config. Every problem is collected and
+// reported together, one line each naming the variable (SPEC section 2), so an operator fixes a
+// broken deployment in one round instead of one restart per typo.
+import { readFileSync } from 'node:fs';
+import { BlockList, isIP } from 'node:net';
+import { parseDurationMs } from './duration.js';
+
+export type RedisConfig =
+  | { mode: 'standalone'; url: string }
+  | { mode: 'sentinel'; sentinels: HostPort[]; name: string }
+  | { mode: 'cluster'; nodes: HostPort[] };
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface Config {
+  /** null: the built-in whoami demo app (embedded default mode). */
+  upstream: URL | null;
+  host: string;
+  port: number;
+  publicUrl: URL | null;
+  trustedProxies: BlockList | null;
+  trustedProxyCidrs: string[];
+  upstreamTimeoutMs: number;
+  preserveHost: boolean;
+  headerUser: string;
+  headerEmail: string;
+  headerGroups: string;
+  accessLog: boolean;
+  shutdownDelayMs: number;
+  shutdownTimeoutMs: number;
+  staleSessionGraceMs: number;
+  adminHost: string;
+  adminPort: number;
+  /** null: the in-process session store (embedded default mode). */
+  redis: RedisConfig | null;
+  /** null: a generated single user (embedded default mode). */
+  databaseUrl: string | null;
+  /** First signs, all verify. */
+  sessionSecrets: string[];
+  sessionSecretGenerated: boolean;
+  idleTimeoutMs: number;
+  maxLifetimeMs: number;
+  /** How often a session's idle deadline is pushed forward in the store (at most once per interval). */
+  touchIntervalMs: number;
+  cacheMaxEntries: number;
+  cacheTtlMs: number;
+  cookieName: string;
+  cookieSecure: boolean;
+  cookieDomain: string | null;
+  authPrefix: string;
+  publicPaths: string[];
+  logoutPaths: string[];
+  userQuery: string | null;
+  userRehashQuery: string | null;
+  allowPlaintextPasswords: boolean;
+  redisPrefix: string;
+  loginMaxAttempts: number;
+  loginWindowMs: number;
+  loginMaxAttemptsPerIp: number;
+  loginTitle: string;
+  logLevel: string;
+  /** True when none of Redis, PostgreSQL and the upstream is configured. */
+  embedded: boolean;
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n${problems.join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Variables that carry secrets and so also have a `_FILE` form (Docker/Kubernetes secrets). */
+export const SECRET_VARIABLES = ['GATEWAY_SESSION_SECRET', 'DATABASE_URL', 'REDIS_URL'] as const;
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+const COOKIE_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+const MIN_SECRET_LENGTH = 32;
+
+/** Reads and validates the whole configuration; throws ConfigError listing every problem. */
+export function loadConfig(env: Env = process.env): Config {
+  const reader = new EnvReader(resolveFileVariables(env));
+  const config = readAll(reader);
+  if (reader.problems.length > 0) throw new ConfigError(reader.problems);
+  return config;
+}
+
+function readAll(r: EnvReader): Config {
+  const upstream = r.url('GATEWAY_UPSTREAM', ['http:', 'https:']);
+  const redis = readRedis(r);
+  const databaseUrl = r.url('DATABASE_URL', ['postgres:', 'postgresql:'])?.toString() ?? null;
+  const embedded = !upstream && !redis && !databaseUrl;
+  const secrets = readSecrets(r, redis !== null);
+  const idleTimeoutMs = r.duration('GATEWAY_SESSION_IDLE_TIMEOUT', 30 * 60_000, { min: 1_000 });
+  const maxLifetimeMs = r.duration('GATEWAY_SESSION_MAX_LIFETIME', 12 * 3_600_000, { min: 1_000 });
+  const loginMaxAttempts = r.integer('GATEWAY_LOGIN_MAX_ATTEMPTS', 5, { min: 1 });
+  const authPrefix = readAuthPrefix(r);
+  return {
+    upstream,
+    host: r.string('GATEWAY_HOST', '0.0.0.0'),
+    port: r.integer('GATEWAY_PORT', 8000, { min: 0, max: 65535 }),
+    publicUrl: readPublicUrl(r),
+    ...readTrustedProxies(r),
+    upstreamTimeoutMs: r.duration('GATEWAY_UPSTREAM_TIMEOUT', 30_000, { min: 1 }),
+    preserveHost: r.boolean('GATEWAY_PRESERVE_HOST', true),
+    headerUser: r.headerName('GATEWAY_HEADER_USER', 'X-Forwarded-User'),
+    headerEmail: r.headerName('GATEWAY_HEADER_EMAIL', 'X-Forwarded-Email'),
+    headerGroups: r.headerName('GATEWAY_HEADER_GROUPS', 'X-Forwarded-Groups'),
+    accessLog: r.boolean('GATEWAY_ACCESS_LOG', true),
+    shutdownDelayMs: r.duration('GATEWAY_SHUTDOWN_DELAY', 0),
+    shutdownTimeoutMs: r.duration('GATEWAY_SHUTDOWN_TIMEOUT', 25_000),
+    staleSessionGraceMs: r.duration('GATEWAY_STALE_SESSION_GRACE', 0),
+    adminHost: r.string('GATEWAY_ADMIN_HOST', '0.0.0.0'),
+    adminPort: r.integer('GATEWAY_ADMIN_PORT', 9180, { min: 0, max: 65535 }),
+    redis,
+    databaseUrl,
+    sessionSecrets: secrets.values,
+    sessionSecretGenerated: secrets.generated,
+    idleTimeoutMs,
+    maxLifetimeMs,
+    touchIntervalMs: r.duration('GATEWAY_SESSION_TOUCH_INTERVAL', Math.max(1_000, Math.floor(idleTimeoutMs / 10)), { min: 0 }),
+    cacheMaxEntries: r.integer('GATEWAY_SESSION_CACHE_SIZE', 100_000, { min: 0 }),
+    cacheTtlMs: r.duration('GATEWAY_SESSION_CACHE_TTL', 60_000, { min: 0 }),
+    cookieName: r.cookieName('GATEWAY_COOKIE_NAME', 'sgw_session'),
+    cookieSecure: r.boolean('GATEWAY_COOKIE_SECURE', !embedded),
+    cookieDomain: r.optional('GATEWAY_COOKIE_DOMAIN'),
+    authPrefix,
+    publicPaths: r.pathList('GATEWAY_PUBLIC_PATHS'),
+    logoutPaths: r.pathList('GATEWAY_LOGOUT_PATHS'),
+    userQuery: readQuery(r, 'GATEWAY_USER_QUERY', 1),
+    userRehashQuery: readQuery(r, 'GATEWAY_USER_REHASH_QUERY', 2),
+    allowPlaintextPasswords: r.boolean('GATEWAY_ALLOW_PLAINTEXT_PASSWORDS', false),
+    redisPrefix: r.string('GATEWAY_REDIS_PREFIX', 'sgw:'),
+    loginMaxAttempts,
+    loginWindowMs: r.duration('GATEWAY_LOGIN_WINDOW', 15 * 60_000, { min: 1_000 }),
+    loginMaxAttemptsPerIp: r.integer('GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP', loginMaxAttempts * 10, { min: 1 }),
+    loginTitle: r.string('GATEWAY_LOGIN_TITLE', 'Sign in'),
+    logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
+    embedded,
+  };
+}
+
+function readRedis(r: EnvReader): RedisConfig | null {
+  const url = r.url('REDIS_URL', ['redis:', 'rediss:']);
+  const sentinels = r.hostPorts('REDIS_SENTINELS');
+  const clusterNodes = r.hostPorts('REDIS_CLUSTER_NODES');
+  const sentinelName = r.optional('REDIS_SENTINEL_NAME');
+  const chosen = [url, sentinels, clusterNodes].filter((v) => v !== null).length;
+  if (chosen > 1) {
+    r.problem('REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES are alternatives: set only one');
+    return null;
+  }
+  if (url) return { mode: 'standalone', url: url.toString() };
+  if (sentinels) {
+    if (!sentinelName) r.problem('REDIS_SENTINEL_NAME is required with REDIS_SENTINELS (the master name)');
+    return { mode: 'sentinel', sentinels, name: sentinelName ?? '' };
+  }
+  if (clusterNodes) return { mode: 'cluster', nodes: clusterNodes };
+  return null;
+}
+
+function readSecrets(r: EnvReader, redisConfigured: boolean): { values: string[]; generated: boolean } {
+  const raw = r.optional('GATEWAY_SESSION_SECRET');
+  if (raw === null) {
+    if (redisConfigured) {
+      r.problem('GATEWAY_SESSION_SECRET is required when Redis is configured (replicas must share it); e.g. `openssl rand -base64 48`');
+    }
+    return { values: [], generated: true };
+  }
+  const values = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (values.length === 0) r.problem('GATEWAY_SESSION_SECRET is empty');
+  values.forEach((secret, index) => {
+    if (secret.length < MIN_SECRET_LENGTH) {
+      r.problem(`GATEWAY_SESSION_SECRET: secret #${index + 1} is shorter than ${MIN_SECRET_LENGTH} characters`);
+    }
+  });
+  return { values, generated: false };
+}
+
+function readAuthPrefix(r: EnvReader): string {
+  const prefix = r.string('GATEWAY_AUTH_PREFIX', '/_auth');
+  if (!/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(prefix)) {
+    r.problem(`GATEWAY_AUTH_PREFIX must be a path like /_auth (got ${JSON.stringify(prefix)})`);
+    return '/_auth';
+  }
+  return prefix;
+}
+
+function readPublicUrl(r: EnvReader): URL | null {
+  const url = r.url('GATEWAY_PUBLIC_URL', ['http:', 'https:']);
+  if (url && (url.pathname !== '/' || url.search !== '' || url.hash !== '')) {
+    r.problem('GATEWAY_PUBLIC_URL must be an origin only, like https://app.example.com (no path)');
+  }
+  return url;
+}
+
+function readTrustedProxies(r: EnvReader): { trustedProxies: BlockList | null; trustedProxyCidrs: string[] } {
+  const list = r.list('GATEWAY_TRUSTED_PROXIES');
+  if (list.length === 0) return { trustedProxies: null, trustedProxyCidrs: [] };
+  const blockList = new BlockList();
+  for (const entry of list) {
+    const [address = '', bitsText] = entry.split('/');
+    const family = isIP(address);
+    const maxBits = family === 6 ? 128 : 32;
+    const bits = bitsText === undefined ? maxBits : Number(bitsText);
+    if (family === 0 || !Number.isInteger(bits) || bits < 0 || bits > maxBits) {
+      r.problem(`GATEWAY_TRUSTED_PROXIES: ${JSON.stringify(entry)} is not an IP address or CIDR`);
+      continue;
+    }
+    blockList.addSubnet(address, bits, family === 6 ? 'ipv6' : 'ipv4');
+  }
+  return { trustedProxies: blockList, trustedProxyCidrs: list };
+}
+
+function readQuery(r: EnvReader, name: string, parameters: number): string | null {
+  const sql = r.optional(name);
+  if (sql === null) return null;
+  for (let i = 1; i <= parameters; i++) {
+    if (!sql.includes(`$${i}`)) r.problem(`${name} must use the parameter $${i}`);
+  }
+  if (sql.includes(`$${parameters + 1}`)) r.problem(`${name} takes only ${parameters} parameter(s)`);
+  return sql;
+}
+
+/** Replaces each `X_FILE` of a secret-bearing variable by the content of the file it names. */
+function resolveFileVariables(env: Env): Record<string, string | undefined> {
+  const resolved: Record<string, string | undefined> = { ...env };
+  const problems: string[] = [];
+  for (const name of SECRET_VARIABLES) {
+    const path = env[`${name}_FILE`];
+    if (path === undefined || path === '') continue;
+    if (env[name] !== undefined && env[name] !== '') {
+      problems.push(`${name} and ${name}_FILE are both set: set only one`);
+      continue;
+    }
+    try {
+      resolved[name] = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      problems.push(`${name}_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  if (problems.length > 0) resolved[PENDING_PROBLEMS] = problems.join('\n');
+  return resolved;
+}
+
+const PENDING_PROBLEMS = '\0problems';
+
+/** Typed accessors that record a problem instead of throwing, so every problem is reported. */
+class EnvReader {
+  readonly problems: string[] = [];
+  private readonly env: Record<string, string | undefined>;
+
+  constructor(env: Record<string, string | undefined>) {
+    this.env = env;
+    const pending = env[PENDING_PROBLEMS];
+    if (pending) this.problems.push(...pending.split('\n'));
+  }
+
+  problem(line: string): void {
+    this.problems.push(line);
+  }
+
+  optional(name: string): string | null {
+    const value = this.env[name];
+    return value === undefined || value.trim() === '' ? null : value.trim();
+  }
+
+  string(name: string, fallback: string): string {
+    return this.optional(name) ?? fallback;
+  }
+
+  list(name: string): string[] {
+    const value = this.optional(name);
+    return value === null ? [] : value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  }
+
+  pathList(name: string): string[] {
+    const paths = this.list(name);
+    for (const path of paths) {
+      if (!path.startsWith('/')) this.problem(`${name}: ${JSON.stringify(path)} must start with /`);
+    }
+    return paths.filter((p) => p.startsWith('/'));
+  }
+
+  boolean(name: string, fallback: boolean): boolean {
+    const value = this.optional(name)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (['true', '1', 'yes', 'on'].includes(value)) return true;
+    if (['false', '0', 'no', 'off'].includes(value)) return false;
+    this.problem(`${name} must be true or false (got ${JSON.stringify(this.env[name])})`);
+    return fallback;
+  }
+
+  integer(name: string, fallback: number, range: { min?: number; max?: number } = {}): number {
+    const value = this.optional(name);
+    if (value === null) return fallback;
+    const parsed = /^\d+$/.test(value) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(parsed) || parsed < (range.min ?? 0) || parsed > (range.max ?? Number.MAX_SAFE_INTEGER)) {
+      this.problem(`${name} must be a whole number${describeRange(range)} (got ${JSON.stringify(value)})`);
+      return fallback;
+    }
+    return parsed;
+  }
+
+  duration(name: string, fallbackMs: number, range: { min?: number } = {}): number {
+    const value = this.optional(name);
+    if (value === null) return fallbackMs;
+    const ms = parseDurationMs(value);
+    if (ms === null) {
+      this.problem(`${name} must be a duration like 1800 (seconds), 30m or 12h (got ${JSON.stringify(value)})`);
+      return fallbackMs;
+    }
+    if (range.min !== undefined && ms < range.min) {
+      this.problem(`${name} must be at least ${range.min} ms (got ${JSON.stringify(value)})`);
+      return fallbackMs;
+    }
+    return ms;
+  }
+
+  url(name: string, protocols: string[]): URL | null {
+    const value = this.optional(name);
+    if (value === null) return null;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      this.problem(`${name} is not a valid URL`);
+      return null;
+    }
+    if (!protocols.includes(url.protocol)) {
+      this.problem(`${name} must use ${protocols.map((p) => `${p}//`).join(' or ')}`);
+      return null;
+    }
+    return url;
+  }
+
+  hostPorts(name: string): HostPort[] | null {
+    const entries = this.list(name);
+    if (entries.length === 0) return null;
+    const result: HostPort[] = [];
+    for (const entry of entries) {
+      const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(entry);
+      const port = Number(match?.[2]);
+      if (!match || port < 1 || port > 65535) {
+        this.problem(`${name}: ${JSON.stringify(entry)} is not host:port`);
+        continue;
+      }
+      result.push({ host: (match[1] ?? '').replace(/^\[|\]$/g, ''), port });
+    }
+    return result;
+  }
+
+  oneOf(name: string, fallback: string, allowed: Set<string>): string {
+    const value = this.optional(name);
+    if (value === null) return fallback;
+    if (!allowed.has(value)) {
+      this.problem(`${name} must be one of ${[...allowed].join(', ')} (got ${JSON.stringify(value)})`);
+      return fallback;
+    }
+    return value;
+  }
+
+  headerName(name: string, fallback: string): string {
+    const value = this.string(name, fallback);
+    if (!HEADER_NAME.test(value)) this.problem(`${name} is not a valid HTTP header name`);
+    return value;
+  }
+
+  cookieName(name: string, fallback: string): string {
+    const value = this.string(name, fallback);
+    if (!COOKIE_NAME.test(value)) this.problem(`${name} is not a valid cookie name`);
+    return value;
+  }
+}
+
+function describeRange(range: { min?: number; max?: number }): string {
+  if (range.min !== undefined && range.max !== undefined) return ` from ${range.min} to ${range.max}`;
+  if (range.min !== undefined) return ` of at least ${range.min}`;
+  return '';
+}

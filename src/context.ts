@@ -1,0 +1,30 @@
+// What the routes and hooks share, built once at start-up by the server (or a test) and handed
+// to buildApp. Nothing in here is created per request.
+import type { Logger } from 'pino';
+import type { Metrics } from './admin/metrics.js';
+import type { CsrfTokens } from './auth/csrf.js';
+import type { LoginThrottle } from './auth/throttle.js';
+import type { UserStore } from './auth/user-store.js';
+import type { Config } from './config.js';
+import type { ActiveSession, SessionManager } from './session/manager.js';
+
+export interface GatewayDeps {
+  config: Config;
+  sessions: SessionManager;
+  users: UserStore;
+  throttle: LoginThrottle;
+  csrf: CsrfTokens;
+  metrics: Metrics;
+  logger: Logger;
+  /** Where requests are forwarded (GATEWAY_UPSTREAM, or the built-in whoami app). */
+  upstream: URL;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The validated session, once the auth hook has run; null for anonymous requests. */
+    session: ActiveSession | null;
+    /** Path after normalisation (what was authorised and what the upstream receives). */
+    normalisedPath: string;
+  }
+}

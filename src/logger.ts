@@ -1,0 +1,35 @@
+// pino options shared by the server and the CLI. Redaction is defence in depth: the code never
+// logs a cookie, password, CSRF token or Authorization value on purpose, and these paths make
+// sure a future `log.info({ req })` cannot leak one either (SPEC section 7).
+import pino, { type LoggerOptions } from 'pino';
+
+export const REDACTED_PATHS = [
+  'req.headers.cookie',
+  'req.headers.authorization',
+  'req.headers["proxy-authorization"]',
+  'req.headers["x-csrf-token"]',
+  'res.headers["set-cookie"]',
+  'headers.cookie',
+  'headers.authorization',
+  'password',
+  '*.password',
+  'csrf',
+  '*.csrf',
+  'secret',
+  '*.secret',
+  'cookie',
+  '*.cookie',
+];
+
+export function loggerOptions(level: string): LoggerOptions {
+  return {
+    level,
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    base: { service: 'session-gateway' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+}
+
+export function createLogger(level: string, destination?: pino.DestinationStream): pino.Logger {
+  return destination ? pino(loggerOptions(level), destination) : pino(loggerOptions(level));
+}

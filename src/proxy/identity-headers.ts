@@ -1,0 +1,136 @@
+// What the upstream receives (SPEC section 4), as pure functions tested with tables of cases.
+// Built once at start-up: the set of names to strip and the injected names are fixed then.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Identity } from '../session/types.js';
+
+export const DEFAULT_IDENTITY_HEADERS = ['x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups'] as const;
+/** Headers the gateway may sign identity into (a later feature); spoofed copies are stripped now. */
+export const SIGNED_IDENTITY_HEADERS = ['x-gateway-identity'] as const;
+
+export interface HeaderNames {
+  user: string;
+  email: string;
+  groups: string;
+}
+
+export interface ForwardingContext {
+  identity: Identity | null;
+  /** Address of the TCP peer (the load balancer, or the browser). */
+  peerAddress: string;
+  /** Whether the peer is in GATEWAY_TRUSTED_PROXIES. */
+  peerTrusted: boolean;
+  /** Protocol of the connection the gateway accepted. */
+  protocol: string;
+  /** The Host header the client sent. */
+  host: string | undefined;
+  requestId: string;
+}
+
+/** Header names compared the way a legacy app (or CGI/PHP/WSGI) would: case and `_` vs `-` ignored. */
+export function normaliseHeaderName(name: string): string {
+  return name.toLowerCase().replaceAll('_', '-');
+}
+
+/**
+ * Values made only of printable ASCII other than `%` (and `,` inside a group) travel as they are;
+ * anything else is percent-encoded as UTF-8 in full (RFC 3986), so nothing raw reaches the app
+ * and decoding is never ambiguous.
+ */
+export function encodeHeaderValue(value: string, alsoEncodeComma = false): string {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x20 || code > 0x7e || code === 0x25 || (alsoEncodeComma && code === 0x2c)) {
+      return percentEncodeAll(value);
+    }
+  }
+  return value;
+}
+
+function percentEncodeAll(value: string): string {
+  let out = '';
+  for (const byte of Buffer.from(value, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  return out;
+}
+
+export function encodeGroups(groups: readonly string[]): string {
+  return groups.map((g) => encodeHeaderValue(g, true)).join(',');
+}
+
+/** Removes the named cookies from a Cookie header, keeping the app's own cookies byte for byte. */
+export function removeCookies(header: string, names: ReadonlySet<string>): string {
+  const kept: string[] = [];
+  for (const part of header.split(';')) {
+    const trimmed = part.trim();
+    if (trimmed === '') continue;
+    const eq = trimmed.indexOf('=');
+    const name = eq === -1 ? trimmed : trimmed.slice(0, eq).trim();
+    if (!names.has(name)) kept.push(trimmed);
+  }
+  return kept.join('; ');
+}
+
+export type RequestHeaderRewriter = (headers: IncomingHttpHeaders, ctx: ForwardingContext) => IncomingHttpHeaders;
+
+export function createRequestHeaderRewriter(options: {
+  names: HeaderNames;
+  cookieNames: readonly string[];
+  preserveHost: boolean;
+}): RequestHeaderRewriter {
+  const { names } = options;
+  const stripped = new Set(
+    [...DEFAULT_IDENTITY_HEADERS, ...SIGNED_IDENTITY_HEADERS, names.user, names.email, names.groups].map(normaliseHeaderName),
+  );
+  const cookieNames = new Set(options.cookieNames);
+  const userHeader = names.user.toLowerCase();
+  const emailHeader = names.email.toLowerCase();
+  const groupsHeader = names.groups.toLowerCase();
+
+  return (headers, ctx) => {
+    stripIdentityHeaders(headers, stripped);
+    stripOwnCookies(headers, cookieNames);
+    setForwardedHeaders(headers, ctx);
+    // reply-from has already set Host to the upstream's; legacy apps build URLs from the client's.
+    if (options.preserveHost && ctx.host) headers.host = ctx.host;
+    headers['x-request-id'] = ctx.requestId;
+    if (ctx.identity) {
+      headers[userHeader] = encodeHeaderValue(ctx.identity.user);
+      if (ctx.identity.email) headers[emailHeader] = encodeHeaderValue(ctx.identity.email);
+      if (ctx.identity.groups.length > 0) headers[groupsHeader] = encodeGroups(ctx.identity.groups);
+    }
+    return headers;
+  };
+}
+
+function stripIdentityHeaders(headers: IncomingHttpHeaders, stripped: ReadonlySet<string>): void {
+  for (const name of Object.keys(headers)) {
+    if (stripped.has(normaliseHeaderName(name))) delete headers[name];
+  }
+}
+
+function stripOwnCookies(headers: IncomingHttpHeaders, cookieNames: ReadonlySet<string>): void {
+  const cookie = headers.cookie;
+  if (cookie === undefined) return;
+  const kept = removeCookies(cookie, cookieNames);
+  if (kept === '') delete headers.cookie;
+  else headers.cookie = kept;
+}
+
+/**
+ * From a trusted proxy, X-Forwarded-For is appended to, and the Proto/Host it sent are kept (they
+ * describe the client's view, which is what apps build URLs from). From anyone else, all three
+ * are replaced with what the gateway saw itself, so a client cannot forge them.
+ */
+function setForwardedHeaders(headers: IncomingHttpHeaders, ctx: ForwardingContext): void {
+  const sentFor = single(headers['x-forwarded-for']);
+  headers['x-forwarded-for'] = ctx.peerTrusted && sentFor ? `${sentFor}, ${ctx.peerAddress}` : ctx.peerAddress;
+  const sentProto = single(headers['x-forwarded-proto']);
+  headers['x-forwarded-proto'] = ctx.peerTrusted && sentProto ? sentProto : ctx.protocol;
+  const sentHost = single(headers['x-forwarded-host']);
+  const host = ctx.peerTrusted && sentHost ? sentHost : ctx.host;
+  if (host) headers['x-forwarded-host'] = host;
+  else delete headers['x-forwarded-host'];
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}

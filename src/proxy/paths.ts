@@ -1,0 +1,280 @@
+/**
+ * Request-target normalisation, public-path matching and post-login redirect
+ * validation. Pure functions, no I/O.
+ *
+ * Security invariant: the path that is authorised is byte-for-byte the path
+ * that is forwarded upstream. Anything we cannot put into one unambiguous
+ * canonical form is rejected (the caller answers `400`), never "fixed up",
+ * because a fix-up that the upstream interprets differently is exactly how
+ * path-confusion bypasses happen.
+ */
+
+export type NormalisedUrl =
+  | { ok: true; path: string; url: string /* path + original query string ('?…' kept verbatim) */ }
+  | { ok: false; reason: string /* short, for logs and the 400 body */ };
+
+type Failure = { ok: false; reason: string };
+
+/** Upper bound on the raw request-target, checked before any work is done. */
+export const MAX_URL_LENGTH = 8192;
+/** Upper bound on a post-login `rd` redirect target. */
+export const MAX_REDIRECT_LENGTH = 2048;
+
+const SLASH = 0x2f;
+const BACKSLASH = 0x5c;
+const PERCENT = 0x25;
+
+// Characters that may appear raw in a canonical path: RFC 3986 §3.3
+// `pchar = unreserved / pct-encoded / sub-delims / ":" / "@"`, plus "/".
+// `%` is handled separately (it starts a pct-encoded triplet).
+const UNRESERVED_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~';
+const PATH_RAW_CHARS = UNRESERVED_CHARS + "!$&'()*+,;=:@/";
+
+const UNRESERVED = asciiTable(UNRESERVED_CHARS);
+const PATH_RAW = asciiTable(PATH_RAW_CHARS);
+const HEX_UPPER = Array.from({ length: 256 }, (_, b) => b.toString(16).toUpperCase().padStart(2, '0'));
+
+// Fast-path guard, hoisted so it is compiled once. A path needs the slow path
+// if it has any character outside the raw pchar set (this catches `%`, `\`,
+// spaces, non-ASCII), a repeated slash, or a dot segment (optionally followed
+// by `;`, see DOT_WITH_PARAMS below).
+const NEEDS_SLOW_PATH = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/]|\/\/|\/\.\.?(?:[/;]|$)/;
+// Query and fragment are kept verbatim except that characters which cannot
+// legally appear raw on an HTTP request line / in a Location header (space,
+// non-ASCII) are percent-encoded. Node's parser already rejects those with a
+// 400, so for real traffic the query really is verbatim.
+const NEEDS_ENCODING_OUTSIDE_PATH = /[^!-~]/;
+// A dot segment carrying path parameters (`..;jsessionid=x`, `..%3B`). RFC 3986
+// treats it as an ordinary segment, but Tomcat/Jetty-style upstreams strip the
+// parameters and then resolve the `..` — the classic `/public/..;/admin`
+// bypass. We cannot forward it without the upstream seeing a different path.
+const DOT_WITH_PARAMS = /^\.\.?(?:;|%3B)/;
+// For redirect targets: any whitespace, control (C0, DEL, C1) or invisible
+// format character (zero-width, bidi overrides) anywhere → reject.
+const UNSAFE_REDIRECT_CHAR = /[\s\p{Cc}\p{Cf}]/u;
+
+function asciiTable(chars: string): Uint8Array {
+  const table = new Uint8Array(128);
+  for (let i = 0; i < chars.length; i++) table[chars.charCodeAt(i)] = 1;
+  return table;
+}
+
+function fail(reason: string): Failure {
+  return { ok: false, reason };
+}
+
+function isFailure(value: string | readonly [string, number] | Failure): value is Failure {
+  return typeof value === 'object' && 'ok' in value;
+}
+
+/** Raw control characters (0x00-0x1F, 0x7F). A loop rather than a regex: cheap, and eslint's no-control-regex stays on. */
+function hasControlChar(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30; // 0-9
+  const lower = c | 0x20; // ASCII case fold; RFC 3986 §2.1: hex digits are case-insensitive
+  if (lower >= 0x61 && lower <= 0x66) return lower - 0x61 + 10; // a-f
+  return -1;
+}
+
+/** The byte encoded by the `%XX` triplet starting at `percentIndex`, or -1 if it is malformed. */
+function decodeTriplet(s: string, percentIndex: number): number {
+  const hi = hexValue(s.charCodeAt(percentIndex + 1)); // NaN past the end → -1
+  const lo = hexValue(s.charCodeAt(percentIndex + 2));
+  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+/**
+ * Percent-encode the code point at `index` as UTF-8 (RFC 3986 §2.5).
+ * Returns the encoded text and the number of UTF-16 code units consumed.
+ */
+function encodeCodePointAt(s: string, index: number): [text: string, width: number] | Failure {
+  const cp = s.codePointAt(index) ?? 0;
+  // A well-formed surrogate pair yields cp > 0xFFFF; a lone surrogate has no UTF-8 form.
+  if (cp >= 0xd800 && cp <= 0xdfff) return fail('invalid unicode');
+  return [encodeURIComponent(String.fromCodePoint(cp)), cp > 0xffff ? 2 : 1];
+}
+
+/** Percent-encode everything outside printable ASCII (used for query and fragment). */
+function encodeOutsidePrintableAscii(s: string): string | Failure {
+  if (!NEEDS_ENCODING_OUTSIDE_PATH.test(s)) return s;
+  let out = '';
+  for (let i = 0; i < s.length; ) {
+    const c = s.charCodeAt(i);
+    if (c > 0x20 && c < 0x7f) {
+      out += s[i];
+      i++;
+      continue;
+    }
+    const encoded = encodeCodePointAt(s, i);
+    if (isFailure(encoded)) return encoded;
+    out += encoded[0];
+    i += encoded[1];
+  }
+  return out;
+}
+
+/**
+ * Percent-encoding normalisation of a path (RFC 3986 §6.2.2.1 and §6.2.2.2):
+ * decode unreserved characters, upper-case the hex of every other triplet,
+ * and encode raw characters that are not allowed in a path. Rejects encodings
+ * that would change the path's structure if an upstream decoded them.
+ */
+function normalisePercentEncoding(path: string): string | Failure {
+  let out = '';
+  for (let i = 0; i < path.length; ) {
+    const c = path.charCodeAt(i);
+    if (c === PERCENT) {
+      const byte = decodeTriplet(path, i);
+      if (byte < 0) return fail('malformed percent-encoding');
+      // An encoded separator would be one segment to us and two to an upstream
+      // that decodes before routing, so it can never be authorised safely.
+      if (byte === SLASH) return fail('encoded slash');
+      if (byte === BACKSLASH) return fail('encoded backslash');
+      if (byte === 0) return fail('encoded NUL');
+      out += byte < 0x80 && UNRESERVED[byte] === 1 ? String.fromCharCode(byte) : '%' + HEX_UPPER[byte];
+      i += 3;
+    } else if (c === BACKSLASH) {
+      // Not a URI character; Windows/IIS-style upstreams treat it as "/".
+      return fail('backslash');
+    } else if (c < 0x80 && PATH_RAW[c] === 1) {
+      out += path[i];
+      i++;
+    } else {
+      // Raw space, `"<>[]^`{|}` or non-ASCII: not legal raw in a path
+      // (RFC 3986 §3.3), so encode it (UTF-8) to get one canonical form.
+      const encoded = encodeCodePointAt(path, i);
+      if (isFailure(encoded)) return encoded;
+      out += encoded[0];
+      i += encoded[1];
+    }
+  }
+  return out;
+}
+
+/**
+ * Collapse repeated slashes, then remove dot segments as in RFC 3986 §5.2.4,
+ * except that a `..` above the root is rejected instead of being dropped:
+ * clamping would silently authorise a different path from the one the client
+ * asked for. The trailing slash is kept, and a final `.`/`..` leaves one
+ * (§5.2.4 steps 2B/2C: `/a/b/.` → `/a/b/`, `/a/b/..` → `/a/`).
+ * Input must start with "/".
+ */
+function removeDotSegments(path: string): string | Failure {
+  const segments = path.split('/');
+  const output: string[] = [];
+  for (const segment of segments) {
+    if (segment === '' || segment === '.') continue; // '' = repeated slash (or the leading one)
+    if (segment === '..') {
+      if (output.pop() === undefined) return fail('path escapes root');
+      continue;
+    }
+    if (DOT_WITH_PARAMS.test(segment)) return fail('dot segment with parameters');
+    output.push(segment);
+  }
+  if (output.length === 0) return '/';
+  const last = segments[segments.length - 1];
+  const trailingSlash = last === '' || last === '.' || last === '..';
+  return '/' + output.join('/') + (trailingSlash ? '/' : '');
+}
+
+function normalisePath(path: string): string | Failure {
+  // Order matters (RFC 3986 §6.2.2): decode first so `%2e%2e` is seen as `..`.
+  const encoded = normalisePercentEncoding(path);
+  return isFailure(encoded) ? encoded : removeDotSegments(encoded);
+}
+
+/**
+ * Normalise an HTTP request-target (origin-form, RFC 9112 §3.2.1) for
+ * authorisation and forwarding. The returned `url` is what must be sent
+ * upstream; `path` is what must be authorised.
+ */
+export function normaliseRequestUrl(rawUrl: string): NormalisedUrl {
+  if (rawUrl.length > MAX_URL_LENGTH) return fail('url too long');
+  // Only origin-form: `*` (asterisk-form) and `http://…` (absolute-form) are not proxied.
+  if (rawUrl.charCodeAt(0) !== SLASH) return fail('not origin-form');
+  // Raw controls (incl. NUL, CR, LF) are rejected anywhere, query included:
+  // they must never reach the upstream request line.
+  if (hasControlChar(rawUrl)) return fail('control character');
+
+  // Browsers never send a fragment; drop it (RFC 3986 §3.5) before splitting
+  // the query, since a `?` inside a fragment does not start a query.
+  const hash = rawUrl.indexOf('#');
+  const target = hash < 0 ? rawUrl : rawUrl.slice(0, hash);
+  const q = target.indexOf('?');
+  const rawPath = q < 0 ? target : target.slice(0, q);
+  const rawQuery = q < 0 ? '' : target.slice(q);
+
+  const path = NEEDS_SLOW_PATH.test(rawPath) ? normalisePath(rawPath) : rawPath;
+  if (isFailure(path)) return path;
+  const query = encodeOutsidePrintableAscii(rawQuery);
+  if (isFailure(query)) return query;
+
+  // Fast path: nothing changed, reuse the input string.
+  const url = path === rawPath && query === rawQuery ? target : path + query;
+  return { ok: true, path, url };
+}
+
+/**
+ * Normalise a configured prefix to its segment "base" (no trailing slash;
+ * `''` for the root). Throws, naming the prefix, if it is unusable.
+ */
+function prefixBase(prefix: unknown): string {
+  const bad = (why: string): Error => new Error(`invalid public path prefix ${JSON.stringify(prefix)}: ${why}`);
+  if (typeof prefix !== 'string' || prefix.charCodeAt(0) !== SLASH) throw bad('must start with "/"');
+  if (prefix.includes('?') || prefix.includes('#')) throw bad('must not contain "?" or "#"');
+  const normalised = normaliseRequestUrl(prefix);
+  if (!normalised.ok) throw bad(normalised.reason);
+  const path = normalised.path;
+  return path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+/**
+ * Build a case-sensitive, segment-boundary prefix matcher. `/public` matches
+ * `/public`, `/public/` and `/public/x` but not `/publicity`; `/static/`
+ * also matches `/static`; `/` matches everything. The argument of the
+ * returned function must be a `path` produced by `normaliseRequestUrl`.
+ */
+export function createPathMatcher(prefixes: readonly string[]): (path: string) => boolean {
+  const bases = [...new Set(prefixes.map(prefixBase))]; // validates every prefix up front
+  if (bases.includes('')) return () => true;
+  if (bases.length === 0) return () => false;
+  const withSlash = bases.map((base) => base + '/');
+  return (path) => {
+    for (let i = 0; i < bases.length; i++) {
+      if (path === bases[i] || path.startsWith(withSlash[i] as string)) return true;
+    }
+    return false;
+  };
+}
+
+/**
+ * Validate a post-login `rd` redirect target. Only same-origin relative
+ * references with an absolute path are accepted (RFC 3986 §4.2); `//host`
+ * (network-path reference) and `/\host` (which browsers, per the WHATWG URL
+ * standard, treat as `//host`) are not. Returns the normalised target
+ * (path + query + fragment), or `fallback` for anything else.
+ */
+export function safeRedirectTarget(rd: unknown, fallback = '/'): string {
+  if (typeof rd !== 'string' || rd.length === 0 || rd.length > MAX_REDIRECT_LENGTH) return fallback;
+  if (rd.charCodeAt(0) !== SLASH) return fallback;
+  const second = rd.charCodeAt(1);
+  if (second === SLASH || second === BACKSLASH) return fallback;
+  // Browsers strip tab/CR/LF and map `\` to `/` while parsing, so either could
+  // turn a harmless-looking target into `//evil`: reject, never trim.
+  if (rd.includes('\\') || UNSAFE_REDIRECT_CHAR.test(rd)) return fallback;
+
+  const hash = rd.indexOf('#');
+  const normalised = normaliseRequestUrl(hash < 0 ? rd : rd.slice(0, hash));
+  if (!normalised.ok) return fallback;
+  if (hash < 0) return normalised.url;
+  // The fragment is client-side only; keep it, encoded so the Location header stays ASCII.
+  const fragment = encodeOutsidePrintableAscii(rd.slice(hash));
+  return isFailure(fragment) ? fallback : normalised.url + fragment;
+}

@@ -1,0 +1,204 @@
+// `session-gateway serve`: assemble the dependencies a Config asks for, listen on the proxy and
+// admin ports, and shut down gracefully (SPEC section 7). app.ts builds; this file runs.
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { createMetrics, type Metrics } from './admin/metrics.js';
+import { buildAdminApp, type DependencyCheck } from './admin/server.js';
+import { buildApp } from './app.js';
+import { createCsrfTokens } from './auth/csrf.js';
+import { hashPassword, prepareDummyHash } from './auth/passwords.js';
+import { createMemoryThrottle, createRedisThrottle } from './auth/throttle.js';
+import { createMemoryUserStore, createPgPool, createPostgresUserStore, type UserStore } from './auth/user-store.js';
+import type { Config } from './config.js';
+import type { GatewayDeps } from './context.js';
+import { createCookieSigner } from './session/id.js';
+import { createLocalSessionCache } from './session/local-cache.js';
+import { createSessionManager } from './session/manager.js';
+import { createMemorySessionStore } from './session/memory-store.js';
+import { createRedisClient, type RedisClient } from './session/redis-client.js';
+import { createRedisSessionStore } from './session/redis-store.js';
+import type { SessionStore } from './session/types.js';
+import { startWhoamiServer } from './proxy/whoami.js';
+
+export interface RunningGateway {
+  app: FastifyInstance;
+  admin: FastifyInstance;
+  deps: GatewayDeps;
+  /** Proxy and admin addresses actually bound (ports may have been 0). */
+  proxyPort: number;
+  adminPort: number;
+  /** The SPEC 7 sequence: not ready → delay → stop accepting → drain → close stores. */
+  shutdown(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger: Logger;
+  /** Where the embedded-mode password goes (standard error by default, outside the JSON log). */
+  announce?: (text: string) => void;
+}
+
+export const EMBEDDED_USER = 'demo';
+
+export async function startGateway(config: Config, options: StartOptions): Promise<RunningGateway> {
+  const { logger } = options;
+  const metrics = createMetrics();
+  const closers: Array<() => Promise<unknown>> = [];
+  let draining = false;
+
+  const secrets = config.sessionSecrets.length > 0 ? config.sessionSecrets : [randomBytes(32).toString('base64url')];
+  if (config.sessionSecretGenerated && !config.embedded) {
+    logger.warn('GATEWAY_SESSION_SECRET is not set: a random secret was generated, so sessions end when this process restarts');
+  }
+
+  const redis = config.redis ? createRedisClient(config.redis) : null;
+  const store = createStore(config, redis, metrics, logger);
+  closers.push(() => store.close());
+  const { users, checkUsers } = await createUsers(config, metrics, logger, options.announce);
+  closers.push(() => users.close());
+  const whoami = config.upstream ? null : await startWhoamiServer(`${config.authPrefix}/logout`);
+  if (whoami) closers.push(() => whoami.close());
+
+  const cache = createLocalSessionCache({ maxEntries: config.cacheMaxEntries, ttlMs: config.cacheTtlMs });
+  const sessions = createSessionManager({
+    store,
+    signer: createCookieSigner(secrets),
+    cache,
+    idleTimeoutMs: config.idleTimeoutMs,
+    maxLifetimeMs: config.maxLifetimeMs,
+    touchIntervalMs: config.touchIntervalMs,
+    staleGraceMs: config.staleSessionGraceMs,
+    events: {
+      cacheLookup: (result) => metrics.sessionCacheRequests.inc({ result }),
+      validated: (outcome) => metrics.sessionValidations.inc({ outcome }),
+      storeError: (err, operation) => logger.warn({ err: describe(err), operation }, 'session store operation failed'),
+      storeLookup: (seconds) => metrics.storeOperationDuration.observe({ store: 'redis', operation: 'get_session' }, seconds),
+      invalidation: (kind) => metrics.sessionCacheInvalidations.inc({ kind }),
+    },
+  });
+  const limits = { maxPerUser: config.loginMaxAttempts, maxPerIp: config.loginMaxAttemptsPerIp, windowMs: config.loginWindowMs };
+  const deps: GatewayDeps = {
+    config,
+    sessions,
+    users,
+    throttle: redis ? createRedisThrottle(redis, config.redisPrefix, limits) : createMemoryThrottle(limits),
+    csrf: createCsrfTokens(secrets[0] as string),
+    metrics,
+    logger,
+    upstream: config.upstream ?? (whoami as NonNullable<typeof whoami>).url,
+  };
+
+  if (redis) {
+    // Start even while Redis is down: /readyz reports it and requests fail closed until it returns.
+    redis.connect().catch((err: unknown) => logger.error({ err: describe(err) }, 'Redis is not reachable yet; retrying'));
+  }
+  // The first unknown-user login must not be slower than the rest (it would reveal the user is unknown).
+  await prepareDummyHash();
+
+  const app = await buildApp(deps);
+  const checks: DependencyCheck[] = [];
+  if (redis) checks.push({ name: 'redis', critical: true, check: () => store.ping() });
+  if (checkUsers) checks.push({ name: 'postgres', critical: false, check: checkUsers });
+  const admin = buildAdminApp({
+    metrics,
+    checks,
+    isDraining: () => draining,
+    beforeScrape: () => metrics.sessionCacheEntries.set(sessions.cacheSize),
+  });
+
+  await app.listen({ host: config.host, port: config.port });
+  await admin.listen({ host: config.adminHost, port: config.adminPort });
+  const proxyPort = portOf(app);
+  const adminPort = portOf(admin);
+  logger.info({ port: proxyPort, adminPort, upstream: deps.upstream.origin, store: store.kind, users: users.kind }, 'session-gateway listening');
+
+  let shuttingDown: Promise<void> | null = null;
+  const shutdown = () => {
+    shuttingDown ??= (async () => {
+      draining = true;
+      logger.info({ delayMs: config.shutdownDelayMs, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: readiness off');
+      await sleep(config.shutdownDelayMs);
+      await drain(app, config.shutdownTimeoutMs, logger);
+      await admin.close();
+      for (const close of closers.reverse()) await close().catch(() => undefined);
+      redis?.disconnect();
+      logger.info('shutdown complete');
+    })();
+    return shuttingDown;
+  };
+
+  return { app, admin, deps, proxyPort, adminPort, shutdown };
+}
+
+function createStore(config: Config, redis: RedisClient | null, metrics: Metrics, logger: Logger): SessionStore {
+  if (!redis) return createMemorySessionStore();
+  let lastLogged = 0;
+  const onError = (err: Error) => {
+    metrics.storeErrors.inc({ store: 'redis' });
+    // A Redis outage emits an error per reconnect attempt; one line a few seconds is enough.
+    if (Date.now() - lastLogged > 5_000) {
+      lastLogged = Date.now();
+      logger.error({ err: describe(err) }, 'Redis error');
+    }
+  };
+  redis.on('error', onError);
+  return createRedisSessionStore(redis, { prefix: config.redisPrefix, onError });
+}
+
+async function createUsers(
+  config: Config,
+  metrics: Metrics,
+  logger: Logger,
+  announce: (text: string) => void = (text) => process.stderr.write(text),
+): Promise<{ users: UserStore; checkUsers: (() => Promise<void>) | null }> {
+  if (config.databaseUrl) {
+    const pool = createPgPool(config.databaseUrl);
+    const users = createPostgresUserStore(pool, {
+      userQuery: config.userQuery,
+      rehashQuery: config.userRehashQuery,
+      onError: (err) => {
+        metrics.storeErrors.inc({ store: 'postgres' });
+        logger.error({ err: describe(err) }, 'PostgreSQL error');
+      },
+    });
+    return { users, checkUsers: () => users.ping() };
+  }
+  const password = randomBytes(12).toString('base64url');
+  const users = createMemoryUserStore([
+    { username: EMBEDDED_USER, passwordHash: await hashPassword(password), email: 'demo@example.com', groups: ['demo'], disabled: false },
+  ]);
+  logger.warn('DATABASE_URL is not set: using one generated user. NOT FOR PRODUCTION.');
+  if (config.embedded) {
+    logger.warn('embedded default mode: in-process sessions, generated user, built-in whoami app, insecure cookies. NOT FOR PRODUCTION.');
+  }
+  announce(`\n  session-gateway demo user: ${EMBEDDED_USER}\n  password (shown once):     ${password}\n\n`);
+  return { users, checkUsers: null };
+}
+
+async function drain(app: FastifyInstance, timeoutMs: number, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  const result = await Promise.race([app.close().then(() => 'closed' as const), timedOut]);
+  clearTimeout(timer);
+  if (result === 'timeout') {
+    logger.warn({ timeoutMs }, 'drain timed out: closing remaining connections');
+    app.server.closeAllConnections();
+  }
+}
+
+function portOf(app: FastifyInstance): number {
+  const address = app.server.address();
+  return typeof address === 'object' && address !== null ? address.port : 0;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function describe(err: unknown): { message: string; code?: string } {
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code ? { message: err.message, code } : { message: err.message };
+  }
+  return { message: String(err) };
+}

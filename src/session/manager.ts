@@ -1,0 +1,209 @@
+// The session lifecycle: issue, validate (the hot path), roll the idle deadline, destroy.
+// It owns the policy (idle and max timeouts, cache trust, coalescing); stores only keep bytes.
+import { LRUCache } from 'lru-cache';
+import { sessionStoreUnavailable } from '../errors.js';
+import { hashSessionId, newSessionId, type CookieSigner } from './id.js';
+import type { CachedSession, LocalSessionCache } from './local-cache.js';
+import type { Identity, SessionRecord, SessionStore, StoredSession, ValidationOutcome } from './types.js';
+
+export interface SessionManagerOptions {
+  store: SessionStore;
+  signer: CookieSigner;
+  cache: LocalSessionCache;
+  idleTimeoutMs: number;
+  maxLifetimeMs: number;
+  /** The store's idle deadline is pushed forward at most once per this interval. */
+  touchIntervalMs: number;
+  /** During a store outage, cached sessions confirmed this recently keep working (0 = fail closed). */
+  staleGraceMs?: number;
+  now?: () => number;
+  events?: SessionEvents;
+}
+
+/** Hooks for metrics and logs, so this module stays free of both. */
+export interface SessionEvents {
+  cacheLookup?(result: 'hit' | 'miss'): void;
+  validated?(outcome: ValidationOutcome): void;
+  storeError?(err: unknown, operation: string): void;
+  storeLookup?(seconds: number): void;
+  invalidation?(kind: 'session' | 'reset'): void;
+}
+
+export interface ActiveSession {
+  idHash: string;
+  record: SessionRecord;
+  /** A freshly signed cookie value when the presented one was signed with a retired secret. */
+  renewedCookie: string | null;
+}
+
+export type Validation = { outcome: 'valid'; session: ActiveSession } | { outcome: Exclude<ValidationOutcome, 'valid'> };
+
+export interface SessionManager {
+  /** Validates a cookie value; throws a 503 GatewayError when the store cannot answer. */
+  validate(cookieValue: string | undefined): Promise<Validation>;
+  create(identity: Identity): Promise<{ cookieValue: string; record: SessionRecord }>;
+  /** Ends the session a cookie names, on every replica; false if there was none. */
+  destroy(cookieValue: string | undefined): Promise<boolean>;
+  listByUser(user: string): Promise<StoredSession[]>;
+  revokeUser(user: string): Promise<number>;
+  readonly cacheSize: number;
+}
+
+const REVOKED_MEMORY = { max: 10_000, ttl: 60 * 60_000 };
+
+export function createSessionManager(options: SessionManagerOptions): SessionManager {
+  const { store, signer, cache, idleTimeoutMs, maxLifetimeMs, touchIntervalMs } = options;
+  const now = options.now ?? Date.now;
+  const staleGraceMs = options.staleGraceMs ?? 0;
+  const events = options.events ?? {};
+  const inflightLookups = new Map<string, Promise<SessionRecord | null>>();
+  const inflightTouches = new Set<string>();
+  // Ids are never reused, so a hash we were told is gone can be refused without asking Redis,
+  // and the refusal can say "revoked" rather than "expired".
+  const revoked = new LRUCache<string, true>(REVOKED_MEMORY);
+
+  store.onInvalidation((event) => {
+    events.invalidation?.(event.kind);
+    if (event.kind === 'reset') {
+      cache.clear();
+      return;
+    }
+    cache.forget(event.idHash);
+    revoked.set(event.idHash, true);
+  });
+
+  const ttlFor = (record: SessionRecord, at: number) => Math.max(1, Math.min(idleTimeoutMs, record.expiresAt - at));
+  const idleDeadline = (record: SessionRecord) => Math.min(record.touchedAt + idleTimeoutMs, record.expiresAt);
+
+  const fail = (outcome: Exclude<ValidationOutcome, 'valid'>): Validation => {
+    events.validated?.(outcome);
+    return { outcome };
+  };
+  const succeed = (entry: CachedSession): Validation => {
+    events.validated?.('valid');
+    maybeTouch(entry);
+    const renewedCookie = entry.signedWithOldSecret ? signer.sign(entry.id) : null;
+    return { outcome: 'valid', session: { idHash: entry.idHash, record: entry.record, renewedCookie } };
+  };
+
+  /** One store read per id at a time: a burst of requests for a cold session makes one call. */
+  const lookup = (idHash: string): Promise<SessionRecord | null> => {
+    let pending = inflightLookups.get(idHash);
+    if (!pending) {
+      const started = performance.now();
+      pending = store.get(idHash).finally(() => {
+        inflightLookups.delete(idHash);
+        events.storeLookup?.((performance.now() - started) / 1_000);
+      });
+      inflightLookups.set(idHash, pending);
+    }
+    return pending;
+  };
+
+  /** Rolling idle timeout, written at most once per touch interval and never awaited. */
+  const maybeTouch = (entry: CachedSession) => {
+    const at = now();
+    if (at - entry.record.touchedAt < touchIntervalMs || inflightTouches.has(entry.idHash)) return;
+    const record = { ...entry.record, touchedAt: at };
+    inflightTouches.add(entry.idHash);
+    store
+      .touch(entry.idHash, record, ttlFor(record, at))
+      .then((stillThere) => {
+        if (stillThere) entry.record = record;
+        else cache.forget(entry.idHash);
+      })
+      .catch((err: unknown) => events.storeError?.(err, 'touch'))
+      .finally(() => inflightTouches.delete(entry.idHash));
+  };
+
+  const judge = (entry: CachedSession, at: number): 'valid' | 'expired' | 'recheck' => {
+    if (at >= entry.record.expiresAt) return 'expired';
+    return at < idleDeadline(entry.record) ? 'valid' : 'recheck';
+  };
+
+  const validateFromStore = async (cookieValue: string, cached: CachedSession | undefined): Promise<Validation> => {
+    const unsigned = cached ?? signer.unsign(cookieValue);
+    if (!unsigned) return fail('invalid');
+    const idHash = cached?.idHash ?? hashSessionId(unsigned.id);
+    if (revoked.has(idHash)) return fail('revoked');
+    let record: SessionRecord | null;
+    try {
+      record = await lookup(idHash);
+    } catch (err) {
+      events.storeError?.(err, 'get');
+      if (cached && staleGraceMs > 0 && now() - cached.confirmedAt <= staleGraceMs && judge(cached, now()) !== 'expired') {
+        return succeed(cached);
+      }
+      throw sessionStoreUnavailable(err);
+    }
+    const at = now();
+    if (!record || at >= idleDeadline(record)) {
+      cache.forget(idHash);
+      return fail(revoked.has(idHash) ? 'revoked' : 'expired');
+    }
+    const entry: CachedSession = { idHash, record, id: unsigned.id, signedWithOldSecret: unsigned.signedWithOldSecret, confirmedAt: at };
+    cache.set(cookieValue, entry);
+    return succeed(entry);
+  };
+
+  return {
+    async validate(cookieValue) {
+      if (!cookieValue) return fail('missing');
+      // While invalidations are not flowing, a cached entry may have been revoked elsewhere.
+      const cached = store.invalidationsLive() ? cache.get(cookieValue) : undefined;
+      events.cacheLookup?.(cached ? 'hit' : 'miss');
+      if (cached) {
+        const verdict = judge(cached, now());
+        if (verdict === 'valid') return succeed(cached);
+        if (verdict === 'expired') {
+          cache.forget(cached.idHash);
+          return fail('expired');
+        }
+      }
+      // A stale cached entry is kept only for the outage grace; its signature was already checked.
+      const staleCandidate = cached ?? (staleGraceMs > 0 ? cache.get(cookieValue) : undefined);
+      return validateFromStore(cookieValue, staleCandidate);
+    },
+
+    async create(identity) {
+      const id = newSessionId();
+      const at = now();
+      const record: SessionRecord = { ...identity, createdAt: at, expiresAt: at + maxLifetimeMs, touchedAt: at };
+      const idHash = hashSessionId(id);
+      try {
+        await store.create(idHash, record, ttlFor(record, at));
+      } catch (err) {
+        events.storeError?.(err, 'create');
+        throw sessionStoreUnavailable(err);
+      }
+      const cookieValue = signer.sign(id);
+      cache.set(cookieValue, { idHash, record, id, signedWithOldSecret: false, confirmedAt: at });
+      return { cookieValue, record };
+    },
+
+    async destroy(cookieValue) {
+      const unsigned = cookieValue ? signer.unsign(cookieValue) : null;
+      if (!unsigned) return false;
+      const idHash = hashSessionId(unsigned.id);
+      cache.forget(idHash);
+      try {
+        const record = await store.get(idHash);
+        return await store.delete(idHash, record?.user ?? '');
+      } catch (err) {
+        events.storeError?.(err, 'delete');
+        throw sessionStoreUnavailable(err);
+      }
+    },
+
+    listByUser: (user) => store.listByUser(user),
+
+    async revokeUser(user) {
+      const count = await store.deleteByUser(user);
+      return count;
+    },
+
+    get cacheSize() {
+      return cache.size;
+    },
+  };
+}

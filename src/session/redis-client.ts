@@ -1,0 +1,74 @@
+// Builds the ioredis client for the three deployment shapes SPEC section 2 names. The options
+// make a Redis outage fail fast (so protected requests answer 503 promptly, SPEC section 7)
+// while the client keeps reconnecting by itself with a bounded backoff.
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { RedisConfig } from '../config.js';
+
+export type RedisClient = Redis | Cluster;
+
+const MAX_RECONNECT_DELAY_MS = 2_000;
+const COMMAND_TIMEOUT_MS = 2_000;
+const CONNECT_TIMEOUT_MS = 5_000;
+
+function reconnectDelay(attempt: number): number {
+  return Math.min(50 * 2 ** Math.min(attempt, 10), MAX_RECONNECT_DELAY_MS);
+}
+
+const commonOptions: RedisOptions = {
+  // A command issued while disconnected fails at once instead of waiting in a queue: the
+  // request it serves answers 503 now rather than hanging until the client gives up.
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout: COMMAND_TIMEOUT_MS,
+  connectTimeout: CONNECT_TIMEOUT_MS,
+  enableAutoPipelining: true,
+  retryStrategy: reconnectDelay,
+  lazyConnect: true,
+};
+
+export function createRedisClient(config: RedisConfig): RedisClient {
+  switch (config.mode) {
+    case 'standalone':
+      return new Redis(config.url, commonOptions);
+    case 'sentinel':
+      return new Redis({ ...commonOptions, sentinels: config.sentinels, name: config.name });
+    case 'cluster':
+      return new Cluster(config.nodes, {
+        redisOptions: commonOptions,
+        enableOfflineQueue: false,
+        enableAutoPipelining: true,
+        clusterRetryStrategy: reconnectDelay,
+        lazyConnect: true,
+      });
+  }
+}
+
+/** Connects, retrying until Redis answers or the deadline passes. */
+export async function connectRedis(client: RedisClient, deadlineMs: number): Promise<void> {
+  const giveUpAt = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      if (client.status === 'wait' || client.status === 'end') await client.connect();
+      if (client.status !== 'ready') await onceReady(client, Math.max(0, giveUpAt - Date.now()));
+      await client.ping();
+      return;
+    } catch (err) {
+      if (Date.now() >= giveUpAt) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+function onceReady(client: RedisClient, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady);
+      reject(new Error('Redis did not become ready in time'));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    client.once('ready', onReady);
+  });
+}

@@ -1,0 +1,129 @@
+// Sessions in Redis. Keys hold a hash of the session id (never the id), carry a TTL matching the
+// session's idle/max deadlines, and every command touches one key, so the layout works
+// unchanged on Redis Cluster. Invalidations travel on one pub/sub channel to every replica.
+import type { RedisClient } from './redis-client.js';
+import { decodeRecord, encodeRecord } from './codec.js';
+import type { InvalidationListener, SessionStore, StoredSession } from './types.js';
+
+export interface RedisStoreOptions {
+  prefix: string;
+  /** Called on every Redis failure so it can be counted and logged once, centrally. */
+  onError?: (err: Error) => void;
+  now?: () => number;
+}
+
+export function createRedisSessionStore(redis: RedisClient, options: RedisStoreOptions): SessionStore {
+  const { prefix } = options;
+  const now = options.now ?? Date.now;
+  const sessionKey = (idHash: string) => `${prefix}s:${idHash}`;
+  const userKey = (user: string) => `${prefix}u:${user}`;
+  const channel = `${prefix}invalidate`;
+  const subscription = subscribeInvalidations(redis, channel, options.onError);
+
+  const publish = async (idHashes: string[]) => {
+    await Promise.all(idHashes.map((idHash) => redis.publish(channel, idHash)));
+  };
+
+  return {
+    kind: 'redis',
+    async create(idHash, record, ttlMs) {
+      const index = userKey(record.user);
+      await Promise.all([
+        redis.set(sessionKey(idHash), encodeRecord(record), 'PX', ttlMs),
+        redis.zadd(index, record.expiresAt, idHash),
+        // Entries whose max lifetime has passed leave the index, so it never grows unbounded.
+        redis.zremrangebyscore(index, '-inf', now()),
+        // The index outlives none of its sessions: the newest one ends at most this late.
+        redis.pexpireat(index, record.expiresAt),
+      ]);
+    },
+    async get(idHash) {
+      const text = await redis.get(sessionKey(idHash));
+      return text === null ? null : decodeRecord(text);
+    },
+    async touch(idHash, record, ttlMs) {
+      // XX: never resurrect a session that was revoked or expired in the meantime.
+      const reply = await redis.set(sessionKey(idHash), encodeRecord(record), 'PX', ttlMs, 'XX');
+      return reply === 'OK';
+    },
+    async delete(idHash, user) {
+      const [deleted] = await Promise.all([redis.del(sessionKey(idHash)), redis.zrem(userKey(user), idHash)]);
+      await publish([idHash]);
+      return deleted > 0;
+    },
+    async listByUser(user) {
+      const idHashes = await redis.zrangebyscore(userKey(user), now(), '+inf');
+      const texts = await Promise.all(idHashes.map((idHash) => redis.get(sessionKey(idHash))));
+      const result: StoredSession[] = [];
+      idHashes.forEach((idHash, i) => {
+        const record = texts[i] ? decodeRecord(texts[i]) : null;
+        if (record) result.push({ idHash, record });
+      });
+      return result;
+    },
+    async deleteByUser(user) {
+      const index = userKey(user);
+      const idHashes = await redis.zrange(index, 0, -1);
+      const deleted = await Promise.all(idHashes.map((idHash) => redis.del(sessionKey(idHash))));
+      await redis.zrem(index, ...(idHashes.length > 0 ? idHashes : ['']));
+      await publish(idHashes);
+      return deleted.reduce((sum, n) => sum + n, 0);
+    },
+    async ping() {
+      await redis.ping();
+    },
+    invalidationsLive: () => subscription.live,
+    onInvalidation(listener) {
+      subscription.listeners.push(listener);
+    },
+    async close() {
+      await subscription.close();
+    },
+  };
+}
+
+interface Subscription {
+  live: boolean;
+  listeners: InvalidationListener[];
+  close(): Promise<void>;
+}
+
+/**
+ * A dedicated connection listens for invalidations. While it is down the local caches cannot
+ * be trusted (a revocation may be missed), so `live` turns false; when it is back, listeners
+ * get a `reset` to flush what they hold.
+ */
+function subscribeInvalidations(redis: RedisClient, channel: string, onError?: (err: Error) => void): Subscription {
+  const subscriber = redis.duplicate();
+  const subscription: Subscription = {
+    live: false,
+    listeners: [],
+    async close() {
+      subscription.live = false;
+      subscriber.disconnect();
+    },
+  };
+  const emit = (event: Parameters<InvalidationListener>[0]) => subscription.listeners.forEach((l) => l(event));
+  let everSubscribed = false;
+
+  subscriber.on('message', (_channel: string, idHash: string) => emit({ kind: 'session', idHash }));
+  subscriber.on('close', () => {
+    subscription.live = false;
+  });
+  subscriber.on('error', (err: Error) => onError?.(err));
+  const subscribe = () => {
+    subscriber.subscribe(channel).then(
+      () => {
+        if (everSubscribed) emit({ kind: 'reset' });
+        everSubscribed = true;
+        subscription.live = true;
+      },
+      (err: Error) => onError?.(err),
+    );
+  };
+  // ioredis re-subscribes by itself after a reconnect, but we subscribe explicitly on every
+  // `ready` so we know the exact moment invalidations flow again.
+  subscriber.on('ready', subscribe);
+  if (subscriber.status === 'wait') subscriber.connect().catch((err: Error) => onError?.(err));
+  return subscription;
+}

@@ -1,0 +1,47 @@
+// The session contract, apart from its implementations (oauth2-proxy's SessionStore idea):
+// the manager speaks only this interface, and one contract test suite runs against every store.
+
+export interface Identity {
+  user: string;
+  email: string | null;
+  groups: string[];
+}
+
+export interface SessionRecord extends Identity {
+  /** Login time, epoch ms. */
+  createdAt: number;
+  /** Absolute end (login + max lifetime), epoch ms. Never moves. */
+  expiresAt: number;
+  /** When the idle deadline was last pushed forward in the store, epoch ms. */
+  touchedAt: number;
+}
+
+export interface StoredSession {
+  idHash: string;
+  record: SessionRecord;
+}
+
+/** Why the store tells the caches to forget something. */
+export type InvalidationListener = (event: { kind: 'session'; idHash: string } | { kind: 'reset' }) => void;
+
+export interface SessionStore {
+  readonly kind: 'memory' | 'redis';
+  /** Saves a new session with a TTL and adds it to its user's index. */
+  create(idHash: string, record: SessionRecord, ttlMs: number): Promise<void>;
+  get(idHash: string): Promise<SessionRecord | null>;
+  /** Rewrites an existing session with a new TTL; false (and nothing written) if it is gone. */
+  touch(idHash: string, record: SessionRecord, ttlMs: number): Promise<boolean>;
+  /** Deletes one session and tells every replica; true if it existed. */
+  delete(idHash: string, user: string): Promise<boolean>;
+  listByUser(user: string): Promise<StoredSession[]>;
+  /** Deletes every session of a user and tells every replica; returns how many. */
+  deleteByUser(user: string): Promise<number>;
+  /** Resolves when the store answers; rejects otherwise. */
+  ping(): Promise<void>;
+  /** Whether invalidations from other replicas are currently being received. */
+  invalidationsLive(): boolean;
+  onInvalidation(listener: InvalidationListener): void;
+  close(): Promise<void>;
+}
+
+export type ValidationOutcome = 'valid' | 'missing' | 'invalid' | 'expired' | 'revoked';
