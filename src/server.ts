@@ -16,7 +16,7 @@ import { createCookieSigner } from './session/id.js';
 import { createLocalSessionCache } from './session/local-cache.js';
 import { createSessionManager } from './session/manager.js';
 import { createMemorySessionStore } from './session/memory-store.js';
-import { createRedisClient, type RedisClient } from './session/redis-client.js';
+import { connectRedis, createRedisClient, type RedisClient } from './session/redis-client.js';
 import { createRedisSessionStore } from './session/redis-store.js';
 import type { SessionStore } from './session/types.js';
 import { startWhoamiServer } from './proxy/whoami.js';
@@ -39,6 +39,7 @@ export interface StartOptions {
 }
 
 export const EMBEDDED_USER = 'demo';
+const REDIS_STARTUP_WAIT_MS = 5_000;
 
 export async function startGateway(config: Config, options: StartOptions): Promise<RunningGateway> {
   const { logger } = options;
@@ -89,8 +90,11 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   };
 
   if (redis) {
-    // Start even while Redis is down: /readyz reports it and requests fail closed until it returns.
-    redis.connect().catch((err: unknown) => logger.error({ err: describe(err) }, 'Redis is not reachable yet; retrying'));
+    // Wait a little for Redis so the first requests do not fail needlessly, but start even while
+    // it is down: /readyz reports it and requests fail closed until the client reconnects.
+    await connectRedis(redis, REDIS_STARTUP_WAIT_MS).catch((err: unknown) =>
+      logger.error({ err: describe(err) }, 'Redis is not reachable yet; starting anyway and retrying in the background'),
+    );
   }
   // The first unknown-user login must not be slower than the rest (it would reveal the user is unknown).
   await prepareDummyHash();
