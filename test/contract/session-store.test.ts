@@ -1,0 +1,104 @@
+// One contract, every store: the in-process store of the embedded mode must behave like the
+// Redis store it stands in for (TTLs, the per-user index, invalidations).
+import t from 'tap';
+import { Redis } from 'ioredis';
+import { createMemorySessionStore } from '../../src/session/memory-store.js';
+import { connectRedis, createRedisClient } from '../../src/session/redis-client.js';
+import { createRedisSessionStore } from '../../src/session/redis-store.js';
+import type { SessionRecord, SessionStore } from '../../src/session/types.js';
+import { uniquePrefix } from '../helpers/gateway.js';
+import { startRedis } from '../helpers/services.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const record = (user: string, overrides: Partial<SessionRecord> = {}): SessionRecord => {
+  const now = Date.now();
+  return { user, email: `${user}@example.com`, groups: ['a', 'b'], createdAt: now, expiresAt: now + 60_000, touchedAt: now, ...overrides };
+};
+
+async function waitFor(check: () => boolean, ms = 2_000): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (check()) return true;
+    await sleep(20);
+  }
+  return check();
+}
+
+function contract(name: string, makeStore: () => Promise<SessionStore>) {
+  t.test(`${name}: session store contract`, async (t) => {
+    const store = await makeStore();
+    t.teardown(() => store.close());
+    await waitFor(() => store.invalidationsLive());
+
+    t.test('create, get, touch, delete', async (t) => {
+      const r = record('carol');
+      await store.create('h1', r, 10_000);
+      t.same(await store.get('h1'), r);
+      t.equal(await store.touch('h1', { ...r, touchedAt: r.touchedAt + 5 }, 10_000), true);
+      t.equal((await store.get('h1'))?.touchedAt, r.touchedAt + 5);
+      t.equal(await store.delete('h1', 'carol'), true);
+      t.equal(await store.get('h1'), null);
+      t.equal(await store.touch('h1', r, 10_000), false, 'touch never resurrects a deleted session');
+      t.equal(await store.delete('h1', 'carol'), false);
+    });
+
+    t.test('entries expire with their TTL', async (t) => {
+      await store.create('h2', record('dave'), 150);
+      t.ok(await store.get('h2'));
+      await sleep(300);
+      t.equal(await store.get('h2'), null);
+      t.same(await store.listByUser('dave'), [], 'an expired session is not listed');
+    });
+
+    t.test('per-user index: list and delete all', async (t) => {
+      await store.create('e1', record('erin'), 10_000);
+      await store.create('e2', record('erin'), 10_000);
+      await store.create('f1', record('frank'), 10_000);
+      t.same((await store.listByUser('erin')).map((s) => s.idHash).sort(), ['e1', 'e2']);
+      t.equal(await store.deleteByUser('erin'), 2);
+      t.same(await store.listByUser('erin'), []);
+      t.equal(await store.get('e1'), null);
+      t.ok(await store.get('f1'), 'other users are untouched');
+      t.equal(await store.deleteByUser('nobody'), 0);
+    });
+
+    t.test('deletions are announced to invalidation listeners', async (t) => {
+      const seen: string[] = [];
+      store.onInvalidation((e) => {
+        if (e.kind === 'session') seen.push(e.idHash);
+      });
+      await store.create('g1', record('gina'), 10_000);
+      await store.create('g2', record('gina'), 10_000);
+      await store.delete('g1', 'gina');
+      await store.deleteByUser('gina');
+      t.ok(await waitFor(() => seen.includes('g1') && seen.includes('g2')), `announced: ${seen.join(',')}`);
+    });
+  });
+}
+
+contract('memory', async () => createMemorySessionStore());
+
+const redisService = await startRedis();
+t.teardown(() => redisService.stop());
+contract('redis', async () => {
+  const client = createRedisClient({ mode: 'standalone', url: redisService.url });
+  await connectRedis(client, 5_000);
+  t.teardown(() => client.disconnect());
+  return createRedisSessionStore(client, { prefix: uniquePrefix() });
+});
+
+t.test('redis: the per-user index never outlives its sessions', async (t) => {
+  const client = createRedisClient({ mode: 'standalone', url: redisService.url });
+  await connectRedis(client, 5_000);
+  t.teardown(() => client.disconnect());
+  const prefix = uniquePrefix();
+  const store = createRedisSessionStore(client, { prefix });
+  t.teardown(() => store.close());
+  const r = record('henry', { expiresAt: Date.now() + 5_000 });
+  await store.create('i1', r, 5_000);
+  const raw = new Redis(redisService.url);
+  t.teardown(() => raw.quit());
+  const ttl = await raw.pttl(`${prefix}u:henry`);
+  t.ok(ttl > 0 && ttl <= 5_000, `index TTL ${ttl} ms ends with the session's max lifetime`);
+});
