@@ -1,0 +1,109 @@
+// What the upstream receives, as tables of cases (SPEC section 4).
+import t from 'tap';
+import type { IncomingHttpHeaders } from 'node:http';
+import {
+  createRequestHeaderRewriter,
+  encodeGroups,
+  encodeHeaderValue,
+  normaliseHeaderName,
+  removeCookies,
+  type ForwardingContext,
+} from '../../src/proxy/identity-headers.js';
+
+t.test('encodeHeaderValue: plain printable ASCII travels as is, anything else is percent-encoded in full', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['alice', 'alice'],
+    ['alice@example.com', 'alice@example.com'],
+    ['Alice Smith', 'Alice Smith'],
+    ['zoë', '%7A%6F%C3%AB'],
+    ['50%', '%35%30%25'],
+    ['evil\r\nX-Injected: 1', '%65%76%69%6C%0D%0A%58%2D%49%6E%6A%65%63%74%65%64%3A%20%31'],
+    ['tab\there', '%74%61%62%09%68%65%72%65'],
+    ['', ''],
+  ];
+  for (const [input, expected] of cases) t.equal(encodeHeaderValue(input), expected, JSON.stringify(input));
+  t.equal(decodeURIComponent(encodeHeaderValue('Ünïcødé ✓')), 'Ünïcødé ✓', 'decodes back unambiguously');
+});
+
+t.test('encodeGroups: commas inside a group name are encoded so the list splits unambiguously', async (t) => {
+  t.equal(encodeGroups(['staff', 'ops']), 'staff,ops');
+  t.equal(encodeGroups(['r,d', 'eng']), '%72%2C%64,eng');
+  t.equal(encodeGroups([]), '');
+});
+
+t.test('normaliseHeaderName folds case and underscores', async (t) => {
+  t.equal(normaliseHeaderName('X_Forwarded_User'), 'x-forwarded-user');
+  t.equal(normaliseHeaderName('REMOTE-USER'), 'remote-user');
+});
+
+t.test('removeCookies keeps the app cookies byte for byte', async (t) => {
+  const names = new Set(['sgw_session', 'sgw_csrf']);
+  const cases: Array<[string, string]> = [
+    ['a=1; sgw_session=abc.def; b=x%20y', 'a=1; b=x%20y'],
+    ['sgw_session=abc', ''],
+    ['sgw_session=abc;sgw_csrf=z', ''],
+    ['theme=dark', 'theme=dark'],
+    ['a=1;  sgw_session=x ;b=2', 'a=1; b=2'],
+    ['xsgw_session=1; sgw_session_old=2', 'xsgw_session=1; sgw_session_old=2'],
+  ];
+  for (const [input, expected] of cases) t.equal(removeCookies(input, names), expected, input);
+});
+
+const context = (overrides: Partial<ForwardingContext> = {}): ForwardingContext => ({
+  identity: { user: 'alice', email: 'alice@example.com', groups: ['staff'] },
+  peerAddress: '10.0.0.5',
+  peerTrusted: false,
+  protocol: 'http',
+  host: 'app.example.com',
+  requestId: 'req-1',
+  ...overrides,
+});
+
+t.test('the rewriter strips every spelling of every identity header, then injects', async (t) => {
+  const rewrite = createRequestHeaderRewriter({
+    names: { user: 'Remote-User', email: 'Remote-Email', groups: 'Remote-Groups' },
+    cookieNames: ['sgw_session'],
+    preserveHost: true,
+  });
+  const spoofed: IncomingHttpHeaders = {
+    'x-forwarded-user': 'mallory',
+    x_forwarded_user: 'mallory',
+    'x_forwarded-email': 'm@evil',
+    'x-forwarded-groups': 'admin',
+    'remote-user': 'mallory',
+    remote_user: 'mallory',
+    'remote_groups': 'admin',
+    'x-gateway-identity': 'forged',
+    'x_gateway_identity': 'forged',
+    authorization: 'Basic abc',
+    host: 'upstream.internal:8080',
+  };
+  const out = rewrite({ ...spoofed }, context());
+  t.same(
+    Object.keys(out).filter((k) => /user|email|groups|identity/.test(k)).sort(),
+    ['remote-email', 'remote-groups', 'remote-user'],
+    'only the injected identity headers remain',
+  );
+  t.equal(out['remote-user'], 'alice');
+  t.equal(out['remote-groups'], 'staff');
+  t.equal(out.authorization, 'Basic abc', 'Authorization passes through');
+  t.equal(out.host, 'app.example.com', 'the client Host is preserved');
+
+  const anonymous = rewrite({ ...spoofed }, context({ identity: null }));
+  t.same(Object.keys(anonymous).filter((k) => /user|email|groups|identity/.test(k)), [], 'public paths: all stripped, nothing injected');
+});
+
+t.test('X-Forwarded-*: replaced for untrusted peers, appended/kept for trusted ones', async (t) => {
+  const rewrite = createRequestHeaderRewriter({ names: { user: 'X-Forwarded-User', email: 'X-Forwarded-Email', groups: 'X-Forwarded-Groups' }, cookieNames: [], preserveHost: false });
+  const sent = () => ({ 'x-forwarded-for': '1.2.3.4', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'forged.example', host: 'upstream:1' });
+  const untrusted = rewrite(sent(), context());
+  t.equal(untrusted['x-forwarded-for'], '10.0.0.5');
+  t.equal(untrusted['x-forwarded-proto'], 'http');
+  t.equal(untrusted['x-forwarded-host'], 'app.example.com');
+  t.equal(untrusted.host, 'upstream:1', 'GATEWAY_PRESERVE_HOST=false leaves the upstream Host');
+  const trusted = rewrite(sent(), context({ peerTrusted: true }));
+  t.equal(trusted['x-forwarded-for'], '1.2.3.4, 10.0.0.5');
+  t.equal(trusted['x-forwarded-proto'], 'https');
+  t.equal(trusted['x-forwarded-host'], 'forged.example');
+  t.equal(trusted['x-request-id'], 'req-1');
+});
