@@ -199,6 +199,8 @@ class LocalRedis implements RedisService {
     args.push('--dir', this.dir, '--logfile', this.logFile, '--daemonize', 'no');
     this.child = spawn(this.bin, args, { stdio: 'ignore' });
     await this.waitReady(this.child);
+    // A forgotten stop() must not keep the test process alive; the exit hook kills it instead.
+    this.child.unref();
   }
 
   /** Poll PING until it answers; fail fast if the process died (e.g. port taken). */
@@ -218,6 +220,7 @@ class LocalRedis implements RedisService {
     const child = this.child;
     if (!child || !isAlive(child)) return;
     const exited = exitOf(child);
+    child.ref(); // keep the event loop alive until the exit is observed
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
     await exited;
