@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import cookie from '@fastify/cookie';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { methodLabel, statusClass } from './admin/metrics.js';
+import { requestObserver } from './admin/metrics.js';
 import { authRoutes } from './auth/routes.js';
 import type { GatewayDeps } from './context.js';
 import { GatewayError, badPath } from './errors.js';
@@ -48,10 +48,10 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     request.normalisedPath = query === -1 ? request.url : request.url.slice(0, query);
   });
 
+  const observeRequest = requestObserver(metrics.requestDuration);
   app.addHook('onResponse', async (request, reply) => {
     const status = reply.statusCode;
-    const seconds = reply.elapsedTime / 1_000;
-    metrics.requestDuration.observe({ method: methodLabel(request.method), status_class: statusClass(status) }, seconds);
+    observeRequest(request.method, status, reply.elapsedTime / 1_000);
     if (config.accessLog) {
       request.log.info(
         { method: request.method, path: request.normalisedPath, status, ms: Math.round(reply.elapsedTime * 10) / 10, user: request.session?.record.user ?? null, ip: request.ip },

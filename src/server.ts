@@ -18,7 +18,7 @@ import { createSessionManager } from './session/manager.js';
 import { createMemorySessionStore } from './session/memory-store.js';
 import { connectRedis, createRedisClient, type RedisClient } from './session/redis-client.js';
 import { createRedisSessionStore } from './session/redis-store.js';
-import type { SessionStore } from './session/types.js';
+import type { SessionStore, ValidationOutcome } from './session/types.js';
 import { startWhoamiServer } from './proxy/whoami.js';
 
 export interface RunningGateway {
@@ -60,6 +60,11 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   const whoami = config.upstream ? null : await startWhoamiServer(`${config.authPrefix}/logout`);
   if (whoami) closers.push(() => whoami.close());
 
+  // Label children bound once: the hot path then does no label hashing per request.
+  const cacheCounters = { hit: metrics.sessionCacheRequests.labels('hit'), miss: metrics.sessionCacheRequests.labels('miss') };
+  const validationCounters = Object.fromEntries(
+    (['valid', 'missing', 'invalid', 'expired', 'revoked'] as const).map((o) => [o, metrics.sessionValidations.labels(o)]),
+  ) as Record<ValidationOutcome, ReturnType<typeof metrics.sessionValidations.labels>>;
   const cache = createLocalSessionCache({ maxEntries: config.cacheMaxEntries, ttlMs: config.cacheTtlMs });
   const sessions = createSessionManager({
     store,
@@ -70,9 +75,12 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     touchIntervalMs: config.touchIntervalMs,
     staleGraceMs: config.staleSessionGraceMs,
     events: {
-      cacheLookup: (result) => metrics.sessionCacheRequests.inc({ result }),
-      validated: (outcome) => metrics.sessionValidations.inc({ outcome }),
-      storeError: (err, operation) => logger.warn({ err: describe(err), operation }, 'session store operation failed'),
+      cacheLookup: (result) => cacheCounters[result].inc(),
+      validated: (outcome) => validationCounters[outcome].inc(),
+      storeError: (err, operation) => {
+        metrics.storeErrors.inc({ store: 'redis' });
+        logger.warn({ err: describe(err), operation }, 'session store operation failed');
+      },
       storeLookup: (seconds) => metrics.storeOperationDuration.observe({ store: 'redis', operation: 'get_session' }, seconds),
       invalidation: (kind) => metrics.sessionCacheInvalidations.inc({ kind }),
     },

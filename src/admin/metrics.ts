@@ -17,6 +17,22 @@ export function methodLabel(method: string): string {
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/**
+ * Returns an observer for one histogram with (method, status_class) labels that binds each label
+ * pair once and reuses it, so recording a request costs no label hashing.
+ */
+export function requestObserver(histogram: Histogram<'method' | 'status_class'>): (method: string, status: number, seconds: number) => void {
+  const children = new Map<string, ReturnType<typeof histogram.labels>>();
+  return (method, status, seconds) => {
+    const m = methodLabel(method);
+    const c = statusClass(status);
+    const key = m + c;
+    let child = children.get(key);
+    if (!child) children.set(key, (child = histogram.labels(m, c)));
+    child.observe(seconds);
+  };
+}
+
 export function createMetrics(options: { collectDefaults?: boolean } = {}) {
   const registry = new Registry();
   if (options.collectDefaults !== false) collectDefaultMetrics({ register: registry });

@@ -22,6 +22,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
   const isLogout = createPathMatcher(config.logoutPaths);
   const loginUrl = `${config.authPrefix}/login`;
   const upstreamOrigin = deps.upstream.origin;
+  const upstreamByClass = new Map<string, ReturnType<typeof metrics.upstreamDuration.labels>>();
   const trusted = config.trustedProxies;
   const rewriteRequestHeaders = createRequestHeaderRewriter({
     names: { user: config.headerUser, email: config.headerEmail, groups: config.headerGroups },
@@ -103,6 +104,9 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
   function observeUpstream(request: FastifyRequest, status: number): void {
     const started = (request as TimedRequest)[kProxyStarted];
     if (started === undefined) return;
-    metrics.upstreamDuration.observe({ status_class: statusClass(status) }, (performance.now() - started) / 1_000);
+    const label = statusClass(status);
+    let child = upstreamByClass.get(label);
+    if (!child) upstreamByClass.set(label, (child = metrics.upstreamDuration.labels(label)));
+    child.observe((performance.now() - started) / 1_000);
   }
 }
