@@ -210,8 +210,10 @@ function readTrustedProxies(r: EnvReader): { trustedProxies: BlockList | null; t
     const [address = '', bitsText] = entry.split('/');
     const family = isIP(address);
     const maxBits = family === 6 ? 128 : 32;
-    const bits = bitsText === undefined ? maxBits : Number(bitsText);
-    if (family === 0 || !Number.isInteger(bits) || bits < 0 || bits > maxBits) {
+    // Digits only ("10.0.0.0/" is not /0), and at least /1: fastify's trustProxy (proxy-addr)
+    // throws on /0 and on an empty mask, which would crash start-up instead of naming the variable.
+    const bits = bitsText === undefined ? maxBits : /^\d{1,3}$/.test(bitsText) ? Number(bitsText) : NaN;
+    if (family === 0 || !Number.isInteger(bits) || bits < 1 || bits > maxBits) {
       r.problem(`GATEWAY_TRUSTED_PROXIES: ${JSON.stringify(entry)} is not an IP address or CIDR`);
       continue;
     }

@@ -4,7 +4,7 @@
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayDeps } from '../context.js';
-import { GatewayError } from '../errors.js';
+import { GatewayError, sessionStoreUnavailable } from '../errors.js';
 import { clearSessionCookie, isSameOrigin, noStore, setSessionCookie, wantsJson } from '../http.js';
 import { encodeGroups, encodeHeaderValue } from '../proxy/identity-headers.js';
 import { safeRedirectTarget } from '../proxy/paths.js';
@@ -78,7 +78,11 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
       return refuse(403, 'The sign-in form expired. Please try again.', { rd: input.rd });
     }
     const ip = request.ip;
-    const verdict = await throttle.check(input.username, ip);
+    // The throttle counters live in Redis: a Redis outage is a 503 like the session store's, not a 500.
+    const verdict = await throttle.check(input.username, ip).catch((err: unknown) => {
+      metrics.logins.inc({ outcome: 'error' });
+      throw sessionStoreUnavailable(err);
+    });
     if (!verdict.allowed) {
       metrics.logins.inc({ outcome: 'throttled' });
       request.log.warn({ audit: 'login', user: input.username, ip, outcome: 'throttled', by: verdict.by }, 'login throttled');
