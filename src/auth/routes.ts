@@ -79,7 +79,7 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
     }
     const ip = request.ip;
     // The throttle counters live in Redis: a Redis outage is a 503 like the session store's, not a 500.
-    const verdict = await throttle.check(input.username, ip).catch((err: unknown) => {
+    const verdict = await throttle.begin(input.username, ip).catch((err: unknown) => {
       metrics.logins.inc({ outcome: 'error' });
       throw sessionStoreUnavailable(err);
     });
@@ -94,13 +94,12 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
     const result = await verifyPassword(user?.passwordHash ?? null, input.password, { allowPlaintext: config.allowPlaintextPasswords });
     const failure: FailureReason | null = !user ? 'unknown_user' : !user.passwordHash ? 'no_password' : !result.ok ? 'wrong_password' : user.disabled ? 'disabled' : null;
     if (failure || !user) {
-      await throttle.recordFailure(input.username, ip);
       metrics.logins.inc({ outcome: 'failure' });
       request.log.warn({ audit: 'login', user: input.username, ip, outcome: 'failure', reason: failure }, 'login failed');
       return refuse(401, GENERIC_FAILURE, { rd: input.rd, username: input.username });
     }
 
-    await throttle.reset(input.username).catch(() => undefined);
+    await throttle.succeeded(input.username, ip).catch(() => undefined);
     // A new id at every login, and the old one (if any) ended: no session fixation.
     await sessions.destroy(request.cookies[config.cookieName]).catch(() => undefined);
     const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups });

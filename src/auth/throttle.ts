@@ -1,15 +1,20 @@
-// Brute-force throttling: failed logins counted per username and per client IP in a fixed
-// window (SPEC GATEWAY_LOGIN_MAX_ATTEMPTS / _WINDOW / _PER_IP). Counters live in Redis so every
-// replica sees the same count; the embedded mode keeps them in memory.
+// Brute-force throttling (SPEC GATEWAY_LOGIN_MAX_ATTEMPTS / _WINDOW / _PER_IP): attempts counted
+// per username and per client IP in a fixed window. Counters live in Redis so every replica sees
+// the same count; the embedded mode keeps them in memory.
+//
+// An attempt is counted BEFORE its password is checked, so a burst of parallel guesses cannot
+// slip past the limit while the first ones are still being verified. A refused attempt is handed
+// back (it checked no password), and a successful login clears the user's count and hands the
+// IP its attempt back, so only failures accumulate.
 import type { RedisClient } from '../session/redis-client.js';
 
 export type ThrottleVerdict = { allowed: true } | { allowed: false; retryAfterSeconds: number; by: 'user' | 'ip' };
 
 export interface LoginThrottle {
-  check(username: string, ip: string): Promise<ThrottleVerdict>;
-  recordFailure(username: string, ip: string): Promise<void>;
-  /** A successful login clears the user's counter (the IP's stays: it may be guessing many users). */
-  reset(username: string): Promise<void>;
+  /** Counts one attempt for the user and the IP; refused once either is over its limit. */
+  begin(username: string, ip: string): Promise<ThrottleVerdict>;
+  /** The attempt succeeded: the user starts afresh, and the IP's attempt is not held against it. */
+  succeeded(username: string, ip: string): Promise<void>;
 }
 
 export interface ThrottleLimits {
@@ -22,64 +27,57 @@ export interface ThrottleLimits {
 const userKey = (username: string) => `u:${username.toLowerCase()}`;
 const ipKey = (ip: string) => `ip:${ip}`;
 
+function verdict(user: { count: number; ttlMs: number }, ip: { count: number; ttlMs: number }, limits: ThrottleLimits): ThrottleVerdict {
+  const seconds = (ttlMs: number) => Math.max(1, Math.ceil(ttlMs / 1_000));
+  if (user.count > limits.maxPerUser) return { allowed: false, retryAfterSeconds: seconds(user.ttlMs), by: 'user' };
+  if (ip.count > limits.maxPerIp) return { allowed: false, retryAfterSeconds: seconds(ip.ttlMs), by: 'ip' };
+  return { allowed: true };
+}
+
 export function createRedisThrottle(redis: RedisClient, prefix: string, limits: ThrottleLimits): LoginThrottle {
   const key = (suffix: string) => `${prefix}t:${suffix}`;
-  const count = async (suffix: string, max: number): Promise<number | null> => {
-    const [hits, ttl] = await Promise.all([redis.get(key(suffix)), redis.pttl(key(suffix))]);
-    return Number(hits ?? 0) >= max ? Math.max(1, Math.ceil(ttl / 1_000)) : null;
-  };
-  const bump = async (suffix: string) => {
-    const hits = await redis.incr(key(suffix));
-    // The window starts at the first failure; NX keeps later failures from extending it.
-    if (hits === 1) await redis.pexpire(key(suffix), limits.windowMs);
+  const count = async (suffix: string) => {
+    const k = key(suffix);
+    // The window starts with the first attempt: SET … NX gives the key its TTL before the INCR,
+    // so a counter can never be left without an expiry (INCR keeps an existing TTL).
+    await redis.set(k, '0', 'PX', limits.windowMs, 'NX');
+    const [countNow, ttlMs] = await Promise.all([redis.incr(k), redis.pttl(k)]);
+    return { count: countNow, ttlMs };
   };
   return {
-    async check(username, ip) {
-      const [byUser, byIp] = await Promise.all([count(userKey(username), limits.maxPerUser), count(ipKey(ip), limits.maxPerIp)]);
-      if (byUser !== null) return { allowed: false, retryAfterSeconds: byUser, by: 'user' };
-      if (byIp !== null) return { allowed: false, retryAfterSeconds: byIp, by: 'ip' };
-      return { allowed: true };
+    async begin(username, ip) {
+      const [user, address] = await Promise.all([count(userKey(username)), count(ipKey(ip))]);
+      const result = verdict(user, address, limits);
+      if (!result.allowed) await Promise.all([redis.decr(key(userKey(username))), redis.decr(key(ipKey(ip)))]);
+      return result;
     },
-    async recordFailure(username, ip) {
-      await Promise.all([bump(userKey(username)), bump(ipKey(ip))]);
-    },
-    async reset(username) {
-      await redis.del(key(userKey(username)));
+    async succeeded(username, ip) {
+      await Promise.all([redis.del(key(userKey(username))), redis.decr(key(ipKey(ip)))]);
     },
   };
 }
 
 export function createMemoryThrottle(limits: ThrottleLimits, now: () => number = Date.now): LoginThrottle {
-  const windows = new Map<string, { hits: number; endsAt: number }>();
-  const current = (k: string) => {
+  const windows = new Map<string, { count: number; endsAt: number }>();
+  const count = (k: string) => {
+    let w = windows.get(k);
+    if (!w || w.endsAt <= now()) windows.set(k, (w = { count: 0, endsAt: now() + limits.windowMs }));
+    w.count++;
+    return { count: w.count, ttlMs: w.endsAt - now() };
+  };
+  const giveBack = (k: string) => {
     const w = windows.get(k);
-    if (w && w.endsAt > now()) return w;
-    windows.delete(k);
-    return null;
-  };
-  const blocked = (k: string, max: number): number | null => {
-    const w = current(k);
-    return w && w.hits >= max ? Math.max(1, Math.ceil((w.endsAt - now()) / 1_000)) : null;
-  };
-  const bump = (k: string) => {
-    const w = current(k);
-    if (w) w.hits++;
-    else windows.set(k, { hits: 1, endsAt: now() + limits.windowMs });
+    if (w) w.count = Math.max(0, w.count - 1);
   };
   return {
-    async check(username, ip) {
-      const byUser = blocked(userKey(username), limits.maxPerUser);
-      if (byUser !== null) return { allowed: false, retryAfterSeconds: byUser, by: 'user' };
-      const byIp = blocked(ipKey(ip), limits.maxPerIp);
-      if (byIp !== null) return { allowed: false, retryAfterSeconds: byIp, by: 'ip' };
-      return { allowed: true };
+    async begin(username, ip) {
+      const result = verdict(count(userKey(username)), count(ipKey(ip)), limits);
+      if (!result.allowed) [userKey(username), ipKey(ip)].forEach(giveBack);
+      return result;
     },
-    async recordFailure(username, ip) {
-      bump(userKey(username));
-      bump(ipKey(ip));
-    },
-    async reset(username) {
+    async succeeded(username, ip) {
       windows.delete(userKey(username));
+      giveBack(ipKey(ip));
     },
   };
 }

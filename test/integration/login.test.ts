@@ -709,3 +709,12 @@ t.test('no log line contains a password, a session cookie or a CSRF token', asyn
   t.same(leaks, [], 'nothing secret in the logs');
   t.ok(lines.some((l) => l.includes('"audit":"login"')), 'while the audit lines are there');
 });
+
+t.test('a burst of parallel guesses cannot get past the limit', async (t) => {
+  await insertUser('burst-fay', await hashPassword(secret('burst-fay-Pw-Right')));
+  const g = await startGateway(t, { GATEWAY_REDIS_PREFIX: uniquePrefix(), GATEWAY_LOGIN_MAX_ATTEMPTS: '3', GATEWAY_LOGIN_WINDOW: '1m' });
+  const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => jsonLogin(g, { username: 'burst-fay', password: `wrong-${i}-xyz` })));
+  const statuses = answers.map((r) => r.status);
+  t.equal(statuses.filter((s) => s === 401).length, 3, 'only 3 of 20 parallel guesses had their password checked');
+  t.equal(statuses.filter((s) => s === 429).length, 17, 'the rest were throttled');
+});
