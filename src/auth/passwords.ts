@@ -23,6 +23,10 @@ import { createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import * as argon2 from '@node-rs/argon2';
 import type { Algorithm } from '@node-rs/argon2';
 import * as bcrypt from '@node-rs/bcrypt';
+import { createLimiter, HASHING_CONCURRENCY } from './concurrency.js';
+
+/** Every hash and verify shares these slots (see concurrency.ts for why). */
+const hashingSlots = createLimiter(HASHING_CONCURRENCY);
 
 export type HashScheme = 'argon2id' | 'argon2' /* argon2i/argon2d */ | 'bcrypt' | 'scrypt' | 'plaintext';
 
@@ -102,7 +106,7 @@ type Outcome = Match | typeof UNUSABLE;
 
 /** Hash a new password: argon2id with the current defaults, random salt. */
 export async function hashPassword(password: string): Promise<string> {
-  return argon2.hash(password, argon2idOptions());
+  return hashingSlots.run(() => argon2.hash(password, argon2idOptions()));
 }
 
 /** Classify a stored value by its prefix; anything unrecognised is plaintext. */
@@ -123,6 +127,10 @@ export async function verifyPassword(
   password: string,
   opts: VerifyOptions,
 ): Promise<VerifyResult> {
+  return hashingSlots.run(() => verifyUnlimited(stored, password, opts));
+}
+
+async function verifyUnlimited(stored: string | null | undefined, password: string, opts: VerifyOptions): Promise<VerifyResult> {
   if (stored === null || stored === undefined || stored === '') {
     await dummyVerify(password);
     return refused('none');
