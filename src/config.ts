@@ -225,10 +225,11 @@ function readTrustedProxies(r: EnvReader): { trustedProxies: BlockList | null; t
 function readQuery(r: EnvReader, name: string, parameters: number): string | null {
   const sql = r.optional(name);
   if (sql === null) return null;
+  const used = new Set([...sql.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
   for (let i = 1; i <= parameters; i++) {
-    if (!sql.includes(`$${i}`)) r.problem(`${name} must use the parameter $${i}`);
+    if (!used.has(i)) r.problem(`${name} must use the parameter $${i}`);
   }
-  if (sql.includes(`$${parameters + 1}`)) r.problem(`${name} takes only ${parameters} parameter(s)`);
+  if ([...used].some((n) => n > parameters)) r.problem(`${name} takes only ${parameters} parameter(s)`);
   return sql;
 }
 

@@ -183,7 +183,8 @@ async function createUsers(
   if (config.embedded) {
     logger.warn('embedded default mode: in-process sessions, generated user, built-in whoami app, insecure cookies. NOT FOR PRODUCTION.');
   }
-  announce(`\n  session-gateway demo user: ${EMBEDDED_USER}\n  password (shown once):     ${password}\n\n`);
+  const warning = config.embedded ? '  WARNING: embedded demo mode, NOT FOR PRODUCTION (set REDIS_URL, DATABASE_URL, GATEWAY_UPSTREAM)\n' : '';
+  announce(`\n${warning}  session-gateway demo user: ${EMBEDDED_USER}\n  password (shown once):     ${password}\n\n`);
   return { users, checkUsers: null };
 }
 

@@ -71,6 +71,8 @@ export async function seedUsers(
   users: Array<{ username: string; password: string; email?: string; groups?: string[] }>,
 ): Promise<pg.Pool> {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  // Outage tests stop PostgreSQL under this pool: an idle client's error must not crash the test.
+  pool.on('error', () => undefined);
   t.teardown(() => pool.end());
   await migrate(pool);
   for (const u of users) await addUser(pool, { username: u.username, password: u.password, email: u.email ?? null, groups: u.groups ?? [] });
