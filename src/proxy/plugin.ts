@@ -99,6 +99,9 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
       },
     },
   };
+  // fastify's built-in text/plain parser would buffer (413 above bodyLimit) and re-encode bodies
+  // as UTF-8; without it, http-proxy's own pass-through parsers stream every body unchanged.
+  app.removeAllContentTypeParsers();
   await app.register(httpProxy, proxyOptions);
 
   function observeUpstream(request: FastifyRequest, status: number): void {
