@@ -142,6 +142,9 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
     return reply.code(204).send();
   });
 
+  // Unknown paths under the gateway's prefix are the gateway's, never the app's.
+  app.all('/*', async (_request, reply) => reply.code(404).send({ error: 'not found' }));
+
   async function findUser(username: string): Promise<UserRecord | null> {
     const started = performance.now();
     try {

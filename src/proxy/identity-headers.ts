@@ -109,7 +109,8 @@ function stripIdentityHeaders(headers: IncomingHttpHeaders, stripped: ReadonlySe
 
 function stripOwnCookies(headers: IncomingHttpHeaders, cookieNames: ReadonlySet<string>): void {
   const cookie = headers.cookie;
-  if (cookie === undefined) return;
+  // Leave the header byte for byte when none of our cookies can be in it.
+  if (cookie === undefined || ![...cookieNames].some((name) => cookie.includes(name))) return;
   const kept = removeCookies(cookie, cookieNames);
   if (kept === '') delete headers.cookie;
   else headers.cookie = kept;
@@ -129,6 +130,12 @@ function setForwardedHeaders(headers: IncomingHttpHeaders, ctx: ForwardingContex
   const host = ctx.peerTrusted && sentHost ? sentHost : ctx.host;
   if (host) headers['x-forwarded-host'] = host;
   else delete headers['x-forwarded-host'];
+  // The other common spellings of the same claims (RFC 7239 Forwarded, nginx's X-Real-IP) are
+  // believed only from a trusted proxy too; otherwise an app reading them could be lied to.
+  if (!ctx.peerTrusted) {
+    delete headers.forwarded;
+    headers['x-real-ip'] = ctx.peerAddress;
+  }
 }
 
 function single(value: string | string[] | undefined): string | undefined {

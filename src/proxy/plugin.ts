@@ -22,6 +22,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
   const isLogout = createPathMatcher(config.logoutPaths);
   const loginUrl = `${config.authPrefix}/login`;
   const upstreamOrigin = deps.upstream.origin;
+  const ownCookiePrefixes = [`${config.cookieName}=`, `${CSRF_COOKIE}=`];
   const upstreamByClass = new Map<string, ReturnType<typeof metrics.upstreamDuration.labels>>();
   const trusted = config.trustedProxies;
   const rewriteRequestHeaders = createRequestHeaderRewriter({
@@ -33,7 +34,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
   /** The preHandler of every proxied route: no valid session, no forwarding. */
   const authenticate = async (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.normalisedPath;
-    if (isLogout(path)) return reply.redirect(`${config.authPrefix}/logout`, 303);
+    if (isLogout(path)) return logoutFromAppPath(request, reply);
     if (isPublic(path)) return;
     const validation = await sessions.validate(request.cookies[config.cookieName]);
     if (validation.outcome === 'valid') {
@@ -77,6 +78,11 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
         });
       },
       rewriteHeaders(headers, request) {
+        // The app must not be able to replace or clear the gateway's own cookies.
+        const setCookie = headers['set-cookie'] as string | string[] | undefined;
+        if (setCookie !== undefined) {
+          headers['set-cookie'] = (Array.isArray(setCookie) ? setCookie : [setCookie]).filter((line) => !ownCookiePrefixes.some((p) => line.startsWith(p)));
+        }
         // An app redirecting to its own internal address would send users to 127.0.0.1.
         const location = headers.location;
         if (typeof location === 'string' && location.startsWith(upstreamOrigin)) {
@@ -103,6 +109,17 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
   // as UTF-8; without it, http-proxy's own pass-through parsers stream every body unchanged.
   app.removeAllContentTypeParsers();
   await app.register(httpProxy, proxyOptions);
+
+  /** A legacy `<a href="/logout">`: end the session here (the app never sees it), then show the login page. */
+  async function logoutFromAppPath(request: FastifyRequest, reply: FastifyReply) {
+    const cookie = request.cookies[config.cookieName];
+    const validation = await sessions.validate(cookie).catch(() => null);
+    await sessions.destroy(cookie);
+    clearSessionCookie(reply, config);
+    const user = validation?.outcome === 'valid' ? validation.session.record.user : null;
+    request.log.info({ audit: 'logout', user, ip: request.ip, outcome: user ? 'success' : 'no_session' }, 'logout');
+    return reply.redirect(`${loginUrl}?logged_out=1`, 303);
+  }
 
   function observeUpstream(request: FastifyRequest, status: number): void {
     const started = (request as TimedRequest)[kProxyStarted];

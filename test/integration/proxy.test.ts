@@ -36,6 +36,10 @@ const upstream = await startEchoUpstream((echo, res) => {
       res.writeHead(302, { location: 'https://other.example.org/next' });
       res.end();
       return true;
+    case '/sets-gateway-cookie':
+      res.writeHead(200, { 'set-cookie': ['sgw_session=evil; Path=/', 'sgw_csrf=x; Path=/_auth', 'app_ok=1; Path=/'] });
+      res.end('ok');
+      return true;
     case '/stall':
       return true; // never answers: the gateway's upstream timeout must fire
     default:
@@ -640,4 +644,39 @@ t.test('a tampered cookie is treated as no session and cleared', async (t) => {
   const genuine = await send(`${gw.url}/secret`, { headers: withSession(gw, cookie) });
   t.equal(genuine.status, 200, 'the untampered cookie still works');
   t.notOk(genuine.setCookie(gw.config.cookieName), 'a valid cookie is not cleared');
+});
+
+t.test('the app cannot replace or clear the gateway cookies; its own cookies still reach the browser', async (t) => {
+  const res = await send(`${gw.url}/sets-gateway-cookie`, { headers: withSession(gw, alice) });
+  t.equal(res.status, 200);
+  t.same(res.headers['set-cookie'], ['app_ok=1; Path=/']);
+});
+
+t.test('Forwarded and X-Real-IP from an untrusted client are not believed', async (t) => {
+  const res = await send(`${gw.url}/real-ip`, { headers: withSession(gw, alice, { forwarded: 'for=6.6.6.6;proto=https', 'x-real-ip': '6.6.6.6' }) });
+  const echo = res.json<Echo>();
+  t.equal(echo.headers.forwarded, undefined);
+  t.equal(echo.headers['x-real-ip'], '127.0.0.1');
+});
+
+t.test('a Cookie header without gateway cookies reaches the app byte for byte', async (t) => {
+  const res = await send(`${gwTrusted.url}/public-cookie`, { headers: { cookie: `a=1;b=2;${'sgw_session'}=${encodeURIComponent(await login(gwTrusted, 'alice', 'correct horse'))}` } });
+  t.equal(res.json<Echo>().headers.cookie, 'a=1; b=2', 'ours removed (normalised spacing is fine then)');
+  const untouched = await send(`${gw.url}/public/cookie`, { headers: { cookie: 'a=1;b=2' } });
+  t.equal(untouched.json<Echo>().headers.cookie, 'a=1;b=2', 'left exactly as sent');
+});
+
+t.test('unknown paths under the auth prefix are the gateway\'s 404, never the app\'s', async (t) => {
+  const before = upstream.received.length;
+  const res = await send(`${gw.url}/_auth/nope`, { headers: withSession(gw, alice) });
+  t.equal(res.status, 404);
+  t.equal(upstream.received.length, before);
+});
+
+t.test('a legacy logout link ends the session even for a client that does not follow redirects', async (t) => {
+  const cookie = await login(gw, 'alice', 'correct horse');
+  const res = await send(`${gw.url}/logout`, { headers: withSession(gw, cookie) });
+  t.equal(res.status, 303);
+  t.equal(res.headers.location, '/_auth/login?logged_out=1');
+  t.equal((await send(`${gw.url}/x`, { headers: withSession(gw, cookie, { accept: 'application/json' }) })).status, 401);
 });
