@@ -23,8 +23,11 @@ export interface ThrottleLimits {
   windowMs: number;
 }
 
-/** Usernames are compared case-insensitively here so `Alice` and `alice` share one budget. */
-const userKey = (username: string) => `u:${username.toLowerCase()}`;
+/**
+ * Usernames are compared case-insensitively and without surrounding whitespace here, so `Alice`
+ * and `alice ` share alice's budget (a legacy CHAR(n) column finds `alice` for `alice `).
+ */
+const userKey = (username: string) => `u:${username.trim().toLowerCase()}`;
 const ipKey = (ip: string) => `ip:${ip}`;
 
 function verdict(user: { count: number; ttlMs: number }, ip: { count: number; ttlMs: number }, limits: ThrottleLimits): ThrottleVerdict {
@@ -34,25 +37,35 @@ function verdict(user: { count: number; ttlMs: number }, ip: { count: number; tt
   return { allowed: true };
 }
 
+/** INCR, and start the window (PEXPIRE) whenever the counter has none. Returns [count, ttl ms]. */
+const COUNT_SCRIPT = `local n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then ttl = tonumber(ARGV[1]) redis.call('PEXPIRE', KEYS[1], ttl) end
+return {n, ttl}`;
+/** DECR only a counter whose window is still running: an ended window has nothing to give back. */
+const GIVE_BACK_SCRIPT = `if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
+return 0`;
+
 export function createRedisThrottle(redis: RedisClient, prefix: string, limits: ThrottleLimits): LoginThrottle {
   const key = (suffix: string) => `${prefix}t:${suffix}`;
+  // One atomic script per counter (one key each, so it suits Cluster). Separate commands let a
+  // counter lose its expiry — a key that expires between SET NX and INCR, or before the DECR that
+  // hands an attempt back, is recreated without a TTL — and a window that never ends is a
+  // permanent lockout (test/regressions/permanent-lockout.test.ts).
   const count = async (suffix: string) => {
-    const k = key(suffix);
-    // The window starts with the first attempt: SET … NX gives the key its TTL before the INCR,
-    // so a counter can never be left without an expiry (INCR keeps an existing TTL).
-    await redis.set(k, '0', 'PX', limits.windowMs, 'NX');
-    const [countNow, ttlMs] = await Promise.all([redis.incr(k), redis.pttl(k)]);
+    const [countNow, ttlMs] = (await redis.eval(COUNT_SCRIPT, 1, key(suffix), limits.windowMs)) as [number, number];
     return { count: countNow, ttlMs };
   };
+  const giveBack = (suffix: string) => redis.eval(GIVE_BACK_SCRIPT, 1, key(suffix));
   return {
     async begin(username, ip) {
       const [user, address] = await Promise.all([count(userKey(username)), count(ipKey(ip))]);
       const result = verdict(user, address, limits);
-      if (!result.allowed) await Promise.all([redis.decr(key(userKey(username))), redis.decr(key(ipKey(ip)))]);
+      if (!result.allowed) await Promise.all([giveBack(userKey(username)), giveBack(ipKey(ip))]);
       return result;
     },
     async succeeded(username, ip) {
-      await Promise.all([redis.del(key(userKey(username))), redis.decr(key(ipKey(ip)))]);
+      await Promise.all([redis.del(key(userKey(username))), giveBack(ipKey(ip))]);
     },
   };
 }
