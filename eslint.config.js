@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'bench/node_modules/', '.tap/', 'coverage/'] },
@@ -12,7 +13,12 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/cli.ts', 'test/**', 'bench/**'],
+    // Plain-JavaScript scripts (benchmarks, examples) run on Node.
+    files: ['**/*.mjs'],
+    languageOptions: { globals: globals.node },
+  },
+  {
+    files: ['src/cli.ts', 'test/**', 'bench/**', 'deploy/**'],
     rules: { 'no-console': 'off' },
   },
 );

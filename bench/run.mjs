@@ -63,13 +63,17 @@ async function stopAll() {
   for (const p of processes.reverse()) {
     try {
       process.kill(p.pid, 'SIGTERM');
-    } catch {}
+    } catch {
+      // already gone
+    }
   }
   await sleep(500);
   for (const p of processes) {
     try {
       process.kill(p.pid, 'SIGKILL');
-    } catch {}
+    } catch {
+      // already gone
+    }
   }
 }
 

@@ -267,12 +267,14 @@ function isWeakerArgon2(parsed: argon2.ParsedHashOptions): boolean {
 // bcrypt
 // ---------------------------------------------------------------------------
 
+/** `$2b$<two-digit cost>$<22-char salt><31-char hash>` in bcrypt's own base64 alphabet. */
+const BCRYPT_SHAPE = /^\$2[aby]\$(\d{2})\$[./A-Za-z0-9]{53}$/;
+
 function verifyBcrypt(stored: string, password: string): Promise<Outcome> {
   return guarded(async () => {
-    // parseOptions uses the verifier's own parser, so anything it rejects
-    // would also fail verify; checking first lets us bound the cost.
-    const { cost } = bcrypt.parseOptions(stored);
-    if (cost > MAX_BCRYPT_COST) return UNUSABLE;
+    // Checking the shape first lets us bound the cost before any work starts.
+    const shape = BCRYPT_SHAPE.exec(stored);
+    if (!shape || Number(shape[1]) > MAX_BCRYPT_COST) return UNUSABLE;
     // The library truncates passwords to 72 bytes, as bcrypt always has.
     const match = await bcrypt.verify(password, stored);
     return { match, weak: true };

@@ -182,7 +182,7 @@ async function waitForStored(sql: string, username: string, accept: (value: stri
 t.test('every stored hash format in gateway_users: right password signs in, wrong one does not', async (t) => {
   const formats = [
     { username: 'fmt-argon2id', password: secret('Argon2id-pässword-ünïcode'), make: (p: string) => hashPassword(p), prefix: /^\$argon2id\$/, weak: false },
-    { username: 'fmt-bcrypt', password: secret('Bcrypt-legacy-pw-2b'), make: (p: string) => bcryptHash(p, { cost: 10, version: '2b' }), prefix: /^\$2b\$10\$/, weak: true },
+    { username: 'fmt-bcrypt', password: secret('Bcrypt-legacy-pw-2b'), make: (p: string) => bcryptHash(p, 10), prefix: /^\$2[aby]\$10\$/, weak: true },
     { username: 'fmt-scrypt', password: secret('Scrypt-legacy-pw-ln14'), make: (p: string) => hashScrypt(p, { ln: 14, r: 8, p: 1 }), prefix: /^\$scrypt\$ln=14,r=8,p=1\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/, weak: true },
   ];
   for (const f of formats) {
