@@ -136,6 +136,8 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       }
       throw sessionStoreUnavailable(err);
     }
+    // A revocation may have arrived while the read was in flight: never cache what it ended.
+    if (revoked.has(idHash)) return fail('revoked');
     const at = now();
     if (!record || at >= idleDeadline(record)) {
       cache.forget(idHash);
