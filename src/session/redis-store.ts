@@ -1,7 +1,8 @@
 // Sessions in Redis. Keys hold a hash of the session id (never the id), carry a TTL matching the
 // session's idle/max deadlines, and every command touches one key, so the layout works
 // unchanged on Redis Cluster. Invalidations travel on one pub/sub channel to every replica.
-import type { RedisClient } from './redis-client.js';
+import { Cluster, Redis } from 'ioredis';
+import { reconnectDelay, type RedisClient } from './redis-client.js';
 import { decodeRecord, encodeRecord } from './codec.js';
 import type { InvalidationListener, SessionStore, StoredSession } from './types.js';
 
@@ -94,36 +95,87 @@ interface Subscription {
  * get a `reset` to flush what they hold.
  */
 function subscribeInvalidations(redis: RedisClient, channel: string, onError?: (err: Error) => void): Subscription {
-  const subscriber = redis.duplicate();
+  let subscriber: RedisClient | null = null;
+  let closed = false;
   const subscription: Subscription = {
     live: false,
     listeners: [],
     async close() {
+      closed = true;
       subscription.live = false;
-      subscriber.disconnect();
+      subscriber?.disconnect();
     },
   };
   const emit = (event: Parameters<InvalidationListener>[0]) => subscription.listeners.forEach((l) => l(event));
   let everSubscribed = false;
 
-  subscriber.on('message', (_channel: string, idHash: string) => emit({ kind: 'session', idHash }));
-  subscriber.on('close', () => {
-    subscription.live = false;
-  });
-  subscriber.on('error', (err: Error) => onError?.(err));
-  const subscribe = () => {
-    subscriber.subscribe(channel).then(
-      () => {
-        if (everSubscribed) emit({ kind: 'reset' });
-        everSubscribed = true;
-        subscription.live = true;
-      },
-      (err: Error) => onError?.(err),
-    );
+  const attach = (connection: RedisClient) => {
+    subscriber = connection;
+    connection.on('message', (_channel: string, idHash: string) => emit({ kind: 'session', idHash }));
+    connection.on('close', () => {
+      subscription.live = false;
+    });
+    connection.on('error', (err: Error) => onError?.(err));
+    const subscribe = () => {
+      connection.subscribe(channel).then(
+        () => {
+          if (everSubscribed) emit({ kind: 'reset' });
+          everSubscribed = true;
+          subscription.live = true;
+        },
+        (err: Error) => onError?.(err),
+      );
+    };
+    // ioredis re-subscribes by itself after a reconnect, but we subscribe explicitly on every
+    // `ready` so we know the exact moment invalidations flow again.
+    connection.on('ready', subscribe);
+    if (connection.status === 'wait') connection.connect().catch((err: Error) => onError?.(err));
   };
-  // ioredis re-subscribes by itself after a reconnect, but we subscribe explicitly on every
-  // `ready` so we know the exact moment invalidations flow again.
-  subscriber.on('ready', subscribe);
-  if (subscriber.status === 'wait') subscriber.connect().catch((err: Error) => onError?.(err));
+
+  if (redis instanceof Cluster) {
+    // The cluster's nodes are known once it is ready; until then nothing is cached as trusted.
+    const start = () => {
+      if (closed || subscriber) return;
+      const connection = clusterSubscriber(redis);
+      if (connection) attach(connection);
+    };
+    redis.on('ready', start);
+    start();
+  } else {
+    attach(redis.duplicate());
+  }
   return subscription;
+}
+
+/**
+ * On Cluster, a duplicated Cluster would SUBSCRIBE on an internal connection that ioredis
+ * replaces silently when it drops: no `close`/`ready` reaches us, so `live` would stay true
+ * and no `reset` would follow, while invalidations published meanwhile are lost and the cache
+ * keeps trusting revoked sessions (test/integration/redis-topologies.test.ts). Redis Cluster
+ * forwards every PUBLISH to all nodes, so a plain connection to any node hears the channel and
+ * reports its own drops. Each reconnect attempt moves on to the next node the cluster knows,
+ * so the subscriber also survives the loss of its node.
+ */
+function clusterSubscriber(cluster: Cluster): Redis | null {
+  const nodeAt = (i: number) => {
+    const nodes = cluster.nodes('all');
+    return nodes.length > 0 ? nodes[i % nodes.length] : undefined;
+  };
+  const first = nodeAt(0);
+  if (!first) return null;
+  const base = cluster.options.redisOptions ?? {};
+  let attempt = 0;
+  const subscriber: Redis = new Redis({
+    ...base,
+    host: first.options.host,
+    port: first.options.port,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    retryStrategy: (times) => {
+      const next = nodeAt(++attempt);
+      if (next) Object.assign(subscriber.options, { host: next.options.host, port: next.options.port });
+      return reconnectDelay(times);
+    },
+  });
+  return subscriber;
 }

@@ -78,10 +78,10 @@ function installExitHooks(): void {
   if (exitHooksInstalled) return;
   exitHooksInstalled = true;
   process.on('exit', runExitCleanups);
-  // A fatal signal (tap sends SIGTERM on timeout) skips 'exit' handlers, so
+  // A fatal signal (tap sends SIGALRM or SIGTERM on timeout) skips 'exit' handlers, so
   // clean up here as well, then re-raise so the process still dies by that
   // signal and tap's own signal handling still runs.
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGALRM'] as const) {
     process.once(sig, () => {
       runExitCleanups();
       process.kill(process.pid, sig);

@@ -1,0 +1,390 @@
+/**
+ * Disposable Redis Sentinel and Redis Cluster deployments for integration tests (SPEC section 2:
+ * REDIS_SENTINELS / REDIS_SENTINEL_NAME and REDIS_CLUSTER_NODES).
+ *
+ * Same rules as services.ts: private processes on free 127.0.0.1 ports with their own temp dirs,
+ * spawned and stopped by PID in the caller's teardown (plus a last-resort kill on process exit),
+ * and one clear error line instead of a skip when the binaries are missing.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants, rmSync } from 'node:fs';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+
+const execFileAsync = promisify(execFile);
+const READY_TIMEOUT_MS = 15_000;
+/** Failover and cluster convergence are polled, never timed: this is only the give-up point. */
+const CONVERGE_TIMEOUT_MS = 30_000;
+export const SENTINEL_MASTER_NAME = 'mymaster';
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export interface SentinelSetup {
+  /** `host:port` of the sentinel, the REDIS_SENTINELS value. */
+  sentinels: string;
+  /** The monitored master's name, the REDIS_SENTINEL_NAME value. */
+  name: string;
+  masterPort: number;
+  replicaPort: number;
+  sentinelPort: number;
+  /** Kills the current master process (by PID) to provoke a failover. */
+  stopMaster(): Promise<void>;
+  /** Polls the sentinel until it names a master other than `masterPort`; returns the new port. */
+  waitForFailover(): Promise<number>;
+}
+
+export interface ClusterSetup {
+  /** `host:port,host:port,host:port`, the REDIS_CLUSTER_NODES value. */
+  nodes: string;
+  ports: number[];
+}
+
+// ---------------------------------------------------------------------------
+// Small utilities (services.ts keeps its own private; these mirror them)
+// ---------------------------------------------------------------------------
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => (port ? resolve(port) : reject(new Error('test setup: could not get a free port'))));
+    });
+  });
+}
+
+/** `count` distinct free ports (distinct even if the OS hands one out twice in a row). */
+async function freePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort());
+  return [...ports];
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    accessSync(file, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function findExecutable(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/bin', '/usr/sbin', '/usr/local/bin'];
+  return dirs.map((dir) => join(dir, name)).find(isExecutable);
+}
+
+function requireExecutable(name: string): string {
+  const bin = findExecutable(name);
+  if (!bin) throw new Error(`test setup: ${name} not found on PATH (install Debian package redis-server; it brings redis-cli via redis-tools)`);
+  return bin;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function logTail(file: string, lines = 15): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+function isAlive(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+/** One command over a short-lived connection; null when the server does not answer (yet). */
+async function ask(port: number, ...args: string[]): Promise<unknown> {
+  const client = new Redis({
+    host: '127.0.0.1',
+    port,
+    lazyConnect: true,
+    connectTimeout: 1000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
+  client.on('error', () => {}); // reported through the return value instead
+  try {
+    await client.connect();
+    const [command, ...rest] = args;
+    return await client.call(command as string, ...rest);
+  } catch {
+    return null;
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Polls `probe` until it is truthy; throws `what` (with a log tail) at the deadline. */
+async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs: number, logFile?: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await probe()) return;
+    await sleep(100);
+  }
+  const tail = logFile ? `\n${await logTail(logFile)}` : '';
+  throw new Error(`test setup: ${what} within ${timeoutMs} ms${tail}`);
+}
+
+/**
+ * One redis-server (or sentinel) process, started by spawn and stopped by its PID. All of one
+ * deployment's processes are registered with the exit hook and the teardown via `Processes`.
+ */
+class RedisProcess {
+  child: ChildProcess | undefined;
+
+  constructor(
+    readonly label: string,
+    readonly port: number,
+    readonly logFile: string,
+    private readonly bin: string,
+    private readonly args: string[],
+  ) {}
+
+  async start(): Promise<void> {
+    this.child = spawn(this.bin, this.args, { stdio: 'ignore' });
+    const child = this.child;
+    child.unref(); // a forgotten stop must not keep the test process alive; the exit hook kills it
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    while (Date.now() < deadline && isAlive(child)) {
+      if ((await ask(this.port, 'PING')) === 'PONG') return;
+      await sleep(100);
+    }
+    const why = isAlive(child) ? `no PONG within ${READY_TIMEOUT_MS} ms` : 'process exited';
+    await this.stop();
+    throw new Error(`test setup: ${this.label} on port ${this.port} did not start (${why}):\n${await logTail(this.logFile)}`);
+  }
+
+  /** SIGTERM by PID, SIGKILL after 5 s; resolves once the process is gone. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    if (!child || !isAlive(child) || child.pid === undefined) return;
+    const pid = child.pid;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.ref();
+    process.kill(pid, signal);
+    const timer = setTimeout(() => isAlive(child) && process.kill(pid, 'SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  killNow(): void {
+    const child = this.child;
+    if (child && isAlive(child) && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+  }
+}
+
+// Last resort, as in services.ts: processes must not outlive the test process, even when tap
+// kills it on timeout (SIGALRM; a fatal signal skips 'exit' handlers, so signals are hooked too).
+const exitCleanups = new Set<() => void>();
+let exitHooksInstalled = false;
+
+function runExitCleanups(): void {
+  for (const fn of exitCleanups) {
+    try {
+      fn();
+    } catch {
+      // Best effort: the process is going away.
+    }
+  }
+  exitCleanups.clear();
+}
+
+function installExitHooks(): void {
+  if (exitHooksInstalled) return;
+  exitHooksInstalled = true;
+  process.on('exit', runExitCleanups);
+  // SIGALRM is how tap ends a test process that ran past its timeout.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGALRM'] as const) {
+    process.once(sig, () => {
+      runExitCleanups();
+      process.kill(process.pid, sig); // re-raise so the process still dies by that signal
+    });
+  }
+}
+
+/** Registers processes and their temp dir for teardown (by PID) and for a last-resort exit kill. */
+function track(t: Teardown, dir: string): RedisProcess[] {
+  const processes: RedisProcess[] = [];
+  const onExit = () => {
+    processes.forEach((p) => p.killNow());
+    rmSync(dir, { recursive: true, force: true });
+  };
+  installExitHooks();
+  exitCleanups.add(onExit);
+  t.teardown(async () => {
+    // Sentinel (started last) first, so it does not react to the data nodes going away.
+    for (const p of [...processes].reverse()) await p.stop();
+    exitCleanups.delete(onExit);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return processes;
+}
+
+const baseArgs = (port: number, dir: string, logFile: string) => [
+  '--save',
+  '',
+  '--appendonly',
+  'no',
+  '--bind',
+  '127.0.0.1',
+  '--port',
+  String(port),
+  '--dir',
+  dir,
+  '--logfile',
+  logFile,
+  '--daemonize',
+  'no',
+];
+
+const infoField = (info: unknown, field: string): string | undefined =>
+  typeof info === 'string' ? new RegExp(`^${field}:(.*)$`, 'm').exec(info)?.[1]?.trim() : undefined;
+
+// ---------------------------------------------------------------------------
+// Sentinel: one master, one replica, one sentinel (quorum 1)
+// ---------------------------------------------------------------------------
+
+export async function startSentinelSetup(t: Teardown): Promise<SentinelSetup> {
+  const bin = requireExecutable('redis-server');
+  const dir = await mkdtemp(join(tmpdir(), 'sgw-sentinel-'));
+  const processes = track(t, dir);
+  const [masterPort, replicaPort, sentinelPort] = (await freePorts(3)) as [number, number, number];
+
+  const master = new RedisProcess('redis master', masterPort, join(dir, 'master.log'), bin, baseArgs(masterPort, dir, join(dir, 'master.log')));
+  processes.push(master);
+  await master.start();
+
+  const replicaArgs = [...baseArgs(replicaPort, dir, join(dir, 'replica.log')), '--dbfilename', 'replica.rdb', '--replicaof', '127.0.0.1', String(masterPort)];
+  const replica = new RedisProcess('redis replica', replicaPort, join(dir, 'replica.log'), bin, replicaArgs);
+  processes.push(replica);
+  await replica.start();
+  await waitUntil(
+    'the replica did not sync with the master',
+    async () => infoField(await ask(replicaPort, 'INFO', 'replication'), 'master_link_status') === 'up',
+    READY_TIMEOUT_MS,
+    replica.logFile,
+  );
+
+  // Sentinel rewrites its config file, so it must be a writable file of its own.
+  const configFile = join(dir, 'sentinel.conf');
+  const sentinelLog = join(dir, 'sentinel.log');
+  await writeFile(
+    configFile,
+    [
+      `port ${sentinelPort}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `logfile ${sentinelLog}`,
+      `sentinel monitor ${SENTINEL_MASTER_NAME} 127.0.0.1 ${masterPort} 1`,
+      `sentinel down-after-milliseconds ${SENTINEL_MASTER_NAME} 1000`,
+      `sentinel failover-timeout ${SENTINEL_MASTER_NAME} 5000`,
+      `sentinel parallel-syncs ${SENTINEL_MASTER_NAME} 1`,
+      '',
+    ].join('\n'),
+  );
+  const sentinel = new RedisProcess('redis sentinel', sentinelPort, sentinelLog, bin, [configFile, '--sentinel']);
+  processes.push(sentinel);
+  await sentinel.start();
+  // A failover needs a replica the sentinel knows about; it learns of it from the master's INFO.
+  await waitUntil(
+    'the sentinel did not discover the replica',
+    async () => {
+      const replicas = await ask(sentinelPort, 'SENTINEL', 'REPLICAS', SENTINEL_MASTER_NAME);
+      return Array.isArray(replicas) && replicas.some((r) => Array.isArray(r) && r.includes(String(replicaPort)) && !String(r[r.indexOf('flags') + 1]).includes('down'));
+    },
+    CONVERGE_TIMEOUT_MS,
+    sentinelLog,
+  );
+
+  const currentMaster = async (): Promise<number | null> => {
+    const reply = await ask(sentinelPort, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME);
+    return Array.isArray(reply) ? Number(reply[1]) : null;
+  };
+
+  return {
+    sentinels: `127.0.0.1:${sentinelPort}`,
+    name: SENTINEL_MASTER_NAME,
+    masterPort,
+    replicaPort,
+    sentinelPort,
+    stopMaster: () => master.stop('SIGKILL'),
+    async waitForFailover() {
+      let promoted = 0;
+      await waitUntil(
+        'the sentinel did not fail over to the replica',
+        async () => {
+          const port = await currentMaster();
+          if (port === null || port === masterPort) return false;
+          // Promoted means the new master says so itself, not only the sentinel.
+          if (infoField(await ask(port, 'INFO', 'replication'), 'role') !== 'master') return false;
+          promoted = port;
+          return true;
+        },
+        CONVERGE_TIMEOUT_MS,
+        sentinelLog,
+      );
+      return promoted;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Cluster: three masters, no replicas
+// ---------------------------------------------------------------------------
+
+export async function startCluster(t: Teardown): Promise<ClusterSetup> {
+  const bin = requireExecutable('redis-server');
+  const cli = requireExecutable('redis-cli');
+  const dir = await mkdtemp(join(tmpdir(), 'sgw-cluster-'));
+  const processes = track(t, dir);
+  // Each node needs a client port and a cluster bus port; the bus port is given explicitly
+  // (cluster-port) because the default, port + 10000, may be taken or beyond 65535.
+  const allPorts = await freePorts(6);
+  const ports = allPorts.slice(0, 3);
+  const nodes = ports.map((port, i) => {
+    const logFile = join(dir, `node${i}.log`);
+    const args = [
+      ...baseArgs(port, dir, logFile),
+      '--dbfilename',
+      `node${i}.rdb`,
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      join(dir, `nodes-${i}.conf`),
+      '--cluster-node-timeout',
+      '2000',
+      '--cluster-port',
+      String(allPorts[3 + i]),
+    ];
+    return new RedisProcess(`redis cluster node ${i}`, port, logFile, bin, args);
+  });
+  processes.push(...nodes);
+  await Promise.all(nodes.map((n) => n.start()));
+
+  try {
+    await execFileAsync(cli, ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
+      timeout: CONVERGE_TIMEOUT_MS,
+    });
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`test setup: redis-cli --cluster create failed: ${(e.stderr || e.stdout || e.message).trim()}`);
+  }
+  for (const node of nodes) {
+    await waitUntil(
+      `cluster node on port ${node.port} did not reach cluster_state:ok`,
+      async () => infoField(await ask(node.port, 'CLUSTER', 'INFO'), 'cluster_state') === 'ok',
+      CONVERGE_TIMEOUT_MS,
+      node.logFile,
+    );
+  }
+  return { nodes: ports.map((p) => `127.0.0.1:${p}`).join(','), ports };
+}
