@@ -133,7 +133,8 @@ function setForwardedHeaders(headers: IncomingHttpHeaders, ctx: ForwardingContex
   // The other common spellings of the same claims (RFC 7239 Forwarded, nginx's X-Real-IP) are
   // believed only from a trusted proxy too; otherwise an app reading them could be lied to.
   if (!ctx.peerTrusted) {
-    delete headers.forwarded;
+    // `delete` only when present: deleting reshapes the object and slows every later access.
+    if (headers.forwarded !== undefined) delete headers.forwarded;
     headers['x-real-ip'] = ctx.peerAddress;
   }
 }
