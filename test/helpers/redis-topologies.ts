@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { onProcessExit } from './services.js';
 
 const execFileAsync = promisify(execFile);
 const READY_TIMEOUT_MS = 15_000;
@@ -182,35 +183,6 @@ class RedisProcess {
   }
 }
 
-// Last resort, as in services.ts: processes must not outlive the test process, even when tap
-// kills it on timeout (SIGALRM; a fatal signal skips 'exit' handlers, so signals are hooked too).
-const exitCleanups = new Set<() => void>();
-let exitHooksInstalled = false;
-
-function runExitCleanups(): void {
-  for (const fn of exitCleanups) {
-    try {
-      fn();
-    } catch {
-      // Best effort: the process is going away.
-    }
-  }
-  exitCleanups.clear();
-}
-
-function installExitHooks(): void {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  process.on('exit', runExitCleanups);
-  // SIGALRM is how tap ends a test process that ran past its timeout.
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGALRM'] as const) {
-    process.once(sig, () => {
-      runExitCleanups();
-      process.kill(process.pid, sig); // re-raise so the process still dies by that signal
-    });
-  }
-}
-
 /** Registers processes and their temp dir for teardown (by PID) and for a last-resort exit kill. */
 function track(t: Teardown, dir: string): RedisProcess[] {
   const processes: RedisProcess[] = [];
@@ -218,12 +190,12 @@ function track(t: Teardown, dir: string): RedisProcess[] {
     processes.forEach((p) => p.killNow());
     rmSync(dir, { recursive: true, force: true });
   };
-  installExitHooks();
-  exitCleanups.add(onExit);
+  // Last resort: processes must not outlive the test process, even when tap kills it on timeout.
+  const unregister = onProcessExit(onExit);
   t.teardown(async () => {
     // Sentinel (started last) first, so it does not react to the data nodes going away.
     for (const p of [...processes].reverse()) await p.stop();
-    exitCleanups.delete(onExit);
+    unregister();
     rmSync(dir, { recursive: true, force: true });
   });
   return processes;

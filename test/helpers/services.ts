@@ -57,10 +57,14 @@ const PORT_ATTEMPTS = 3;
 const exitCleanups = new Set<() => void>();
 let exitHooksInstalled = false;
 
-/** Register a synchronous cleanup for process exit; teardown normally does the real work first. */
-function onProcessExit(fn: () => void): void {
+/**
+ * Register a synchronous cleanup for process exit; teardown normally does the real work first.
+ * Returns a function that unregisters it (once teardown has cleaned up properly).
+ */
+export function onProcessExit(fn: () => void): () => void {
   installExitHooks();
   exitCleanups.add(fn);
+  return () => exitCleanups.delete(fn);
 }
 
 function runExitCleanups(): void {
