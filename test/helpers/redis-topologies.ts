@@ -7,14 +7,13 @@
  * and one clear error line instead of a skip when the binaries are missing.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, rmSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { rmSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { onProcessExit } from './services.js';
+import { findExecutable, freePort, logTail, onProcessExit, sleep } from './services.js';
 
 const execFileAsync = promisify(execFile);
 const READY_TIMEOUT_MS = 15_000;
@@ -46,23 +45,6 @@ export interface ClusterSetup {
   ports: number[];
 }
 
-// ---------------------------------------------------------------------------
-// Small utilities (services.ts keeps its own private; these mirror them)
-// ---------------------------------------------------------------------------
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error('test setup: could not get a free port'))));
-    });
-  });
-}
-
 /** `count` distinct free ports (distinct even if the OS hands one out twice in a row). */
 async function freePorts(count: number): Promise<number[]> {
   const ports = new Set<number>();
@@ -70,31 +52,10 @@ async function freePorts(count: number): Promise<number[]> {
   return [...ports];
 }
 
-function isExecutable(file: string): boolean {
-  try {
-    accessSync(file, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function findExecutable(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/bin', '/usr/sbin', '/usr/local/bin'];
-  return dirs.map((dir) => join(dir, name)).find(isExecutable);
-}
-
 function requireExecutable(name: string): string {
-  const bin = findExecutable(name);
+  const bin = findExecutable(name, ['/usr/bin', '/usr/sbin', '/usr/local/bin']);
   if (!bin) throw new Error(`test setup: ${name} not found on PATH (install Debian package redis-server; it brings redis-cli via redis-tools)`);
   return bin;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function logTail(file: string, lines = 15): Promise<string> {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
 function isAlive(child: ChildProcess): boolean {

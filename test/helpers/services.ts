@@ -98,7 +98,7 @@ function installExitHooks(): void {
 // ---------------------------------------------------------------------------
 
 /** Ask the OS for a free port: bind to port 0, read it back, release it. */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
@@ -121,15 +121,15 @@ function isExecutable(file: string): boolean {
 }
 
 /** Look for `name` on PATH, then in `extraDirs` (sbin is often not on PATH for non-root users). */
-function findExecutable(name: string, extraDirs: string[]): string | undefined {
+export function findExecutable(name: string, extraDirs: string[]): string | undefined {
   const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), ...extraDirs];
   return dirs.map((dir) => join(dir, name)).find(isExecutable);
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Last lines of a server log, so a failed start explains itself. */
-async function logTail(file: string, lines = 15): Promise<string> {
+export async function logTail(file: string, lines = 15): Promise<string> {
   const text = await readFile(file, 'utf8').catch(() => '');
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
