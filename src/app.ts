@@ -21,6 +21,7 @@ type RawRequest = IncomingMessage & { [kBadPath]?: string };
 export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   const { config, metrics } = deps;
   const app = Fastify({
+    ...(config.tls ? { https: { cert: config.tls.cert, key: config.tls.key } } : {}),
     loggerInstance: deps.logger as FastifyBaseLogger,
     // One access-log line of our own per request (SPEC 7) instead of fastify's two.
     logController: new LogController({ disableRequestLogging: true }),

@@ -20,6 +20,8 @@ export interface Config {
   upstream: URL | null;
   host: string;
   port: number;
+  /** PEM certificate chain and key for TLS on the proxy listener; null: plain http (TLS at the load balancer). */
+  tls: { cert: string; key: string } | null;
   publicUrl: URL | null;
   trustedProxies: BlockList | null;
   trustedProxyCidrs: string[];
@@ -107,6 +109,7 @@ function readAll(r: EnvReader): Config {
     upstream,
     host: r.string('GATEWAY_HOST', '0.0.0.0'),
     port: r.integer('GATEWAY_PORT', 8000, { min: 0, max: 65535 }),
+    tls: readTls(r),
     publicUrl: readPublicUrl(r),
     ...readTrustedProxies(r),
     upstreamTimeoutMs: r.duration('GATEWAY_UPSTREAM_TIMEOUT', 30_000, { min: 1 }),
@@ -183,6 +186,27 @@ function readSecrets(r: EnvReader, redisConfigured: boolean): { values: string[]
     }
   });
   return { values, generated: false };
+}
+
+function readTls(r: EnvReader): { cert: string; key: string } | null {
+  const certPath = r.optional('GATEWAY_TLS_CERT');
+  const keyPath = r.optional('GATEWAY_TLS_KEY');
+  if (!certPath && !keyPath) return null;
+  if (!certPath || !keyPath) {
+    r.problem('GATEWAY_TLS_CERT and GATEWAY_TLS_KEY go together: set both (PEM file paths) or neither');
+    return null;
+  }
+  const read = (name: string, path: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      r.problem(`${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      return '';
+    }
+  };
+  const cert = read('GATEWAY_TLS_CERT', certPath);
+  const key = read('GATEWAY_TLS_KEY', keyPath);
+  return cert && key ? { cert, key } : null;
 }
 
 function readAuthPrefix(r: EnvReader): string {
