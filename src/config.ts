@@ -38,6 +38,10 @@ export interface Config {
   adminPort: number;
   /** null: the in-process session store (embedded default mode). */
   redis: RedisConfig | null;
+  /** PEM CA bundle that Redis's TLS certificate (rediss://) must chain to; null: the system CAs. */
+  redisTlsCa: string | null;
+  /** PEM CA bundle that an https upstream's certificate must chain to; null: the system CAs. */
+  upstreamTlsCa: string | null;
   /** null: a generated single user (embedded default mode). */
   databaseUrl: string | null;
   /** First signs, all verify. */
@@ -124,6 +128,8 @@ function readAll(r: EnvReader): Config {
     adminHost: r.string('GATEWAY_ADMIN_HOST', '0.0.0.0'),
     adminPort: r.integer('GATEWAY_ADMIN_PORT', 9180, { min: 0, max: 65535 }),
     redis,
+    redisTlsCa: r.file('GATEWAY_REDIS_CA_FILE'),
+    upstreamTlsCa: r.file('GATEWAY_UPSTREAM_CA_FILE'),
     databaseUrl,
     sessionSecrets: secrets.values,
     sessionSecretGenerated: secrets.generated,
@@ -196,16 +202,8 @@ function readTls(r: EnvReader): { cert: string; key: string } | null {
     r.problem('GATEWAY_TLS_CERT and GATEWAY_TLS_KEY go together: set both (PEM file paths) or neither');
     return null;
   }
-  const read = (name: string, path: string) => {
-    try {
-      return readFileSync(path, 'utf8');
-    } catch (err) {
-      r.problem(`${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-      return '';
-    }
-  };
-  const cert = read('GATEWAY_TLS_CERT', certPath);
-  const key = read('GATEWAY_TLS_KEY', keyPath);
+  const cert = r.file('GATEWAY_TLS_CERT');
+  const key = r.file('GATEWAY_TLS_KEY');
   return cert && key ? { cert, key } : null;
 }
 
@@ -383,6 +381,18 @@ class EnvReader {
       result.push({ host: (match[1] ?? '').replace(/^\[|\]$/g, ''), port });
     }
     return result;
+  }
+
+  /** The content of the file a variable names (PEM certificates and keys), or null if unset. */
+  file(name: string): string | null {
+    const path = this.optional(name);
+    if (path === null) return null;
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      this.problem(`${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      return null;
+    }
   }
 
   oneOf(name: string, fallback: string, allowed: Set<string>): string {

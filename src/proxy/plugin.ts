@@ -61,6 +61,9 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
       connections: UPSTREAM_CONNECTIONS,
       headersTimeout: config.upstreamTimeoutMs,
       bodyTimeout: config.upstreamTimeoutMs,
+      // reply-from turns certificate checks OFF for https upstreams unless told otherwise; a
+      // gateway that forwards identity must not talk to an unverified peer.
+      connect: { rejectUnauthorized: true, ...(config.upstreamTlsCa ? { ca: config.upstreamTlsCa } : {}) },
     },
     replyOptions: {
       // Never replay a request on the app: a legacy POST may not be idempotent.

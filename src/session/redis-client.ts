@@ -26,15 +26,18 @@ const commonOptions: RedisOptions = {
   lazyConnect: true,
 };
 
-export function createRedisClient(config: RedisConfig): RedisClient {
+/** `tlsCa`: a PEM CA bundle for rediss:// (managed Redis with a private CA); TLS itself comes from the URL. */
+export function createRedisClient(config: RedisConfig, tlsCa: string | null = null): RedisClient {
+  const tlsOptions: RedisOptions = tlsCa ? { tls: { ca: tlsCa } } : {};
   switch (config.mode) {
     case 'standalone':
-      return new Redis(config.url, commonOptions);
+      // ioredis turns rediss:// into `tls: {}`; a CA, when given, must replace that object.
+      return new Redis(config.url, { ...commonOptions, ...(config.url.startsWith('rediss:') ? tlsOptions : {}) });
     case 'sentinel':
-      return new Redis({ ...commonOptions, sentinels: config.sentinels, name: config.name });
+      return new Redis({ ...commonOptions, ...tlsOptions, sentinels: config.sentinels, name: config.name });
     case 'cluster':
       return new Cluster(config.nodes, {
-        redisOptions: commonOptions,
+        redisOptions: { ...commonOptions, ...tlsOptions },
         enableOfflineQueue: false,
         enableAutoPipelining: true,
         clusterRetryStrategy: reconnectDelay,

@@ -1,6 +1,8 @@
 // TLS on the proxy listener (GATEWAY_TLS_CERT / GATEWAY_TLS_KEY) with a certificate the test makes.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -9,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { seedUsers, startTestGateway, uniquePrefix } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
-import { services } from '../helpers/services.js';
+import { findExecutable, freePort, services, sleep } from '../helpers/services.js';
 import { startEchoUpstream, type Echo } from '../helpers/upstream.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sgw-tls-'));
@@ -63,4 +65,40 @@ t.test('GATEWAY_TLS_CERT without GATEWAY_TLS_KEY, or an unreadable file, stops s
   t.match(half.problems.join('\n'), /GATEWAY_TLS_CERT and GATEWAY_TLS_KEY go together/);
   const missing = t.throws(() => loadConfig({ GATEWAY_TLS_CERT: cert, GATEWAY_TLS_KEY: join(dir, 'nope.pem') })) as unknown as ConfigError;
   t.match(missing.problems.join('\n'), /GATEWAY_TLS_KEY: cannot read/);
+});
+
+t.test('rediss:// with a private CA (GATEWAY_REDIS_CA_FILE): sessions live in a TLS-only Redis', async (t) => {
+  const bin = findExecutable('redis-server', ['/usr/bin', '/usr/sbin']);
+  if (!bin) throw new Error('test setup: redis-server not found');
+  const tlsPort = await freePort();
+  const child = spawn(bin, ['--port', '0', '--tls-port', String(tlsPort), '--tls-cert-file', cert, '--tls-key-file', key, '--tls-auth-clients', 'no', '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  t.teardown(() => void child.kill('SIGKILL'));
+  await sleep(300);
+  const env = { DATABASE_URL: pg.url, GATEWAY_UPSTREAM: upstream.url, REDIS_URL: `rediss://127.0.0.1:${tlsPort}`, GATEWAY_REDIS_PREFIX: uniquePrefix() };
+  const trusted = await startTestGateway(t, { ...env, GATEWAY_REDIS_CA_FILE: cert });
+  const login = await send(`${trusted.url}/_auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'tess', password: 'tls-pass-123' }) });
+  t.equal(login.status, 200, 'login stores its session over TLS');
+  t.equal((await send(`${trusted.adminUrl}/readyz`)).status, 200);
+  // Without the CA the certificate is not trusted: the gateway must refuse, not fall back to plain text.
+  const untrusted = await startTestGateway(t, env);
+  t.equal((await send(`${untrusted.adminUrl}/readyz`)).status, 503, 'an untrusted Redis certificate makes the replica not ready');
+});
+
+t.test('an https upstream with a private CA (GATEWAY_UPSTREAM_CA_FILE)', async (t) => {
+  const app = createHttpsServer({ cert: readFileSync(cert), key: readFileSync(key) }, (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ user: req.headers['x-forwarded-user'] }));
+  });
+  await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => { app.closeAllConnections(); app.close(() => resolve()); }));
+  const appUrl = `https://127.0.0.1:${(app.address() as AddressInfo).port}`;
+  const env = { REDIS_URL: redis.url, DATABASE_URL: pg.url, GATEWAY_UPSTREAM: appUrl, GATEWAY_REDIS_PREFIX: uniquePrefix() };
+  const trusted = await startTestGateway(t, { ...env, GATEWAY_UPSTREAM_CA_FILE: cert });
+  const untrusted = await startTestGateway(t, env);
+  for (const [gw, expected] of [[trusted, 200], [untrusted, 502]] as const) {
+    const login = await send(`${gw.url}/_auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'tess', password: 'tls-pass-123' }) });
+    const res = await send(`${gw.url}/app`, { headers: { cookie: `sgw_session=${encodeURIComponent(login.cookies.sgw_session ?? '')}`, accept: 'application/json' } });
+    t.equal(res.status, expected, expected === 200 ? 'trusted through the configured CA' : 'an unverifiable upstream certificate is a 502, never plain text');
+    if (expected === 200) t.same(res.json(), { user: 'tess' });
+  }
 });
