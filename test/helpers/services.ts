@@ -421,9 +421,10 @@ class LocalPostgres implements PostgresService {
   }
 }
 
-export async function startPostgres(): Promise<PostgresService> {
+/** `local`: always a disposable server of our own, even when TEST_DATABASE_URL is set (for tests that reconfigure it). */
+export async function startPostgres(options: { local?: boolean } = {}): Promise<PostgresService> {
   const externalUrl = process.env.TEST_DATABASE_URL;
-  if (externalUrl) return externalPostgres(externalUrl);
+  if (externalUrl && !options.local) return externalPostgres(externalUrl);
 
   const bindir = findPgBindir();
   if (!bindir) {

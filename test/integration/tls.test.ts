@@ -3,7 +3,8 @@ import t from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import pgLib from 'pg';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { seedUsers, startTestGateway, uniquePrefix } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
-import { findExecutable, freePort, services, sleep } from '../helpers/services.js';
+import { findExecutable, freePort, services, sleep, startPostgres } from '../helpers/services.js';
 import { startEchoUpstream, type Echo } from '../helpers/upstream.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sgw-tls-'));
@@ -101,4 +102,36 @@ t.test('an https upstream with a private CA (GATEWAY_UPSTREAM_CA_FILE)', async (
     t.equal(res.status, expected, expected === 200 ? 'trusted through the configured CA' : 'an unverifiable upstream certificate is a 502, never plain text');
     if (expected === 200) t.same(res.json(), { user: 'tess' });
   }
+});
+
+t.test('PostgreSQL over TLS with sslmode=verify-full in DATABASE_URL', async (t) => {
+  // Our own server (even with TEST_DATABASE_URL set): this test turns TLS on in its configuration.
+  const db = await startPostgres({ local: true });
+  t.teardown(() => db.stop());
+  const admin = new pgLib.Client({ connectionString: db.url });
+  await admin.connect();
+  const dataDir = (await admin.query('SHOW data_directory')).rows[0].data_directory as string;
+  const owner = statSync(dataDir);
+  for (const [from, to] of [[cert, 'server.crt'], [key, 'server.key']] as const) {
+    const target = join(dataDir, to);
+    copyFileSync(from, target);
+    chownSync(target, owner.uid, owner.gid);
+    chmodSync(target, 0o600);
+  }
+  await admin.query('ALTER SYSTEM SET ssl = on');
+  await admin.query('SELECT pg_reload_conf()');
+  await admin.end();
+  await sleep(300);
+  await seedUsers(t, `${db.url}?sslmode=verify-full&sslrootcert=${encodeURIComponent(cert)}`, [{ username: 'sally', password: 'pg-tls-pass-1' }]);
+
+  const otherCa = join(dir, 'other.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'other.key'), '-out', otherCa, '-days', '1', '-subj', '/CN=other'], { stdio: 'ignore' });
+  const env = (ca: string) => ({ REDIS_URL: redis.url, GATEWAY_UPSTREAM: upstream.url, GATEWAY_REDIS_PREFIX: uniquePrefix(), DATABASE_URL: `${db.url}?sslmode=verify-full&sslrootcert=${encodeURIComponent(ca)}` });
+  const body = JSON.stringify({ username: 'sally', password: 'pg-tls-pass-1' });
+  const trusted = await startTestGateway(t, env(cert));
+  const ok = await send(`${trusted.url}/_auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  t.equal(ok.status, 200, 'the user is read over a verified TLS connection');
+  const untrusted = await startTestGateway(t, env(otherCa));
+  const refused = await send(`${untrusted.url}/_auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  t.equal(refused.status, 503, 'a server certificate from another CA is refused: sign-in unavailable, never unverified');
 });
