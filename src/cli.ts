@@ -176,7 +176,7 @@ async function withPool(config: Config, work: (pool: pg.Pool) => Promise<void>):
 
 async function withSessionStore(config: Config, work: (store: SessionStore) => Promise<void>): Promise<number> {
   if (!config.redis) throw new UsageError('this command needs Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES)');
-  const redis = createRedisClient(config.redis, config.redisTlsCa);
+  const redis = createRedisClient(config.redis, { tlsCa: config.redisTlsCa, commandTimeoutMs: config.redisCommandTimeoutMs, connectTimeoutMs: config.redisConnectTimeoutMs });
   const store = createRedisSessionStore(redis, { prefix: config.redisPrefix });
   try {
     await connectRedis(redis, 10_000);

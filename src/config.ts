@@ -40,6 +40,10 @@ export interface Config {
   redis: RedisConfig | null;
   /** PEM CA bundle that Redis's TLS certificate (rediss://) must chain to; null: the system CAs. */
   redisTlsCa: string | null;
+  /** A Redis command not answered within this fails (the request answers 503). */
+  redisCommandTimeoutMs: number;
+  /** A Redis connection attempt not established within this is retried. */
+  redisConnectTimeoutMs: number;
   /** PEM CA bundle that an https upstream's certificate must chain to; null: the system CAs. */
   upstreamTlsCa: string | null;
   /** null: a generated single user (embedded default mode). */
@@ -129,6 +133,8 @@ function readAll(r: EnvReader): Config {
     adminPort: r.integer('GATEWAY_ADMIN_PORT', 9180, { min: 0, max: 65535 }),
     redis,
     redisTlsCa: r.file('GATEWAY_REDIS_CA_FILE'),
+    redisCommandTimeoutMs: r.duration('GATEWAY_REDIS_COMMAND_TIMEOUT', 2_000, { min: 1 }),
+    redisConnectTimeoutMs: r.duration('GATEWAY_REDIS_CONNECT_TIMEOUT', 5_000, { min: 1 }),
     upstreamTlsCa: r.file('GATEWAY_UPSTREAM_CA_FILE'),
     databaseUrl,
     sessionSecrets: secrets.values,

@@ -52,7 +52,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     logger.warn('GATEWAY_SESSION_SECRET is not set: a random secret was generated, so sessions end when this process restarts');
   }
 
-  const redis = config.redis ? createRedisClient(config.redis, config.redisTlsCa) : null;
+  const redis = config.redis ? createRedisClient(config.redis, { tlsCa: config.redisTlsCa, commandTimeoutMs: config.redisCommandTimeoutMs, connectTimeoutMs: config.redisConnectTimeoutMs }) : null;
   const store = createStore(config, redis, metrics, logger);
   closers.push(() => store.close());
   const { users, checkUsers } = await createUsers(config, metrics, logger, options.announce);

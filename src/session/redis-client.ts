@@ -14,21 +14,31 @@ export function reconnectDelay(attempt: number): number {
   return Math.min(50 * 2 ** Math.min(attempt, 10), MAX_RECONNECT_DELAY_MS);
 }
 
-const commonOptions: RedisOptions = {
+const baseOptions: RedisOptions = {
   // A command issued while disconnected fails at once instead of waiting in a queue: the
   // request it serves answers 503 now rather than hanging until the client gives up.
   enableOfflineQueue: false,
   maxRetriesPerRequest: 1,
-  commandTimeout: COMMAND_TIMEOUT_MS,
-  connectTimeout: CONNECT_TIMEOUT_MS,
   enableAutoPipelining: true,
   retryStrategy: reconnectDelay,
   lazyConnect: true,
 };
 
-/** `tlsCa`: a PEM CA bundle for rediss:// (managed Redis with a private CA); TLS itself comes from the URL. */
-export function createRedisClient(config: RedisConfig, tlsCa: string | null = null): RedisClient {
+export interface RedisClientOptions {
+  /** A PEM CA bundle for rediss:// (managed Redis with a private CA); TLS itself comes from the URL. */
+  tlsCa?: string | null;
+  commandTimeoutMs?: number;
+  connectTimeoutMs?: number;
+}
+
+export function createRedisClient(config: RedisConfig, options: RedisClientOptions = {}): RedisClient {
+  const { tlsCa = null } = options;
   const tlsOptions: RedisOptions = tlsCa ? { tls: { ca: tlsCa } } : {};
+  const commonOptions: RedisOptions = {
+    ...baseOptions,
+    commandTimeout: options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS,
+    connectTimeout: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+  };
   switch (config.mode) {
     case 'standalone':
       // ioredis turns rediss:// into `tls: {}`; a CA, when given, must replace that object.

@@ -308,3 +308,14 @@ t.test('GATEWAY_USER_QUERY parameters are matched as whole numbers ($10 is not $
   t.match(err.problems.join('\n'), /GATEWAY_USER_QUERY must use the parameter \$1/);
   t.match(err.problems.join('\n'), /GATEWAY_USER_QUERY takes only 1 parameter/);
 });
+
+t.test('Redis timeouts are configurable durations', async (t) => {
+  const c = loadConfig({ GATEWAY_REDIS_COMMAND_TIMEOUT: '500ms', GATEWAY_REDIS_CONNECT_TIMEOUT: '3s' });
+  t.equal(c.redisCommandTimeoutMs, 500);
+  t.equal(c.redisConnectTimeoutMs, 3_000);
+  const d = loadConfig({});
+  t.equal(d.redisCommandTimeoutMs, 2_000);
+  t.equal(d.redisConnectTimeoutMs, 5_000);
+  const err = t.throws(() => loadConfig({ GATEWAY_REDIS_COMMAND_TIMEOUT: 'soon' })) as unknown as ConfigError;
+  t.match(err.problems.join('\n'), /GATEWAY_REDIS_COMMAND_TIMEOUT must be a duration/);
+});
