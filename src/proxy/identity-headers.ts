@@ -28,7 +28,9 @@ export interface ForwardingContext {
 
 /** Header names compared the way a legacy app (or CGI/PHP/WSGI) would: case and `_` vs `-` ignored. */
 export function normaliseHeaderName(name: string): string {
-  return name.toLowerCase().replaceAll('_', '-');
+  const lower = name.toLowerCase();
+  // Most names have no underscore: skip the second string copy for them (hot path).
+  return lower.includes('_') ? lower.replaceAll('_', '-') : lower;
 }
 
 /**
@@ -81,13 +83,14 @@ export function createRequestHeaderRewriter(options: {
     [...DEFAULT_IDENTITY_HEADERS, ...SIGNED_IDENTITY_HEADERS, names.user, names.email, names.groups].map(normaliseHeaderName),
   );
   const cookieNames = new Set(options.cookieNames);
+  const cookieNameList = [...cookieNames];
   const userHeader = names.user.toLowerCase();
   const emailHeader = names.email.toLowerCase();
   const groupsHeader = names.groups.toLowerCase();
 
   return (headers, ctx) => {
     stripIdentityHeaders(headers, stripped);
-    stripOwnCookies(headers, cookieNames);
+    stripOwnCookies(headers, cookieNames, cookieNameList);
     setForwardedHeaders(headers, ctx);
     // reply-from has already set Host to the upstream's; legacy apps build URLs from the client's.
     if (options.preserveHost && ctx.host) headers.host = ctx.host;
@@ -107,10 +110,10 @@ function stripIdentityHeaders(headers: IncomingHttpHeaders, stripped: ReadonlySe
   }
 }
 
-function stripOwnCookies(headers: IncomingHttpHeaders, cookieNames: ReadonlySet<string>): void {
+function stripOwnCookies(headers: IncomingHttpHeaders, cookieNames: ReadonlySet<string>, nameList: readonly string[]): void {
   const cookie = headers.cookie;
   // Leave the header byte for byte when none of our cookies can be in it.
-  if (cookie === undefined || ![...cookieNames].some((name) => cookie.includes(name))) return;
+  if (cookie === undefined || !nameList.some((name) => cookie.includes(name))) return;
   const kept = removeCookies(cookie, cookieNames);
   if (kept === '') delete headers.cookie;
   else headers.cookie = kept;
