@@ -12,8 +12,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
-import { findExecutable, freePort, logTail, onProcessExit, sleep } from './services.js';
+import { askRedisOnce, findExecutable, freePort, logTail, onProcessExit, sleep } from './services.js';
 
 const execFileAsync = promisify(execFile);
 const READY_TIMEOUT_MS = 15_000;
@@ -63,26 +62,8 @@ function isAlive(child: ChildProcess): boolean {
 }
 
 /** One command over a short-lived connection; null when the server does not answer (yet). */
-async function ask(port: number, ...args: string[]): Promise<unknown> {
-  const client = new Redis({
-    host: '127.0.0.1',
-    port,
-    lazyConnect: true,
-    connectTimeout: 1000,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-  });
-  client.on('error', () => {}); // reported through the return value instead
-  try {
-    await client.connect();
-    const [command, ...rest] = args;
-    return await client.call(command as string, ...rest);
-  } catch {
-    return null;
-  } finally {
-    client.disconnect();
-  }
+function ask(port: number, command: string, ...args: string[]): Promise<unknown> {
+  return askRedisOnce({ port }, command, ...args);
 }
 
 /** Polls `probe` until it is truthy; throws `what` (with a log tail) at the deadline. */

@@ -138,24 +138,27 @@ export async function logTail(file: string, lines = 15): Promise<string> {
 // Redis
 // ---------------------------------------------------------------------------
 
-/** One PING over a fresh connection; any failure just means "not ready yet". */
-async function pingRedis(url: string): Promise<boolean> {
-  const client = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: 1000,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-  });
+/**
+ * Runs one command on a fresh connection that never retries: for readiness probes and for
+ * asking a server we are starting or stopping. Any failure is reported as null.
+ */
+export async function askRedisOnce(target: string | { port: number }, command: string, ...args: string[]): Promise<unknown> {
+  const options = { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null };
+  const client = typeof target === 'string' ? new Redis(target, options) : new Redis({ host: '127.0.0.1', port: target.port, ...options });
   client.on('error', () => {}); // reported through the return value instead
   try {
     await client.connect();
-    return (await client.ping()) === 'PONG';
+    return await client.call(command, ...args);
   } catch {
-    return false;
+    return null;
   } finally {
     client.disconnect();
   }
+}
+
+/** One PING over a fresh connection; any failure just means "not ready yet". */
+async function pingRedis(url: string): Promise<boolean> {
+  return (await askRedisOnce(url, 'PING')) === 'PONG';
 }
 
 function externalRedis(url: string): RedisService {
