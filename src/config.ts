@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { parseDurationMs } from './duration.js';
+import { parseAccessRules, type AccessRuleSpec } from './proxy/access-rules.js';
 
 export type RedisConfig =
   | { mode: 'standalone'; url: string }
@@ -62,6 +63,8 @@ export interface Config {
   cookieDomain: string | null;
   authPrefix: string;
   publicPaths: string[];
+  /** GATEWAY_ACCESS_RULES, validated; empty: every non-public path needs a session. */
+  accessRules: AccessRuleSpec[];
   logoutPaths: string[];
   userQuery: string | null;
   userRehashQuery: string | null;
@@ -149,6 +152,7 @@ function readAll(r: EnvReader): Config {
     cookieDomain: r.optional('GATEWAY_COOKIE_DOMAIN'),
     authPrefix,
     publicPaths: r.pathList('GATEWAY_PUBLIC_PATHS'),
+    accessRules: readAccessRules(r),
     logoutPaths: r.pathList('GATEWAY_LOGOUT_PATHS'),
     userQuery: readQuery(r, 'GATEWAY_USER_QUERY', 1),
     userRehashQuery: readQuery(r, 'GATEWAY_USER_REHASH_QUERY', 2),
@@ -248,6 +252,14 @@ function readTrustedProxies(r: EnvReader): { trustedProxies: BlockList | null; t
     blockList.addSubnet(address, bits, family === 6 ? 'ipv6' : 'ipv4');
   }
   return { trustedProxies: blockList, trustedProxyCidrs: list };
+}
+
+function readAccessRules(r: EnvReader): AccessRuleSpec[] {
+  const text = r.file('GATEWAY_ACCESS_RULES');
+  if (text === null) return [];
+  const { rules, problems } = parseAccessRules(text);
+  for (const problem of problems) r.problem(`GATEWAY_ACCESS_RULES: ${problem}`);
+  return rules;
 }
 
 function readQuery(r: EnvReader, name: string, parameters: number): string | null {

@@ -25,3 +25,5 @@ export const upstreamUnavailable = (cause: unknown) =>
 
 export const upstreamTimeout = (cause: unknown) =>
   new GatewayError('GW_ERR_UPSTREAM_TIMEOUT', 504, 'The application took too long to answer.', { cause });
+
+export const accessDenied = () => new GatewayError('GW_ERR_ACCESS_DENIED', 403, 'You do not have access to this page.');

@@ -225,7 +225,7 @@ export function normaliseRequestUrl(rawUrl: string): NormalisedUrl {
  * Normalise a configured prefix to its segment "base" (no trailing slash;
  * `''` for the root). Throws, naming the prefix, if it is unusable.
  */
-function prefixBase(prefix: unknown): string {
+export function prefixBase(prefix: unknown): string {
   const bad = (why: string): Error => new Error(`invalid public path prefix ${JSON.stringify(prefix)}: ${why}`);
   if (typeof prefix !== 'string' || prefix.charCodeAt(0) !== SLASH) throw bad('must start with "/"');
   if (prefix.includes('?') || prefix.includes('#')) throw bad('must not contain "?" or "#"');

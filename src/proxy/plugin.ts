@@ -6,19 +6,22 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { statusClass } from '../admin/metrics.js';
 import { CSRF_COOKIE } from '../auth/csrf.js';
 import type { GatewayDeps } from '../context.js';
-import { upstreamTimeout, upstreamUnavailable } from '../errors.js';
+import { accessDenied, upstreamTimeout, upstreamUnavailable } from '../errors.js';
 import { clearSessionCookie, isBrowserNavigation, publicOrigin, setSessionCookie } from '../http.js';
+import { createAccessRules, decideAccess, type AccessRule } from './access-rules.js';
 import { createRequestHeaderRewriter } from './identity-headers.js';
 import { createPathMatcher } from './paths.js';
 
 const UPSTREAM_CONNECTIONS = 128;
 const kProxyStarted = Symbol('proxyStarted');
 
-type TimedRequest = FastifyRequest & { [kProxyStarted]?: number };
+const kAccessRule = Symbol('accessRule');
+
+type TimedRequest = FastifyRequest & { [kProxyStarted]?: number; [kAccessRule]?: AccessRule };
 
 export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
   const { config, sessions, metrics } = deps;
-  const isPublic = createPathMatcher(config.publicPaths);
+  const access = createAccessRules(config.publicPaths, config.accessRules);
   const isLogout = createPathMatcher(config.logoutPaths);
   const loginUrl = `${config.authPrefix}/login`;
   const upstreamOrigin = deps.upstream.origin;
@@ -31,15 +34,19 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
     preserveHost: config.preserveHost,
   });
 
-  /** The preHandler of every proxied route: no valid session, no forwarding. */
+  /** The preHandler of every proxied route: no valid session or no access, no forwarding. */
   const authenticate = async (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.normalisedPath;
     if (isLogout(path)) return logoutFromAppPath(request, reply);
-    if (isPublic(path)) return;
+    const rule = access.match(path, request.method);
+    if (rule.policy === 'public') return;
+    if (rule.policy === 'deny') return refuseAccess(request, rule, await whoIsAsking(request));
     const validation = await sessions.validate(request.cookies[config.cookieName]);
     if (validation.outcome === 'valid') {
       request.session = validation.session;
       if (validation.session.renewedCookie) setSessionCookie(reply, config, validation.session.renewedCookie);
+      if (decideAccess(rule, validation.session.record) === 'forbidden') return refuseAccess(request, rule, validation.session.record.user);
+      if (rule.filterGroups) (request as TimedRequest)[kAccessRule] = rule;
       return;
     }
     // A cookie that no longer names a session is cleared so the browser stops sending it.
@@ -72,7 +79,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
         (request as TimedRequest)[kProxyStarted] = performance.now();
         const peerAddress = request.socket.remoteAddress ?? '';
         return rewriteRequestHeaders(headers as IncomingHttpHeaders, {
-          identity: request.session?.record ?? null,
+          identity: identityToForward(request as TimedRequest),
           peerAddress,
           peerTrusted: trusted !== null && peerAddress !== '' && trusted.check(peerAddress, peerAddress.includes(':') ? 'ipv6' : 'ipv4'),
           protocol: request.socket && 'encrypted' in request.socket ? 'https' : 'http',
@@ -122,6 +129,26 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
     const user = validation?.outcome === 'valid' ? validation.session.record.user : null;
     request.log.info({ audit: 'logout', user, ip: request.ip, outcome: user ? 'success' : 'no_session' }, 'logout');
     return reply.redirect(`${loginUrl}?logged_out=1`, 303);
+  }
+
+  /** A signed-in user without the rule's group, or a `deny` rule: 403 (page or JSON), audited. */
+  function refuseAccess(request: FastifyRequest, rule: AccessRule, user: string | null): never {
+    request.log.info({ audit: 'access_denied', user, ip: request.ip, path: request.normalisedPath, rule: rule.index, policy: rule.policy }, 'access denied');
+    throw accessDenied();
+  }
+
+  /** For the audit line of a `deny` rule only: who it was, if anyone; a store outage must not turn 403 into 503. */
+  async function whoIsAsking(request: FastifyRequest): Promise<string | null> {
+    if (request.cookies[config.cookieName] === undefined) return null;
+    const validation = await sessions.validate(request.cookies[config.cookieName]).catch(() => null);
+    return validation?.outcome === 'valid' ? validation.session.record.user : null;
+  }
+
+  /** The session's identity, with the group list narrowed when the matched rule asks for it. */
+  function identityToForward(request: TimedRequest) {
+    const record = request.session?.record ?? null;
+    const filter = request[kAccessRule]?.filterGroups;
+    return record && filter ? { ...record, groups: filter(record.groups) } : record;
   }
 
   function observeUpstream(request: FastifyRequest, status: number): void {

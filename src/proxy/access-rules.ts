@@ -1,0 +1,207 @@
+// Per-path access rules (GATEWAY_ACCESS_RULES): an ordered list, first match wins, no match means
+// `authenticated`. GATEWAY_PUBLIC_PATHS entries act as `public` rules placed first. The same
+// decision serves the proxy path, WebSocket upgrades and forward-auth (/verify), so a rule
+// cannot be enforced on one way in and forgotten on another.
+import { parse as parseYaml } from 'yaml';
+import { normaliseRequestUrl, prefixBase } from './paths.js';
+
+export type AccessPolicy = 'public' | 'authenticated' | 'deny' | 'groups';
+
+/** One validated rule as the operator wrote it (config keeps these). */
+export interface AccessRuleSpec {
+  path: string;
+  methods: string[] | null;
+  policy: AccessPolicy;
+  /** For `groups`: any one of them grants access. */
+  groups: string[];
+  /** Only these groups (exact names, or `prefix*`) are sent upstream; null: all of them. */
+  forwardGroups: string[] | null;
+}
+
+/** A compiled rule, matched per request. */
+export interface AccessRule {
+  /** 1-based position in the rules file; 0 for GATEWAY_PUBLIC_PATHS entries and the default. */
+  readonly index: number;
+  readonly policy: AccessPolicy;
+  readonly groups: readonly string[];
+  /** Narrows the group list sent upstream; null: send every group. */
+  readonly filterGroups: ((groups: readonly string[]) => string[]) | null;
+}
+
+export type AccessVerdict = 'allow' | 'login' | 'forbidden';
+
+export interface AccessRules {
+  /** The first rule whose prefix and methods match; the `authenticated` default otherwise. */
+  match(path: string, method: string): AccessRule;
+}
+
+const ALLOWED_KEYS = new Set(['path', 'methods', 'policy', 'forward_groups']);
+const METHOD = /^[A-Z][A-Z0-9_-]*$/;
+const MAX_RULES = 1_000;
+
+const DEFAULT_RULE: AccessRule = Object.freeze({ index: 0, policy: 'authenticated', groups: [], filterGroups: null });
+const PUBLIC_PATHS_RULE: AccessRule = Object.freeze({ index: 0, policy: 'public', groups: [], filterGroups: null });
+
+/** What a request may do under a rule, given the session's identity (null: anonymous). */
+export function decideAccess(rule: AccessRule, identity: { groups: readonly string[] } | null): AccessVerdict {
+  switch (rule.policy) {
+    case 'public':
+      return 'allow';
+    case 'deny':
+      return 'forbidden';
+    case 'authenticated':
+      return identity ? 'allow' : 'login';
+    case 'groups':
+      if (!identity) return 'login';
+      return rule.groups.some((group) => identity.groups.includes(group)) ? 'allow' : 'forbidden';
+  }
+}
+
+/** Compiles rules once at start-up; per request only string prefix checks remain. */
+export function createAccessRules(publicPaths: readonly string[], specs: readonly AccessRuleSpec[]): AccessRules {
+  const compiled = [
+    ...publicPaths.map((path) => compileEntry(path, null, PUBLIC_PATHS_RULE)),
+    ...specs.map((spec, i) => compileEntry(spec.path, spec.methods, compileRule(spec, i + 1))),
+  ];
+  if (compiled.length === 0) return { match: () => DEFAULT_RULE };
+  return {
+    match(path, method) {
+      for (const entry of compiled) {
+        if (entry.methods !== null && !entry.methods.has(method)) continue;
+        if (path === entry.base || path.startsWith(entry.baseWithSlash)) return entry.rule;
+      }
+      return DEFAULT_RULE;
+    },
+  };
+}
+
+interface CompiledEntry {
+  base: string;
+  baseWithSlash: string;
+  methods: Set<string> | null;
+  rule: AccessRule;
+}
+
+function compileEntry(path: string, methods: string[] | null, rule: AccessRule): CompiledEntry {
+  // Segment-boundary prefixes, as for GATEWAY_PUBLIC_PATHS: `/admin` matches `/admin/x`, not `/administrator`.
+  const base = prefixBase(path);
+  // HEAD is GET without a body: a rule for GET must not be bypassed by asking HEAD.
+  const methodSet = methods === null ? null : new Set(methods.includes('GET') ? [...methods, 'HEAD'] : methods);
+  return { base, baseWithSlash: `${base}/`, methods: methodSet, rule };
+}
+
+function compileRule(spec: AccessRuleSpec, index: number): AccessRule {
+  return Object.freeze({ index, policy: spec.policy, groups: Object.freeze([...spec.groups]), filterGroups: spec.forwardGroups ? groupFilter(spec.forwardGroups) : null });
+}
+
+function groupFilter(patterns: readonly string[]): (groups: readonly string[]) => string[] {
+  const exact = new Set(patterns.filter((p) => !p.endsWith('*')));
+  const prefixes = patterns.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
+  return (groups) => groups.filter((g) => exact.has(g) || prefixes.some((prefix) => g.startsWith(prefix)));
+}
+
+/**
+ * Parses and validates a rules file (JSON or YAML; JSON is YAML, so one parser reads both).
+ * Returns the rules and every problem found, each naming the rule, so a broken file is fixed in
+ * one round.
+ */
+export function parseAccessRules(text: string): { rules: AccessRuleSpec[]; problems: string[] } {
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (err) {
+    return { rules: [], problems: [`not valid JSON or YAML (${firstLine((err as Error).message)})`] };
+  }
+  const list = Array.isArray(document) ? document : isObject(document) && Array.isArray(document.rules) ? document.rules : null;
+  if (list === null) return { rules: [], problems: ['must be a list of rules, or an object with a `rules` list'] };
+  if (list.length > MAX_RULES) return { rules: [], problems: [`has ${list.length} rules; at most ${MAX_RULES}`] };
+  const rules: AccessRuleSpec[] = [];
+  const problems: string[] = [];
+  list.forEach((entry: unknown, i: number) => {
+    const rule = parseRule(entry, (why) => problems.push(`rule #${i + 1}: ${why}`));
+    if (rule) rules.push(rule);
+  });
+  return { rules, problems };
+}
+
+function parseRule(entry: unknown, problem: (why: string) => void): AccessRuleSpec | null {
+  if (!isObject(entry)) {
+    problem('must be an object with `path` and `policy`');
+    return null;
+  }
+  const before = problemCounter(problem);
+  for (const key of Object.keys(entry)) {
+    if (!ALLOWED_KEYS.has(key)) before.report(`unknown key ${JSON.stringify(key)} (allowed: ${[...ALLOWED_KEYS].join(', ')})`);
+  }
+  const path = parsePath(entry.path, before.report);
+  const methods = parseMethods(entry.methods, before.report);
+  const policy = parsePolicy(entry.policy, before.report);
+  const forwardGroups = entry.forward_groups === undefined ? null : parseNames(entry.forward_groups, 'forward_groups', before.report);
+  if (before.count > 0 || path === null || policy === null) return null;
+  return { path, methods, policy: policy.policy, groups: policy.groups, forwardGroups };
+}
+
+function parsePath(value: unknown, problem: (why: string) => void): string | null {
+  if (typeof value !== 'string' || !value.startsWith('/')) {
+    problem('`path` must be a string starting with /');
+    return null;
+  }
+  if (value.includes('?') || value.includes('#')) {
+    problem(`\`path\` ${JSON.stringify(value)} must not contain ? or #`);
+    return null;
+  }
+  // Requests are matched after normalisation; a rule written un-normalised would never match.
+  const normalised = normaliseRequestUrl(value);
+  if (!normalised.ok || normalised.path !== value) {
+    problem(`\`path\` ${JSON.stringify(value)} is not a normalised path${normalised.ok ? ` (write ${JSON.stringify(normalised.path)})` : ''}`);
+    return null;
+  }
+  return value;
+}
+
+function parseMethods(value: unknown, problem: (why: string) => void): string[] | null {
+  if (value === undefined || value === null) return null;
+  const list = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(list) || list.length === 0 || !list.every((m) => typeof m === 'string' && METHOD.test(m.toUpperCase()))) {
+    problem('`methods` must be a non-empty list of HTTP methods like [GET, POST]');
+    return null;
+  }
+  return list.map((m: string) => m.toUpperCase());
+}
+
+function parsePolicy(value: unknown, problem: (why: string) => void): { policy: AccessPolicy; groups: string[] } | null {
+  if (value === 'public' || value === 'authenticated' || value === 'deny') return { policy: value, groups: [] };
+  if (isObject(value) && Object.keys(value).length === 1 && value.groups !== undefined) {
+    const groups = parseNames(value.groups, 'policy.groups', problem);
+    return groups ? { policy: 'groups', groups } : null;
+  }
+  problem('`policy` must be public, authenticated, deny or { groups: [...] }');
+  return null;
+}
+
+function parseNames(value: unknown, key: string, problem: (why: string) => void): string[] | null {
+  if (!Array.isArray(value) || value.length === 0 || !value.every((g) => typeof g === 'string' && g.trim() !== '')) {
+    problem(`\`${key}\` must be a non-empty list of group names`);
+    return null;
+  }
+  return value.map((g: string) => g.trim());
+}
+
+function problemCounter(problem: (why: string) => void): { count: number; report: (why: string) => void } {
+  const counter = {
+    count: 0,
+    report: (why: string) => {
+      counter.count += 1;
+      problem(why);
+    },
+  };
+  return counter;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function firstLine(text: string): string {
+  return text.split('\n', 1)[0] ?? text;
+}

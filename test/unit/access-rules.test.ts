@@ -1,0 +1,133 @@
+// Access rules as tables: parsing and validation of the rules file, first-match-wins matching
+// with segment-boundary prefixes and methods, and the verdict for anonymous and signed-in users.
+import t from 'tap';
+import { createAccessRules, decideAccess, parseAccessRules, type AccessRuleSpec } from '../../src/proxy/access-rules.js';
+
+const YAML_RULES = `
+rules:
+  - path: /health
+    policy: public
+  - path: /admin/audit
+    methods: [GET]
+    policy: { groups: [auditors] }
+  - path: /admin
+    policy: { groups: [admins, ops] }
+    forward_groups: [admins, "team-*"]
+  - path: /internal
+    policy: deny
+  - path: /api
+    methods: [post, DELETE]
+    policy: { groups: [writers] }
+`;
+
+function rulesFrom(text: string): AccessRuleSpec[] {
+  const { rules, problems } = parseAccessRules(text);
+  if (problems.length > 0) throw new Error(problems.join('\n'));
+  return rules;
+}
+
+t.test('YAML and JSON files give the same rules', async (t) => {
+  const yaml = rulesFrom(YAML_RULES);
+  const json = rulesFrom(JSON.stringify(yaml.map((r) => ({ path: r.path, ...(r.methods ? { methods: r.methods } : {}), policy: r.policy === 'groups' ? { groups: r.groups } : r.policy, ...(r.forwardGroups ? { forward_groups: r.forwardGroups } : {}) }))));
+  t.same(json, yaml);
+  t.equal(yaml.length, 5);
+  t.same(yaml[4]?.methods, ['POST', 'DELETE'], 'methods are upper-cased');
+  t.same(yaml[2], { path: '/admin', methods: null, policy: 'groups', groups: ['admins', 'ops'], forwardGroups: ['admins', 'team-*'] });
+});
+
+t.test('first match wins; no match means authenticated; public paths come first', async (t) => {
+  const rules = createAccessRules(['/admin/welcome'], rulesFrom(YAML_RULES));
+  const cases: Array<[path: string, method: string, policy: string, index: number]> = [
+    ['/health', 'GET', 'public', 1],
+    ['/health/deep', 'POST', 'public', 1],
+    ['/healthz', 'GET', 'authenticated', 0], // segment boundary: not /health
+    ['/admin/audit', 'GET', 'groups', 2],
+    ['/admin/audit/2026', 'HEAD', 'groups', 2], // a GET rule also governs HEAD
+    ['/admin/audit', 'POST', 'groups', 3], // method not listed: falls through to /admin
+    ['/admin', 'GET', 'groups', 3],
+    ['/admin/', 'GET', 'groups', 3],
+    ['/admin/welcome', 'GET', 'public', 0], // GATEWAY_PUBLIC_PATHS entries win over every rule
+    ['/administrator', 'GET', 'authenticated', 0],
+    ['/internal/x', 'GET', 'deny', 4],
+    ['/api/items', 'POST', 'groups', 5],
+    ['/api/items', 'GET', 'authenticated', 0],
+    ['/', 'GET', 'authenticated', 0],
+  ];
+  for (const [path, method, policy, index] of cases) {
+    const rule = rules.match(path, method);
+    t.same({ policy: rule.policy, index: rule.index }, { policy, index }, `${method} ${path}`);
+  }
+});
+
+t.test('a rule for / matches everything after it is reached', async (t) => {
+  const rules = createAccessRules([], rulesFrom('[{"path": "/", "policy": "deny"}]'));
+  t.equal(rules.match('/anything/at/all', 'GET').policy, 'deny');
+  t.equal(rules.match('/', 'GET').policy, 'deny');
+});
+
+t.test('verdicts for anonymous and signed-in users', async (t) => {
+  const rules = createAccessRules([], rulesFrom(YAML_RULES));
+  const admin = { groups: ['ops'] };
+  const nobody = { groups: [] as string[] };
+  const cases: Array<[path: string, who: { groups: string[] } | null, verdict: string]> = [
+    ['/health', null, 'allow'],
+    ['/internal', admin, 'forbidden'],
+    ['/internal', null, 'forbidden'],
+    ['/admin', null, 'login'],
+    ['/admin', nobody, 'forbidden'],
+    ['/admin', admin, 'allow'],
+    ['/other', null, 'login'],
+    ['/other', nobody, 'allow'],
+  ];
+  for (const [path, who, verdict] of cases) {
+    t.equal(decideAccess(rules.match(path, 'GET'), who), verdict, `${path} as ${who ? JSON.stringify(who.groups) : 'anonymous'}`);
+  }
+});
+
+t.test('forward_groups narrows the groups sent upstream (exact names and prefix*)', async (t) => {
+  const rule = createAccessRules([], rulesFrom(YAML_RULES)).match('/admin', 'GET');
+  t.same(rule.filterGroups?.(['admins', 'ops', 'team-blue', 'teams', 'finance']), ['admins', 'team-blue']);
+  t.equal(createAccessRules([], rulesFrom(YAML_RULES)).match('/other', 'GET').filterGroups, null);
+});
+
+t.test('every problem in a rules file is reported, naming the rule', async (t) => {
+  const { problems } = parseAccessRules(`
+- path: admin
+  policy: { groups: [admins] }
+- path: /a/../b
+  policy: public
+- path: /ok
+  policy: allow
+- path: /ok2
+  methds: [GET]
+  policy: deny
+- path: /ok3
+  methods: []
+  policy: { groups: [] }
+- path: /fine
+  policy: authenticated
+- 42
+`);
+  t.same(problems, [
+    'rule #1: `path` must be a string starting with /',
+    'rule #2: `path` "/a/../b" is not a normalised path (write "/b")',
+    'rule #3: `policy` must be public, authenticated, deny or { groups: [...] }',
+    'rule #4: unknown key "methds" (allowed: path, methods, policy, forward_groups)',
+    'rule #5: `methods` must be a non-empty list of HTTP methods like [GET, POST]',
+    'rule #5: `policy.groups` must be a non-empty list of group names',
+    'rule #7: must be an object with `path` and `policy`',
+  ]);
+});
+
+t.test('a file that is not a rule list says so in one line', async (t) => {
+  t.same(parseAccessRules('{ "rule": [] }').problems, ['must be a list of rules, or an object with a `rules` list']);
+  t.match(parseAccessRules('rules: [ {path: /a').problems[0], /^not valid JSON or YAML \(/);
+  t.same(parseAccessRules('').problems, ['must be a list of rules, or an object with a `rules` list']);
+});
+
+t.test('the shipped example rules file is valid', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const { problems, rules } = parseAccessRules(readFileSync(new URL('../../deploy/examples/access-rules.yaml', import.meta.url), 'utf8'));
+  t.same(problems, []);
+  t.equal(rules.length, 4);
+});
