@@ -5,11 +5,19 @@ import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { parseDurationMs } from './duration.js';
 import { parseAccessRules, type AccessRuleSpec } from './proxy/access-rules.js';
+import { prefixBase } from './proxy/paths.js';
 
 export type RedisConfig =
   | { mode: 'standalone'; url: string }
   | { mode: 'sentinel'; sentinels: HostPort[]; name: string }
   | { mode: 'cluster'; nodes: HostPort[] };
+
+export interface UpstreamRoute {
+  /** Normalised path prefix without a trailing slash, e.g. `/reports`. */
+  prefix: string;
+  /** Origin only: the path is forwarded unchanged. */
+  url: URL;
+}
 
 export interface HostPort {
   host: string;
@@ -19,6 +27,8 @@ export interface HostPort {
 export interface Config {
   /** null: the built-in whoami demo app (embedded default mode). */
   upstream: URL | null;
+  /** GATEWAY_UPSTREAM_ROUTES: path prefixes served by other upstreams (longest prefix wins). */
+  upstreamRoutes: UpstreamRoute[];
   host: string;
   port: number;
   /** PEM certificate chain and key for TLS on the proxy listener; null: plain http (TLS at the load balancer). */
@@ -118,6 +128,7 @@ function readAll(r: EnvReader): Config {
   const authPrefix = readAuthPrefix(r);
   return {
     upstream,
+    upstreamRoutes: readUpstreamRoutes(r, upstream, authPrefix),
     host: r.string('GATEWAY_HOST', '0.0.0.0'),
     port: r.integer('GATEWAY_PORT', 8000, { min: 0, max: 65535 }),
     tls: readTls(r),
@@ -252,6 +263,58 @@ function readTrustedProxies(r: EnvReader): { trustedProxies: BlockList | null; t
     blockList.addSubnet(address, bits, family === 6 ? 'ipv6' : 'ipv4');
   }
   return { trustedProxies: blockList, trustedProxyCidrs: list };
+}
+
+function readUpstreamRoutes(r: EnvReader, upstream: URL | null, authPrefix: string): UpstreamRoute[] {
+  const entries = r.list('GATEWAY_UPSTREAM_ROUTES');
+  if (entries.length > 0 && !upstream) r.problem('GATEWAY_UPSTREAM_ROUTES needs GATEWAY_UPSTREAM (the app serving every other path)');
+  const routes: UpstreamRoute[] = [];
+  for (const entry of entries) {
+    const bad = (why: string) => r.problem(`GATEWAY_UPSTREAM_ROUTES: ${JSON.stringify(entry)} ${why}`);
+    const equals = entry.indexOf('=');
+    const prefix = entry.slice(0, equals).trim();
+    const target = entry.slice(equals + 1).trim();
+    if (equals < 1 || !prefix.startsWith('/')) {
+      bad('must be /prefix=http://host:port');
+      continue;
+    }
+    const base = normalisedPrefix(prefix);
+    if (base === null || base === '') {
+      bad('needs a normalised path prefix other than /');
+      continue;
+    }
+    if (base === authPrefix || base.startsWith(`${authPrefix}/`) || authPrefix.startsWith(`${base}/`)) {
+      bad(`overlaps the gateway's own routes under ${authPrefix}`);
+      continue;
+    }
+    let url: URL;
+    try {
+      url = new URL(target);
+    } catch {
+      bad('has no valid URL after =');
+      continue;
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search !== '' || url.username !== '') {
+      bad('must name an http:// or https:// origin without a path (the request path is forwarded unchanged)');
+      continue;
+    }
+    if (routes.some((route) => route.prefix === base)) {
+      bad('repeats a prefix');
+      continue;
+    }
+    routes.push({ prefix: base, url });
+  }
+  return routes;
+}
+
+/** `/reports` or `/reports/` → `/reports`; null when the prefix is not already normalised. */
+function normalisedPrefix(prefix: string): string | null {
+  try {
+    const base = prefixBase(prefix);
+    return base === prefix.replace(/\/$/, '') ? base : null;
+  } catch {
+    return null;
+  }
 }
 
 function readAccessRules(r: EnvReader): AccessRuleSpec[] {

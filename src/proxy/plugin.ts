@@ -24,7 +24,6 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
   const access = createAccessRules(config.publicPaths, config.accessRules);
   const isLogout = createPathMatcher(config.logoutPaths);
   const loginUrl = `${config.authPrefix}/login`;
-  const upstreamOrigin = deps.upstream.origin;
   const ownCookiePrefixes = [`${config.cookieName}=`, `${CSRF_COOKIE}=`];
   const upstreamByClass = new Map<string, ReturnType<typeof metrics.upstreamDuration.labels>>();
   const trusted = config.trustedProxies;
@@ -58,9 +57,11 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
     return reply.code(401).send({ error: 'authentication required', login: loginUrl });
   };
 
-  const proxyOptions: FastifyHttpProxyOptions = {
-    upstream: deps.upstream.toString().replace(/\/$/, ''),
-    prefix: '/',
+  /** One http-proxy (and one connection pool) per upstream; `prefix` paths reach it unchanged. */
+  const proxyOptions = (upstream: URL, prefix: string): FastifyHttpProxyOptions => ({
+    upstream: upstream.toString().replace(/\/$/, ''),
+    prefix,
+    rewritePrefix: prefix === '/' ? undefined : prefix,
     preHandler: authenticate,
     disableRequestLogging: true,
     internalRewriteLocationHeader: false,
@@ -95,8 +96,8 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
         }
         // An app redirecting to its own internal address would send users to 127.0.0.1.
         const location = headers.location;
-        if (typeof location === 'string' && location.startsWith(upstreamOrigin)) {
-          const rest = location.slice(upstreamOrigin.length);
+        if (typeof location === 'string' && location.startsWith(upstream.origin)) {
+          const rest = location.slice(upstream.origin.length);
           const sameApp = rest === '' || rest.startsWith('/') || rest.startsWith('?');
           if (sameApp && request) headers.location = publicOrigin(request as FastifyRequest, config) + (rest || '/');
         }
@@ -114,11 +115,13 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
         reply.send(failure);
       },
     },
-  };
+  });
   // fastify's built-in text/plain parser would buffer (413 above bodyLimit) and re-encode bodies
   // as UTF-8; without it, http-proxy's own pass-through parsers stream every body unchanged.
   app.removeAllContentTypeParsers();
-  await app.register(httpProxy, proxyOptions);
+  // Longest prefix wins: fastify's router prefers the more specific registered path.
+  for (const route of config.upstreamRoutes) await app.register(httpProxy, proxyOptions(route.url, route.prefix));
+  await app.register(httpProxy, proxyOptions(deps.upstream, '/'));
 
   /** A legacy `<a href="/logout">`: end the session here (the app never sees it), then show the login page. */
   async function logoutFromAppPath(request: FastifyRequest, reply: FastifyReply) {
