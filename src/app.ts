@@ -5,6 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import cookie from '@fastify/cookie';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { requestObserver } from './admin/metrics.js';
+import { jwksRoute } from './auth/jwks.js';
 import { authRoutes } from './auth/routes.js';
 import type { GatewayDeps } from './context.js';
 import { GatewayError, badPath } from './errors.js';
@@ -65,6 +66,8 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
 
   await app.register(cookie);
   await app.register(async (scope) => authRoutes(scope, deps), { prefix: config.authPrefix });
+  // Its own scope: public and cacheable, unlike the auth routes (their onSend sets no-store).
+  await app.register(async (scope) => jwksRoute(scope, deps), { prefix: config.authPrefix });
   await app.register(async (scope) => proxyRoutes(scope, deps));
   return app;
 }

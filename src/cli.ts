@@ -9,6 +9,7 @@ import { addUser, deleteUser, listUsers, setDisabled, setPassword, UserAdminErro
 import { createPgPool } from './auth/user-store.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
+import { exportPrivateKeyPem, generateSigningKey } from './proxy/identity-keys.js';
 import { startGateway } from './server.js';
 import { connectRedis, createRedisClient } from './session/redis-client.js';
 import { createRedisSessionStore } from './session/redis-store.js';
@@ -25,7 +26,8 @@ const USAGE = `usage: session-gateway <command>
   users list
   sessions list <name>                    one JSON line per session
   sessions revoke <name>                  prints how many were revoked
-  hash-password --password-stdin          prints an argon2id hash`;
+  hash-password --password-stdin          prints an argon2id hash
+  keys generate [--alg EdDSA|ES256]       prints a PEM private key for GATEWAY_IDENTITY_JWT_KEY_FILES`;
 
 const MAX_STDIN_BYTES = 64 * 1024;
 
@@ -37,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       email: { type: 'string' },
       groups: { type: 'string' },
+      alg: { type: 'string' },
       'password-stdin': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -50,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(await hashPassword(await readPassword(values['password-stdin'])));
     return 0;
   }
+  if (command === 'keys') return keysCommand(rest, values.alg);
   const config = loadConfig(process.env);
   switch (command) {
     case 'serve':
@@ -186,6 +190,15 @@ async function withSessionStore(config: Config, work: (store: SessionStore) => P
     await store.close();
     redis.disconnect();
   }
+}
+
+/** Needs no configuration: the key goes to standard output, e.g. `> identity.pem` under `umask 077`. */
+function keysCommand(args: string[], alg: string | undefined): number {
+  if (args.length !== 1 || args[0] !== 'generate') throw new UsageError('keys needs exactly one action: generate');
+  const chosen = alg ?? 'EdDSA';
+  if (chosen !== 'EdDSA' && chosen !== 'ES256') throw new UsageError(`--alg must be EdDSA or ES256 (got ${JSON.stringify(chosen)})`);
+  process.stdout.write(exportPrivateKeyPem(generateSigningKey(chosen)));
+  return 0;
 }
 
 async function readPassword(fromStdin: boolean | undefined): Promise<string> {

@@ -6,6 +6,7 @@ import { BlockList, isIP } from 'node:net';
 import { parseDurationMs } from './duration.js';
 import { parseAccessRules, type AccessRuleSpec } from './proxy/access-rules.js';
 import { prefixBase } from './proxy/paths.js';
+import { describeAlgKey, describeKey, IDENTITY_TOKEN_ALGS, parseSigningKey, type AsymmetricAlg, type IdentityTokenAlg, type SigningKey } from './proxy/identity-keys.js';
 
 export type RedisConfig =
   | { mode: 'standalone'; url: string }
@@ -87,6 +88,21 @@ export interface Config {
   logLevel: string;
   /** True when none of Redis, PostgreSQL and the upstream is configured. */
   embedded: boolean;
+  /** The signed X-Gateway-Identity token (GATEWAY_IDENTITY_JWT); null: off. */
+  identityToken: IdentityTokenConfig | null;
+}
+
+export interface IdentityTokenConfig {
+  alg: IdentityTokenAlg;
+  /** From GATEWAY_IDENTITY_JWT_KEY_FILES: the first signs, all are published. Empty: one generated per process. */
+  keys: SigningKey[];
+  /** HS256 only. */
+  hmacSecret: string | null;
+  /** null: GATEWAY_PUBLIC_URL's origin, else 'session-gateway'. */
+  issuer: string | null;
+  /** null: the upstream's origin. */
+  audience: string | null;
+  lifetimeMs: number;
 }
 
 export class ConfigError extends Error {
@@ -101,12 +117,14 @@ export class ConfigError extends Error {
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** Variables that carry secrets and so also have a `_FILE` form (Docker/Kubernetes secrets). */
-export const SECRET_VARIABLES = ['GATEWAY_SESSION_SECRET', 'DATABASE_URL', 'REDIS_URL'] as const;
+export const SECRET_VARIABLES = ['GATEWAY_SESSION_SECRET', 'DATABASE_URL', 'REDIS_URL', 'GATEWAY_IDENTITY_HMAC_SECRET'] as const;
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 const COOKIE_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 const MIN_SECRET_LENGTH = 32;
+/** A token outlives a revoked session by up to its lifetime, so that is kept short. */
+const MAX_IDENTITY_TOKEN_LIFETIME_MS = 5 * 60_000;
 
 /** Reads and validates the whole configuration; throws ConfigError listing every problem. */
 export function loadConfig(env: Env = process.env): Config {
@@ -175,6 +193,7 @@ function readAll(r: EnvReader): Config {
     loginTitle: r.string('GATEWAY_LOGIN_TITLE', 'Sign in'),
     logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
     embedded,
+    identityToken: readIdentityToken(r, redis !== null),
   };
 }
 
@@ -213,6 +232,55 @@ function readSecrets(r: EnvReader, redisConfigured: boolean): { values: string[]
     }
   });
   return { values, generated: false };
+}
+
+function readIdentityToken(r: EnvReader, redisConfigured: boolean): IdentityTokenConfig | null {
+  if (!r.boolean('GATEWAY_IDENTITY_JWT', false)) return null;
+  const hmacSecret = r.optional('GATEWAY_IDENTITY_HMAC_SECRET');
+  const alg = r.oneOf('GATEWAY_IDENTITY_JWT_ALG', hmacSecret ? 'HS256' : 'EdDSA', IDENTITY_TOKEN_ALGS) as IdentityTokenAlg;
+  const keyFiles = r.list('GATEWAY_IDENTITY_JWT_KEY_FILES');
+  const lifetimeMs = r.duration('GATEWAY_IDENTITY_JWT_LIFETIME', 60_000, { min: 10_000 });
+  if (lifetimeMs > MAX_IDENTITY_TOKEN_LIFETIME_MS) {
+    r.problem(`GATEWAY_IDENTITY_JWT_LIFETIME must be at most 5m: a token stays valid that long after its session is revoked (got ${JSON.stringify(r.optional('GATEWAY_IDENTITY_JWT_LIFETIME'))})`);
+  }
+  const settings = { alg, keys: [] as SigningKey[], hmacSecret, issuer: r.optional('GATEWAY_IDENTITY_JWT_ISSUER'), audience: r.optional('GATEWAY_IDENTITY_JWT_AUDIENCE'), lifetimeMs };
+  if (alg === 'HS256') {
+    if (keyFiles.length > 0) r.problem('GATEWAY_IDENTITY_JWT_KEY_FILES and GATEWAY_IDENTITY_HMAC_SECRET are alternatives (public keys or a shared secret): set only one');
+    if (!hmacSecret) r.problem('GATEWAY_IDENTITY_JWT_ALG=HS256 needs GATEWAY_IDENTITY_HMAC_SECRET (the secret shared with the app)');
+    else if (hmacSecret.length < MIN_SECRET_LENGTH) r.problem(`GATEWAY_IDENTITY_HMAC_SECRET is shorter than ${MIN_SECRET_LENGTH} characters`);
+    return settings;
+  }
+  if (hmacSecret) r.problem(`GATEWAY_IDENTITY_HMAC_SECRET means HS256 tokens, but GATEWAY_IDENTITY_JWT_ALG is ${alg}: unset one`);
+  if (keyFiles.length === 0 && redisConfigured) {
+    r.problem('GATEWAY_IDENTITY_JWT_KEY_FILES is required when Redis is configured and GATEWAY_IDENTITY_JWT=true (replicas must sign with and publish the same keys); e.g. `session-gateway keys generate > identity.pem`');
+  }
+  settings.keys = readSigningKeys(r, keyFiles, alg);
+  return settings;
+}
+
+/** Every file must hold a usable key; the first signs, so it must match the algorithm. */
+function readSigningKeys(r: EnvReader, files: string[], alg: AsymmetricAlg): SigningKey[] {
+  const keys: SigningKey[] = [];
+  files.forEach((file, index) => {
+    let pem: string;
+    try {
+      pem = readFileSync(file, 'utf8');
+    } catch (err) {
+      r.problem(`GATEWAY_IDENTITY_JWT_KEY_FILES: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      return;
+    }
+    const parsed = parseSigningKey(pem);
+    if (!parsed.ok) {
+      r.problem(`GATEWAY_IDENTITY_JWT_KEY_FILES: ${file} ${parsed.reason}`);
+    } else if (keys.some((k) => k.kid === parsed.key.kid)) {
+      r.problem(`GATEWAY_IDENTITY_JWT_KEY_FILES: ${file} holds the same key as an earlier file`);
+    } else if (index === 0 && parsed.key.alg !== alg) {
+      r.problem(`GATEWAY_IDENTITY_JWT_KEY_FILES: the first key signs, so it must be ${describeAlgKey(alg)} key for GATEWAY_IDENTITY_JWT_ALG=${alg} (${file} holds ${describeKey(parsed.key.privateKey)} key)`);
+    } else {
+      keys.push(parsed.key);
+    }
+  });
+  return keys;
 }
 
 function readTls(r: EnvReader): { cert: string; key: string } | null {

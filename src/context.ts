@@ -6,6 +6,7 @@ import type { CsrfTokens } from './auth/csrf.js';
 import type { LoginThrottle } from './auth/throttle.js';
 import type { UserStore } from './auth/user-store.js';
 import type { Config } from './config.js';
+import type { IdentityTokens } from './proxy/signed-identity.js';
 import type { ActiveSession, SessionManager } from './session/manager.js';
 
 export interface GatewayDeps {
@@ -18,6 +19,8 @@ export interface GatewayDeps {
   logger: Logger;
   /** Where requests are forwarded (GATEWAY_UPSTREAM, or the built-in whoami app). */
   upstream: URL;
+  /** The signed X-Gateway-Identity token; null when GATEWAY_IDENTITY_JWT is off. */
+  identityTokens: IdentityTokens | null;
 }
 
 declare module 'fastify' {

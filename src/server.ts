@@ -20,6 +20,7 @@ import { connectRedis, createRedisClient, type RedisClient } from './session/red
 import { createRedisSessionStore } from './session/redis-store.js';
 import type { SessionStore, ValidationOutcome } from './session/types.js';
 import { startWhoamiServer } from './proxy/whoami.js';
+import { identityTokensFromConfig } from './proxy/signed-identity.js';
 
 export interface RunningGateway {
   app: FastifyInstance;
@@ -85,6 +86,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
       invalidation: (kind) => metrics.sessionCacheInvalidations.inc({ kind }),
     },
   });
+  const upstream = config.upstream ?? (whoami as NonNullable<typeof whoami>).url;
   const limits = { maxPerUser: config.loginMaxAttempts, maxPerIp: config.loginMaxAttemptsPerIp, windowMs: config.loginWindowMs };
   const deps: GatewayDeps = {
     config,
@@ -94,7 +96,8 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     csrf: createCsrfTokens(secrets[0] as string),
     metrics,
     logger,
-    upstream: config.upstream ?? (whoami as NonNullable<typeof whoami>).url,
+    upstream,
+    identityTokens: identityTokensFromConfig(config, upstream, logger),
   };
 
   if (redis) {

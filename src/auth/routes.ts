@@ -7,6 +7,7 @@ import type { GatewayDeps } from '../context.js';
 import { GatewayError, sessionStoreUnavailable } from '../errors.js';
 import { clearSessionCookie, isSameOrigin, noStore, setSessionCookie, wantsJson } from '../http.js';
 import { encodeGroups, encodeHeaderValue } from '../proxy/identity-headers.js';
+import { IDENTITY_TOKEN_HEADER } from '../proxy/signed-identity.js';
 import { safeRedirectTarget } from '../proxy/paths.js';
 import { CSRF_COOKIE, CSRF_TTL_SECONDS } from './csrf.js';
 import { LOGIN_PAGE_STYLE_HASH, renderLoginPage } from './login-page.js';
@@ -139,6 +140,7 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
     reply.header(config.headerUser, encodeHeaderValue(record.user));
     if (record.email) reply.header(config.headerEmail, encodeHeaderValue(record.email));
     if (record.groups.length > 0) reply.header(config.headerGroups, encodeGroups(record.groups));
+    if (deps.identityTokens) reply.header(IDENTITY_TOKEN_HEADER, deps.identityTokens.tokenFor(validation.session));
     return reply.code(204).send();
   });
 

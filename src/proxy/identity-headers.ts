@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Identity } from '../session/types.js';
 
 export const DEFAULT_IDENTITY_HEADERS = ['x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups'] as const;
-/** Headers the gateway may sign identity into (a later feature); spoofed copies are stripped now. */
+/** The header the gateway signs identity into (signed-identity.ts); spoofed copies are always stripped, even when signing is off. */
 export const SIGNED_IDENTITY_HEADERS = ['x-gateway-identity'] as const;
 
 export interface HeaderNames {
@@ -24,6 +24,8 @@ export interface ForwardingContext {
   /** The Host header the client sent. */
   host: string | undefined;
   requestId: string;
+  /** The signed identity token for this request's session (GATEWAY_IDENTITY_JWT); absent: none. */
+  signedIdentity?: string | null;
 }
 
 /** Header names compared the way a legacy app (or CGI/PHP/WSGI) would: case and `_` vs `-` ignored. */
@@ -99,6 +101,7 @@ export function createRequestHeaderRewriter(options: {
       headers[userHeader] = encodeHeaderValue(ctx.identity.user);
       if (ctx.identity.email) headers[emailHeader] = encodeHeaderValue(ctx.identity.email);
       if (ctx.identity.groups.length > 0) headers[groupsHeader] = encodeGroups(ctx.identity.groups);
+      if (ctx.signedIdentity) headers[SIGNED_IDENTITY_HEADERS[0]] = ctx.signedIdentity;
     }
     return headers;
   };

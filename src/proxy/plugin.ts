@@ -27,6 +27,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
   const ownCookiePrefixes = [`${config.cookieName}=`, `${CSRF_COOKIE}=`];
   const upstreamByClass = new Map<string, ReturnType<typeof metrics.upstreamDuration.labels>>();
   const trusted = config.trustedProxies;
+  const identityTokens = deps.identityTokens;
   const rewriteRequestHeaders = createRequestHeaderRewriter({
     names: { user: config.headerUser, email: config.headerEmail, groups: config.headerGroups },
     cookieNames: [config.cookieName, CSRF_COOKIE],
@@ -86,6 +87,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
           protocol: request.socket && 'encrypted' in request.socket ? 'https' : 'http',
           host: request.headers.host,
           requestId: request.id,
+          signedIdentity: identityTokens && request.session ? identityTokens.tokenFor(request.session) : null,
         });
       },
       rewriteHeaders(headers, request) {

@@ -1,0 +1,151 @@
+// The signed identity token (X-Gateway-Identity, GATEWAY_IDENTITY_JWT=true): a short-lived JWT
+// an app can verify instead of trusting plain headers.
+//
+// Signed with Node's own crypto rather than a JWT library: the gateway only ever *signs*, with
+// one fixed header and claims it builds itself, which is a few lines over `crypto.sign` /
+// `createHmac`. The hard part of JWT (parsing untrusted tokens, algorithm confusion, claim
+// checks) happens in the app's verifying library, not here; no dependency is needed for this.
+//
+// The hot path stays cheap: tokens are cached per session and re-signed only once less than half
+// of their lifetime is left, so a proxied request costs one map lookup, and a session costs at
+// most one signature (tens of microseconds) per half lifetime. Trade-off: an app sees the same
+// token, hence the same `jti`, on every request during that time; `jti` names a token, not a request.
+import { createHmac, randomBytes, sign } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { Identity } from '../session/types.js';
+import { generateSigningKey, type IdentityTokenAlg, type SigningKey } from './identity-keys.js';
+
+export const IDENTITY_TOKEN_HEADER = 'x-gateway-identity';
+export const DEFAULT_ISSUER = 'session-gateway';
+
+/**
+ * Only sessions active within the last token lifetime (at most 5 minutes) need an entry; past
+ * this bound a miss costs one signature, never correctness. ~0.5 KB per entry.
+ */
+const TOKEN_CACHE_MAX = 50_000;
+
+export interface IdentityTokens {
+  readonly alg: IdentityTokenAlg;
+  /** The token for a session: cached, re-signed once less than half of its lifetime is left. */
+  tokenFor(session: { idHash: string; record: Identity }): string;
+  /** The JWKS document publishing every configured key; null in HMAC mode (nothing public to publish). */
+  readonly jwksJson: string | null;
+}
+
+export interface IdentityTokenOptions {
+  alg: IdentityTokenAlg;
+  /** Asymmetric modes: the first signs, all are published. */
+  keys: SigningKey[];
+  /** HS256 mode only. */
+  hmacSecret: string | null;
+  issuer: string;
+  audience: string;
+  lifetimeMs: number;
+  now?: () => number;
+}
+
+interface CachedToken {
+  token: string;
+  /** Epoch ms after which the token has less than half of its lifetime left. */
+  refreshAt: number;
+}
+
+export function createIdentityTokens(options: IdentityTokenOptions): IdentityTokens {
+  const now = options.now ?? Date.now;
+  const lifetimeSeconds = Math.floor(options.lifetimeMs / 1_000);
+  const signer = createSigner(options);
+  const cache = new LRUCache<string, CachedToken>({ max: TOKEN_CACHE_MAX });
+
+  const issue = (identity: Identity, at: number): CachedToken => {
+    const iat = Math.floor(at / 1_000);
+    const claims = {
+      iss: options.issuer,
+      aud: options.audience,
+      sub: identity.user,
+      ...(identity.email ? { email: identity.email } : {}),
+      groups: identity.groups,
+      iat,
+      exp: iat + lifetimeSeconds,
+      jti: randomBytes(16).toString('base64url'),
+    };
+    const signingInput = `${signer.header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+    return { token: `${signingInput}.${signer.sign(signingInput)}`, refreshAt: (iat + lifetimeSeconds / 2) * 1_000 };
+  };
+
+  return {
+    alg: options.alg,
+    jwksJson: signer.jwks === null ? null : JSON.stringify(signer.jwks),
+    tokenFor(session) {
+      const at = now();
+      const cached = cache.get(session.idHash);
+      if (cached !== undefined && at < cached.refreshAt) return cached.token;
+      const fresh = issue(session.record, at);
+      cache.set(session.idHash, fresh);
+      return fresh.token;
+    },
+  };
+}
+
+interface Signer {
+  /** The base64url JWS header, the same for every token. */
+  header: string;
+  sign(signingInput: string): string;
+  jwks: { keys: SigningKey['publicJwk'][] } | null;
+}
+
+function createSigner(options: IdentityTokenOptions): Signer {
+  if (options.alg === 'HS256') {
+    const secret = options.hmacSecret;
+    if (!secret) throw new Error('HS256 identity tokens need an HMAC secret');
+    return {
+      header: encodeHeader({ alg: 'HS256', typ: 'JWT' }),
+      sign: (input) => createHmac('sha256', secret).update(input).digest('base64url'),
+      jwks: null,
+    };
+  }
+  const [first] = options.keys;
+  if (!first || first.alg !== options.alg) throw new Error(`the first identity-token key must be an ${options.alg} key`);
+  const { privateKey } = first;
+  // JWS ES256 wants the raw r||s signature (IEEE P1363), not the DER that OpenSSL gives by default.
+  const sign256 = (input: string) => sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+  const signEd = (input: string) => sign(null, Buffer.from(input), privateKey);
+  const signRaw = options.alg === 'ES256' ? sign256 : signEd;
+  return {
+    header: encodeHeader({ alg: options.alg, typ: 'JWT', kid: first.kid }),
+    sign: (input) => signRaw(input).toString('base64url'),
+    jwks: { keys: options.keys.map((k) => k.publicJwk) },
+  };
+}
+
+function encodeHeader(header: Record<string, string>): string {
+  return Buffer.from(JSON.stringify(header)).toString('base64url');
+}
+
+/**
+ * Start-up: the configured tokens with defaults resolved (issuer: the public origin, audience:
+ * the upstream's origin), and one key generated for this process when none is configured
+ * (allowed only without Redis, i.e. a single replica; config.ts enforces that).
+ */
+export function identityTokensFromConfig(config: Config, upstream: URL, logger: Logger): IdentityTokens | null {
+  const settings = config.identityToken;
+  if (!settings) return null;
+  let keys = settings.keys;
+  if (settings.alg !== 'HS256' && keys.length === 0) {
+    keys = [generateSigningKey(settings.alg)];
+    if (!config.embedded) {
+      logger.warn('GATEWAY_IDENTITY_JWT_KEY_FILES is not set: an identity-token key was generated for this process, so apps must fetch the JWKS again after a restart');
+    }
+  }
+  const tokens = createIdentityTokens({
+    alg: settings.alg,
+    keys,
+    hmacSecret: settings.hmacSecret,
+    issuer: settings.issuer ?? config.publicUrl?.origin ?? DEFAULT_ISSUER,
+    audience: settings.audience ?? upstream.origin,
+    lifetimeMs: settings.lifetimeMs,
+  });
+  logger.info({ alg: settings.alg, kid: keys[0]?.kid ?? null, published: keys.length, lifetimeMs: settings.lifetimeMs }, 'signed identity tokens enabled');
+  return tokens;
+}
