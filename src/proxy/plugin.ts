@@ -8,6 +8,8 @@ import { CSRF_COOKIE } from '../auth/csrf.js';
 import type { GatewayDeps } from '../context.js';
 import { accessDenied, upstreamTimeout, upstreamUnavailable } from '../errors.js';
 import { clearSessionCookie, isBrowserNavigation, publicOrigin, setSessionCookie } from '../http.js';
+import type { ActiveSession } from '../session/manager.js';
+import type { Identity } from '../session/types.js';
 import { createAccessRules, decideAccess, type AccessRule } from './access-rules.js';
 import { createRequestHeaderRewriter } from './identity-headers.js';
 import { createPathMatcher } from './paths.js';
@@ -87,7 +89,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
           protocol: request.socket && 'encrypted' in request.socket ? 'https' : 'http',
           host: request.headers.host,
           requestId: request.id,
-          signedIdentity: identityTokens && request.session ? identityTokens.tokenFor(request.session) : null,
+          signedIdentity: identityTokens && request.session ? identityTokens.tokenFor(sessionToSign(request as TimedRequest, request.session)) : null,
         });
       },
       rewriteHeaders(headers, request) {
@@ -154,6 +156,13 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
     const record = request.session?.record ?? null;
     const filter = request[kAccessRule]?.filterGroups;
     return record && filter ? { ...record, groups: filter(record.groups) } : record;
+  }
+
+  /** The signed token carries the same narrowed groups as the header; cached per session and rule. */
+  function sessionToSign(request: TimedRequest, session: ActiveSession): { idHash: string; record: Identity } {
+    const rule = request[kAccessRule];
+    if (!rule?.filterGroups) return session;
+    return { idHash: `${session.idHash}#${rule.index}`, record: { ...session.record, groups: rule.filterGroups(session.record.groups) } };
   }
 
   function observeUpstream(request: FastifyRequest, status: number): void {

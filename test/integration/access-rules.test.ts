@@ -48,6 +48,8 @@ const gw = await startTestGateway(t, {
   GATEWAY_REDIS_PREFIX: uniquePrefix(),
   GATEWAY_ACCESS_RULES: rulesFile,
   GATEWAY_PUBLIC_PATHS: '/internal/metrics-ok',
+  GATEWAY_IDENTITY_JWT: 'true',
+  GATEWAY_IDENTITY_HMAC_SECRET: 'identity-hmac-secret-0123456789-abcdefghij',
 });
 const ada = await login(gw, 'ada', 'admin password');
 const otto = await login(gw, 'otto', 'auditor password');
@@ -115,6 +117,11 @@ t.test('forward_groups narrows the group header per rule; other paths get every 
   t.equal(admin.reached?.headers['x-forwarded-groups'], 'admins,team-core', 'only admins and team-* are sent under /admin');
   const elsewhere = await request('/home', { cookie: ada });
   t.equal(elsewhere.reached?.headers['x-forwarded-groups'], 'admins,team-core,payroll,staff');
+  // The signed identity token carries the same narrowed list, or it would overflow just the same.
+  const claims = (echo: typeof admin.reached) => JSON.parse(Buffer.from(String(echo?.headers['x-gateway-identity']).split('.')[1] ?? '', 'base64url').toString('utf8'));
+  t.same(claims(admin.reached).groups, ['admins', 'team-core'], 'token groups narrowed under /admin');
+  t.same(claims(elsewhere.reached).groups, ['admins', 'team-core', 'payroll', 'staff'], 'full list elsewhere');
+  t.same(claims((await request('/admin/users', { cookie: ada })).reached).groups, ['admins', 'team-core'], 'and still narrowed when served from the token cache');
 });
 
 t.test('methods: a rule applies to its methods only (GET also covers HEAD)', async (t) => {
