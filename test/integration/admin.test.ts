@@ -106,6 +106,19 @@ t.test('the counters move with logins and requests', async (t) => {
   t.equal(delta('gateway_upstream_request_duration_seconds_count', { status_class: '2xx' }), 2, 'only forwarded requests reach the upstream histogram');
   t.ok(metric(after, 'gateway_session_cache_entries') >= 1, 'cache size is exported');
   t.notMatch(after, /\/app|alice/, 'no raw paths or user names in labels');
+  t.equal(delta('gateway_store_operation_duration_seconds_count', { store: 'postgres', operation: 'find_user' }), 2, 'each login looked the user up in PostgreSQL');
+});
+
+t.test('without DATABASE_URL, no PostgreSQL latency series is invented for the generated user', async (t) => {
+  const solo = await startTestGateway(t, { REDIS_URL: redis.url, GATEWAY_UPSTREAM: upstream.url, GATEWAY_REDIS_PREFIX: uniquePrefix() });
+  const announced = solo.announced.join('\n');
+  const user = /demo user:\s*(\S+)/.exec(announced)?.[1] ?? '';
+  const password = /password \(shown once\):\s*(\S+)/.exec(announced)?.[1] ?? '';
+  t.not(password, '', 'the generated credentials were announced');
+  await login(solo, user, password);
+  const text = (await send(`${solo.adminUrl}/metrics`)).body;
+  t.equal(metric(text, 'gateway_logins_total', { outcome: 'success' }), 1);
+  t.equal(metric(text, 'gateway_store_operation_duration_seconds_count', { store: 'postgres' }), 0);
 });
 
 t.test('PostgreSQL down: still ready, postgres reported down, sessions keep working, logins 503', async (t) => {
