@@ -208,7 +208,7 @@ t.test('resources, security context and disruption budget', async (t) => {
     t.ok(c.resources?.requests?.cpu && c.resources.requests.memory, `${c.name} requests cpu and memory`);
     t.equal(c.securityContext?.allowPrivilegeEscalation, false, `${c.name} cannot escalate privileges`);
   }
-  t.equal(pod?.securityContext?.runAsNonRoot, true, 'the pod runs as non-root');
+  t.equal(gateway.securityContext?.runAsNonRoot, true, 'the gateway runs as non-root');
   const dockerUser = /^USER\s+(\d+)/m.exec(readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8'))?.[1];
   t.equal(String(gateway.securityContext?.runAsUser), dockerUser, 'the gateway runs as the Dockerfile USER');
   t.equal(gateway.securityContext?.readOnlyRootFilesystem, true, 'the gateway needs no writable filesystem');
