@@ -8,8 +8,9 @@ import { CSRF_COOKIE } from '../auth/csrf.js';
 import type { GatewayDeps } from '../context.js';
 import { upstreamTimeout, upstreamUnavailable } from '../errors.js';
 import { clearSessionCookie, isBrowserNavigation, publicOrigin, setSessionCookie } from '../http.js';
-import { createRequestHeaderRewriter } from './identity-headers.js';
+import { createRequestHeaderRewriter, type ForwardingContext } from './identity-headers.js';
 import { createPathMatcher } from './paths.js';
+import { createWebSocketProxy } from './websocket.js';
 
 const UPSTREAM_CONNECTIONS = 128;
 const kProxyStarted = Symbol('proxyStarted');
@@ -51,10 +52,30 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
     return reply.code(401).send({ error: 'authentication required', login: loginUrl });
   };
 
+  /** What the identity header rewriter needs to know about a request (HTTP and WebSocket alike). */
+  const forwardingContext = (request: FastifyRequest): ForwardingContext => {
+    const peerAddress = request.socket.remoteAddress ?? '';
+    return {
+      identity: request.session?.record ?? null,
+      peerAddress,
+      peerTrusted: trusted !== null && peerAddress !== '' && trusted.check(peerAddress, peerAddress.includes(':') ? 'ipv6' : 'ipv4'),
+      protocol: request.socket && 'encrypted' in request.socket ? 'https' : 'http',
+      host: request.headers.host,
+      requestId: request.id,
+    };
+  };
+  // Upgrades pass through `authenticate` first, on the same route, so one function decides for both.
+  const websockets = createWebSocketProxy(app, {
+    deps,
+    rewriteHeaders: (request, headers) => rewriteRequestHeaders(headers, forwardingContext(request)),
+  });
+
   const proxyOptions: FastifyHttpProxyOptions = {
     upstream: deps.upstream.toString().replace(/\/$/, ''),
     prefix: '/',
-    preHandler: authenticate,
+    // fastify runs a route's preHandler array in order and stops once one has answered; the
+    // plugin's type only spells the single-function form.
+    preHandler: [authenticate, websockets.upgrade] as unknown as FastifyHttpProxyOptions['preHandler'],
     disableRequestLogging: true,
     internalRewriteLocationHeader: false,
     undici: {
@@ -70,15 +91,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
       retryDelay: () => null,
       rewriteRequestHeaders(request, headers) {
         (request as TimedRequest)[kProxyStarted] = performance.now();
-        const peerAddress = request.socket.remoteAddress ?? '';
-        return rewriteRequestHeaders(headers as IncomingHttpHeaders, {
-          identity: request.session?.record ?? null,
-          peerAddress,
-          peerTrusted: trusted !== null && peerAddress !== '' && trusted.check(peerAddress, peerAddress.includes(':') ? 'ipv6' : 'ipv4'),
-          protocol: request.socket && 'encrypted' in request.socket ? 'https' : 'http',
-          host: request.headers.host,
-          requestId: request.id,
-        });
+        return rewriteRequestHeaders(headers as IncomingHttpHeaders, forwardingContext(request as FastifyRequest));
       },
       rewriteHeaders(headers, request) {
         // The app must not be able to replace or clear the gateway's own cookies.
