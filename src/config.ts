@@ -85,6 +85,10 @@ export interface Config {
   loginWindowMs: number;
   loginMaxAttemptsPerIp: number;
   loginTitle: string;
+  /** Open WebSockets have their session checked again this often (and their client pinged). */
+  websocketRevalidateIntervalMs: number;
+  /** Largest WebSocket message relayed either way; a bigger one closes the socket (1009). */
+  websocketMaxMessageBytes: number;
   logLevel: string;
   /** True when none of Redis, PostgreSQL and the upstream is configured. */
   embedded: boolean;
@@ -191,6 +195,8 @@ function readAll(r: EnvReader): Config {
     loginWindowMs: r.duration('GATEWAY_LOGIN_WINDOW', 15 * 60_000, { min: 1_000 }),
     loginMaxAttemptsPerIp: r.integer('GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP', loginMaxAttempts * 10, { min: 1 }),
     loginTitle: r.string('GATEWAY_LOGIN_TITLE', 'Sign in'),
+    websocketRevalidateIntervalMs: r.duration('GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL', 30_000, { min: 100 }),
+    websocketMaxMessageBytes: r.integer('GATEWAY_WEBSOCKET_MAX_MESSAGE_BYTES', 1024 * 1024, { min: 125 }),
     logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
     embedded,
     identityToken: readIdentityToken(r, redis !== null),

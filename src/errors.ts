@@ -27,3 +27,17 @@ export const upstreamTimeout = (cause: unknown) =>
   new GatewayError('GW_ERR_UPSTREAM_TIMEOUT', 504, 'The application took too long to answer.', { cause });
 
 export const accessDenied = () => new GatewayError('GW_ERR_ACCESS_DENIED', 403, 'You do not have access to this page.');
+
+export const badWebSocketHandshake = (status: 400 | 405 | 426, reason: string) =>
+  new GatewayError('GW_ERR_BAD_WEBSOCKET_HANDSHAKE', status, `Bad WebSocket handshake: ${reason}.`);
+
+export const unsupportedUpgrade = () =>
+  new GatewayError('GW_ERR_UNSUPPORTED_UPGRADE', 400, 'Only WebSocket upgrades are supported on requests with a body.');
+
+export const crossOriginWebSocket = () =>
+  new GatewayError('GW_ERR_CROSS_ORIGIN_WEBSOCKET', 403, 'A WebSocket with a session must be opened from this site.');
+
+export const upstreamRefusedUpgrade = (status: number) =>
+  new GatewayError('GW_ERR_UPSTREAM_REFUSED_UPGRADE', status, 'The application refused the WebSocket connection.');
+
+export const shuttingDown = () => new GatewayError('GW_ERR_SHUTTING_DOWN', 503, 'The gateway is shutting down; try again shortly.');

@@ -95,5 +95,16 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       labelNames: ['kind'] as const,
       registers,
     }),
+    websocketConnections: new Gauge({
+      name: 'gateway_websocket_connections',
+      help: 'Proxied WebSockets currently open.',
+      registers,
+    }),
+    websocketCloses: new Counter({
+      name: 'gateway_websocket_closes_total',
+      help: 'Proxied WebSockets closed, by reason: client, upstream, session_ended, store_unavailable, shutdown, unresponsive, protocol_error.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
   };
 }

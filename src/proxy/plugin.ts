@@ -11,8 +11,9 @@ import { clearSessionCookie, isBrowserNavigation, publicOrigin, setSessionCookie
 import type { ActiveSession } from '../session/manager.js';
 import type { Identity } from '../session/types.js';
 import { createAccessRules, decideAccess, type AccessRule } from './access-rules.js';
-import { createRequestHeaderRewriter } from './identity-headers.js';
+import { createRequestHeaderRewriter, type ForwardingContext } from './identity-headers.js';
 import { createPathMatcher } from './paths.js';
+import { createWebSocketProxy } from './websocket.js';
 
 const UPSTREAM_CONNECTIONS = 128;
 const kProxyStarted = Symbol('proxyStarted');
@@ -60,12 +61,38 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
     return reply.code(401).send({ error: 'authentication required', login: loginUrl });
   };
 
+  /** What the identity header rewriter needs to know about a request (HTTP and WebSocket alike). */
+  const forwardingContext = (request: FastifyRequest): ForwardingContext => {
+    const peerAddress = request.socket.remoteAddress ?? '';
+    return {
+      identity: identityToForward(request as TimedRequest),
+      peerAddress,
+      peerTrusted: trusted !== null && peerAddress !== '' && trusted.check(peerAddress, peerAddress.includes(':') ? 'ipv6' : 'ipv4'),
+      protocol: request.socket && 'encrypted' in request.socket ? 'https' : 'http',
+      host: request.headers.host,
+      requestId: request.id,
+      signedIdentity: identityTokens && request.session ? identityTokens.tokenFor(sessionToSign(request as TimedRequest, request.session)) : null,
+    };
+  };
+  // Upgrades pass through `authenticate` first, on the same route, so one function decides for both.
+  const routesLongestFirst = [...config.upstreamRoutes]
+    .sort((a, b) => b.prefix.length - a.prefix.length)
+    .map((route) => ({ matches: createPathMatcher([route.prefix]), url: route.url }));
+  const websockets = createWebSocketProxy(app, {
+    deps,
+    rewriteHeaders: (request, headers) => rewriteRequestHeaders(headers, forwardingContext(request)),
+    // Same choice as the HTTP routes below: the longest matching prefix, else GATEWAY_UPSTREAM.
+    upstreamFor: (path) => routesLongestFirst.find((route) => route.matches(path))?.url ?? deps.upstream,
+  });
+
   /** One http-proxy (and one connection pool) per upstream; `prefix` paths reach it unchanged. */
   const proxyOptions = (upstream: URL, prefix: string): FastifyHttpProxyOptions => ({
     upstream: upstream.toString().replace(/\/$/, ''),
     prefix,
     rewritePrefix: prefix === '/' ? undefined : prefix,
-    preHandler: authenticate,
+    // fastify runs a route's preHandler array in order and stops once one has answered; the
+    // plugin's type only spells the single-function form.
+    preHandler: [authenticate, websockets.upgrade] as unknown as FastifyHttpProxyOptions['preHandler'],
     disableRequestLogging: true,
     internalRewriteLocationHeader: false,
     undici: {
@@ -81,16 +108,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
       retryDelay: () => null,
       rewriteRequestHeaders(request, headers) {
         (request as TimedRequest)[kProxyStarted] = performance.now();
-        const peerAddress = request.socket.remoteAddress ?? '';
-        return rewriteRequestHeaders(headers as IncomingHttpHeaders, {
-          identity: identityToForward(request as TimedRequest),
-          peerAddress,
-          peerTrusted: trusted !== null && peerAddress !== '' && trusted.check(peerAddress, peerAddress.includes(':') ? 'ipv6' : 'ipv4'),
-          protocol: request.socket && 'encrypted' in request.socket ? 'https' : 'http',
-          host: request.headers.host,
-          requestId: request.id,
-          signedIdentity: identityTokens && request.session ? identityTokens.tokenFor(sessionToSign(request as TimedRequest, request.session)) : null,
-        });
+        return rewriteRequestHeaders(headers as IncomingHttpHeaders, forwardingContext(request as FastifyRequest));
       },
       rewriteHeaders(headers, request) {
         // The app must not be able to replace or clear the gateway's own cookies.

@@ -4,7 +4,7 @@ import { LRUCache } from 'lru-cache';
 import { sessionStoreUnavailable } from '../errors.js';
 import { hashSessionId, newSessionId, type CookieSigner } from './id.js';
 import type { CachedSession, LocalSessionCache } from './local-cache.js';
-import type { Identity, SessionRecord, SessionStore, StoredSession, ValidationOutcome } from './types.js';
+import type { Identity, InvalidationListener, SessionRecord, SessionStore, StoredSession, ValidationOutcome } from './types.js';
 
 export interface SessionManagerOptions {
   store: SessionStore;
@@ -38,14 +38,25 @@ export interface ActiveSession {
 
 export type Validation = { outcome: 'valid'; session: ActiveSession } | { outcome: Exclude<ValidationOutcome, 'valid'> };
 
+export interface ValidateOptions {
+  /** Whether this counts as activity that rolls the idle deadline (default true: a request does). */
+  touch?: boolean;
+}
+
 export interface SessionManager {
   /** Validates a cookie value; throws a 503 GatewayError when the store cannot answer. */
-  validate(cookieValue: string | undefined): Promise<Validation>;
+  validate(cookieValue: string | undefined, options?: ValidateOptions): Promise<Validation>;
   create(identity: Identity): Promise<{ cookieValue: string; record: SessionRecord }>;
   /** Ends the session a cookie names, on every replica; false if there was none. */
   destroy(cookieValue: string | undefined): Promise<boolean>;
   listByUser(user: string): Promise<StoredSession[]>;
   revokeUser(user: string): Promise<number>;
+  /**
+   * Told after this replica's cache has dropped a session that ended on any replica ('session'),
+   * or was flushed because invalidations may have been missed ('reset'), so holders of
+   * long-lived connections (WebSockets) can end them too.
+   */
+  onInvalidation(listener: InvalidationListener): void;
   readonly cacheSize: number;
 }
 
@@ -61,15 +72,18 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   // Ids are never reused, so a hash we were told is gone can be refused without asking Redis,
   // and the refusal can say "revoked" rather than "expired".
   const revoked = new LRUCache<string, true>(REVOKED_MEMORY);
+  const invalidationListeners: InvalidationListener[] = [];
 
   store.onInvalidation((event) => {
     events.invalidation?.(event.kind);
     if (event.kind === 'reset') {
       cache.clear();
-      return;
+    } else {
+      cache.forget(event.idHash);
+      revoked.set(event.idHash, true);
     }
-    cache.forget(event.idHash);
-    revoked.set(event.idHash, true);
+    // After the cache is updated, so a listener that re-validates sees the session as ended.
+    for (const listener of invalidationListeners) listener(event);
   });
 
   const ttlFor = (record: SessionRecord, at: number) => Math.max(1, Math.min(idleTimeoutMs, record.expiresAt - at));
@@ -79,9 +93,9 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     events.validated?.(outcome);
     return { outcome };
   };
-  const succeed = (entry: CachedSession): Validation => {
+  const succeed = (entry: CachedSession, touch: boolean): Validation => {
     events.validated?.('valid');
-    maybeTouch(entry);
+    if (touch) maybeTouch(entry);
     const renewedCookie = entry.signedWithOldSecret ? signer.sign(entry.id) : null;
     return { outcome: 'valid', session: { idHash: entry.idHash, record: entry.record, renewedCookie } };
   };
@@ -121,7 +135,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     return at < idleDeadline(entry.record) ? 'valid' : 'recheck';
   };
 
-  const validateFromStore = async (cookieValue: string, cached: CachedSession | undefined): Promise<Validation> => {
+  const validateFromStore = async (cookieValue: string, cached: CachedSession | undefined, touch: boolean): Promise<Validation> => {
     const unsigned = cached ?? signer.unsign(cookieValue);
     if (!unsigned) return fail('invalid');
     const idHash = cached?.idHash ?? hashSessionId(unsigned.id);
@@ -132,7 +146,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     } catch (err) {
       events.storeError?.(err, 'get');
       if (cached && staleGraceMs > 0 && now() - cached.confirmedAt <= staleGraceMs && judge(cached, now()) !== 'expired') {
-        return succeed(cached);
+        return succeed(cached, touch);
       }
       throw sessionStoreUnavailable(err);
     }
@@ -145,18 +159,19 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     }
     const entry: CachedSession = { idHash, record, id: unsigned.id, signedWithOldSecret: unsigned.signedWithOldSecret, confirmedAt: at };
     cache.set(cookieValue, entry);
-    return succeed(entry);
+    return succeed(entry, touch);
   };
 
   return {
-    async validate(cookieValue) {
+    async validate(cookieValue, options) {
       if (!cookieValue) return fail('missing');
+      const touch = options?.touch ?? true;
       // While invalidations are not flowing, a cached entry may have been revoked elsewhere.
       const cached = store.invalidationsLive() ? cache.get(cookieValue) : undefined;
       events.cacheLookup?.(cached ? 'hit' : 'miss');
       if (cached) {
         const verdict = judge(cached, now());
-        if (verdict === 'valid') return succeed(cached);
+        if (verdict === 'valid') return succeed(cached, touch);
         if (verdict === 'expired') {
           cache.forget(cached.idHash);
           return fail('expired');
@@ -164,7 +179,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       }
       // A stale cached entry is kept only for the outage grace; its signature was already checked.
       const staleCandidate = cached ?? (staleGraceMs > 0 ? cache.get(cookieValue) : undefined);
-      return validateFromStore(cookieValue, staleCandidate);
+      return validateFromStore(cookieValue, staleCandidate, touch);
     },
 
     async create(identity) {
@@ -202,6 +217,10 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     async revokeUser(user) {
       const count = await store.deleteByUser(user);
       return count;
+    },
+
+    onInvalidation(listener) {
+      invalidationListeners.push(listener);
     },
 
     get cacheSize() {

@@ -319,3 +319,15 @@ t.test('Redis timeouts are configurable durations', async (t) => {
   const err = t.throws(() => loadConfig({ GATEWAY_REDIS_COMMAND_TIMEOUT: 'soon' })) as unknown as ConfigError;
   t.match(err.problems.join('\n'), /GATEWAY_REDIS_COMMAND_TIMEOUT must be a duration/);
 });
+
+t.test('WebSocket settings: revalidation interval and message size limit', async (t) => {
+  const d = loadConfig({});
+  t.equal(d.websocketRevalidateIntervalMs, 30_000);
+  t.equal(d.websocketMaxMessageBytes, 1024 * 1024);
+  const c = loadConfig({ GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL: '5s', GATEWAY_WEBSOCKET_MAX_MESSAGE_BYTES: '65536' });
+  t.equal(c.websocketRevalidateIntervalMs, 5_000);
+  t.equal(c.websocketMaxMessageBytes, 65_536);
+  const err = t.throws(() => loadConfig({ GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL: '10ms', GATEWAY_WEBSOCKET_MAX_MESSAGE_BYTES: '1MB' })) as unknown as ConfigError;
+  t.match(err.problems.join('\n'), /GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL must be at least 100 ms/);
+  t.match(err.problems.join('\n'), /GATEWAY_WEBSOCKET_MAX_MESSAGE_BYTES must be a whole number/);
+});

@@ -90,3 +90,28 @@ t.test('concurrent cold lookups of one session share one store read', async (t) 
   t.equal(reads, 1);
   t.equal(calls.get, 0);
 });
+
+t.test('validate with touch: false never rolls the idle deadline (a WebSocket re-check is not activity)', async (t) => {
+  const { manager, calls, advance } = setup({ touchIntervalMs: 1_000 });
+  const { cookieValue } = await manager.create(identity);
+  for (let i = 0; i < 4; i++) {
+    advance(2_000);
+    t.equal((await manager.validate(cookieValue, { touch: false })).outcome, 'valid');
+  }
+  t.equal(calls.touch, 0, 'nothing written');
+  advance(2_001);
+  t.equal((await manager.validate(cookieValue, { touch: false })).outcome, 'expired', 'idle since login, however often it was checked');
+});
+
+t.test('onInvalidation: told after the cache has dropped the session, so a re-check sees it ended', async (t) => {
+  const { manager } = setup();
+  const { cookieValue } = await manager.create(identity);
+  const seen: string[] = [];
+  manager.onInvalidation((event) => {
+    seen.push(event.kind);
+    void manager.validate(cookieValue).then((v) => seen.push(v.outcome));
+  });
+  await manager.destroy(cookieValue);
+  await new Promise((r) => setImmediate(r));
+  t.same(seen, ['session', 'revoked']);
+});
