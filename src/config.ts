@@ -3,6 +3,7 @@
 // broken deployment in one round instead of one restart per typo.
 import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
+import { readLoginBranding, type LoginBranding } from './auth/login-branding.js';
 import { parseDurationMs } from './duration.js';
 
 export type RedisConfig =
@@ -71,6 +72,8 @@ export interface Config {
   loginWindowMs: number;
   loginMaxAttemptsPerIp: number;
   loginTitle: string;
+  /** Logo, CSS and template files for the login page, read and checked at start-up. */
+  loginBranding: LoginBranding;
   logLevel: string;
   /** True when none of Redis, PostgreSQL and the upstream is configured. */
   embedded: boolean;
@@ -158,6 +161,7 @@ function readAll(r: EnvReader): Config {
     loginWindowMs: r.duration('GATEWAY_LOGIN_WINDOW', 15 * 60_000, { min: 1_000 }),
     loginMaxAttemptsPerIp: r.integer('GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP', loginMaxAttempts * 10, { min: 1 }),
     loginTitle: r.string('GATEWAY_LOGIN_TITLE', 'Sign in'),
+    loginBranding: readLoginBranding(r),
     logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
     embedded,
   };
