@@ -65,13 +65,14 @@ export const WHOAMI_PAGE_STYLE_HASH = PAGE_STYLE_HASH;
  * caller allows it in the CSP by its own hash.
  */
 export function renderDocument(title: string, body: string, extraStyle?: string): string {
-  // no-referrer: the gateway's URLs carry return paths that other origins need not see.
+  // same-origin: the gateway's URLs carry return paths that other origins need not see. Not
+  // no-referrer, which makes browsers send `Origin: null` with the login form's POST.
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <meta name="robots" content="noindex, nofollow">
 <title>${escapeHtml(title)}</title>
 <style>${PAGE_STYLE}</style>${extraStyle === undefined ? '' : `\n<style>${extraStyle}</style>`}

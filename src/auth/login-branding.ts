@@ -141,6 +141,9 @@ function readTemplate(r: VariableReader): string | null {
   if (/<script\b/i.test(text)) problems.push('contains <script>: the login page allows no scripts (it works without JavaScript)');
   if (/<style\b/i.test(text)) problems.push('contains <style>: put styles in GATEWAY_LOGIN_CSS_FILE and {{styles}} in the template');
   if (/<link\b/i.test(text)) problems.push('contains <link>: the login page loads nothing from elsewhere; use GATEWAY_LOGIN_CSS_FILE and GATEWAY_LOGIN_LOGO_FILE');
+  // A page-level referrer policy overrides the gateway's header; no-referrer would make browsers
+  // send `Origin: null` with the form's POST, which the same-origin check refuses.
+  if (/<meta\b[^>]*\bname\s*=\s*["']?referrer\b/i.test(text)) problems.push('sets a referrer policy (<meta name="referrer">): leave it to the gateway, which sends Referrer-Policy: same-origin');
   for (const line of problems) r.problem(`${name}: ${path} ${line}`);
   return problems.length === 0 ? text : null;
 }

@@ -38,7 +38,9 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
   app.addHook('onSend', async (_request, reply) => {
     noStore(reply);
     reply.header('x-content-type-options', 'nosniff');
-    reply.header('referrer-policy', 'no-referrer');
+    // Not no-referrer: with it browsers send `Origin: null` on the form's POST, and the same-origin
+    // check refuses every sign-in. same-origin still tells other sites nothing.
+    reply.header('referrer-policy', 'same-origin');
     reply.header('x-frame-options', 'DENY');
   });
 

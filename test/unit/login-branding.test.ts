@@ -94,6 +94,7 @@ t.test('every bad file is one line naming its variable, all at once', async (t) 
     ['form twice', { GATEWAY_LOGIN_TEMPLATE_FILE: file('twice.html', '{{error}}{{form}}{{form}}') }, /^GATEWAY_LOGIN_TEMPLATE_FILE: .*twice\.html uses \{\{form\}\} more than once$/],
     ['script in template', { GATEWAY_LOGIN_TEMPLATE_FILE: file('script.html', '{{error}}{{form}}<SCRIPT src="x.js"></SCRIPT>') }, /script\.html contains <script>: the login page allows no scripts/],
     ['style in template', { GATEWAY_LOGIN_TEMPLATE_FILE: file('style.html', '<style>h1{}</style>{{error}}{{form}}') }, /style\.html contains <style>: put styles in GATEWAY_LOGIN_CSS_FILE/],
+    ['referrer policy in template', { GATEWAY_LOGIN_TEMPLATE_FILE: file('referrer.html', '<META content="no-referrer" name=referrer>{{error}}{{form}}') }, /referrer\.html sets a referrer policy/],
     ['link in template', { GATEWAY_LOGIN_TEMPLATE_FILE: file('link.html', '<link rel="stylesheet" href="/x.css">{{error}}{{form}}') }, /link\.html contains <link>/],
     ['logo the template leaves out', { GATEWAY_LOGIN_TEMPLATE_FILE: file('nologo.html', '{{error}}{{form}}'), GATEWAY_LOGIN_LOGO_FILE: file('l.png', PNG) }, /^GATEWAY_LOGIN_LOGO_FILE is set but GATEWAY_LOGIN_TEMPLATE_FILE has no \{\{logo\}\} placeholder$/],
     ['CSS the template leaves out', { GATEWAY_LOGIN_TEMPLATE_FILE: file('nostyles.html', '{{error}}{{form}}'), GATEWAY_LOGIN_CSS_FILE: file('c.css', 'h1{}') }, /^GATEWAY_LOGIN_CSS_FILE is set but GATEWAY_LOGIN_TEMPLATE_FILE has no \{\{styles\}\} placeholder$/],

@@ -93,7 +93,7 @@ t.test('login form structure', async (t) => {
   const html = renderLoginPage({ ...base, username: 'bob' });
   t.match(html, /<html lang="en">/);
   t.match(html, /<meta name="viewport" content="width=device-width, initial-scale=1">/);
-  t.match(html, /<meta name="referrer" content="no-referrer">/);
+  t.match(html, /<meta name="referrer" content="same-origin">/);
   t.match(html, /<form class="login" method="post" action="\/_auth\/login">/);
 
   const username = /<input id="username"[^>]*>/.exec(html)?.[0] ?? '';
