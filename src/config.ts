@@ -3,6 +3,7 @@
 // broken deployment in one round instead of one restart per typo.
 import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
+import { readLoginBranding, type LoginBranding } from './auth/login-branding.js';
 import { parseDurationMs } from './duration.js';
 import { parseAccessRules, type AccessRuleSpec } from './proxy/access-rules.js';
 import { prefixBase } from './proxy/paths.js';
@@ -89,6 +90,8 @@ export interface Config {
   websocketRevalidateIntervalMs: number;
   /** Largest WebSocket message relayed either way; a bigger one closes the socket (1009). */
   websocketMaxMessageBytes: number;
+  /** Logo, CSS and template files for the login page, read and checked at start-up. */
+  loginBranding: LoginBranding;
   logLevel: string;
   /** True when none of Redis, PostgreSQL and the upstream is configured. */
   embedded: boolean;
@@ -197,6 +200,7 @@ function readAll(r: EnvReader): Config {
     loginTitle: r.string('GATEWAY_LOGIN_TITLE', 'Sign in'),
     websocketRevalidateIntervalMs: r.duration('GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL', 30_000, { min: 100 }),
     websocketMaxMessageBytes: r.integer('GATEWAY_WEBSOCKET_MAX_MESSAGE_BYTES', 1024 * 1024, { min: 125 }),
+    loginBranding: readLoginBranding(r),
     logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
     embedded,
     identityToken: readIdentityToken(r, redis !== null),

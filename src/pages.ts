@@ -27,15 +27,17 @@ export function escapeHtml(s: string): string {
  * transformation (trimming, minifying) would make browsers drop the style.
  */
 export const PAGE_STYLE = `
-:root{color-scheme:light dark;--bg:#f3f4f6;--fg:#1f2328;--muted:#59636e;--card:#fff;--line:#d0d7de;--accent:#0b57d0;--on-accent:#fff;--err:#b42318;--err-bg:#fef3f2;--hl:#fff8c5}
-@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;--card:#161b22;--line:#3d444d;--accent:#4493f8;--on-accent:#0d1117;--err:#ffa198;--err-bg:#2d1517;--hl:#2f2a10}}
+:root{color-scheme:light dark;--bg:#f3f4f6;--fg:#1f2328;--muted:#59636e;--card:#fff;--line:#d0d7de;--accent:#0b57d0;--on-accent:#fff;--err:#b42318;--err-bg:#fef3f2;--hl:#fff8c5;--field:#6e7781}
+@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;--card:#161b22;--line:#3d444d;--accent:#4493f8;--on-accent:#0d1117;--err:#ffa198;--err-bg:#2d1517;--hl:#2f2a10;--field:#8b949e}}
 *{box-sizing:border-box}
 body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;padding:1rem;background:var(--bg);color:var(--fg);font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 main{width:100%;max-width:24rem;padding:2rem 1.5rem;background:var(--card);border:1px solid var(--line);border-radius:12px}
 main.wide{max-width:56rem}
+.logo{display:block;max-width:100%;max-height:4rem;margin:0 0 1rem}
 h1{margin:0 0 1rem;font-size:1.375rem;line-height:1.3}
 label{display:block;margin:1rem 0 .25rem;font-weight:600}
-input{width:100%;padding:.625rem .75rem;font:inherit;color:inherit;background:var(--bg);border:1px solid var(--line);border-radius:8px}
+input{width:100%;padding:.625rem .75rem;font:inherit;color:inherit;background:var(--bg);border:1px solid var(--field);border-radius:8px}
+input[aria-invalid=true]{border-color:var(--err)}
 button{margin-top:1.5rem;padding:.625rem 1.25rem;font:inherit;font-weight:600;color:var(--on-accent);background:var(--accent);border:0;border-radius:8px;cursor:pointer}
 form.login button{width:100%}
 input:focus-visible,button:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
@@ -47,6 +49,7 @@ caption{text-align:left;font-weight:600;padding-bottom:.5rem}
 th,td{padding:.375rem .5rem;text-align:left;vertical-align:top;border-bottom:1px solid var(--line)}
 td{word-break:break-all;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 tr.identity{background:var(--hl)}
+@media (max-width:30rem){body{align-items:flex-start;padding:.5rem}main{padding:1.5rem 1rem}}
 `;
 
 /** CSP source expression (`'sha256-…'`) allowing exactly {@link PAGE_STYLE}. */
@@ -57,19 +60,22 @@ export const WHOAMI_PAGE_STYLE_HASH = PAGE_STYLE_HASH;
 
 /**
  * Wraps a body in the common document shell. `title` is escaped here; `body`
- * must already be safe HTML built by the caller.
+ * must already be safe HTML built by the caller. `extraStyle` (the login page's
+ * operator CSS) follows the built-in sheet verbatim, so it can override it; the
+ * caller allows it in the CSP by its own hash.
  */
-export function renderDocument(title: string, body: string): string {
-  // no-referrer: the gateway's URLs carry return paths that other origins need not see.
+export function renderDocument(title: string, body: string, extraStyle?: string): string {
+  // same-origin: the gateway's URLs carry return paths that other origins need not see. Not
+  // no-referrer, which makes browsers send `Origin: null` with the login form's POST.
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <meta name="robots" content="noindex, nofollow">
 <title>${escapeHtml(title)}</title>
-<style>${PAGE_STYLE}</style>
+<style>${PAGE_STYLE}</style>${extraStyle === undefined ? '' : `\n<style>${extraStyle}</style>`}
 </head>
 <body>
 ${body}

@@ -10,7 +10,7 @@ import { encodeGroups, encodeHeaderValue } from '../proxy/identity-headers.js';
 import { IDENTITY_TOKEN_HEADER } from '../proxy/signed-identity.js';
 import { safeRedirectTarget } from '../proxy/paths.js';
 import { CSRF_COOKIE, CSRF_TTL_SECONDS } from './csrf.js';
-import { LOGIN_PAGE_STYLE_HASH, renderLoginPage } from './login-page.js';
+import { createLoginPage } from './login-page.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import type { UserRecord } from './user-store.js';
 
@@ -18,7 +18,6 @@ const LOGIN_BODY_LIMIT_BYTES = 16 * 1024;
 const MAX_USERNAME_LENGTH = 256;
 const MAX_PASSWORD_LENGTH = 4096;
 const GENERIC_FAILURE = 'Invalid username or password.';
-const LOGIN_PAGE_CSP = `default-src 'none'; style-src ${LOGIN_PAGE_STYLE_HASH}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`;
 
 interface LoginInput {
   username: string;
@@ -33,17 +32,20 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
   const { config, sessions, users, throttle, csrf, metrics } = deps;
   const prefix = config.authPrefix;
   const loginPath = `${prefix}/login`;
+  const loginPage = createLoginPage(config.loginBranding);
 
   await app.register(formbody, { bodyLimit: LOGIN_BODY_LIMIT_BYTES });
 
   app.addHook('onSend', async (_request, reply) => {
     noStore(reply);
     reply.header('x-content-type-options', 'nosniff');
-    reply.header('referrer-policy', 'no-referrer');
+    // Not no-referrer: with it browsers send `Origin: null` on the form's POST, and the same-origin
+    // check refuses every sign-in. same-origin still tells other sites nothing.
+    reply.header('referrer-policy', 'same-origin');
     reply.header('x-frame-options', 'DENY');
   });
 
-  const showLoginPage = (reply: FastifyReply, status: number, model: { rd: string; username?: string; error?: string; notice?: string }) => {
+  const showLoginPage = (reply: FastifyReply, status: number, model: { rd: string; username?: string; error?: string; invalid?: boolean; notice?: string }) => {
     const tokens = csrf.issue();
     reply.setCookie(CSRF_COOKIE, tokens.cookie, {
       httpOnly: true,
@@ -52,11 +54,11 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
       path: prefix,
       maxAge: CSRF_TTL_SECONDS,
     });
-    reply.header('content-security-policy', LOGIN_PAGE_CSP);
+    reply.header('content-security-policy', loginPage.csp);
     return reply
       .code(status)
       .type('text/html; charset=utf-8')
-      .send(renderLoginPage({ title: config.loginTitle, action: loginPath, csrfToken: tokens.token, ...model }));
+      .send(loginPage.render({ title: config.loginTitle, action: loginPath, csrfToken: tokens.token, ...model }));
   };
 
   app.get('/login', async (request, reply) => {
@@ -67,14 +69,15 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
 
   app.post('/login', { bodyLimit: LOGIN_BODY_LIMIT_BYTES }, async (request, reply) => {
     const json = wantsJson(request);
-    const refuse = (status: number, message: string, extra: { rd?: string; username?: string } = {}) =>
+    // `invalid`: the message is about what was typed, so the fields are flagged too.
+    const refuse = (status: number, message: string, extra: { rd?: string; username?: string; invalid?: boolean } = {}) =>
       json
         ? reply.code(status).send({ error: message })
-        : showLoginPage(reply, status, { rd: extra.rd ?? '/', error: message, ...(extra.username ? { username: extra.username } : {}) });
+        : showLoginPage(reply, status, { rd: extra.rd ?? '/', error: message, invalid: extra.invalid === true, ...(extra.username ? { username: extra.username } : {}) });
 
     if (!isSameOrigin(request, config)) return refuse(403, 'Cross-origin sign-in requests are refused.');
     const input = readLoginInput(request.body);
-    if (!input) return refuse(400, 'Username and password are required.');
+    if (!input) return refuse(400, 'Username and password are required.', { invalid: true });
     if (!json && !csrf.verify(request.cookies[CSRF_COOKIE], input.csrf)) {
       return refuse(403, 'The sign-in form expired. Please try again.', { rd: input.rd });
     }
@@ -97,7 +100,7 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
     if (failure || !user) {
       metrics.logins.inc({ outcome: 'failure' });
       request.log.warn({ audit: 'login', user: input.username, ip, outcome: 'failure', reason: failure }, 'login failed');
-      return refuse(401, GENERIC_FAILURE, { rd: input.rd, username: input.username });
+      return refuse(401, GENERIC_FAILURE, { rd: input.rd, username: input.username, invalid: true });
     }
 
     await throttle.succeeded(input.username, ip).catch(() => undefined);

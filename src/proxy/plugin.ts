@@ -56,7 +56,9 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
     if (validation.outcome !== 'missing') clearSessionCookie(reply, config);
     if (isBrowserNavigation(request)) {
       const rd = encodeURIComponent(request.url);
-      return reply.redirect(`${loginUrl}?rd=${rd}`, 302);
+      // A session that timed out: the login page says so, rather than appearing out of nowhere.
+      const expired = validation.outcome === 'expired' ? '&expired=1' : '';
+      return reply.redirect(`${loginUrl}?rd=${rd}${expired}`, 302);
     }
     return reply.code(401).send({ error: 'authentication required', login: loginUrl });
   };

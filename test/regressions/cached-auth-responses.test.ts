@@ -2,7 +2,7 @@
 // carries one user's session — the login answer with its Set-Cookie, /_auth/session's identity, the
 // redirect after sign-in — and serves it to the next person who asks.
 // Defence: src/auth/routes.ts sends Cache-Control: no-store (and Pragma: no-cache) on every gateway
-// route, plus nosniff and Referrer-Policy: no-referrer so no URL of the flow leaks to other sites.
+// route, plus nosniff and Referrer-Policy: same-origin so no URL of the flow leaks to other sites.
 import t from 'tap';
 import { login, withSession } from '../helpers/gateway.js';
 import { send, type Response } from '../helpers/http.js';
@@ -15,7 +15,7 @@ const gw = await bed.gateway();
 function uncacheable(t: Assert, res: Response, label: string): void {
   t.match(res.headers['cache-control'] ?? '', /\bno-store\b/, `${label}: Cache-Control no-store`);
   t.equal(res.headers['x-content-type-options'], 'nosniff', `${label}: nosniff`);
-  t.equal(res.headers['referrer-policy'], 'no-referrer', `${label}: Referrer-Policy`);
+  t.equal(res.headers['referrer-policy'], 'same-origin', `${label}: Referrer-Policy`);
 }
 
 t.test('every response that carries or reveals a session is marked no-store', async (t) => {

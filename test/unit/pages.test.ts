@@ -93,14 +93,14 @@ t.test('login form structure', async (t) => {
   const html = renderLoginPage({ ...base, username: 'bob' });
   t.match(html, /<html lang="en">/);
   t.match(html, /<meta name="viewport" content="width=device-width, initial-scale=1">/);
-  t.match(html, /<meta name="referrer" content="no-referrer">/);
+  t.match(html, /<meta name="referrer" content="same-origin">/);
   t.match(html, /<form class="login" method="post" action="\/_auth\/login">/);
 
   const username = /<input id="username"[^>]*>/.exec(html)?.[0] ?? '';
   t.match(username, /name="username"/);
   t.match(username, /value="bob"/, 'username re-filled');
   t.match(username, /autocomplete="username"/);
-  t.match(username, / autofocus /);
+  t.notMatch(username, /autofocus/, 'with the username re-filled, focus goes to the password');
   t.match(username, / required /);
   t.match(username, /maxlength="256"/);
 
@@ -108,6 +108,7 @@ t.test('login form structure', async (t) => {
   t.match(password, /name="password"/);
   t.match(password, /type="password"/);
   t.match(password, /autocomplete="current-password"/);
+  t.match(password, / autofocus /);
   t.match(password, / required /);
   t.match(password, /maxlength="1024"/);
   t.notMatch(password, /value=/, 'password is never echoed back');
@@ -123,7 +124,7 @@ t.test('error is an alert linked to the fields; notice is a status', async (t) =
   const clean = renderLoginPage(base);
   t.notMatch(clean, /role="alert"/, 'no alert without an error');
   t.notMatch(clean, /role="status"/, 'no status without a notice');
-  t.notMatch(clean, /aria-describedby|aria-invalid/);
+  t.notMatch(clean, / aria-describedby="| aria-invalid="/, 'no field points at a message that is not there');
 
   const failed = renderLoginPage({ ...base, error: 'Invalid username or password.' });
   t.equal(failed.match(/role="alert"/g)?.length, 1, 'exactly one alert');
