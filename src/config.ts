@@ -142,7 +142,7 @@ export function loadConfig(env: Env = process.env): Config {
 }
 
 function readAll(r: EnvReader): Config {
-  const upstream = r.url('GATEWAY_UPSTREAM', ['http:', 'https:']);
+  const upstream = readUpstream(r);
   const redis = readRedis(r);
   const databaseUrl = r.url('DATABASE_URL', ['postgres:', 'postgresql:'])?.toString() ?? null;
   const embedded = !upstream && !redis && !databaseUrl;
@@ -341,6 +341,17 @@ function readTrustedProxies(r: EnvReader): { trustedProxies: BlockList | null; t
     blockList.addSubnet(address, bits, family === 6 ? 'ipv6' : 'ipv4');
   }
   return { trustedProxies: blockList, trustedProxyCidrs: list };
+}
+
+function readUpstream(r: EnvReader): URL | null {
+  const url = r.url('GATEWAY_UPSTREAM', ['http:', 'https:']);
+  // The request path is forwarded unchanged; an upstream path would have to be spliced in front
+  // of every request (and every Location header and cookie path taken back out), which is not built.
+  if (url && (url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '')) {
+    r.problem('GATEWAY_UPSTREAM must be an origin like http://127.0.0.1:8080 (no path, query or credentials: the request path is forwarded unchanged)');
+    return null;
+  }
+  return url;
 }
 
 function readUpstreamRoutes(r: EnvReader, upstream: URL | null, authPrefix: string): UpstreamRoute[] {

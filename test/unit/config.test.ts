@@ -170,6 +170,10 @@ t.test('every problem is reported together, one line each naming the variable', 
   assertNamed(t, problems, 'GATEWAY_SESSION_IDLE_TIMEOUT', /"soon"/);
   assertNamed(t, problems, 'GATEWAY_ACCESS_LOG', /true or false.*"maybe"/);
   assertNamed(t, problems, 'GATEWAY_UPSTREAM', /http:\/\/ or https:\/\//);
+  for (const withPath of ['http://127.0.0.1:8080/app', 'http://127.0.0.1:8080/?x=1', 'http://user:pw@127.0.0.1:8080']) {
+    t.same(problemsOf(t, { GATEWAY_UPSTREAM: withPath }), ['GATEWAY_UPSTREAM must be an origin like http://127.0.0.1:8080 (no path, query or credentials: the request path is forwarded unchanged)'], withPath);
+  }
+  t.equal(loadConfig({ GATEWAY_UPSTREAM: 'http://127.0.0.1:8080/' }).upstream?.origin, 'http://127.0.0.1:8080', 'a trailing slash is an origin');
   assertNamed(t, problems, 'GATEWAY_SESSION_SECRET', /shorter than 32/);
   assertNamed(t, problems, 'GATEWAY_TRUSTED_PROXIES', /10\.0\.0\.0\/33/);
   assertNamed(t, problems, 'GATEWAY_USER_QUERY', /\$1/);
