@@ -1,0 +1,128 @@
+// GET /_auth/verify: forward-auth for nginx auth_request, Traefik forwardAuth and Caddy forward_auth
+// (SPEC 3). Only 204 (identity in headers), 401 (Location: the login URL), 403 and 503. It runs once
+// per request of the app behind the proxy, so it is registered outside the other auth routes: no
+// body parsing, none of their browser-page headers, nothing computed that a 204 does not carry.
+import type { Socket } from 'node:net';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { GatewayDeps } from '../context.js';
+import { escapeHtml } from '../pages.js';
+import { encodeGroups, encodeHeaderValue } from '../proxy/identity-headers.js';
+import { createPathMatcher } from '../proxy/paths.js';
+import type { ActiveSession } from '../session/manager.js';
+import { originalRequest, type OriginalRequest } from './original-request.js';
+
+// nginx's subrequest keeps the client's method, so a POST to the app is a POST here (HEAD comes
+// with GET). Traefik and Caddy always send GET.
+const VERIFY_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+const HOST = /^(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+const kTrustedPeer = Symbol('trustedPeer');
+
+type PeerSocket = Socket & { [kTrustedPeer]?: boolean };
+type Requirement = 'public' | 'authenticated';
+
+export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
+  const { config, sessions } = deps;
+  const isPublic = createPathMatcher(config.publicPaths);
+  const loginPath = `${config.authPrefix}/login`;
+  const fixedOrigin = config.publicUrl?.origin ?? null;
+  const trusted = config.trustedProxies;
+  const userHeader = config.headerUser.toLowerCase();
+  const emailHeader = config.headerEmail.toLowerCase();
+  const groupsHeader = config.headerGroups.toLowerCase();
+  let warnedUnnamed = false;
+
+  // The proxy sends no body (or one we never need): never parse it, never answer 415 or 413 for it.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  app.route({ method: VERIFY_METHODS, url: '/verify', handler: verify });
+
+  async function verify(request: FastifyRequest, reply: FastifyReply) {
+    const original = originalRequest({ headers: request.headers, peerTrusted: peerTrusted(request.raw.socket as PeerSocket), path: request.normalisedPath, method: request.method });
+    if (!original.ok) return forbidden(request, reply, original.reason);
+    const target = original.request;
+    if (!target.known) warnUnnamed(request);
+
+    if (requirementFor(target) === 'public') return reply.code(204).header('cache-control', 'no-store').send();
+    const validation = await sessions.validate(request.cookies[config.cookieName]);
+    if (validation.outcome !== 'valid') return unauthenticated(request, reply, target);
+    request.session = validation.session;
+    // access rules: a rule that denies (target.path, target.method), or names groups this session
+    // lacks, answers here with `return forbidden(request, reply, 'access denied')` (403).
+    return allow(reply, validation.session);
+  }
+
+  /** The decision step: what (path, method) needs. Today public paths or a session. */
+  function requirementFor(target: OriginalRequest): Requirement {
+    // access rules: the rules module's answer for (target.path, target.method) goes here.
+    return isPublic(target.path) ? 'public' : 'authenticated';
+  }
+
+  function allow(reply: FastifyReply, session: ActiveSession) {
+    const { record } = session;
+    reply.header('cache-control', 'no-store');
+    reply.header(userHeader, encodeHeaderValue(record.user));
+    if (record.email) reply.header(emailHeader, encodeHeaderValue(record.email));
+    if (record.groups.length > 0) reply.header(groupsHeader, encodeGroups(record.groups));
+    return reply.code(204).send();
+  }
+
+  /**
+   * 401 with `Location: <public origin>/_auth/login?rd=<original path and query>`, as Authelia's
+   * auth-request endpoint does: nginx turns it into a redirect with `auth_request_set` +
+   * `error_page 401 =302`, Caddy with `handle_response`. It must be absolute (nginx treats a
+   * relative error_page target as an internal redirect). Traefik hands the 401 itself to the
+   * browser, so a navigation also gets a page that moves on to the login form.
+   */
+  function unauthenticated(request: FastifyRequest, reply: FastifyReply, target: OriginalRequest) {
+    reply.code(401).header('cache-control', 'no-store');
+    const origin = loginOrigin(request);
+    // The login form only honours same-origin paths as rd (SPEC 3), so rd is the path, not a URL.
+    const login = origin === null ? null : `${origin}${loginPath}?rd=${encodeURIComponent(target.known ? target.url : '/')}`;
+    if (login !== null) reply.header('location', login);
+    const accept = request.headers.accept;
+    if ((target.method === 'GET' || target.method === 'HEAD') && accept !== undefined && accept.includes('text/html') && login !== null) {
+      const href = escapeHtml(login);
+      return reply
+        .type('text/html; charset=utf-8')
+        .send(`<!doctype html><meta http-equiv="refresh" content="0;url=${href}"><title>Sign in</title><a href="${href}">Sign in</a>\n`);
+    }
+    return reply.send({ error: 'authentication required', login });
+  }
+
+  function forbidden(request: FastifyRequest, reply: FastifyReply, reason: string) {
+    request.log.warn({ reason }, 'forward-auth request refused');
+    return reply.code(403).header('cache-control', 'no-store').send({ error: 'request refused' });
+  }
+
+  /** GATEWAY_PUBLIC_URL, else X-Forwarded-Proto/-Host from a trusted proxy, else the Host header. */
+  function loginOrigin(request: FastifyRequest): string | null {
+    if (fixedOrigin !== null) return fixedOrigin;
+    const protocol = request.protocol;
+    const host = request.host;
+    if ((protocol !== 'http' && protocol !== 'https') || typeof host !== 'string' || !HOST.test(host)) return null;
+    return `${protocol}://${host}`;
+  }
+
+  /** Keep-alive connections from the proxy carry many verifies: check the peer once per socket. */
+  function peerTrusted(socket: PeerSocket): boolean {
+    let verdict = socket[kTrustedPeer];
+    if (verdict === undefined) {
+      const address = socket.remoteAddress ?? '';
+      verdict = trusted !== null && address !== '' && trusted.check(address, address.includes(':') ? 'ipv6' : 'ipv4');
+      socket[kTrustedPeer] = verdict;
+    }
+    return verdict;
+  }
+
+  /** Once per process: a proxy that does not name the request makes public paths unreachable. */
+  function warnUnnamed(request: FastifyRequest): void {
+    if (warnedUnnamed) return;
+    warnedUnnamed = true;
+    request.log.warn(
+      trusted === null
+        ? 'forward-auth: GATEWAY_TRUSTED_PROXIES is empty, so X-Forwarded-Uri / X-Original-URI are ignored; public paths cannot match and sign-in returns to /'
+        : 'forward-auth: a request came without X-Forwarded-Uri / X-Original-URI from a trusted proxy (or from an untrusted peer); public paths cannot match it and sign-in returns to /',
+    );
+  }
+}
