@@ -16,6 +16,8 @@ import { originalRequest, type OriginalRequest } from './original-request.js';
 const VERIFY_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 const HOST = /^(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 const kTrustedPeer = Symbol('trustedPeer');
+const LEVEL_RANK = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity } as const;
+type Level = keyof typeof LEVEL_RANK;
 
 type PeerSocket = Socket & { [kTrustedPeer]?: boolean };
 type Requirement = 'public' | 'authenticated';
@@ -35,7 +37,12 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps): Pro
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
-  app.route({ method: VERIFY_METHODS, url: '/verify', handler: verify });
+  // The proxy in front logs every request, and a verify runs for each: by default its access-log
+  // line (info) is left out, which is most of a verify's own cost. Refusals still log (warn, error).
+  const quiet = !(config.accessLog && config.verifyAccessLog);
+  const configured = config.logLevel as Level; // validated against these names in config.ts
+  const logLevel: Level = quiet && LEVEL_RANK[configured] < LEVEL_RANK.warn ? 'warn' : configured;
+  app.route({ method: VERIFY_METHODS, url: '/verify', logLevel, handler: verify });
 
   async function verify(request: FastifyRequest, reply: FastifyReply) {
     const original = originalRequest({ headers: request.headers, peerTrusted: peerTrusted(request.raw.socket as PeerSocket), path: request.normalisedPath, method: request.method });

@@ -13,7 +13,7 @@ const { redis, pg } = await services(t);
 await seedUsers(t, pg.url, [{ username: 'alice', password: 'alice-fwd-pass', email: 'alice@example.com', groups: ['staff', 'ops'] }]);
 const base = { REDIS_URL: redis.url, DATABASE_URL: pg.url, GATEWAY_REDIS_PREFIX: uniquePrefix(), GATEWAY_PUBLIC_PATHS: '/public', GATEWAY_TRUSTED_PROXIES: TRUSTED };
 const gw = await startTestGateway(t, base);
-const fixed = await startTestGateway(t, { ...base, GATEWAY_PUBLIC_URL: 'https://app.example.com' });
+const fixed = await startTestGateway(t, { ...base, GATEWAY_PUBLIC_URL: 'https://app.example.com', GATEWAY_VERIFY_ACCESS_LOG: 'true' });
 const cookie = await login(gw, 'alice', 'alice-fwd-pass');
 
 interface Answer {
@@ -133,4 +133,15 @@ t.test('after logout the same cookie is 401 again', async (t) => {
   });
   t.equal(logout, 303);
   t.equal((await verify(gw, { ...withSession(gw, own), ...forwarded('/app') })).status, 401);
+});
+
+t.test('verify calls are left out of the access log unless GATEWAY_VERIFY_ACCESS_LOG=true; refusals are logged', async (t) => {
+  const accessLines = (target: TestGateway) => target.logs.filter((line) => line.includes('"msg":"request"') && line.includes('"path":"/_auth/verify"'));
+  await verify(gw, { ...session, ...forwarded('/app') });
+  await verify(gw, forwarded('/app'));
+  t.same(accessLines(gw), [], 'the proxy in front logs these requests already');
+  t.ok(gw.logs.some((line) => line.includes('"level":40') && line.includes('forward-auth request refused')), 'a 403 is still logged with its reason');
+  await verify(fixed, withSession(fixed, await login(fixed, 'alice', 'alice-fwd-pass')));
+  const lines = accessLines(fixed).map((line) => JSON.parse(line) as { status: number; user: string | null });
+  t.ok(lines.some((line) => line.status === 204 && line.user === 'alice'), 'opted in: one line per verify, with the user');
 });
