@@ -3,58 +3,23 @@
 // sent to the login page with rd, signs in through nginx, reaches the app with its identity; spoofed
 // identity never reaches the app; public paths pass; logout closes the door again.
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { seedUsers, startTestGateway, uniquePrefix } from '../helpers/gateway.js';
 import { cookieHeader, send } from '../helpers/http.js';
-import { freePort, onProcessExit, services } from '../helpers/services.js';
+import { browserSignIn, findBinary, renderExample, runServer } from '../helpers/proxies.js';
+import { freePort, services } from '../helpers/services.js';
 import { startEchoUpstream, type Echo } from '../helpers/upstream.js';
-import { cgiName, hiddenField, rawPairs } from '../regressions/setup.js';
+import { cgiName, rawPairs } from '../regressions/setup.js';
 
 const EXAMPLE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'deploy', 'examples', 'forward-auth', 'nginx.conf');
 const IDENTITY = new Set(['x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-gateway-identity']);
 
-function findNginx(): string {
-  for (const candidate of ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx']) if (existsSync(candidate)) return candidate;
-  const which = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' });
-  if (which.status === 0 && which.stdout.trim() !== '') return which.stdout.trim();
-  throw new Error('nginx not found: install Debian\'s nginx-light (apt-get install -y nginx-light; .ci/run does it)');
-}
-
-/** The shipped example with its three marked addresses replaced; fails loudly if the file changed shape. */
-function renderExample(ports: { nginx: number; gateway: number; app: number }): string {
-  const replacements: Array<[string, string]> = [
-    ['server 127.0.0.1:8000;', `server 127.0.0.1:${ports.gateway};`],
-    ['server 127.0.0.1:8080;', `server 127.0.0.1:${ports.app};`],
-    ['listen 80;', `listen 127.0.0.1:${ports.nginx};`],
-  ];
-  let text = readFileSync(EXAMPLE, 'utf8');
-  for (const [from, to] of replacements) {
-    if (text.split(from).length !== 2) throw new Error(`${EXAMPLE}: expected exactly one "${from}"`);
-    text = text.replace(from, to);
-  }
-  return text;
-}
-
-async function waitForPort(port: number, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => resolve(socket.end() && true)).on('error', () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > until) throw new Error(`nginx did not listen on 127.0.0.1:${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const nginxBinary = findNginx();
+const nginxBinary = findBinary('nginx', "install Debian's nginx-light (apt-get install -y nginx-light; .ci/run does it)");
 const { redis, pg } = await services(t);
 await seedUsers(t, pg.url, [{ username: 'alice', password: 'alice-nginx-pass', email: 'alice@example.com', groups: ['staff', 'ops'] }]);
 const app = await startEchoUpstream();
@@ -74,7 +39,15 @@ const gw = await startTestGateway(t, {
 const dir = await mkdtemp(join(tmpdir(), 'sgw-nginx-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 const nginxPort = await freePort();
-writeFileSync(join(dir, 'site.conf'), renderExample({ nginx: nginxPort, gateway: gw.running.proxyPort, app: app.port }));
+// The shipped example with only its three marked addresses changed.
+writeFileSync(
+  join(dir, 'site.conf'),
+  renderExample(EXAMPLE, [
+    ['server 127.0.0.1:8000;', `server 127.0.0.1:${gw.running.proxyPort};`],
+    ['server 127.0.0.1:8080;', `server 127.0.0.1:${app.port};`],
+    ['listen 80;', `listen 127.0.0.1:${nginxPort};`],
+  ]),
+);
 for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, sub));
 writeFileSync(
   join(dir, 'nginx.conf'),
@@ -91,44 +64,12 @@ http {
 }
 `,
 );
-const nginx = spawn(nginxBinary, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-let nginxStderr = '';
-nginx.stderr.on('data', (d: Buffer) => (nginxStderr += d.toString()));
-const stopNginx = () => {
-  if (nginx.exitCode === null && nginx.pid !== undefined) process.kill(nginx.pid, 'SIGTERM');
-};
-const unregister = onProcessExit(stopNginx);
-t.teardown(async () => {
-  stopNginx();
-  unregister();
-  if (nginx.exitCode === null) await new Promise((resolve) => nginx.once('exit', resolve));
-});
-await Promise.race([
-  waitForPort(nginxPort),
-  new Promise((_, reject) => nginx.once('exit', (code) => reject(new Error(`nginx exited (${code}): ${nginxStderr.trim()}`)))),
-]);
+await runServer(t, nginxBinary, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], nginxPort);
 
 const site = `http://127.0.0.1:${nginxPort}`;
 const browser = { accept: 'text/html,application/xhtml+xml' };
 const lastEcho = (): Echo => app.received[app.received.length - 1] as Echo;
 const identitySeen = (echo: Echo) => rawPairs(echo).filter(([name]) => IDENTITY.has(cgiName(name)));
-
-/** Sign in through nginx as a browser: the login page, its CSRF pair, the form with rd. */
-async function browserSignIn(loginUrl: string): Promise<{ cookie: string; next: string }> {
-  const page = await send(loginUrl, { headers: browser });
-  const csrf = hiddenField(page.body, 'csrf');
-  const rd = hiddenField(page.body, 'rd');
-  const csrfCookie = page.cookies.sgw_csrf;
-  if (page.status !== 200 || !csrf || !csrfCookie || rd === undefined) throw new Error(`login page through nginx: ${page.status}`);
-  const res = await send(`${site}/_auth/login`, {
-    method: 'POST',
-    headers: { ...browser, 'content-type': 'application/x-www-form-urlencoded', origin: site, cookie: cookieHeader({ sgw_csrf: csrfCookie }) },
-    body: new URLSearchParams({ username: 'alice', password: 'alice-nginx-pass', csrf, rd }).toString(),
-  });
-  const cookie = res.cookies.sgw_session;
-  if (res.status !== 303 || !cookie) throw new Error(`form login through nginx: ${res.status} ${res.body.slice(0, 200)}`);
-  return { cookie, next: res.headers.location ?? '' };
-}
 
 let session = '';
 
@@ -143,7 +84,7 @@ t.test('anonymous: nginx redirects to the login page, rd = the original path and
 });
 
 t.test('after signing in through nginx (cookie from the gateway) the app is reached with the identity', async (t) => {
-  const { cookie, next } = await browserSignIn(`${site}/_auth/login?rd=${encodeURIComponent('/app/page?x=1')}`);
+  const { cookie, next } = await browserSignIn(site, `${site}/_auth/login?rd=${encodeURIComponent('/app/page?x=1')}`, 'alice', 'alice-nginx-pass');
   t.equal(next, '/app/page?x=1', 'the login form sends the browser back where it was going');
   session = cookie;
   const res = await send(`${site}${next}`, { headers: { ...browser, cookie: cookieHeader({ sgw_session: cookie, app_pref: 'dark' }) } });
