@@ -286,84 +286,82 @@ http { access_log off; client_body_temp_path ${work}/nginx; proxy_temp_path ${wo
     ]),
   );
 
-  // The sections below measure c and d only: skipped when BENCH_TARGETS picks a subset.
-  const byKey = Object.fromEntries(targets.map((t) => [t.key, t]));
+  // The sections below measure c and d only: they run no rounds when BENCH_TARGETS picks a subset.
   const FULL = ONLY === null;
+  const SECTION_ROUNDS = FULL ? ROUNDS : 0;
+
+  // --- paced latency, with and without logins running -------------------------------------
+  const paced = join(here, 'targets', 'paced.lua');
   const pacedSamples = { c: [], d: [], cLogins: [] };
-  const delays = [];
-  const flat = { c: [], d: [] };
   let loginsDone = 0;
-  let bytesPerSession = NaN;
-  if (FULL) {
-    // --- paced latency, with and without logins running -------------------------------------
-    const paced = join(here, 'targets', 'paced.lua');
-    for (let round = 1; round <= ROUNDS; round++) {
-      pacedSamples.c.push((await wrk(byKey.c.url, byKey.c.headers, { script: paced })).p99);
-      pacedSamples.d.push((await wrk(byKey.d.url, byKey.d.headers, { script: paced })).p99);
-      // 20 logins per second beside the paced load: argon2 runs in the thread pool, not on the loop.
-      let running = true;
-      const loginLoop = (async () => {
-        while (running) {
-          const t0 = Date.now();
-          await login().then(() => loginsDone++, () => undefined);
-          await sleep(Math.max(0, 50 - (Date.now() - t0)));
-        }
-      })();
-      pacedSamples.cLogins.push((await wrk(byKey.c.url, byKey.c.headers, { script: paced })).p99);
-      running = false;
-      await loginLoop;
-    }
-
-    // --- revocation delay across replicas --------------------------------------------------
-    for (let i = 0; i < 20; i++) {
-      const cookie = await login();
-      await fetch(`http://127.0.0.1:${ports.c2}/`, { headers: { cookie } }); // warm the replica's cache
-      const t0 = performance.now();
-      await fetch(`http://127.0.0.1:${ports.c}/_auth/logout`, { method: 'POST', headers: { cookie }, redirect: 'manual' });
-      const tLogout = performance.now();
-      for (;;) {
-        const res = await fetch(`http://127.0.0.1:${ports.c2}/`, { headers: { cookie, accept: 'application/json' } });
-        await res.arrayBuffer();
-        if (res.status === 401) break;
-        if (performance.now() - t0 > 2_000) break;
+  for (let round = 1; round <= SECTION_ROUNDS; round++) {
+    pacedSamples.c.push((await wrk(targets[2].url, targets[2].headers, { script: paced })).p99);
+    pacedSamples.d.push((await wrk(targets[3].url, targets[3].headers, { script: paced })).p99);
+    // 20 logins per second beside the paced load: argon2 runs in the thread pool, not on the loop.
+    let running = true;
+    const loginLoop = (async () => {
+      while (running) {
+        const t0 = Date.now();
+        await login().then(() => loginsDone++, () => undefined);
+        await sleep(Math.max(0, 50 - (Date.now() - t0)));
       }
-      delays.push(performance.now() - tLogout);
-    }
-
-    // --- cost flat in the number of sessions -----------------------------------------------
-    const { createRedisSessionStore } = await import(join(root, 'dist', 'session', 'redis-store.js'));
-    const filler = new Redis(redisUrl, { enableAutoPipelining: true });
-    const store = createRedisSessionStore(filler, { prefix: 'sgw:' });
-    await sleep(200);
-    const memory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))[1]);
-    const mem0 = await memory();
-    const now = Date.now();
-    const BATCH = 5_000;
-    // Two sessions per user (a laptop and a phone), so the per-user index is shared the way it is in practice.
-    const USERS = Math.ceil(SESSIONS / 2);
-    for (let done = 0; done < SESSIONS; done += BATCH) {
-      const batch = [];
-      for (let i = done; i < Math.min(SESSIONS, done + BATCH); i++) {
-        const idHash = Buffer.from(`bench-session-${i}`).toString('base64url').padEnd(43, 'x').slice(0, 43);
-        batch.push(
-          store.create(
-            idHash,
-            { user: `user${i % USERS}@corp`, email: `user${i % USERS}@example.com`, groups: ['staff', 'engineering', 'vpn-users'], createdAt: now, expiresAt: now + 12 * 3_600_000, touchedAt: now },
-            30 * 60_000,
-          ),
-        );
-      }
-      await Promise.all(batch);
-    }
-    const mem1 = await memory();
-    bytesPerSession = (mem1 - mem0) / SESSIONS;
-    for (let round = 1; round <= ROUNDS; round++) {
-      flat.c.push((await wrk(byKey.c.url, byKey.c.headers)).rps);
-      flat.d.push((await wrk(byKey.d.url, byKey.d.headers)).rps);
-    }
-    await store.close();
-    filler.disconnect();
+    })();
+    pacedSamples.cLogins.push((await wrk(targets[2].url, targets[2].headers, { script: paced })).p99);
+    running = false;
+    await loginLoop;
   }
+
+  // --- revocation delay across replicas --------------------------------------------------
+  const delays = [];
+  for (let i = 0; i < (FULL ? 20 : 0); i++) {
+    const cookie = await login();
+    await fetch(`http://127.0.0.1:${ports.c2}/`, { headers: { cookie } }); // warm the replica's cache
+    const t0 = performance.now();
+    await fetch(`http://127.0.0.1:${ports.c}/_auth/logout`, { method: 'POST', headers: { cookie }, redirect: 'manual' });
+    const tLogout = performance.now();
+    for (;;) {
+      const res = await fetch(`http://127.0.0.1:${ports.c2}/`, { headers: { cookie, accept: 'application/json' } });
+      await res.arrayBuffer();
+      if (res.status === 401) break;
+      if (performance.now() - t0 > 2_000) break;
+    }
+    delays.push(performance.now() - tLogout);
+  }
+
+  // --- cost flat in the number of sessions -----------------------------------------------
+  const { createRedisSessionStore } = await import(join(root, 'dist', 'session', 'redis-store.js'));
+  const filler = new Redis(redisUrl, { enableAutoPipelining: true });
+  const store = createRedisSessionStore(filler, { prefix: 'sgw:' });
+  await sleep(200);
+  const memory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))[1]);
+  const mem0 = await memory();
+  const now = Date.now();
+  const BATCH = 5_000;
+  // Two sessions per user (a laptop and a phone), so the per-user index is shared the way it is in practice.
+  const USERS = Math.ceil(SESSIONS / 2);
+  for (let done = 0; done < (FULL ? SESSIONS : 0); done += BATCH) {
+    const batch = [];
+    for (let i = done; i < Math.min(SESSIONS, done + BATCH); i++) {
+      const idHash = Buffer.from(`bench-session-${i}`).toString('base64url').padEnd(43, 'x').slice(0, 43);
+      batch.push(
+        store.create(
+          idHash,
+          { user: `user${i % USERS}@corp`, email: `user${i % USERS}@example.com`, groups: ['staff', 'engineering', 'vpn-users'], createdAt: now, expiresAt: now + 12 * 3_600_000, touchedAt: now },
+          30 * 60_000,
+        ),
+      );
+    }
+    await Promise.all(batch);
+  }
+  const mem1 = await memory();
+  const bytesPerSession = FULL ? (mem1 - mem0) / SESSIONS : NaN;
+  const flat = { c: [], d: [] };
+  for (let round = 1; round <= SECTION_ROUNDS; round++) {
+    flat.c.push((await wrk(targets[2].url, targets[2].headers)).rps);
+    flat.d.push((await wrk(targets[3].url, targets[3].headers)).rps);
+  }
+  await store.close();
+  filler.disconnect();
 
   // --- report ----------------------------------------------------------------------------
   const a = summary.a;
