@@ -9,8 +9,13 @@
 //   e  express + express-session + connect-redis + http-proxy-middleware, session required
 //   f  session-gateway with authentication off (GATEWAY_PUBLIC_PATHS=/)
 //   g  stock fastify + @fastify/http-proxy, no auth, no logging
+//   h  nginx auth_request → session-gateway /_auth/verify, protecting a static nginx location
+//   i  nginx auth_request → a naive verifier (node:http, one Redis GET per request), same location
+//
+// BENCH_TARGETS=a,h,i measures only those targets (and skips the paced, revocation and
+// sessions-in-Redis sections, which need c and d).
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -25,6 +30,7 @@ const DURATION = env.BENCH_DURATION ?? '5s';
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 32);
 const SESSIONS = Number(env.BENCH_SESSIONS ?? 1_000_000);
 const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
+const ONLY = env.BENCH_TARGETS ? new Set(env.BENCH_TARGETS.split(',').map((k) => k.trim())) : null;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const work = mkdtempSync(join(tmpdir(), 'sgw-bench-'));
 const processes = [];
@@ -159,7 +165,24 @@ async function main() {
   }
 
   const [upPort, nginxProxyPort] = [await freePort(), await freePort()];
+  const ports = { c: await freePort(), c2: await freePort(), d: await freePort(), e: await freePort(), f: await freePort(), g: await freePort(), h: await freePort(), i: await freePort() };
+  const [nginxAuthGatewayPort, nginxAuthNaivePort] = [await freePort(), await freePort()];
   mkdirSync(join(work, 'nginx'), { recursive: true });
+  mkdirSync(join(work, 'www'), { recursive: true });
+  writeFileSync(join(work, 'www', 'index.html'), 'ok');
+  // nginx workers run as `nobody` when started as root: they must be able to read the static file.
+  chmodSync(work, 0o755);
+  chmodSync(join(work, 'www'), 0o755);
+  chmodSync(join(work, 'www', 'index.html'), 0o644);
+  // Forward-auth (h, i): the same server block in front of each verifier. A static file, not
+  // `return`: `return` answers in the rewrite phase, before auth_request (access phase) runs. wrk
+  // asks for /index.html itself: `/` would be redirected internally and authorised twice.
+  const authServer = (port, upstream) => `server { listen 127.0.0.1:${port}; root ${work}/www;
+    location = /_verify { internal; proxy_pass http://${upstream}/_auth/verify; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_pass_request_body off; proxy_set_header Content-Length ""; proxy_set_header X-Original-URI $request_uri; proxy_set_header X-Original-Method $request_method; }
+    location / { auth_request /_verify; auth_request_set $sgw_user $upstream_http_x_forwarded_user; auth_request_set $sgw_email $upstream_http_x_forwarded_email;
+      auth_request_set $sgw_groups $upstream_http_x_forwarded_groups; auth_request_set $sgw_login $upstream_http_location; error_page 401 =302 $sgw_login;
+      add_header X-User $sgw_user; } }`;
   writeFileSync(
     join(work, 'nginx.conf'),
     `daemon off; worker_processes 1; pid ${work}/nginx.pid; error_log ${work}/nginx-error.log warn;
@@ -169,6 +192,10 @@ http { access_log off; client_body_temp_path ${work}/nginx; proxy_temp_path ${wo
   upstream app { server 127.0.0.1:${upPort}; keepalive 64; }
   server { listen 127.0.0.1:${upPort}; location / { return 200 "ok"; } }
   server { listen 127.0.0.1:${nginxProxyPort}; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  upstream verify_gateway { server 127.0.0.1:${ports.h}; keepalive 64; }
+  upstream verify_naive { server 127.0.0.1:${ports.i}; keepalive 64; }
+  ${authServer(nginxAuthGatewayPort, 'verify_gateway')}
+  ${authServer(nginxAuthNaivePort, 'verify_naive')}
 }`,
   );
   start('nginx', 'nginx', ['-c', join(work, 'nginx.conf'), '-p', work]);
@@ -180,16 +207,18 @@ http { access_log off; client_body_temp_path ${work}/nginx; proxy_temp_path ${wo
     GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(port), GATEWAY_ADMIN_HOST: '127.0.0.1', GATEWAY_ADMIN_PORT: '0',
     GATEWAY_UPSTREAM: upstream, REDIS_URL: redisUrl, GATEWAY_SESSION_SECRET: SECRET, GATEWAY_COOKIE_SECURE: 'false', ...extra,
   });
-  const ports = { c: await freePort(), c2: await freePort(), d: await freePort(), e: await freePort(), f: await freePort(), g: await freePort() };
   const cli = join(root, 'dist', 'cli.js');
   const gw = {
     c: start('gateway', 'node', [cli, 'serve'], gatewayEnv(ports.c), { captureStderr: true }),
     c2: start('gateway-replica', 'node', [cli, 'serve'], gatewayEnv(ports.c2), { captureStderr: true }),
     d: start('gateway-nocache', 'node', [cli, 'serve'], gatewayEnv(ports.d, { GATEWAY_SESSION_CACHE_SIZE: '0' }), { captureStderr: true }),
     f: start('gateway-noauth', 'node', [cli, 'serve'], gatewayEnv(ports.f, { GATEWAY_PUBLIC_PATHS: '/' }), { captureStderr: true }),
+    // Forward-auth as deployed: nginx is a trusted proxy, so its X-Original-URI is read and normalised.
+    h: start('gateway-verify', 'node', [cli, 'serve'], gatewayEnv(ports.h, { GATEWAY_TRUSTED_PROXIES: '127.0.0.1' }), { captureStderr: true }),
   };
   const e = start('express-stack', 'node', [join(here, 'targets', 'express-stack.mjs')], { PORT: String(ports.e), UPSTREAM: upstream, REDIS_URL: redisUrl });
   const g = start('bare-proxy', 'node', [join(here, 'targets', 'bare-proxy.mjs')], { PORT: String(ports.g), UPSTREAM: upstream });
+  const naive = start('naive-verifier', 'node', [join(here, 'targets', 'naive-verifier.mjs')], { PORT: String(ports.i), REDIS_URL: redisUrl });
   for (const port of Object.values(ports)) await waitHttp(`http://127.0.0.1:${port}/_auth/login`).catch(() => waitHttp(`http://127.0.0.1:${port}/`));
 
   // The gateways run without DATABASE_URL: each has one generated user; c's is used for logins.
@@ -203,6 +232,8 @@ http { access_log off; client_body_temp_path ${work}/nginx; proxy_temp_path ${wo
   const gatewayCookie = await login();
   const expressLogin = await fetch(`http://127.0.0.1:${ports.e}/login`, { method: 'POST' });
   const expressCookie = expressLogin.headers.getSetCookie()[0].split(';')[0];
+  // The naive verifier finds the same cookie value under its own key, with the identity as JSON.
+  await redis.set(`naive:${gatewayCookie.slice(gatewayCookie.indexOf('=') + 1)}`, JSON.stringify({ user: 'demo', email: 'demo@example.com', groups: ['staff', 'ops'] }));
 
   const targets = [
     { key: 'a', label: 'nginx return 200 (upstream, direct)', url: upstream, headers: {} },
@@ -212,8 +243,15 @@ http { access_log off; client_body_temp_path ${work}/nginx; proxy_temp_path ${wo
     { key: 'e', label: 'express-session + connect-redis + hpm', url: `http://127.0.0.1:${ports.e}/`, headers: { cookie: expressCookie }, pid: e.pid },
     { key: 'f', label: 'session-gateway, auth off', url: `http://127.0.0.1:${ports.f}/`, headers: {}, pid: gw.f.pid },
     { key: 'g', label: 'fastify + @fastify/http-proxy (floor)', url: `http://127.0.0.1:${ports.g}/`, headers: {}, pid: g.pid },
-  ];
+    { key: 'h', label: 'nginx auth_request → gateway /_auth/verify', url: `http://127.0.0.1:${nginxAuthGatewayPort}/index.html`, headers: { cookie: gatewayCookie }, pid: gw.h.pid },
+    { key: 'i', label: 'nginx auth_request → naive verifier (1 Redis GET/req)', url: `http://127.0.0.1:${nginxAuthNaivePort}/index.html`, headers: { cookie: gatewayCookie }, pid: naive.pid },
+  ].filter((t) => ONLY === null || ONLY.has(t.key));
+  for (const t of targets.filter((x) => x.key === 'h' || x.key === 'i')) {
+    const res = await fetch(t.url, { headers: t.headers, redirect: 'manual' });
+    if (res.status !== 200 || res.headers.get('x-user') !== 'demo') throw new Error(`${t.key}: forward-auth setup broken (${res.status}, user ${res.headers.get('x-user')})`);
+  }
 
+  if (targets.length === 0) throw new Error(`BENCH_TARGETS=${env.BENCH_TARGETS}: no such target (a … i)`);
   // Warm-up: JIT, connection pools, the session cache.
   for (const t of targets) await wrk(t.url, t.headers, { duration: '2s' });
 
@@ -248,11 +286,15 @@ http { access_log off; client_body_temp_path ${work}/nginx; proxy_temp_path ${wo
     ]),
   );
 
+  // The sections below measure c and d only: they run no rounds when BENCH_TARGETS picks a subset.
+  const FULL = ONLY === null;
+  const SECTION_ROUNDS = FULL ? ROUNDS : 0;
+
   // --- paced latency, with and without logins running -------------------------------------
   const paced = join(here, 'targets', 'paced.lua');
   const pacedSamples = { c: [], d: [], cLogins: [] };
   let loginsDone = 0;
-  for (let round = 1; round <= ROUNDS; round++) {
+  for (let round = 1; round <= SECTION_ROUNDS; round++) {
     pacedSamples.c.push((await wrk(targets[2].url, targets[2].headers, { script: paced })).p99);
     pacedSamples.d.push((await wrk(targets[3].url, targets[3].headers, { script: paced })).p99);
     // 20 logins per second beside the paced load: argon2 runs in the thread pool, not on the loop.
@@ -271,7 +313,7 @@ http { access_log off; client_body_temp_path ${work}/nginx; proxy_temp_path ${wo
 
   // --- revocation delay across replicas --------------------------------------------------
   const delays = [];
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < (FULL ? 20 : 0); i++) {
     const cookie = await login();
     await fetch(`http://127.0.0.1:${ports.c2}/`, { headers: { cookie } }); // warm the replica's cache
     const t0 = performance.now();
@@ -297,7 +339,7 @@ http { access_log off; client_body_temp_path ${work}/nginx; proxy_temp_path ${wo
   const BATCH = 5_000;
   // Two sessions per user (a laptop and a phone), so the per-user index is shared the way it is in practice.
   const USERS = Math.ceil(SESSIONS / 2);
-  for (let done = 0; done < SESSIONS; done += BATCH) {
+  for (let done = 0; done < (FULL ? SESSIONS : 0); done += BATCH) {
     const batch = [];
     for (let i = done; i < Math.min(SESSIONS, done + BATCH); i++) {
       const idHash = Buffer.from(`bench-session-${i}`).toString('base64url').padEnd(43, 'x').slice(0, 43);
@@ -312,9 +354,9 @@ http { access_log off; client_body_temp_path ${work}/nginx; proxy_temp_path ${wo
     await Promise.all(batch);
   }
   const mem1 = await memory();
-  const bytesPerSession = (mem1 - mem0) / SESSIONS;
+  const bytesPerSession = FULL ? (mem1 - mem0) / SESSIONS : NaN;
   const flat = { c: [], d: [] };
-  for (let round = 1; round <= ROUNDS; round++) {
+  for (let round = 1; round <= SECTION_ROUNDS; round++) {
     flat.c.push((await wrk(targets[2].url, targets[2].headers)).rps);
     flat.d.push((await wrk(targets[3].url, targets[3].headers)).rps);
   }
@@ -328,8 +370,10 @@ http { access_log off; client_body_temp_path ${work}/nginx; proxy_temp_path ${wo
     const s = summary[t.key];
     return `| ${t.key} | ${t.label} | ${fmt(s.rps)} | ${fmt(s.rps / a.rps, 2)} | ${fmt(s.p50 / 1000, 2)} | ${fmt(s.p99 / 1000, 2)} | ${fmt(s.cpuUs, 1)} | ${fmt(s.redisPerReq, 3)} | ${fmt(s.rssMb, 0)} | ${s.non2xx} |`;
   });
-  const { c, d, f, g: gg, e: ee } = summary;
-  const goal = (name, value, target, ok) => `| ${name} | ${value} | ${target} | ${ok ? 'met' : 'NOT met'} |`;
+  const missing = { rps: NaN, cpuUs: NaN, redisPerReq: NaN, rssMb: NaN };
+  const [c, d, f, gg, ee, h, i] = ['c', 'd', 'f', 'g', 'e', 'h', 'i'].map((k) => summary[k] ?? missing);
+  // A goal whose targets were not measured in this run is left out.
+  const goal = (name, value, target, ok) => (value.includes('n/a') ? null : `| ${name} | ${value} | ${target} | ${ok ? 'met' : 'NOT met'} |`);
   const pc = median(pacedSamples.c), pd = median(pacedSamples.d), pl = median(pacedSamples.cLogins);
   const report = `# Benchmark run ${new Date().toISOString()}
 
@@ -338,13 +382,13 @@ Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 
 | | target | req/s | × (a) | p50 ms | p99 ms | proxy CPU µs/req | Redis cmds/req | peak RSS under load MB | non-2xx |
 | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${rows.join('\n')}
-
+${FULL ? `
 Paced load (each connection pauses 10 ms between requests), p99 medians: gateway ${fmt(pc / 1000, 2)} ms, cache off ${fmt(pd / 1000, 2)} ms, gateway while 20 logins/s run ${fmt(pl / 1000, 2)} ms (${loginsDone} logins done).
 
 Revocation across replicas (logout on one gateway until another with a warm cache answers 401, 20 trials): median ${fmt(median(delays), 2)} ms, max ${fmt(Math.max(...delays), 2)} ms.
 
 Sessions in Redis: ${SESSIONS.toLocaleString('en')} sessions (user, email, three groups; two sessions per user) + per-user index used ${fmt(bytesPerSession, 0)} bytes each. Throughput with them loaded: gateway ${fmt(median(flat.c))} req/s (vs ${fmt(c.rps)} with a handful), cache off ${fmt(median(flat.d))} req/s (vs ${fmt(d.rps)}).
-
+` : ''}
 | goal | measured | target | |
 | --- | --- | --- | --- |
 ${[
@@ -358,7 +402,12 @@ ${[
   goal('peak RSS vs bare proxy (c/g)', fmt(c.rssMb / gg.rssMb, 2), '≤ 1.1', c.rssMb / gg.rssMb <= 1.1),
   goal('Redis bytes per session', fmt(bytesPerSession, 0), '≤ 400', bytesPerSession <= 400),
   goal('paced p99 with 20 logins/s vs without', fmt(pl / pc, 2), '≤ 1.2', pl / pc <= 1.2),
-].join('\n')}
+  goal('forward-auth throughput vs naive verifier (h/i)', fmt(h.rps / i.rps, 2), '≥ 1.0', h.rps / i.rps >= 1.0),
+  goal('Redis commands per forward-auth request (h)', fmt(h.redisPerReq, 4), '≤ 0.01', h.redisPerReq <= 0.01),
+  goal('verifier CPU per request vs naive (h/i)', fmt(h.cpuUs / i.cpuUs, 2), 'for information', true),
+]
+  .filter(Boolean)
+  .join('\n')}
 `;
   mkdirSync(join(here, 'out'), { recursive: true });
   const file = join(here, 'out', `run-${Date.now()}.md`);

@@ -7,6 +7,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { requestObserver } from './admin/metrics.js';
 import { jwksRoute } from './auth/jwks.js';
 import { authRoutes } from './auth/routes.js';
+import { verifyRoutes } from './auth/verify.js';
 import type { GatewayDeps } from './context.js';
 import { GatewayError, badPath } from './errors.js';
 import { renderErrorPage, ERROR_PAGE_STYLE_HASH } from './pages.js';
@@ -68,6 +69,8 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => authRoutes(scope, deps), { prefix: config.authPrefix });
   // Its own scope: public and cacheable, unlike the auth routes (their onSend sets no-store).
   await app.register(async (scope) => jwksRoute(scope, deps), { prefix: config.authPrefix });
+  // Forward-auth in a scope of its own: none of the login pages' parsers and headers per request.
+  await app.register(async (scope) => verifyRoutes(scope, deps), { prefix: config.authPrefix });
   await app.register(async (scope) => proxyRoutes(scope, deps));
   return app;
 }

@@ -44,6 +44,8 @@ export interface Config {
   headerEmail: string;
   headerGroups: string;
   accessLog: boolean;
+  /** Access-log lines for /_auth/verify too (the proxy in front already logs each request). */
+  verifyAccessLog: boolean;
   shutdownDelayMs: number;
   shutdownTimeoutMs: number;
   staleSessionGraceMs: number;
@@ -165,6 +167,7 @@ function readAll(r: EnvReader): Config {
     headerEmail: r.headerName('GATEWAY_HEADER_EMAIL', 'X-Forwarded-Email'),
     headerGroups: r.headerName('GATEWAY_HEADER_GROUPS', 'X-Forwarded-Groups'),
     accessLog: r.boolean('GATEWAY_ACCESS_LOG', true),
+    verifyAccessLog: r.boolean('GATEWAY_VERIFY_ACCESS_LOG', false),
     shutdownDelayMs: r.duration('GATEWAY_SHUTDOWN_DELAY', 0),
     shutdownTimeoutMs: r.duration('GATEWAY_SHUTDOWN_TIMEOUT', 25_000),
     staleSessionGraceMs: r.duration('GATEWAY_STALE_SESSION_GRACE', 0),

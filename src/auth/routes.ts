@@ -1,13 +1,11 @@
 // The gateway's own routes under GATEWAY_AUTH_PREFIX (SPEC section 3): login, logout, session,
-// verify. The login handler follows Authelia's order: throttle check → look up the user →
+// (verify is in verify.ts). The login handler follows Authelia's order: throttle check → look up the user →
 // verify the password (always, even for unknown users) → record the attempt → new session id.
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayDeps } from '../context.js';
 import { GatewayError, sessionStoreUnavailable } from '../errors.js';
 import { clearSessionCookie, isSameOrigin, noStore, setSessionCookie, wantsJson } from '../http.js';
-import { encodeGroups, encodeHeaderValue } from '../proxy/identity-headers.js';
-import { IDENTITY_TOKEN_HEADER } from '../proxy/signed-identity.js';
 import { safeRedirectTarget } from '../proxy/paths.js';
 import { CSRF_COOKIE, CSRF_TTL_SECONDS } from './csrf.js';
 import { createLoginPage } from './login-page.js';
@@ -133,18 +131,6 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
     if (validation.outcome !== 'valid') return reply.code(401).send({ error: 'not signed in' });
     const { record } = validation.session;
     return { user: record.user, email: record.email, groups: record.groups, expiresAt: new Date(record.expiresAt).toISOString() };
-  });
-
-  // Forward-auth (nginx auth_request, Traefik, Caddy): only 204, 401, 403 and 503 (SPEC 3).
-  app.get('/verify', async (request, reply) => {
-    const validation = await sessions.validate(request.cookies[config.cookieName]);
-    if (validation.outcome !== 'valid') return reply.code(401).send();
-    const { record } = validation.session;
-    reply.header(config.headerUser, encodeHeaderValue(record.user));
-    if (record.email) reply.header(config.headerEmail, encodeHeaderValue(record.email));
-    if (record.groups.length > 0) reply.header(config.headerGroups, encodeGroups(record.groups));
-    if (deps.identityTokens) reply.header(IDENTITY_TOKEN_HEADER, deps.identityTokens.tokenFor(validation.session));
-    return reply.code(204).send();
   });
 
   // Unknown paths under the gateway's prefix are the gateway's, never the app's.

@@ -39,7 +39,8 @@ const ALLOWED_KEYS = new Set(['path', 'methods', 'policy', 'forward_groups']);
 const METHOD = /^[A-Z][A-Z0-9_-]*$/;
 const MAX_RULES = 1_000;
 
-const DEFAULT_RULE: AccessRule = Object.freeze({ index: 0, policy: 'authenticated', groups: [], filterGroups: null });
+/** What a path no rule matches gets: a session is required. */
+export const DEFAULT_RULE: AccessRule = Object.freeze({ index: 0, policy: 'authenticated', groups: [], filterGroups: null });
 const PUBLIC_PATHS_RULE: AccessRule = Object.freeze({ index: 0, policy: 'public', groups: [], filterGroups: null });
 
 /** What a request may do under a rule, given the session's identity (null: anonymous). */
@@ -55,6 +56,15 @@ export function decideAccess(rule: AccessRule, identity: { groups: readonly stri
       if (!identity) return 'login';
       return rule.groups.some((group) => identity.groups.includes(group)) ? 'allow' : 'forbidden';
   }
+}
+
+/**
+ * What is forwarded for a session under a rule: the identity with its groups narrowed when the
+ * rule says so, and a cache key for anything derived from it (the signed token), per session and rule.
+ */
+export function forwardedIdentity<R extends { groups: readonly string[] }>(rule: AccessRule | undefined, session: { idHash: string; record: R }): { idHash: string; record: R } {
+  if (!rule?.filterGroups) return session;
+  return { idHash: `${session.idHash}#${rule.index}`, record: { ...session.record, groups: rule.filterGroups(session.record.groups) } };
 }
 
 /** Compiles rules once at start-up; per request only string prefix checks remain. */

@@ -8,9 +8,7 @@ import { CSRF_COOKIE } from '../auth/csrf.js';
 import type { GatewayDeps } from '../context.js';
 import { accessDenied, upstreamTimeout, upstreamUnavailable } from '../errors.js';
 import { clearSessionCookie, isBrowserNavigation, publicOrigin, setSessionCookie } from '../http.js';
-import type { ActiveSession } from '../session/manager.js';
-import type { Identity } from '../session/types.js';
-import { createAccessRules, decideAccess, type AccessRule } from './access-rules.js';
+import { createAccessRules, decideAccess, forwardedIdentity, type AccessRule } from './access-rules.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from './identity-headers.js';
 import { createPathMatcher } from './paths.js';
 import { createWebSocketProxy } from './websocket.js';
@@ -67,13 +65,13 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
   const forwardingContext = (request: FastifyRequest): ForwardingContext => {
     const peerAddress = request.socket.remoteAddress ?? '';
     return {
-      identity: identityToForward(request as TimedRequest),
+      identity: request.session ? forwardedIdentity((request as TimedRequest)[kAccessRule], request.session).record : null,
       peerAddress,
       peerTrusted: trusted !== null && peerAddress !== '' && trusted.check(peerAddress, peerAddress.includes(':') ? 'ipv6' : 'ipv4'),
       protocol: request.socket && 'encrypted' in request.socket ? 'https' : 'http',
       host: request.headers.host,
       requestId: request.id,
-      signedIdentity: identityTokens && request.session ? identityTokens.tokenFor(sessionToSign(request as TimedRequest, request.session)) : null,
+      signedIdentity: identityTokens && request.session ? identityTokens.tokenFor(forwardedIdentity((request as TimedRequest)[kAccessRule], request.session)) : null,
     };
   };
   // Upgrades pass through `authenticate` first, on the same route, so one function decides for both.
@@ -169,20 +167,6 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
     if (request.cookies[config.cookieName] === undefined) return null;
     const validation = await sessions.validate(request.cookies[config.cookieName]).catch(() => null);
     return validation?.outcome === 'valid' ? validation.session.record.user : null;
-  }
-
-  /** The session's identity, with the group list narrowed when the matched rule asks for it. */
-  function identityToForward(request: TimedRequest) {
-    const record = request.session?.record ?? null;
-    const filter = request[kAccessRule]?.filterGroups;
-    return record && filter ? { ...record, groups: filter(record.groups) } : record;
-  }
-
-  /** The signed token carries the same narrowed groups as the header; cached per session and rule. */
-  function sessionToSign(request: TimedRequest, session: ActiveSession): { idHash: string; record: Identity } {
-    const rule = request[kAccessRule];
-    if (!rule?.filterGroups) return session;
-    return { idHash: `${session.idHash}#${rule.index}`, record: { ...session.record, groups: rule.filterGroups(session.record.groups) } };
   }
 
   function observeUpstream(request: FastifyRequest, status: number): void {

@@ -29,9 +29,14 @@ t.test('every response that carries or reveals a session is marked no-store', as
   const session = await send(`${gw.url}/_auth/session`, { headers: withSession(gw, cookie) });
   t.equal(session.json().user, 'alice');
   uncacheable(t, session, '/_auth/session');
+  // Forward-auth answers go to the proxy, not to a browser page: no-store (an nginx proxy_cache
+  // in front of it must not replay one user's 204 for another), none of the page headers.
   const verify = await send(`${gw.url}/_auth/verify`, { headers: withSession(gw, cookie) });
   t.equal(verify.headers['x-forwarded-user'], 'alice');
-  uncacheable(t, verify, '/_auth/verify');
+  t.match(verify.headers['cache-control'] ?? '', /\bno-store\b/, '/_auth/verify: Cache-Control no-store');
+  const refused = await send(`${gw.url}/_auth/verify`);
+  t.equal(refused.status, 401);
+  t.match(refused.headers['cache-control'] ?? '', /\bno-store\b/, '/_auth/verify 401: Cache-Control no-store');
   uncacheable(t, await send(`${gw.url}/_auth/login`, { headers: { accept: 'text/html' } }), 'login page (carries a CSRF pair)');
   uncacheable(t, await send(`${gw.url}/_auth/logout`, { headers: withSession(gw, cookie) }), 'logout');
 });

@@ -49,6 +49,7 @@ t.test('defaults with an empty environment', async (t) => {
   t.equal(c.headerEmail, 'X-Forwarded-Email');
   t.equal(c.headerGroups, 'X-Forwarded-Groups');
   t.equal(c.accessLog, true);
+  t.equal(c.verifyAccessLog, false, 'the proxy in front logs forward-auth requests');
   t.equal(c.shutdownDelayMs, 0);
   t.equal(c.shutdownTimeoutMs, 25_000);
   t.equal(c.staleSessionGraceMs, 0);
@@ -93,6 +94,7 @@ t.test('settings are read and trimmed', async (t) => {
     GATEWAY_TRUSTED_PROXIES: '10.0.0.0/8, 192.168.1.1 ,fd00::/8',
     GATEWAY_PRESERVE_HOST: 'no',
     GATEWAY_ACCESS_LOG: 'OFF',
+    GATEWAY_VERIFY_ACCESS_LOG: 'yes',
     GATEWAY_HEADER_USER: 'Remote-User',
     GATEWAY_COOKIE_NAME: 'app_sess',
     GATEWAY_COOKIE_DOMAIN: 'example.com',
@@ -115,6 +117,7 @@ t.test('settings are read and trimmed', async (t) => {
   t.equal(c.trustedProxies?.check('8.8.8.8', 'ipv4'), false);
   t.equal(c.preserveHost, false);
   t.equal(c.accessLog, false);
+  t.equal(c.verifyAccessLog, true);
   t.equal(c.headerUser, 'Remote-User');
   t.equal(c.cookieName, 'app_sess');
   t.equal(c.cookieDomain, 'example.com');

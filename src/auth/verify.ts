@@ -1,0 +1,151 @@
+// GET /_auth/verify: forward-auth for nginx auth_request, Traefik forwardAuth and Caddy forward_auth
+// (SPEC 3). Only 204 (identity in headers), 401 (Location: the login URL), 403 and 503. It runs once
+// per request of the app behind the proxy, so it is registered outside the other auth routes: no
+// body parsing, none of their browser-page headers, nothing computed that a 204 does not carry.
+import type { Socket } from 'node:net';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { GatewayDeps } from '../context.js';
+import { escapeHtml } from '../pages.js';
+import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule } from '../proxy/access-rules.js';
+import { encodeGroups, encodeHeaderValue } from '../proxy/identity-headers.js';
+import { IDENTITY_TOKEN_HEADER } from '../proxy/signed-identity.js';
+import type { ActiveSession } from '../session/manager.js';
+import { originalRequest, type OriginalRequest } from './original-request.js';
+
+// nginx's subrequest keeps the client's method, so a POST to the app is a POST here (HEAD comes
+// with GET). Traefik and Caddy always send GET.
+const VERIFY_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+const HOST = /^(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+const kTrustedPeer = Symbol('trustedPeer');
+const LEVEL_RANK = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity } as const;
+type Level = keyof typeof LEVEL_RANK;
+
+type PeerSocket = Socket & { [kTrustedPeer]?: boolean };
+
+export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
+  const { config, sessions } = deps;
+  const access = createAccessRules(config.publicPaths, config.accessRules);
+  // Without the original request no rule can be looked up: with rules that refuse someone
+  // (deny, groups), letting any session through would open them, so refuse instead.
+  const rulesRestrict = config.accessRules.some((rule) => rule.policy === 'deny' || rule.policy === 'groups');
+  const loginPath = `${config.authPrefix}/login`;
+  const fixedOrigin = config.publicUrl?.origin ?? null;
+  const trusted = config.trustedProxies;
+  const userHeader = config.headerUser.toLowerCase();
+  const emailHeader = config.headerEmail.toLowerCase();
+  const groupsHeader = config.headerGroups.toLowerCase();
+  let warnedUnnamed = false;
+
+  // The proxy sends no body (or one we never need): never parse it, never answer 415 or 413 for it.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  // The proxy in front logs every request, and a verify runs for each: by default its access-log
+  // line (info) is left out: it was about a third of a verify's CPU when measured (pino's JSON and
+  // a write per line). Refusals still log (warn, error).
+  const quiet = !(config.accessLog && config.verifyAccessLog);
+  const configured = config.logLevel as Level; // validated against these names in config.ts
+  const logLevel: Level = quiet && LEVEL_RANK[configured] < LEVEL_RANK.warn ? 'warn' : configured;
+  app.route({ method: VERIFY_METHODS, url: '/verify', logLevel, handler: verify });
+
+  async function verify(request: FastifyRequest, reply: FastifyReply) {
+    const original = originalRequest({ headers: request.headers, peerTrusted: peerTrusted(request.raw.socket as PeerSocket), path: request.normalisedPath, method: request.method });
+    if (!original.ok) return forbidden(request, reply, original.reason);
+    const target = original.request;
+    if (!target.known) warnUnnamed(request);
+
+    const rule = ruleFor(target);
+    if (rule === null) return forbidden(request, reply, 'access rules need the original request (X-Forwarded-Uri or X-Original-URI from a trusted proxy)');
+    if (rule.policy === 'public') return reply.code(204).header('cache-control', 'no-store').send();
+    const validation = await sessions.validate(request.cookies[config.cookieName]);
+    if (validation.outcome !== 'valid') {
+      return rule.policy === 'deny' ? denied(request, reply, rule, target, null) : unauthenticated(request, reply, target);
+    }
+    request.session = validation.session;
+    if (decideAccess(rule, validation.session.record) === 'forbidden') return denied(request, reply, rule, target, validation.session.record.user);
+    return allow(reply, rule, validation.session);
+  }
+
+  /** The same rules as the proxy path, for the request the proxy asks about; null: cannot be decided. */
+  function ruleFor(target: OriginalRequest): AccessRule | null {
+    if (target.known) return access.match(target.path, target.method);
+    return rulesRestrict ? null : DEFAULT_RULE;
+  }
+
+  function allow(reply: FastifyReply, rule: AccessRule, session: ActiveSession) {
+    const forwarded = forwardedIdentity(rule, session);
+    const { record } = forwarded;
+    reply.header('cache-control', 'no-store');
+    reply.header(userHeader, encodeHeaderValue(record.user));
+    if (record.email) reply.header(emailHeader, encodeHeaderValue(record.email));
+    if (record.groups.length > 0) reply.header(groupsHeader, encodeGroups(record.groups));
+    if (deps.identityTokens) reply.header(IDENTITY_TOKEN_HEADER, deps.identityTokens.tokenFor(forwarded));
+    return reply.code(204).send();
+  }
+
+  /**
+   * 401 with `Location: <public origin>/_auth/login?rd=<original path and query>`, as Authelia's
+   * auth-request endpoint does: nginx turns it into a redirect with `auth_request_set` +
+   * `error_page 401 =302`, Caddy with `handle_response`. It must be absolute (nginx treats a
+   * relative error_page target as an internal redirect). Traefik hands the 401 itself to the
+   * browser, so a navigation also gets a page that moves on to the login form.
+   */
+  function unauthenticated(request: FastifyRequest, reply: FastifyReply, target: OriginalRequest) {
+    reply.code(401).header('cache-control', 'no-store');
+    const origin = loginOrigin(request);
+    // The login form only honours same-origin paths as rd (SPEC 3), so rd is the path, not a URL.
+    const login = origin === null ? null : `${origin}${loginPath}?rd=${encodeURIComponent(target.known ? target.url : '/')}`;
+    if (login !== null) reply.header('location', login);
+    const accept = request.headers.accept;
+    if ((target.method === 'GET' || target.method === 'HEAD') && accept !== undefined && accept.includes('text/html') && login !== null) {
+      const href = escapeHtml(login);
+      return reply
+        .type('text/html; charset=utf-8')
+        .send(`<!doctype html><meta http-equiv="refresh" content="0;url=${href}"><title>Sign in</title><a href="${href}">Sign in</a>\n`);
+    }
+    return reply.send({ error: 'authentication required', login });
+  }
+
+  /** An access rule refuses: 403 (nginx shows its own page), audited like the proxy path's refusals. */
+  function denied(request: FastifyRequest, reply: FastifyReply, rule: AccessRule, target: OriginalRequest, user: string | null) {
+    // warn, not info as on the proxy path: verify's info lines are off by default (see logLevel).
+    request.log.warn({ audit: 'access_denied', user, ip: request.ip, path: target.path, rule: rule.index, policy: rule.policy }, 'access denied');
+    return reply.code(403).header('cache-control', 'no-store').send({ error: 'access denied' });
+  }
+
+  function forbidden(request: FastifyRequest, reply: FastifyReply, reason: string) {
+    request.log.warn({ reason }, 'forward-auth request refused');
+    return reply.code(403).header('cache-control', 'no-store').send({ error: 'request refused' });
+  }
+
+  /** GATEWAY_PUBLIC_URL, else X-Forwarded-Proto/-Host from a trusted proxy, else the Host header. */
+  function loginOrigin(request: FastifyRequest): string | null {
+    if (fixedOrigin !== null) return fixedOrigin;
+    const protocol = request.protocol;
+    const host = request.host;
+    if ((protocol !== 'http' && protocol !== 'https') || typeof host !== 'string' || !HOST.test(host)) return null;
+    return `${protocol}://${host}`;
+  }
+
+  /** Keep-alive connections from the proxy carry many verifies: check the peer once per socket. */
+  function peerTrusted(socket: PeerSocket): boolean {
+    let verdict = socket[kTrustedPeer];
+    if (verdict === undefined) {
+      const address = socket.remoteAddress ?? '';
+      verdict = trusted !== null && address !== '' && trusted.check(address, address.includes(':') ? 'ipv6' : 'ipv4');
+      socket[kTrustedPeer] = verdict;
+    }
+    return verdict;
+  }
+
+  /** Once per process: a proxy that does not name the request makes public paths unreachable. */
+  function warnUnnamed(request: FastifyRequest): void {
+    if (warnedUnnamed) return;
+    warnedUnnamed = true;
+    request.log.warn(
+      trusted === null
+        ? 'forward-auth: GATEWAY_TRUSTED_PROXIES is empty, so X-Forwarded-Uri / X-Original-URI are ignored; public paths cannot match and sign-in returns to /'
+        : 'forward-auth: a request came without X-Forwarded-Uri / X-Original-URI from a trusted proxy (or from an untrusted peer); public paths cannot match it and sign-in returns to /',
+    );
+  }
+}

@@ -1,0 +1,84 @@
+// Real reverse proxies (Debian's nginx and caddy) for the forward-auth tests: find the binary (or
+// fail with one line), render a shipped example with test addresses, run it in the foreground in a
+// temp dir and stop it by PID.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { hiddenField } from '../regressions/setup.js';
+import { cookieHeader, send } from './http.js';
+import { onProcessExit } from './services.js';
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export function findBinary(name: string, installHint: string): string {
+  for (const dir of ['/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin']) if (existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
+  const which = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
+  if (which.status === 0 && which.stdout.trim() !== '') return which.stdout.trim();
+  throw new Error(`${name} not found: ${installHint}`);
+}
+
+/** A shipped example with exact strings replaced; fails loudly if one is not there exactly once. */
+export function renderExample(file: string, replacements: Array<[string, string]>): string {
+  let text = readFileSync(file, 'utf8');
+  for (const [from, to] of replacements) {
+    if (text.split(from).length !== 2) throw new Error(`${file}: expected exactly one "${from}"`);
+    text = text.replace(from, to);
+  }
+  return text;
+}
+
+async function waitForPort(port: number, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.end();
+        resolve(true);
+      }).on('error', () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > until) throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Runs a server in the foreground until the test ends; resolves once it listens on `port`. */
+export async function runServer(t: Teardown, command: string, args: string[], port: number, env: Record<string, string> = {}): Promise<void> {
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const stop = () => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGTERM');
+  };
+  const unregister = onProcessExit(stop);
+  t.teardown(async () => {
+    const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', resolve));
+    stop();
+    unregister();
+    await exited;
+  });
+  await Promise.race([
+    waitForPort(port, 10_000),
+    new Promise((_, reject) => child.once('exit', (code) => reject(new Error(`${command} exited (${code}): ${stderr.trim().slice(-500)}`)))),
+  ]);
+}
+
+/** Signs in through a proxy as a browser does: the login page, its CSRF pair, the form with its rd. */
+export async function browserSignIn(site: string, loginUrl: string, username: string, password: string): Promise<{ cookie: string; next: string }> {
+  const browser = { accept: 'text/html,application/xhtml+xml' };
+  const page = await send(loginUrl, { headers: browser });
+  const csrf = hiddenField(page.body, 'csrf');
+  const rd = hiddenField(page.body, 'rd');
+  const csrfCookie = page.cookies.sgw_csrf;
+  if (page.status !== 200 || !csrf || !csrfCookie || rd === undefined) throw new Error(`login page through the proxy: ${page.status}`);
+  const res = await send(`${site}/_auth/login`, {
+    method: 'POST',
+    headers: { ...browser, 'content-type': 'application/x-www-form-urlencoded', origin: site, cookie: cookieHeader({ sgw_csrf: csrfCookie }) },
+    body: new URLSearchParams({ username, password, csrf, rd }).toString(),
+  });
+  const cookie = res.cookies.sgw_session;
+  if (res.status !== 303 || !cookie) throw new Error(`form login through the proxy: ${res.status} ${res.body.slice(0, 200)}`);
+  return { cookie, next: res.headers.location ?? '' };
+}

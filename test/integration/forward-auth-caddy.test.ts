@@ -1,0 +1,99 @@
+// Forward-auth end to end with a real Caddy (Debian's caddy 2.6) running the shipped
+// deploy/examples/forward-auth/Caddyfile, only its addresses changed: redirect to the login page
+// with rd, sign-in through Caddy, identity at the app, spoofs stripped, public paths, and no
+// half-copied identity header for what the 204 did not carry.
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { login, seedUsers, startTestGateway, uniquePrefix } from '../helpers/gateway.js';
+import { cookieHeader, send } from '../helpers/http.js';
+import { browserSignIn, findBinary, renderExample, runServer } from '../helpers/proxies.js';
+import { freePort, services } from '../helpers/services.js';
+import { startEchoUpstream, type Echo } from '../helpers/upstream.js';
+import { cgiName, rawPairs } from '../regressions/setup.js';
+
+const EXAMPLE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'deploy', 'examples', 'forward-auth', 'Caddyfile');
+const IDENTITY = new Set(['x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups']);
+
+const caddy = findBinary('caddy', "install Debian's caddy (apt-get install -y caddy; .ci/run does it)");
+const { redis, pg } = await services(t);
+await seedUsers(t, pg.url, [
+  { username: 'alice', password: 'alice-caddy-pass', email: 'alice@example.com', groups: ['staff', 'ops'] },
+  { username: 'bob', password: 'bob-caddy-pass' }, // no email, no groups
+]);
+const app = await startEchoUpstream();
+t.teardown(() => app.close());
+const gw = await startTestGateway(t, {
+  REDIS_URL: redis.url,
+  DATABASE_URL: pg.url,
+  GATEWAY_REDIS_PREFIX: uniquePrefix(),
+  GATEWAY_TRUSTED_PROXIES: '127.0.0.1',
+  GATEWAY_PUBLIC_PATHS: '/public',
+  GATEWAY_COOKIE_SECURE: 'false',
+});
+
+const dir = await mkdtemp(join(tmpdir(), 'sgw-caddy-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+const port = await freePort();
+const site = `http://127.0.0.1:${port}`;
+// Test-only global options: loopback only, no admin endpoint (parallel tests), plain http.
+const globals = `{\n\tadmin off\n\tauto_https off\n\tdefault_bind 127.0.0.1\n}\n`;
+writeFileSync(
+  join(dir, 'Caddyfile'),
+  globals +
+    renderExample(EXAMPLE, [
+      ['app.example.com {', `${site} {`],
+      ['reverse_proxy 127.0.0.1:8000', `reverse_proxy 127.0.0.1:${gw.running.proxyPort}`],
+      ['forward_auth 127.0.0.1:8000 {', `forward_auth 127.0.0.1:${gw.running.proxyPort} {`],
+      ['reverse_proxy 127.0.0.1:8080', `reverse_proxy 127.0.0.1:${app.port}`],
+    ]),
+);
+await runServer(t, caddy, ['run', '--config', join(dir, 'Caddyfile'), '--adapter', 'caddyfile'], port, { HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir });
+
+const browser = { accept: 'text/html,application/xhtml+xml' };
+const identity = (echo: Echo) => rawPairs(echo).filter(([name]) => IDENTITY.has(cgiName(name))).map(([name, value]) => [cgiName(name), value]).sort();
+const SPOOFS: Array<[string, string]> = [
+  ['X-Forwarded-User', 'admin'],
+  ['x-forwarded-email', 'admin@example.com'],
+  ['X_Forwarded_User', 'admin'],
+  ['X_FORWARDED_GROUPS', 'admins'],
+];
+const withSpoofs = (cookie?: string): Array<[string, string]> => [['Host', `127.0.0.1:${port}`], ...(cookie ? [['Cookie', cookieHeader({ sgw_session: cookie })] as [string, string]] : []), ...SPOOFS];
+
+t.test('anonymous: Caddy redirects to the login page with rd; the app sees nothing', async (t) => {
+  const before = app.received.length;
+  const res = await send(`${site}/app/page?x=1`, { headers: browser });
+  t.equal(res.status, 302);
+  t.equal(res.headers.location, `${site}/_auth/login?rd=${encodeURIComponent('/app/page?x=1')}`);
+  t.equal(app.received.length, before);
+});
+
+t.test('signed in through Caddy: the app gets exactly the gateway’s identity, spoofs stripped', async (t) => {
+  const { cookie, next } = await browserSignIn(site, `${site}/_auth/login?rd=${encodeURIComponent('/app/page?x=1')}`, 'alice', 'alice-caddy-pass');
+  t.equal(next, '/app/page?x=1');
+  const res = await send(`${site}${next}`, { headers: withSpoofs(cookie) });
+  t.equal(res.status, 200);
+  t.equal(res.json<Echo>().url, '/app/page?x=1');
+  t.same(identity(res.json<Echo>()), [['x-forwarded-email', 'alice@example.com'], ['x-forwarded-groups', 'staff,ops'], ['x-forwarded-user', 'alice']]);
+
+  const out = await send(`${site}/_auth/logout`, { method: 'POST', headers: { cookie: cookieHeader({ sgw_session: cookie }), origin: site } });
+  t.equal(out.status, 303);
+  t.equal((await send(`${site}/app/page`, { headers: { ...browser, cookie: cookieHeader({ sgw_session: cookie }) } })).status, 302, 'after logout: back to the login page');
+});
+
+t.test('a user without email or groups: no email or groups header at all (not a placeholder text)', async (t) => {
+  const cookie = await login(gw, 'bob', 'bob-caddy-pass');
+  const res = await send(`${site}/app/me`, { headers: withSpoofs(cookie) });
+  t.equal(res.status, 200);
+  t.same(identity(res.json<Echo>()), [['x-forwarded-user', 'bob']]);
+});
+
+t.test('public path: served without a session and without any identity header', async (t) => {
+  const res = await send(`${site}/public/page`, { headers: withSpoofs() });
+  t.equal(res.status, 200);
+  t.same(identity(res.json<Echo>()), []);
+  t.equal((await send(`${site}/public/%2e%2e/app`, { headers: browser })).status, 302, 'normalised before it is matched');
+});

@@ -1,0 +1,67 @@
+// Which request /_auth/verify authorises: named by a trusted proxy's headers, normalised exactly like
+// the proxy path, never taken from an untrusted peer, refused when two spellings disagree.
+import t from 'tap';
+import type { IncomingHttpHeaders } from 'node:http';
+import { originalRequest } from '../../src/auth/original-request.js';
+
+const OWN = { path: '/_auth/verify', method: 'GET' };
+const trusted = (headers: IncomingHttpHeaders) => originalRequest({ headers, peerTrusted: true, ...OWN });
+const untrusted = (headers: IncomingHttpHeaders) => originalRequest({ headers, peerTrusted: false, ...OWN });
+
+t.test('a trusted proxy names the request (Traefik/Caddy and nginx spellings)', async (t) => {
+  t.same(trusted({ 'x-forwarded-uri': '/app/page?x=1', 'x-forwarded-method': 'POST' }), { ok: true, request: { path: '/app/page', url: '/app/page?x=1', method: 'POST', known: true } });
+  t.same(trusted({ 'x-original-uri': '/app/page', 'x-original-method': 'DELETE' }), { ok: true, request: { path: '/app/page', url: '/app/page', method: 'DELETE', known: true } });
+  t.same(trusted({ 'x-original-uri': '/a', 'x-forwarded-uri': '/a' }), { ok: true, request: { path: '/a', url: '/a', method: 'GET', known: true } }, 'both spellings agreeing');
+  t.same(trusted({ 'x-forwarded-uri': '/a' }), { ok: true, request: { path: '/a', url: '/a', method: 'GET', known: true } }, 'no method header: the verify request’s own');
+});
+
+t.test('the path is normalised exactly like the proxy path', async (t) => {
+  const cases: Array<[string, string, string]> = [
+    ['/public/../admin', '/admin', '/admin'],
+    ['//a///b/./c', '/a/b/c', '/a/b/c'],
+    ['/%7Euser/%61', '/~user/a', '/~user/a'],
+    ['/a/b/..?q=%2F', '/a/', '/a/?q=%2F'],
+  ];
+  for (const [uri, path, url] of cases) {
+    const result = trusted({ 'x-forwarded-uri': uri });
+    t.same(result, { ok: true, request: { path, url, method: 'GET', known: true } }, uri);
+  }
+});
+
+t.test('a malformed original request is refused', async (t) => {
+  const refused: IncomingHttpHeaders[] = [
+    { 'x-forwarded-uri': '/a/%2F/b' },
+    { 'x-forwarded-uri': '/../etc/passwd' },
+    { 'x-forwarded-uri': '/public/..;/admin' },
+    { 'x-forwarded-uri': '/a%00' },
+    { 'x-forwarded-uri': '/a\\b' },
+    { 'x-forwarded-uri': 'http://evil.example/admin' },
+    { 'x-forwarded-uri': '*' },
+    { 'x-forwarded-uri': '' },
+    { 'x-forwarded-uri': '/public, /admin' }, // the header sent twice, joined by Node
+    { 'x-original-uri': '/caf\u00e9' },
+    { 'x-forwarded-uri': '/a', 'x-forwarded-method': 'GET, POST' },
+    { 'x-forwarded-uri': '/a', 'x-forwarded-method': 'G E T' },
+    { 'x-forwarded-uri': '/a', 'x-forwarded-method': '' },
+  ];
+  for (const headers of refused) t.equal(trusted(headers).ok, false, JSON.stringify(headers));
+});
+
+t.test('two spellings that disagree are refused, whichever the proxy set', async (t) => {
+  // nginx sets X-Original-URI and passes a client's X-Forwarded-Uri through (and Traefik the reverse).
+  t.same(trusted({ 'x-original-uri': '/admin', 'x-forwarded-uri': '/public' }), { ok: false, reason: 'X-Forwarded-Uri and X-Original-URI disagree' });
+  t.same(trusted({ 'x-forwarded-uri': '/a', 'x-forwarded-method': 'GET', 'x-original-method': 'POST' }), { ok: false, reason: 'X-Forwarded-Method and X-Original-Method disagree' });
+  t.equal(trusted({ 'x-forwarded-uri': ['/a', '/b'] as unknown as string }).ok, false, 'an array of values');
+});
+
+t.test('an untrusted peer names nothing: the verify request is its own original', async (t) => {
+  const expected = { ok: true, request: { path: '/_auth/verify', url: '/_auth/verify', method: 'GET', known: false } };
+  t.same(untrusted({}), expected);
+  t.same(untrusted({ 'x-original-uri': '/public/x', 'x-forwarded-uri': '/public/x', 'x-forwarded-method': 'POST' }), expected, 'its headers are ignored');
+  t.same(untrusted({ 'x-forwarded-uri': '/a/%2F', 'x-forwarded-method': 'G E T' }), expected, 'even malformed ones: not read at all');
+});
+
+t.test('a trusted proxy that names only the method, or nothing', async (t) => {
+  t.same(trusted({}), { ok: true, request: { path: '/_auth/verify', url: '/_auth/verify', method: 'GET', known: false } });
+  t.same(trusted({ 'x-forwarded-method': 'PUT' }), { ok: true, request: { path: '/_auth/verify', url: '/_auth/verify', method: 'PUT', known: false } });
+});
