@@ -362,7 +362,8 @@ function readUpstreamRoutes(r: EnvReader, upstream: URL | null, authPrefix: stri
   if (entries.length > 0 && !upstream) r.problem('GATEWAY_UPSTREAM_ROUTES needs GATEWAY_UPSTREAM (the app serving every other path)');
   const routes: UpstreamRoute[] = [];
   for (const entry of entries) {
-    const bad = (why: string) => r.problem(`GATEWAY_UPSTREAM_ROUTES: ${JSON.stringify(entry)} ${why}`);
+    // Credentials in a URL are a mistake to report, not to repeat into a log.
+    const bad = (why: string) => r.problem(`GATEWAY_UPSTREAM_ROUTES: ${JSON.stringify(entry.replace(/\/\/[^@/]*@/, '//***@'))} ${why}`);
     const equals = entry.indexOf('=');
     const prefix = entry.slice(0, equals).trim();
     const target = entry.slice(equals + 1).trim();
@@ -373,6 +374,12 @@ function readUpstreamRoutes(r: EnvReader, upstream: URL | null, authPrefix: stri
     const base = normalisedPrefix(prefix);
     if (base === null || base === '') {
       bad('needs a normalised path prefix other than /');
+      continue;
+    }
+    // fastify routes on the decoded path, the WebSocket and rule matchers on the normalised one:
+    // only a prefix that reads the same both ways sends HTTP and WebSockets to the same app.
+    if (!/^[A-Za-z0-9\-._~/]+$/.test(base)) {
+      bad('may hold only letters, digits, - . _ ~ and / in its prefix');
       continue;
     }
     if (base === authPrefix || base.startsWith(`${authPrefix}/`) || authPrefix.startsWith(`${base}/`)) {
@@ -386,7 +393,7 @@ function readUpstreamRoutes(r: EnvReader, upstream: URL | null, authPrefix: stri
       bad('has no valid URL after =');
       continue;
     }
-    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search !== '' || url.username !== '') {
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
       bad('must name an http:// or https:// origin without a path (the request path is forwarded unchanged)');
       continue;
     }

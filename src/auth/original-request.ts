@@ -42,22 +42,34 @@ const NOT_REQUEST_TARGET = /[^!-~]/;
  * `X-Forwarded-Uri: /public` behind an nginx that only sets X-Original-URI is refused, not believed.
  */
 export function originalRequest(verify: VerifyRequest): OriginalRequestResult {
-  const fallback: OriginalRequestResult = { ok: true, request: { path: verify.path, url: verify.path, method: verify.method, known: false } };
-  if (!verify.peerTrusted) return fallback;
+  if (!verify.peerTrusted) return unnamed(verify);
   const { headers } = verify;
 
   const uri = agreed(headers['x-forwarded-uri'], headers['x-original-uri']);
   if (uri === CONFLICT) return { ok: false, reason: 'X-Forwarded-Uri and X-Original-URI disagree' };
-  const method = agreed(headers['x-forwarded-method'], headers['x-original-method']);
-  if (method === CONFLICT) return { ok: false, reason: 'X-Forwarded-Method and X-Original-Method disagree' };
-  if (method !== undefined && !METHOD.test(method)) return { ok: false, reason: 'malformed original method' };
-  if (uri === undefined) return method === undefined ? fallback : { ok: true, request: { ...fallback.request, method } };
+  const named = agreed(headers['x-forwarded-method'], headers['x-original-method']);
+  if (named === CONFLICT) return { ok: false, reason: 'X-Forwarded-Method and X-Original-Method disagree' };
+  if (named !== undefined && !METHOD.test(named)) return { ok: false, reason: 'malformed original method' };
+  // Rules name methods in upper case, and so does every app that routes on them; a proxy that
+  // passes `delete` through (Go's net/http accepts it) must not slip past a rule for DELETE.
+  const method = named?.toUpperCase();
+  // nginx's subrequest keeps the client's method, so a verify that is not a GET is itself the
+  // original method: a header claiming another one is a client's, not the proxy's.
+  if (method !== undefined && verify.method !== 'GET' && verify.method !== 'HEAD' && method !== verify.method) {
+    return { ok: false, reason: 'original method header disagrees with the request method' };
+  }
+  if (uri === undefined) return unnamed(verify, method);
 
   if (NOT_REQUEST_TARGET.test(uri)) return { ok: false, reason: 'malformed original URI (not a request-target)' };
   // Exactly the normalisation of the proxy path: what is authorised here is what the app is asked for.
   const normalised = normaliseRequestUrl(uri);
   if (!normalised.ok) return { ok: false, reason: `malformed original URI (${normalised.reason})` };
   return { ok: true, request: { path: normalised.path, url: normalised.url, method: method ?? verify.method, known: true } };
+}
+
+/** The verify request's own path: no trusted proxy named the original (public paths cannot match). */
+function unnamed(verify: VerifyRequest, method = verify.method): OriginalRequestResult {
+  return { ok: true, request: { path: verify.path, url: verify.path, method, known: false } };
 }
 
 const CONFLICT = Symbol('conflict');

@@ -37,6 +37,7 @@ export interface AccessRules {
 
 const ALLOWED_KEYS = new Set(['path', 'methods', 'policy', 'forward_groups']);
 const METHOD = /^[A-Z][A-Z0-9_-]*$/;
+const RULE_PATH = /^(?:[A-Za-z0-9\-._~/]|%[89A-Fa-f][0-9A-Fa-f])+$/;
 const MAX_RULES = 1_000;
 
 /** What a path no rule matches gets: a session is required. */
@@ -160,6 +161,12 @@ function parsePath(value: unknown, problem: (why: string) => void): string | nul
     problem(`\`path\` ${JSON.stringify(value)} must not contain ? or #`);
     return null;
   }
+  // `@ : ! $ & ' ( ) * + , ; =` stay percent-encoded after normalisation (RFC 3986), but most apps
+  // decode them before routing: a rule on `/a@b` would miss `/a%40b` and open what it guards.
+  if (!RULE_PATH.test(value)) {
+    problem(`\`path\` ${JSON.stringify(value)} may hold only letters, digits, - . _ ~ / and %XX escapes of non-ASCII bytes`);
+    return null;
+  }
   // Requests are matched after normalisation; a rule written un-normalised would never match.
   const normalised = normaliseRequestUrl(value);
   if (!normalised.ok || normalised.path !== value) {
@@ -183,6 +190,11 @@ function parsePolicy(value: unknown, problem: (why: string) => void): { policy: 
   if (value === 'public' || value === 'authenticated' || value === 'deny') return { policy: value, groups: [] };
   if (isObject(value) && Object.keys(value).length === 1 && value.groups !== undefined) {
     const groups = parseNames(value.groups, 'policy.groups', problem);
+    // Patterns are for narrowing what is sent (forward_groups), never for granting access.
+    if (groups?.some((g) => g.includes('*'))) {
+      problem('`policy.groups` names groups exactly; `*` is not a pattern here');
+      return null;
+    }
     return groups ? { policy: 'groups', groups } : null;
   }
   problem('`policy` must be public, authenticated, deny or { groups: [...] }');

@@ -112,7 +112,7 @@ t.test('bad GATEWAY_UPSTREAM_ROUTES stop start-up with one line each', async (t)
   t.same(
     problems({
       GATEWAY_UPSTREAM: 'http://127.0.0.1:1',
-      GATEWAY_UPSTREAM_ROUTES: 'reports=http://127.0.0.1:2,/=http://127.0.0.1:3,/a/../b=http://127.0.0.1:4,/_auth/x=http://127.0.0.1:5,/c=ftp://h,/d=http://127.0.0.1:6/app,/e=nope,/f=http://127.0.0.1:7,/f/=http://127.0.0.1:8',
+      GATEWAY_UPSTREAM_ROUTES: 'reports=http://127.0.0.1:2,/=http://127.0.0.1:3,/a/../b=http://127.0.0.1:4,/_auth/x=http://127.0.0.1:5,/c=ftp://h,/d=http://127.0.0.1:6/app,/e=nope,/f=http://127.0.0.1:7,/f/=http://127.0.0.1:8,/r%C3%A9ports=http://127.0.0.1:9,/g@h=http://127.0.0.1:9,/i=http://u:secret@127.0.0.1:9',
     }),
     [
       'GATEWAY_UPSTREAM_ROUTES: "reports=http://127.0.0.1:2" must be /prefix=http://host:port',
@@ -123,6 +123,9 @@ t.test('bad GATEWAY_UPSTREAM_ROUTES stop start-up with one line each', async (t)
       'GATEWAY_UPSTREAM_ROUTES: "/d=http://127.0.0.1:6/app" must name an http:// or https:// origin without a path (the request path is forwarded unchanged)',
       'GATEWAY_UPSTREAM_ROUTES: "/e=nope" has no valid URL after =',
       'GATEWAY_UPSTREAM_ROUTES: "/f/=http://127.0.0.1:8" repeats a prefix',
+      'GATEWAY_UPSTREAM_ROUTES: "/r%C3%A9ports=http://127.0.0.1:9" may hold only letters, digits, - . _ ~ and / in its prefix',
+      'GATEWAY_UPSTREAM_ROUTES: "/g@h=http://127.0.0.1:9" may hold only letters, digits, - . _ ~ and / in its prefix',
+      'GATEWAY_UPSTREAM_ROUTES: "/i=http://***@127.0.0.1:9" must name an http:// or https:// origin without a path (the request path is forwarded unchanged)',
     ],
   );
 });

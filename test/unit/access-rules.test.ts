@@ -107,6 +107,14 @@ t.test('every problem in a rules file is reported, naming the rule', async (t) =
 - path: /fine
   policy: authenticated
 - 42
+- path: /a@b
+  policy: deny
+- path: /x%2Cy
+  policy: deny
+- path: /ok4
+  policy: { groups: ["admin*"] }
+- path: /caf%C3%A9
+  policy: deny
 `);
   t.same(problems, [
     'rule #1: `path` must be a string starting with /',
@@ -116,6 +124,9 @@ t.test('every problem in a rules file is reported, naming the rule', async (t) =
     'rule #5: `methods` must be a non-empty list of HTTP methods like [GET, POST]',
     'rule #5: `policy.groups` must be a non-empty list of group names',
     'rule #7: must be an object with `path` and `policy`',
+    'rule #8: `path` "/a@b" may hold only letters, digits, - . _ ~ / and %XX escapes of non-ASCII bytes',
+    'rule #9: `path` "/x%2Cy" may hold only letters, digits, - . _ ~ / and %XX escapes of non-ASCII bytes',
+    'rule #10: `policy.groups` names groups exactly; `*` is not a pattern here',
   ]);
 });
 

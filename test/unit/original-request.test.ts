@@ -65,3 +65,15 @@ t.test('a trusted proxy that names only the method, or nothing', async (t) => {
   t.same(trusted({}), { ok: true, request: { path: '/_auth/verify', url: '/_auth/verify', method: 'GET', known: false } });
   t.same(trusted({ 'x-forwarded-method': 'PUT' }), { ok: true, request: { path: '/_auth/verify', url: '/_auth/verify', method: 'PUT', known: false } });
 });
+
+t.test('the original method is compared in upper case, so `delete` meets a rule for DELETE', async (t) => {
+  t.same(trusted({ 'x-forwarded-uri': '/api/x', 'x-forwarded-method': 'delete' }), { ok: true, request: { path: '/api/x', url: '/api/x', method: 'DELETE', known: true } });
+  t.same(trusted({ 'x-forwarded-uri': '/a', 'x-forwarded-method': 'Delete', 'x-original-method': 'Delete' }).ok, true);
+});
+
+t.test("a verify that is not a GET carries the original method itself (nginx): a header claiming another is refused", async (t) => {
+  const asNginx = (method: string, headers: IncomingHttpHeaders) => originalRequest({ headers, peerTrusted: true, path: '/_auth/verify', method });
+  t.same(asNginx('DELETE', { 'x-original-uri': '/api/x', 'x-forwarded-method': 'GET' }), { ok: false, reason: 'original method header disagrees with the request method' });
+  t.same(asNginx('DELETE', { 'x-original-uri': '/api/x', 'x-original-method': 'DELETE' }), { ok: true, request: { path: '/api/x', url: '/api/x', method: 'DELETE', known: true } });
+  t.same(asNginx('POST', { 'x-original-uri': '/api/x' }), { ok: true, request: { path: '/api/x', url: '/api/x', method: 'POST', known: true } });
+});
