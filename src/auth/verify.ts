@@ -5,11 +5,12 @@
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayDeps } from '../context.js';
+import { isSameOrigin } from '../http.js';
 import { escapeHtml } from '../pages.js';
 import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule } from '../proxy/access-rules.js';
 import { encodeGroups, encodeHeaderValue } from '../proxy/identity-headers.js';
 import { IDENTITY_TOKEN_HEADER } from '../proxy/signed-identity.js';
-import type { ActiveSession } from '../session/manager.js';
+import { userForAudit, type ActiveSession } from '../session/manager.js';
 import { originalRequest, type OriginalRequest } from './original-request.js';
 
 // nginx's subrequest keeps the client's method, so a POST to the app is a POST here (HEAD comes
@@ -27,7 +28,8 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps): Pro
   const access = createAccessRules(config.publicPaths, config.accessRules);
   // Without the original request no rule can be looked up: with rules that refuse someone
   // (deny, groups), letting any session through would open them, so refuse instead.
-  const rulesRestrict = config.accessRules.some((rule) => rule.policy === 'deny' || rule.policy === 'groups');
+  // The same for a rule that narrows the groups sent: the full list must not go out instead.
+  const rulesRestrict = config.accessRules.some((rule) => rule.policy === 'deny' || rule.policy === 'groups' || rule.forwardGroups !== null);
   const loginPath = `${config.authPrefix}/login`;
   const fixedOrigin = config.publicUrl?.origin ?? null;
   const trusted = config.trustedProxies;
@@ -57,12 +59,15 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps): Pro
     const rule = ruleFor(target);
     if (rule === null) return forbidden(request, reply, 'access rules need the original request (X-Forwarded-Uri or X-Original-URI from a trusted proxy)');
     if (rule.policy === 'public') return reply.code(204).header('cache-control', 'no-store').send();
+    if (rule.policy === 'deny') return denied(request, reply, rule, target, await userForAudit(sessions, request.cookies[config.cookieName]));
     const validation = await sessions.validate(request.cookies[config.cookieName]);
-    if (validation.outcome !== 'valid') {
-      return rule.policy === 'deny' ? denied(request, reply, rule, target, null) : unauthenticated(request, reply, target);
-    }
+    if (validation.outcome !== 'valid') return unauthenticated(request, reply, target);
     request.session = validation.session;
-    if (decideAccess(rule, validation.session.record) === 'forbidden') return denied(request, reply, rule, target, validation.session.record.user);
+    const { record } = validation.session;
+    if (decideAccess(rule, record) === 'forbidden') return denied(request, reply, rule, target, record.user);
+    // As on the proxy path: browsers apply no CORS to WebSockets, so one carrying a session must be
+    // opened from the gateway's own origin (the proxy passes the handshake's headers to verify).
+    if (request.headers['sec-websocket-key'] !== undefined && !isSameOrigin(request, config)) return forbidden(request, reply, 'cross-origin WebSocket with a session');
     return allow(reply, rule, validation.session);
   }
 

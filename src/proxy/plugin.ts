@@ -8,6 +8,7 @@ import { CSRF_COOKIE } from '../auth/csrf.js';
 import type { GatewayDeps } from '../context.js';
 import { accessDenied, upstreamTimeout, upstreamUnavailable } from '../errors.js';
 import { clearSessionCookie, isBrowserNavigation, publicOrigin, setSessionCookie } from '../http.js';
+import { userForAudit } from '../session/manager.js';
 import { createAccessRules, decideAccess, forwardedIdentity, type AccessRule } from './access-rules.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from './identity-headers.js';
 import { createPathMatcher } from './paths.js';
@@ -41,7 +42,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
     if (isLogout(path)) return logoutFromAppPath(request, reply);
     const rule = access.match(path, request.method);
     if (rule.policy === 'public') return;
-    if (rule.policy === 'deny') return refuseAccess(request, rule, await whoIsAsking(request));
+    if (rule.policy === 'deny') return refuseAccess(request, rule, await userForAudit(sessions, request.cookies[config.cookieName]));
     const validation = await sessions.validate(request.cookies[config.cookieName]);
     if (validation.outcome === 'valid') {
       request.session = validation.session;
@@ -160,13 +161,6 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
   function refuseAccess(request: FastifyRequest, rule: AccessRule, user: string | null): never {
     request.log.info({ audit: 'access_denied', user, ip: request.ip, path: request.normalisedPath, rule: rule.index, policy: rule.policy }, 'access denied');
     throw accessDenied();
-  }
-
-  /** For the audit line of a `deny` rule only: who it was, if anyone; a store outage must not turn 403 into 503. */
-  async function whoIsAsking(request: FastifyRequest): Promise<string | null> {
-    if (request.cookies[config.cookieName] === undefined) return null;
-    const validation = await sessions.validate(request.cookies[config.cookieName]).catch(() => null);
-    return validation?.outcome === 'valid' ? validation.session.record.user : null;
   }
 
   function observeUpstream(request: FastifyRequest, status: number): void {

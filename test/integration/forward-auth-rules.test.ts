@@ -94,3 +94,22 @@ t.test('restrictive rules and no original request (untrusted proxy): refused, no
   const res = await verify(untrusting, { ...cookie, ...asking('/admin/users') });
   t.equal(res.status, 403, 'a signed-in user must not reach a groups rule because the path is unknown');
 });
+
+t.test('a WebSocket handshake through forward-auth must come from the gateway origin, as on the proxy path', async (t) => {
+  const handshake = { 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', upgrade: 'websocket', connection: 'Upgrade' };
+  const crossSite = await verify(gw, { ...bob, ...handshake, origin: 'https://evil.example', ...asking('/feed') });
+  t.equal(crossSite.status, 403, 'cross-site WebSocket with a session refused');
+  t.notOk(crossSite.headers['x-forwarded-user'], 'no identity handed out');
+  const sameSite = await verify(gw, { ...bob, ...handshake, origin: gw.url, host: new URL(gw.url).host, ...asking('/feed') });
+  t.equal(sameSite.status, 204, 'same origin passes');
+  const noOrigin = await verify(gw, { ...bob, ...handshake, ...asking('/feed') });
+  t.equal(noOrigin.status, 204, 'a non-browser client (no Origin) passes');
+});
+
+t.test('a rule that only narrows groups also needs the original request named', async (t) => {
+  const onlyNarrowing = join(dir, 'narrow.yaml');
+  writeFileSync(onlyNarrowing, '- path: /admin\n  policy: authenticated\n  forward_groups: [admins]\n');
+  const untrusting = await startTestGateway(t, { ...base, GATEWAY_ACCESS_RULES: onlyNarrowing });
+  const cookie = withSession(untrusting, await login(untrusting, 'ada', 'ada-fwd-password'));
+  t.equal((await verify(untrusting, { ...cookie, ...asking('/admin/users') })).status, 403, 'never the full group list in place of the narrowed one');
+});
