@@ -97,7 +97,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     metrics,
     logger,
     upstream,
-    identityTokens: identityTokensFromConfig(config, upstream, logger),
+    identityTokens: identityTokensFromConfig(config, logger),
   };
 
   if (redis) {

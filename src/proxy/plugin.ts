@@ -63,16 +63,17 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
   };
 
   /** What the identity header rewriter needs to know about a request (HTTP and WebSocket alike). */
-  const forwardingContext = (request: FastifyRequest): ForwardingContext => {
+  const forwardingContext = (request: FastifyRequest, upstream: URL): ForwardingContext => {
     const peerAddress = request.socket.remoteAddress ?? '';
+    const forwarded = request.session ? forwardedIdentity((request as TimedRequest)[kAccessRule], request.session) : null;
     return {
-      identity: request.session ? forwardedIdentity((request as TimedRequest)[kAccessRule], request.session).record : null,
+      identity: forwarded?.record ?? null,
       peerAddress,
       peerTrusted: trusted !== null && peerAddress !== '' && trusted.check(peerAddress, peerAddress.includes(':') ? 'ipv6' : 'ipv4'),
       protocol: request.socket && 'encrypted' in request.socket ? 'https' : 'http',
       host: request.headers.host,
       requestId: request.id,
-      signedIdentity: identityTokens && request.session ? identityTokens.tokenFor(forwardedIdentity((request as TimedRequest)[kAccessRule], request.session)) : null,
+      signedIdentity: identityTokens && forwarded ? identityTokens.tokenFor(forwarded, identityTokens.audienceFor(upstream)) : null,
     };
   };
   // Upgrades pass through `authenticate` first, on the same route, so one function decides for both.
@@ -81,7 +82,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
     .map((route) => ({ matches: createPathMatcher([route.prefix]), url: route.url }));
   const websockets = createWebSocketProxy(app, {
     deps,
-    rewriteHeaders: (request, headers) => rewriteRequestHeaders(headers, forwardingContext(request)),
+    rewriteHeaders: (request, headers, upstream) => rewriteRequestHeaders(headers, forwardingContext(request, upstream)),
     // Same choice as the HTTP routes below: the longest matching prefix, else GATEWAY_UPSTREAM.
     upstreamFor: (path) => routesLongestFirst.find((route) => route.matches(path))?.url ?? deps.upstream,
   });
@@ -109,7 +110,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
       retryDelay: () => null,
       rewriteRequestHeaders(request, headers) {
         (request as TimedRequest)[kProxyStarted] = performance.now();
-        return rewriteRequestHeaders(headers as IncomingHttpHeaders, forwardingContext(request as FastifyRequest));
+        return rewriteRequestHeaders(headers as IncomingHttpHeaders, forwardingContext(request as FastifyRequest, upstream));
       },
       rewriteHeaders(headers, request) {
         // The app must not be able to replace or clear the gateway's own cookies.

@@ -28,8 +28,14 @@ const TOKEN_CACHE_MAX = 50_000;
 
 export interface IdentityTokens {
   readonly alg: IdentityTokenAlg;
-  /** The token for a session: cached, re-signed once less than half of its lifetime is left. */
-  tokenFor(session: { idHash: string; record: Identity }): string;
+  /**
+   * The token for a session: cached, re-signed once less than half of its lifetime is left.
+   * `audience` (default: the configured one) is the `aud` claim, so a token an app receives is not
+   * accepted by another upstream that checks its own name.
+   */
+  tokenFor(session: { idHash: string; record: Identity }, audience?: string): string;
+  /** The `aud` for an upstream: GATEWAY_IDENTITY_JWT_AUDIENCE when set, else the upstream's origin. */
+  audienceFor(upstream: URL): string;
   /** The JWKS document publishing every configured key; null in HMAC mode (nothing public to publish). */
   readonly jwksJson: string | null;
 }
@@ -42,6 +48,8 @@ export interface IdentityTokenOptions {
   hmacSecret: string | null;
   issuer: string;
   audience: string;
+  /** True when the operator set the audience: it then holds for every upstream. */
+  audienceFixed?: boolean;
   lifetimeMs: number;
   now?: () => number;
 }
@@ -58,11 +66,11 @@ export function createIdentityTokens(options: IdentityTokenOptions): IdentityTok
   const signer = createSigner(options);
   const cache = new LRUCache<string, CachedToken>({ max: TOKEN_CACHE_MAX });
 
-  const issue = (identity: Identity, at: number): CachedToken => {
+  const issue = (identity: Identity, audience: string, at: number): CachedToken => {
     const iat = Math.floor(at / 1_000);
     const claims = {
       iss: options.issuer,
-      aud: options.audience,
+      aud: audience,
       sub: identity.user,
       ...(identity.email ? { email: identity.email } : {}),
       groups: identity.groups,
@@ -77,13 +85,17 @@ export function createIdentityTokens(options: IdentityTokenOptions): IdentityTok
   return {
     alg: options.alg,
     jwksJson: signer.jwks === null ? null : JSON.stringify(signer.jwks),
-    tokenFor(session) {
+    tokenFor(session, audience = options.audience) {
       const at = now();
-      const cached = cache.get(session.idHash);
+      const key = audience === options.audience ? session.idHash : `${session.idHash}@${audience}`;
+      const cached = cache.get(key);
       if (cached !== undefined && at < cached.refreshAt) return cached.token;
-      const fresh = issue(session.record, at);
-      cache.set(session.idHash, fresh);
+      const fresh = issue(session.record, audience, at);
+      cache.set(key, fresh);
       return fresh.token;
+    },
+    audienceFor(upstream) {
+      return options.audienceFixed ? options.audience : upstream.origin;
     },
   };
 }
@@ -128,7 +140,7 @@ function encodeHeader(header: Record<string, string>): string {
  * the upstream's origin), and one key generated for this process when none is configured
  * (allowed only without Redis, i.e. a single replica; config.ts enforces that).
  */
-export function identityTokensFromConfig(config: Config, upstream: URL, logger: Logger): IdentityTokens | null {
+export function identityTokensFromConfig(config: Config, logger: Logger): IdentityTokens | null {
   const settings = config.identityToken;
   if (!settings) return null;
   let keys = settings.keys;
@@ -143,7 +155,10 @@ export function identityTokensFromConfig(config: Config, upstream: URL, logger: 
     keys,
     hmacSecret: settings.hmacSecret,
     issuer: settings.issuer ?? config.publicUrl?.origin ?? DEFAULT_ISSUER,
-    audience: settings.audience ?? upstream.origin,
+    // Without GATEWAY_UPSTREAM (forward-auth, or the demo app on a random port) there is no stable
+    // origin to name, so the same name every replica agrees on.
+    audience: settings.audience ?? config.upstream?.origin ?? config.publicUrl?.origin ?? DEFAULT_ISSUER,
+    audienceFixed: settings.audience !== null,
     lifetimeMs: settings.lifetimeMs,
   });
   logger.info({ alg: settings.alg, kid: keys[0]?.kid ?? null, published: keys.length, lifetimeMs: settings.lifetimeMs }, 'signed identity tokens enabled');

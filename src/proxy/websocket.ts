@@ -49,7 +49,7 @@ const CLOSE_INTERNAL_ERROR = 1011;
 export interface WebSocketProxyOptions {
   deps: GatewayDeps;
   /** The HTTP path's own header rewriter (identity in, spoofs and the gateway's cookies out). */
-  rewriteHeaders(request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders;
+  rewriteHeaders(request: FastifyRequest, headers: IncomingHttpHeaders, upstream: URL): IncomingHttpHeaders;
   /** The upstream serving a normalised path (GATEWAY_UPSTREAM_ROUTES, else GATEWAY_UPSTREAM). */
   upstreamFor(path: string): URL;
 }
@@ -67,7 +67,7 @@ interface Upstream {
 export function createWebSocketProxy(app: FastifyInstance, options: WebSocketProxyOptions): WebSocketProxy {
   const { deps } = options;
   const { config, metrics, logger } = deps;
-  const targets = new Map<URL, ReturnType<typeof upstreamTarget>>();
+  const targets = new Map<URL, UpstreamTarget>();
   const targetFor = (path: string) => {
     const upstream = options.upstreamFor(path);
     let target = targets.get(upstream);
@@ -121,7 +121,7 @@ export function createWebSocketProxy(app: FastifyInstance, options: WebSocketPro
     const target = targetFor(request.normalisedPath);
     const url = target.url(request.url);
     if (url === null) throw badPath('cannot be forwarded unchanged');
-    const upstream = await connectUpstream(request, url, target.host, check.protocols);
+    const upstream = await connectUpstream(request, url, target, check.protocols);
     if (closing) {
       upstream.socket.terminate();
       throw shuttingDown();
@@ -137,9 +137,9 @@ export function createWebSocketProxy(app: FastifyInstance, options: WebSocketPro
     }
   }
 
-  function connectUpstream(request: FastifyRequest, url: string, upstreamHost: string, protocols: string[]): Promise<Upstream> {
+  function connectUpstream(request: FastifyRequest, url: string, target: UpstreamTarget, protocols: string[]): Promise<Upstream> {
     const started = performance.now();
-    const headers = options.rewriteHeaders(request, { ...endToEndHeaders(request.headers), host: upstreamHost });
+    const headers = options.rewriteHeaders(request, { ...endToEndHeaders(request.headers), host: target.host }, target.upstream);
     const socket = new WebSocket(url, protocols, {
       headers: headers as Record<string, string>,
       perMessageDeflate: false,
@@ -345,10 +345,17 @@ function isSendableCode(code: number): boolean {
  * Where upgrades go: the upstream's origin with ws:/wss:, its path as a prefix. Returns null when
  * the WHATWG URL parser (which `ws` applies) would change the authorised path.
  */
-function upstreamTarget(upstream: URL): { host: string; url(requestUrl: string): string | null } {
+interface UpstreamTarget {
+  upstream: URL;
+  host: string;
+  url(requestUrl: string): string | null;
+}
+
+function upstreamTarget(upstream: URL): UpstreamTarget {
   const origin = `${upstream.protocol === 'https:' ? 'wss:' : 'ws:'}//${upstream.host}`;
   const basePath = upstream.pathname.replace(/\/$/, '');
   return {
+    upstream,
     host: upstream.host,
     url(requestUrl) {
       const query = requestUrl.indexOf('?');

@@ -38,6 +38,8 @@ const gw = await startTestGateway(t, {
   GATEWAY_ACCESS_RULES: join(dir, 'rules.yaml'),
   GATEWAY_PUBLIC_URL: 'https://app.example.com',
   GATEWAY_REDIS_PREFIX: uniquePrefix(),
+  GATEWAY_IDENTITY_JWT: 'true',
+  GATEWAY_IDENTITY_HMAC_SECRET: 'routes-hmac-secret-0123456789-abcdefghijkl',
 });
 const ada = await login(gw, 'ada', 'admin password');
 const bob = await login(gw, 'bob', 'plain password');
@@ -58,6 +60,14 @@ t.test('prefixes go to their upstream with the path and query unchanged', async 
     t.equal(echo?.url, path, `${path} arrived unchanged`);
     t.equal(echo?.headers['x-forwarded-user'], 'ada', 'with identity');
   }
+});
+
+t.test("each upstream's identity token names that upstream as its audience", async (t) => {
+  const aud = (echo: { headers: Record<string, unknown> } | null) =>
+    JSON.parse(Buffer.from(String(echo?.headers['x-gateway-identity']).split('.')[1] ?? '', 'base64url').toString('utf8')).aud;
+  t.equal(aud((await whoAnswers('/reports/1')).echo), reports.url, 'the reports app gets a token for itself');
+  t.equal(aud((await whoAnswers('/home')).echo), main.url, 'the main app gets its own, not a replayable copy');
+  t.equal(aud((await whoAnswers('/reports/2')).echo), reports.url, 'also when served from the token cache');
 });
 
 t.test('everything else goes to GATEWAY_UPSTREAM, on segment boundaries', async (t) => {
