@@ -206,7 +206,7 @@ function readAll(r: EnvReader): Config {
     loginBranding: readLoginBranding(r),
     logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
     embedded,
-    identityToken: readIdentityToken(r, redis !== null),
+    identityToken: readIdentityToken(r, redis !== null, secrets.values),
   };
 }
 
@@ -247,7 +247,7 @@ function readSecrets(r: EnvReader, redisConfigured: boolean): { values: string[]
   return { values, generated: false };
 }
 
-function readIdentityToken(r: EnvReader, redisConfigured: boolean): IdentityTokenConfig | null {
+function readIdentityToken(r: EnvReader, redisConfigured: boolean, sessionSecrets: string[]): IdentityTokenConfig | null {
   if (!r.boolean('GATEWAY_IDENTITY_JWT', false)) return null;
   const hmacSecret = r.optional('GATEWAY_IDENTITY_HMAC_SECRET');
   const alg = r.oneOf('GATEWAY_IDENTITY_JWT_ALG', hmacSecret ? 'HS256' : 'EdDSA', IDENTITY_TOKEN_ALGS) as IdentityTokenAlg;
@@ -261,6 +261,8 @@ function readIdentityToken(r: EnvReader, redisConfigured: boolean): IdentityToke
     if (keyFiles.length > 0) r.problem('GATEWAY_IDENTITY_JWT_KEY_FILES and GATEWAY_IDENTITY_HMAC_SECRET are alternatives (public keys or a shared secret): set only one');
     if (!hmacSecret) r.problem('GATEWAY_IDENTITY_JWT_ALG=HS256 needs GATEWAY_IDENTITY_HMAC_SECRET (the secret shared with the app)');
     else if (hmacSecret.length < MIN_SECRET_LENGTH) r.problem(`GATEWAY_IDENTITY_HMAC_SECRET is shorter than ${MIN_SECRET_LENGTH} characters`);
+    // The app holds this one; if it also signed cookies, the app could mint sessions for anyone.
+    else if (sessionSecrets.includes(hmacSecret)) r.problem('GATEWAY_IDENTITY_HMAC_SECRET must differ from every GATEWAY_SESSION_SECRET (the app holds it; it must not be able to sign cookies)');
     return settings;
   }
   if (hmacSecret) r.problem(`GATEWAY_IDENTITY_HMAC_SECRET means HS256 tokens, but GATEWAY_IDENTITY_JWT_ALG is ${alg}: unset one`);

@@ -10,6 +10,8 @@ export const REDACTED_PATHS = [
   'req.headers.authorization',
   'req.headers["proxy-authorization"]',
   'req.headers["x-csrf-token"]',
+  'req.headers["x-gateway-identity"]',
+  'res.headers["x-gateway-identity"]',
   'res.headers["set-cookie"]',
   'headers.cookie',
   'headers.authorization',

@@ -92,6 +92,7 @@ t.test('mistakes give one clear line naming the variable', async (t) => {
     ['first key of the wrong type', { ...ON, GATEWAY_IDENTITY_JWT_KEY_FILES: `${p256File},${ed2File}` }, /first key signs, so it must be an Ed25519 key for GATEWAY_IDENTITY_JWT_ALG=EdDSA \(.*p256\.pem holds an EC P-256 key\)$/],
     ['unknown algorithm', { ...ON, GATEWAY_IDENTITY_JWT_ALG: 'RS256' }, /^GATEWAY_IDENTITY_JWT_ALG must be one of EdDSA, ES256, HS256 \(got "RS256"\)$/],
     ['short HMAC secret', { ...ON, GATEWAY_IDENTITY_HMAC_SECRET: 'short' }, /^GATEWAY_IDENTITY_HMAC_SECRET is shorter than 32 characters$/],
+    ['HMAC secret reused as a session secret', { ...ON, GATEWAY_SESSION_SECRET: `${'o'.repeat(32)},${HMAC_SECRET}`, GATEWAY_IDENTITY_HMAC_SECRET: HMAC_SECRET }, /^GATEWAY_IDENTITY_HMAC_SECRET must differ from every GATEWAY_SESSION_SECRET/],
     ['HS256 without a secret', { ...ON, GATEWAY_IDENTITY_JWT_ALG: 'HS256' }, /^GATEWAY_IDENTITY_JWT_ALG=HS256 needs GATEWAY_IDENTITY_HMAC_SECRET/],
     ['HMAC secret and key files', { ...ON, GATEWAY_IDENTITY_HMAC_SECRET: HMAC_SECRET, GATEWAY_IDENTITY_JWT_KEY_FILES: ed1File }, /are alternatives .*: set only one$/],
     ['HMAC secret with an asymmetric algorithm', { ...ON, GATEWAY_IDENTITY_HMAC_SECRET: HMAC_SECRET, GATEWAY_IDENTITY_JWT_ALG: 'EdDSA' }, /^GATEWAY_IDENTITY_HMAC_SECRET means HS256 tokens, but GATEWAY_IDENTITY_JWT_ALG is EdDSA: unset one$/],
