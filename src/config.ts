@@ -132,6 +132,8 @@ const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 const COOKIE_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 const MIN_SECRET_LENGTH = 32;
+/** Node clamps a longer setTimeout to 1 ms: a value past this would fire at once, not late. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** A token outlives a revoked session by up to its lifetime, so that is kept short. */
 const MAX_IDENTITY_TOKEN_LIFETIME_MS = 5 * 60_000;
 
@@ -161,22 +163,22 @@ function readAll(r: EnvReader): Config {
     tls: readTls(r),
     publicUrl: readPublicUrl(r),
     ...readTrustedProxies(r),
-    upstreamTimeoutMs: r.duration('GATEWAY_UPSTREAM_TIMEOUT', 30_000, { min: 1 }),
+    upstreamTimeoutMs: r.duration('GATEWAY_UPSTREAM_TIMEOUT', 30_000, { min: 1, max: MAX_TIMER_MS }),
     preserveHost: r.boolean('GATEWAY_PRESERVE_HOST', true),
     headerUser: r.headerName('GATEWAY_HEADER_USER', 'X-Forwarded-User'),
     headerEmail: r.headerName('GATEWAY_HEADER_EMAIL', 'X-Forwarded-Email'),
     headerGroups: r.headerName('GATEWAY_HEADER_GROUPS', 'X-Forwarded-Groups'),
     accessLog: r.boolean('GATEWAY_ACCESS_LOG', true),
     verifyAccessLog: r.boolean('GATEWAY_VERIFY_ACCESS_LOG', false),
-    shutdownDelayMs: r.duration('GATEWAY_SHUTDOWN_DELAY', 0),
-    shutdownTimeoutMs: r.duration('GATEWAY_SHUTDOWN_TIMEOUT', 25_000),
+    shutdownDelayMs: r.duration('GATEWAY_SHUTDOWN_DELAY', 0, { max: MAX_TIMER_MS }),
+    shutdownTimeoutMs: r.duration('GATEWAY_SHUTDOWN_TIMEOUT', 25_000, { max: MAX_TIMER_MS }),
     staleSessionGraceMs: r.duration('GATEWAY_STALE_SESSION_GRACE', 0),
     adminHost: r.string('GATEWAY_ADMIN_HOST', '0.0.0.0'),
     adminPort: r.integer('GATEWAY_ADMIN_PORT', 9180, { min: 0, max: 65535 }),
     redis,
     redisTlsCa: r.file('GATEWAY_REDIS_CA_FILE'),
-    redisCommandTimeoutMs: r.duration('GATEWAY_REDIS_COMMAND_TIMEOUT', 2_000, { min: 1 }),
-    redisConnectTimeoutMs: r.duration('GATEWAY_REDIS_CONNECT_TIMEOUT', 5_000, { min: 1 }),
+    redisCommandTimeoutMs: r.duration('GATEWAY_REDIS_COMMAND_TIMEOUT', 2_000, { min: 1, max: MAX_TIMER_MS }),
+    redisConnectTimeoutMs: r.duration('GATEWAY_REDIS_CONNECT_TIMEOUT', 5_000, { min: 1, max: MAX_TIMER_MS }),
     upstreamTlsCa: r.file('GATEWAY_UPSTREAM_CA_FILE'),
     databaseUrl,
     sessionSecrets: secrets.values,
@@ -201,7 +203,7 @@ function readAll(r: EnvReader): Config {
     loginWindowMs: r.duration('GATEWAY_LOGIN_WINDOW', 15 * 60_000, { min: 1_000 }),
     loginMaxAttemptsPerIp: r.integer('GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP', loginMaxAttempts * 10, { min: 1 }),
     loginTitle: r.string('GATEWAY_LOGIN_TITLE', 'Sign in'),
-    websocketRevalidateIntervalMs: r.duration('GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL', 30_000, { min: 100 }),
+    websocketRevalidateIntervalMs: readWebSocketRevalidateInterval(r, idleTimeoutMs),
     websocketMaxMessageBytes: r.integer('GATEWAY_WEBSOCKET_MAX_MESSAGE_BYTES', 1024 * 1024, { min: 125 }),
     loginBranding: readLoginBranding(r),
     logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
@@ -346,6 +348,16 @@ function readTrustedProxies(r: EnvReader): { trustedProxies: BlockList | null; t
     blockList.addSubnet(address, bits, family === 6 ? 'ipv6' : 'ipv4');
   }
   return { trustedProxies: blockList, trustedProxyCidrs: list };
+}
+
+function readWebSocketRevalidateInterval(r: EnvReader, idleTimeoutMs: number): number {
+  const intervalMs = r.duration('GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL', Math.min(30_000, Math.floor(idleTimeoutMs / 2)), { min: 100, max: MAX_TIMER_MS });
+  // A socket's client messages count as activity only at each check: checking less often than
+  // twice per idle timeout would let an active socket's session expire under it.
+  if (intervalMs > idleTimeoutMs / 2) {
+    r.problem(`GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL must be at most half of GATEWAY_SESSION_IDLE_TIMEOUT (${idleTimeoutMs / 2} ms)`);
+  }
+  return intervalMs;
 }
 
 function readUpstream(r: EnvReader): URL | null {
@@ -517,7 +529,7 @@ class EnvReader {
     return parsed;
   }
 
-  duration(name: string, fallbackMs: number, range: { min?: number } = {}): number {
+  duration(name: string, fallbackMs: number, range: { min?: number; max?: number } = {}): number {
     const value = this.optional(name);
     if (value === null) return fallbackMs;
     const ms = parseDurationMs(value);
@@ -527,6 +539,10 @@ class EnvReader {
     }
     if (range.min !== undefined && ms < range.min) {
       this.problem(`${name} must be at least ${range.min} ms (got ${JSON.stringify(value)})`);
+      return fallbackMs;
+    }
+    if (range.max !== undefined && ms > range.max) {
+      this.problem(`${name} must be at most ${range.max} ms (got ${JSON.stringify(value)})`);
       return fallbackMs;
     }
     return ms;

@@ -5,6 +5,9 @@
 // - every revalidation interval, which also catches sessions that simply expired.
 import type { SessionManager } from '../session/manager.js';
 
+/** Sessions checked at once per revalidation round. */
+const REVALIDATE_BATCH = 32;
+
 /** Why a socket ended, as counted in gateway_websocket_closes_total. */
 export type CloseReason = 'client' | 'upstream' | 'session_ended' | 'store_unavailable' | 'shutdown' | 'unresponsive' | 'protocol_error';
 
@@ -67,7 +70,10 @@ export function createWebSocketRegistry(options: RegistryOptions): WebSocketRegi
     try {
       do {
         again = false;
-        await Promise.all([...bySession.values()].map((sockets) => revalidateGroup([...sockets])));
+        // In batches: after a cache flush every check is a Redis read, and thousands at once
+        // would queue in front of the HTTP requests' own lookups.
+        const groups = [...bySession.values()].map((sockets) => [...sockets]);
+        for (let i = 0; i < groups.length; i += REVALIDATE_BATCH) await Promise.all(groups.slice(i, i + REVALIDATE_BATCH).map(revalidateGroup));
       } while (again);
     } finally {
       revalidating = false;

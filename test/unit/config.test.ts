@@ -338,3 +338,16 @@ t.test('WebSocket settings: revalidation interval and message size limit', async
   t.match(err.problems.join('\n'), /GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL must be at least 100 ms/);
   t.match(err.problems.join('\n'), /GATEWAY_WEBSOCKET_MAX_MESSAGE_BYTES must be a whole number/);
 });
+
+t.test('timer-driven durations are capped where Node would clamp them to 1 ms', async (t) => {
+  for (const name of ['GATEWAY_UPSTREAM_TIMEOUT', 'GATEWAY_SHUTDOWN_DELAY', 'GATEWAY_SHUTDOWN_TIMEOUT', 'GATEWAY_REDIS_COMMAND_TIMEOUT', 'GATEWAY_REDIS_CONNECT_TIMEOUT']) {
+    t.same(problemsOf(t, { [name]: '25d' }), [`${name} must be at most 2147483647 ms (got "25d")`], name);
+  }
+  t.equal(loadConfig({ GATEWAY_SESSION_MAX_LIFETIME: '30d' }).maxLifetimeMs, 30 * 86_400_000, 'a long session lifetime is a TTL, not a timer: allowed');
+});
+
+t.test('WebSocket checks run at least twice per idle timeout', async (t) => {
+  t.equal(loadConfig({ GATEWAY_SESSION_IDLE_TIMEOUT: '20s' }).websocketRevalidateIntervalMs, 10_000, 'the default follows a short idle timeout');
+  t.equal(loadConfig({}).websocketRevalidateIntervalMs, 30_000);
+  t.same(problemsOf(t, { GATEWAY_SESSION_IDLE_TIMEOUT: '1m', GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL: '45s' }), ['GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL must be at most half of GATEWAY_SESSION_IDLE_TIMEOUT (30000 ms)']);
+});
