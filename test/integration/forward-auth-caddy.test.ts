@@ -16,7 +16,7 @@ import { startEchoUpstream, type Echo } from '../helpers/upstream.js';
 import { cgiName, rawPairs } from '../regressions/setup.js';
 
 const EXAMPLE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'deploy', 'examples', 'forward-auth', 'Caddyfile');
-const IDENTITY = new Set(['x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups']);
+const IDENTITY = new Set(['x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-gateway-identity']);
 
 const caddy = findBinary('caddy', "install Debian's caddy (apt-get install -y caddy; .ci/run does it)");
 const { redis, pg } = await services(t);
@@ -60,6 +60,7 @@ const SPOOFS: Array<[string, string]> = [
   ['x-forwarded-email', 'admin@example.com'],
   ['X_Forwarded_User', 'admin'],
   ['X_FORWARDED_GROUPS', 'admins'],
+  ['X-Gateway-Identity', 'forged.token.sig'],
 ];
 const withSpoofs = (cookie?: string): Array<[string, string]> => [['Host', `127.0.0.1:${port}`], ...(cookie ? [['Cookie', cookieHeader({ sgw_session: cookie })] as [string, string]] : []), ...SPOOFS];
 

@@ -32,6 +32,8 @@ const gw = await startTestGateway(t, {
   GATEWAY_TRUSTED_PROXIES: '127.0.0.1',
   GATEWAY_PUBLIC_PATHS: '/public',
   GATEWAY_COOKIE_SECURE: 'false',
+  GATEWAY_IDENTITY_JWT: 'true',
+  GATEWAY_IDENTITY_HMAC_SECRET: 'nginx-example-hmac-secret-0123456789abcdef',
 });
 
 // nginx in the foreground, one process (master_process off: no worker switching to `nobody`, which
@@ -108,14 +110,19 @@ t.test('spoofed identity headers from the client never reach the app', async (t)
     ['X_Forwarded_User', 'admin'],
     ['X-FORWARDED-GROUPS', 'admins'],
     ['X-Forwarded-Email', 'admin@example.com'],
+    ['X-Gateway-Identity', 'forged.token.sig'],
   ];
   const signedIn = await send(`${site}/app/me`, { headers: [['Host', `127.0.0.1:${nginxPort}`], ['Cookie', cookieHeader({ sgw_session: session })], ...spoofs] });
   t.equal(signedIn.status, 200);
+  const seen = identitySeen(signedIn.json<Echo>()).map(([name, value]) => [name.toLowerCase(), value]);
   t.same(
-    identitySeen(signedIn.json<Echo>()).map(([name, value]) => [name.toLowerCase(), value]),
+    seen.filter(([name]) => name !== 'x-gateway-identity'),
     [['x-forwarded-user', 'alice'], ['x-forwarded-email', 'alice@example.com'], ['x-forwarded-groups', 'staff,ops']],
     'signed in as alice: exactly the gateway’s three, whatever was sent',
   );
+  const tokens = seen.filter(([name]) => name === 'x-gateway-identity').map(([, value]) => value ?? '');
+  t.equal(tokens.length, 1, 'one identity token reaches the app');
+  t.equal(JSON.parse(Buffer.from(tokens[0]?.split('.')[1] ?? '', 'base64url').toString('utf8')).sub, 'alice', "it is the gateway's token, not the client's");
   const anonymous = await send(`${site}/public/x`, { headers: [['Host', `127.0.0.1:${nginxPort}`], ...spoofs] });
   t.equal(anonymous.status, 200);
   t.same(identitySeen(anonymous.json<Echo>()), [], 'anonymous on a public path: no identity header at all');
