@@ -364,13 +364,14 @@ http { access_log off; client_body_temp_path ${work}/nginx; proxy_temp_path ${wo
   filler.disconnect();
 
   // --- report ----------------------------------------------------------------------------
-  const a = summary.a;
+  const missing = { rps: NaN, cpuUs: NaN, redisPerReq: NaN, rssMb: NaN };
+  // BENCH_TARGETS may leave out (a): its ratios are then n/a, not a crash after the whole run.
+  const a = summary.a ?? missing;
   const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
   const rows = targets.map((t) => {
     const s = summary[t.key];
     return `| ${t.key} | ${t.label} | ${fmt(s.rps)} | ${fmt(s.rps / a.rps, 2)} | ${fmt(s.p50 / 1000, 2)} | ${fmt(s.p99 / 1000, 2)} | ${fmt(s.cpuUs, 1)} | ${fmt(s.redisPerReq, 3)} | ${fmt(s.rssMb, 0)} | ${s.non2xx} |`;
   });
-  const missing = { rps: NaN, cpuUs: NaN, redisPerReq: NaN, rssMb: NaN };
   const [c, d, f, gg, ee, h, i] = ['c', 'd', 'f', 'g', 'e', 'h', 'i'].map((k) => summary[k] ?? missing);
   // A goal whose targets were not measured in this run is left out.
   const goal = (name, value, target, ok) => (value.includes('n/a') ? null : `| ${name} | ${value} | ${target} | ${ok ? 'met' : 'NOT met'} |`);
