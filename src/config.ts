@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { readLoginBranding, type LoginBranding } from './auth/login-branding.js';
 import { parseDurationMs } from './duration.js';
-import { parseAccessRules, type AccessRuleSpec } from './proxy/access-rules.js';
+import { findShadowedRules, parseAccessRules, type AccessRuleSpec } from './proxy/access-rules.js';
 import { prefixBase } from './proxy/paths.js';
 import { describeAlgKey, describeKey, IDENTITY_TOKEN_ALGS, parseSigningKey, type AsymmetricAlg, type IdentityTokenAlg, type SigningKey } from './proxy/identity-keys.js';
 
@@ -155,6 +155,7 @@ function readAll(r: EnvReader): Config {
   const maxLifetimeMs = r.duration('GATEWAY_SESSION_MAX_LIFETIME', 12 * 3_600_000, { min: 1_000 });
   const loginMaxAttempts = r.integer('GATEWAY_LOGIN_MAX_ATTEMPTS', 5, { min: 1 });
   const authPrefix = readAuthPrefix(r);
+  const publicPaths = r.pathList('GATEWAY_PUBLIC_PATHS');
   return {
     upstream,
     upstreamRoutes: readUpstreamRoutes(r, upstream, authPrefix),
@@ -192,8 +193,8 @@ function readAll(r: EnvReader): Config {
     cookieSecure: r.boolean('GATEWAY_COOKIE_SECURE', !embedded),
     cookieDomain: r.optional('GATEWAY_COOKIE_DOMAIN'),
     authPrefix,
-    publicPaths: r.pathList('GATEWAY_PUBLIC_PATHS'),
-    accessRules: readAccessRules(r),
+    publicPaths,
+    accessRules: readAccessRules(r, publicPaths),
     logoutPaths: r.pathList('GATEWAY_LOGOUT_PATHS'),
     userQuery: readQuery(r, 'GATEWAY_USER_QUERY', 1),
     userRehashQuery: readQuery(r, 'GATEWAY_USER_REHASH_QUERY', 2),
@@ -430,11 +431,14 @@ function normalisedPrefix(prefix: string): string | null {
   }
 }
 
-function readAccessRules(r: EnvReader): AccessRuleSpec[] {
+function readAccessRules(r: EnvReader, publicPaths: string[]): AccessRuleSpec[] {
   const text = r.file('GATEWAY_ACCESS_RULES');
   if (text === null) return [];
   const { rules, problems } = parseAccessRules(text);
   for (const problem of problems) r.problem(`GATEWAY_ACCESS_RULES: ${problem}`);
+  if (problems.length === 0) {
+    for (const problem of findShadowedRules(publicPaths, rules)) r.problem(`GATEWAY_ACCESS_RULES: ${problem}`);
+  }
   return rules;
 }
 
@@ -501,12 +505,21 @@ class EnvReader {
     return value === null ? [] : value.split(',').map((s) => s.trim()).filter((s) => s !== '');
   }
 
+  /** Path prefixes as the matchers use them; one that cannot be normalised is a problem, not a crash later. */
   pathList(name: string): string[] {
-    const paths = this.list(name);
-    for (const path of paths) {
-      if (!path.startsWith('/')) this.problem(`${name}: ${JSON.stringify(path)} must start with /`);
-    }
-    return paths.filter((p) => p.startsWith('/'));
+    return this.list(name).filter((path) => {
+      if (!path.startsWith('/')) {
+        this.problem(`${name}: ${JSON.stringify(path)} must start with /`);
+        return false;
+      }
+      try {
+        prefixBase(path);
+        return true;
+      } catch (err) {
+        this.problem(`${name}: ${(err as Error).message.replace(/^invalid public path prefix /, '')}`);
+        return false;
+      }
+    });
   }
 
   boolean(name: string, fallback: boolean): boolean {

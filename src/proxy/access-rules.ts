@@ -97,7 +97,7 @@ function compileEntry(path: string, methods: string[] | null, rule: AccessRule):
   // Segment-boundary prefixes, as for GATEWAY_PUBLIC_PATHS: `/admin` matches `/admin/x`, not `/administrator`.
   const base = prefixBase(path);
   // HEAD is GET without a body: a rule for GET must not be bypassed by asking HEAD.
-  const methodSet = methods === null ? null : new Set(methods.includes('GET') ? [...methods, 'HEAD'] : methods);
+  const methodSet = methods === null ? null : withHead(methods);
   return { base, baseWithSlash: `${base}/`, methods: methodSet, rule };
 }
 
@@ -109,6 +109,33 @@ function groupFilter(patterns: readonly string[]): (groups: readonly string[]) =
   const exact = new Set(patterns.filter((p) => !p.endsWith('*')));
   const prefixes = patterns.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
   return (groups) => groups.filter((g) => exact.has(g) || prefixes.some((prefix) => g.startsWith(prefix)));
+}
+
+/**
+ * Rules that can never match because an earlier entry (a GATEWAY_PUBLIC_PATHS prefix, or a rule
+ * with a shorter or equal prefix covering all of their methods) always matches first. Each is
+ * almost certainly an ordering mistake that silently opens or closes a path, so it is reported.
+ */
+export function findShadowedRules(publicPaths: readonly string[], rules: readonly AccessRuleSpec[]): string[] {
+  const earlier: Array<{ base: string; methods: Set<string> | null; name: string }> = publicPaths.map((path) => ({ base: prefixBase(path), methods: null, name: `GATEWAY_PUBLIC_PATHS entry ${path}` }));
+  const problems: string[] = [];
+  rules.forEach((rule, i) => {
+    const base = prefixBase(rule.path);
+    const methods = rule.methods === null ? null : withHead(rule.methods);
+    const shadow = earlier.find((e) => covers(e.base, base) && (e.methods === null || (methods !== null && [...methods].every((m) => e.methods?.has(m)))));
+    if (shadow) problems.push(`rule #${i + 1} (${rule.path}) can never match: ${shadow.name} comes first and matches everything it does`);
+    earlier.push({ base, methods, name: `rule #${i + 1} (${rule.path})` });
+  });
+  return problems;
+}
+
+/** Whether every path under `inner` is also under `outer` (segment boundaries). */
+function covers(outer: string, inner: string): boolean {
+  return outer === '' || inner === outer || inner.startsWith(`${outer}/`);
+}
+
+function withHead(methods: readonly string[]): Set<string> {
+  return new Set(methods.includes('GET') ? [...methods, 'HEAD'] : methods);
 }
 
 /**

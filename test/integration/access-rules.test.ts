@@ -162,6 +162,14 @@ t.test('a broken rules file stops start-up with one line per problem', async (t)
       'GATEWAY_ACCESS_RULES: rule #2: `policy.groups` must be a non-empty list of group names',
     ]);
   }
+  const shadowed = join(dir, 'shadowed.yaml');
+  writeFileSync(shadowed, '- path: /admin\n  policy: authenticated\n- path: /admin/secrets\n  policy: deny\n');
+  try {
+    loadConfig({ GATEWAY_ACCESS_RULES: shadowed });
+    t.fail('a rule that can never match must be refused');
+  } catch (err) {
+    t.same((err as ConfigError).problems, ['GATEWAY_ACCESS_RULES: rule #2 (/admin/secrets) can never match: rule #1 (/admin) comes first and matches everything it does']);
+  }
   try {
     loadConfig({ GATEWAY_ACCESS_RULES: join(dir, 'missing.yaml') });
     t.fail('a missing file must be refused');

@@ -142,3 +142,31 @@ t.test('the shipped example rules file is valid', async (t) => {
   t.same(problems, []);
   t.equal(rules.length, 4);
 });
+
+t.test('rules that can never match are reported: ordering mistakes silently open or close paths', async (t) => {
+  const { findShadowedRules } = await import('../../src/proxy/access-rules.js');
+  const rules = rulesFrom(`
+- path: /admin
+  policy: { groups: [admins] }
+- path: /admin/reports
+  methods: [GET]
+  policy: { groups: [auditors] }
+- path: /api
+  methods: [GET, POST]
+  policy: authenticated
+- path: /api/v2
+  methods: [GET]
+  policy: deny
+- path: /api/v3
+  methods: [DELETE]
+  policy: deny
+- path: /static/app
+  policy: deny
+`);
+  t.same(findShadowedRules(['/static'], rules), [
+    'rule #2 (/admin/reports) can never match: rule #1 (/admin) comes first and matches everything it does',
+    'rule #4 (/api/v2) can never match: rule #3 (/api) comes first and matches everything it does',
+    'rule #6 (/static/app) can never match: GATEWAY_PUBLIC_PATHS entry /static comes first and matches everything it does',
+  ]);
+  t.same(findShadowedRules([], rulesFrom(YAML_RULES)), [], 'the example in this file is well ordered');
+});

@@ -212,6 +212,8 @@ t.test('individual validation problems', async (t) => {
     [{ GATEWAY_USER_QUERY: 'SELECT * FROM users WHERE name = $1 AND tenant = $2' }, 'GATEWAY_USER_QUERY', /only 1/],
     [{ GATEWAY_AUTH_PREFIX: 'auth' }, 'GATEWAY_AUTH_PREFIX'],
     [{ GATEWAY_PUBLIC_PATHS: 'static' }, 'GATEWAY_PUBLIC_PATHS', /must start with \//],
+    [{ GATEWAY_PUBLIC_PATHS: '/ok,/a?b' }, 'GATEWAY_PUBLIC_PATHS', /"\/a\?b": must not contain "\?" or "#"/],
+    [{ GATEWAY_LOGOUT_PATHS: '/x/%2Flogout' }, 'GATEWAY_LOGOUT_PATHS', /encoded slash/],
     [{ GATEWAY_HEADER_USER: 'Remote User' }, 'GATEWAY_HEADER_USER'],
     [{ GATEWAY_COOKIE_NAME: 'a;b' }, 'GATEWAY_COOKIE_NAME'],
     [{ REDIS_SENTINELS: 'a:26379', GATEWAY_SESSION_SECRET: SECRET_A }, 'REDIS_SENTINEL_NAME'],
