@@ -16,7 +16,7 @@ import { createWebSocketProxy } from './websocket.js';
 
 const UPSTREAM_CONNECTIONS = 128;
 const kProxyStarted = Symbol('proxyStarted');
-
+/** The matched rule, kept only when it narrows the groups sent upstream. */
 const kAccessRule = Symbol('accessRule');
 
 type TimedRequest = FastifyRequest & { [kProxyStarted]?: number; [kAccessRule]?: AccessRule };
@@ -76,10 +76,10 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
       signedIdentity: identityTokens && forwarded ? identityTokens.tokenFor(forwarded, identityTokens.audienceFor(upstream)) : null,
     };
   };
-  // Upgrades pass through `authenticate` first, on the same route, so one function decides for both.
   const routesLongestFirst = [...config.upstreamRoutes]
     .sort((a, b) => b.prefix.length - a.prefix.length)
     .map((route) => ({ matches: createPathMatcher([route.prefix]), url: route.url }));
+  // Upgrades pass through `authenticate` first, on the same route, so one function decides for both.
   const websockets = createWebSocketProxy(app, {
     deps,
     rewriteHeaders: (request, headers, upstream) => rewriteRequestHeaders(headers, forwardingContext(request, upstream)),
