@@ -1,13 +1,15 @@
 // buildApp(deps) → the proxy's FastifyInstance, without listening, so tests build it freely.
 // The plugin order lives here only: path normalisation → cookies → gateway routes → proxy.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import cookie from '@fastify/cookie';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { requestObserver } from './admin/metrics.js';
 import { jwksRoute } from './auth/jwks.js';
 import { authRoutes } from './auth/routes.js';
-import { verifyRoutes } from './auth/verify.js';
+import { createVerifier, verifyRoutes } from './auth/verify.js';
+import { createVerifyFastPath } from './auth/verify-fast-path.js';
 import type { GatewayDeps } from './context.js';
 import { GatewayError, badPath } from './errors.js';
 import { renderErrorPage, ERROR_PAGE_STYLE_HASH } from './pages.js';
@@ -22,8 +24,12 @@ type RawRequest = IncomingMessage & { [kBadPath]?: string };
 
 export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   const { config, metrics } = deps;
+  const verifier = createVerifier(deps);
+  const fastVerify = createVerifyFastPath(deps, verifier);
   const app = Fastify({
-    ...(config.tls ? { https: { cert: config.tls.cert, key: config.tls.key } } : {}),
+    // Our own server so that the common forward-auth call is answered before fastify's router
+    // (verify-fast-path.ts); everything else goes to fastify's handler unchanged.
+    serverFactory: (handler) => createGatewayServer(config, (req, res) => fastVerify.handle(req, res, handler)),
     loggerInstance: deps.logger as FastifyBaseLogger,
     // One access-log line of our own per request (SPEC 7) instead of fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
@@ -70,9 +76,22 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   // Its own scope: public and cacheable, unlike the auth routes (their onSend sets no-store).
   await app.register(async (scope) => jwksRoute(scope, deps), { prefix: config.authPrefix });
   // Forward-auth in a scope of its own: none of the login pages' parsers and headers per request.
-  await app.register(async (scope) => verifyRoutes(scope, deps), { prefix: config.authPrefix });
+  await app.register(async (scope) => verifyRoutes(scope, deps, verifier), { prefix: config.authPrefix });
+  // Closing: fastify answers 503 (return503OnClosing); the fast path must not keep answering 204.
+  app.addHook('preClose', async () => fastVerify.close());
   await app.register(async (scope) => proxyRoutes(scope, deps));
   return app;
+}
+
+/** What fastify would create itself (plain http, or https with GATEWAY_TLS_*), with its defaults. */
+function createGatewayServer(config: GatewayDeps['config'], listener: RequestListener): Server {
+  const server: Server = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, listener) : createHttpServer(listener);
+  // fastify's defaults for its own servers: keep idle connections 72 s (longer than the usual
+  // 60 s of load balancers, so the balancer closes first), no request or socket timeout.
+  server.keepAliveTimeout = 72_000;
+  server.requestTimeout = 0;
+  server.setTimeout(0);
+  return server;
 }
 
 function rewriteToNormalisedUrl(req: RawRequest): string {

@@ -12,6 +12,7 @@ import { encodeGroups, encodeHeaderValue } from '../proxy/identity-headers.js';
 import { IDENTITY_TOKEN_HEADER } from '../proxy/signed-identity.js';
 import { userForAudit, type ActiveSession } from '../session/manager.js';
 import { originalRequest, type OriginalRequest } from './original-request.js';
+import { takePrevalidated } from './verify-fast-path.js';
 
 // nginx's subrequest keeps the client's method, so a POST to the app is a POST here (HEAD comes
 // with GET). Traefik and Caddy always send GET.
@@ -23,19 +24,61 @@ type Level = keyof typeof LEVEL_RANK;
 
 type PeerSocket = Socket & { [kTrustedPeer]?: boolean };
 
-export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
-  const { config, sessions } = deps;
+/** What the fastify route and the fast path (verify-fast-path.ts) share: one decision, built once. */
+export interface Verifier {
+  /** GATEWAY_ACCESS_LOG and GATEWAY_VERIFY_ACCESS_LOG leave verify's info lines out (the default). */
+  readonly quiet: boolean;
+  peerTrusted(socket: Socket): boolean;
+  /** The same rules as the proxy path, for the request the proxy asks about; null: cannot be decided. */
+  ruleFor(target: OriginalRequest): AccessRule | null;
+  /** The headers of a 204: identity (narrowed by the rule), the signed token, no-store. */
+  allowHeaders(rule: AccessRule, session: ActiveSession): Record<string, string>;
+}
+
+export function createVerifier(deps: GatewayDeps): Verifier {
+  const { config } = deps;
   const access = createAccessRules(config.publicPaths, config.accessRules);
   // Without the original request no rule can be looked up: with rules that refuse someone
   // (deny, groups), letting any session through would open them, so refuse instead.
   // The same for a rule that narrows the groups sent: the full list must not go out instead.
   const rulesRestrict = config.accessRules.some((rule) => rule.policy === 'deny' || rule.policy === 'groups' || rule.forwardGroups !== null);
-  const loginPath = `${config.authPrefix}/login`;
-  const fixedOrigin = config.publicUrl?.origin ?? null;
   const trusted = config.trustedProxies;
   const userHeader = config.headerUser.toLowerCase();
   const emailHeader = config.headerEmail.toLowerCase();
   const groupsHeader = config.headerGroups.toLowerCase();
+  return {
+    quiet: !(config.accessLog && config.verifyAccessLog),
+    /** Keep-alive connections from the proxy carry many verifies: check the peer once per socket. */
+    peerTrusted(socket: PeerSocket) {
+      let verdict = socket[kTrustedPeer];
+      if (verdict === undefined) {
+        const address = socket.remoteAddress ?? '';
+        verdict = trusted !== null && address !== '' && trusted.check(address, address.includes(':') ? 'ipv6' : 'ipv4');
+        socket[kTrustedPeer] = verdict;
+      }
+      return verdict;
+    },
+    ruleFor(target) {
+      if (target.known) return access.match(target.path, target.method);
+      return rulesRestrict ? null : DEFAULT_RULE;
+    },
+    allowHeaders(rule, session) {
+      const forwarded = forwardedIdentity(rule, session);
+      const { record } = forwarded;
+      const headers: Record<string, string> = { 'cache-control': 'no-store', [userHeader]: encodeHeaderValue(record.user) };
+      if (record.email) headers[emailHeader] = encodeHeaderValue(record.email);
+      if (record.groups.length > 0) headers[groupsHeader] = encodeGroups(record.groups);
+      if (deps.identityTokens) headers[IDENTITY_TOKEN_HEADER] = deps.identityTokens.tokenFor(forwarded);
+      return headers;
+    },
+  };
+}
+
+export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, verifier: Verifier): Promise<void> {
+  const { config, sessions } = deps;
+  const loginPath = `${config.authPrefix}/login`;
+  const fixedOrigin = config.publicUrl?.origin ?? null;
+  const trusted = config.trustedProxies;
   let warnedUnnamed = false;
 
   // The proxy sends no body (or one we never need): never parse it, never answer 415 or 413 for it.
@@ -45,22 +88,23 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps): Pro
   // The proxy in front logs every request, and a verify runs for each: by default its access-log
   // line (info) is left out: it was about a third of a verify's CPU when measured (pino's JSON and
   // a write per line). Refusals still log (warn, error).
-  const quiet = !(config.accessLog && config.verifyAccessLog);
+  const quiet = verifier.quiet;
   const configured = config.logLevel as Level; // validated against these names in config.ts
   const logLevel: Level = quiet && LEVEL_RANK[configured] < LEVEL_RANK.warn ? 'warn' : configured;
   app.route({ method: VERIFY_METHODS, url: '/verify', logLevel, handler: verify });
 
   async function verify(request: FastifyRequest, reply: FastifyReply) {
-    const original = originalRequest({ headers: request.headers, peerTrusted: peerTrusted(request.raw.socket as PeerSocket), path: request.normalisedPath, method: request.method });
+    const original = originalRequest({ headers: request.headers, peerTrusted: verifier.peerTrusted(request.raw.socket), path: request.normalisedPath, method: request.method });
     if (!original.ok) return forbidden(request, reply, original.reason);
     const target = original.request;
     if (!target.known) warnUnnamed(request);
 
-    const rule = ruleFor(target);
+    const rule = verifier.ruleFor(target);
     if (rule === null) return forbidden(request, reply, 'access rules need the original request (X-Forwarded-Uri or X-Original-URI from a trusted proxy)');
     if (rule.policy === 'public') return reply.code(204).header('cache-control', 'no-store').send();
     if (rule.policy === 'deny') return denied(request, reply, rule, target, await userForAudit(sessions, request.cookies[config.cookieName]));
-    const validation = await sessions.validate(request.cookies[config.cookieName]);
+    // The fast path may have validated this very request already and handed it over.
+    const validation = (await takePrevalidated(request.raw)) ?? (await sessions.validate(request.cookies[config.cookieName]));
     if (validation.outcome !== 'valid') return unauthenticated(request, reply, target);
     request.session = validation.session;
     const { record } = validation.session;
@@ -68,25 +112,10 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps): Pro
     // As on the proxy path: browsers apply no CORS to WebSockets, so one carrying a session must be
     // opened from the gateway's own origin (the proxy passes the handshake's headers to verify).
     if (request.headers['sec-websocket-key'] !== undefined && !isSameOrigin(request, config)) return forbidden(request, reply, 'cross-origin WebSocket with a session');
-    return allow(reply, rule, validation.session);
+    return reply.code(204).headers(verifier.allowHeaders(rule, validation.session)).send();
   }
 
-  /** The same rules as the proxy path, for the request the proxy asks about; null: cannot be decided. */
-  function ruleFor(target: OriginalRequest): AccessRule | null {
-    if (target.known) return access.match(target.path, target.method);
-    return rulesRestrict ? null : DEFAULT_RULE;
-  }
 
-  function allow(reply: FastifyReply, rule: AccessRule, session: ActiveSession) {
-    const forwarded = forwardedIdentity(rule, session);
-    const { record } = forwarded;
-    reply.header('cache-control', 'no-store');
-    reply.header(userHeader, encodeHeaderValue(record.user));
-    if (record.email) reply.header(emailHeader, encodeHeaderValue(record.email));
-    if (record.groups.length > 0) reply.header(groupsHeader, encodeGroups(record.groups));
-    if (deps.identityTokens) reply.header(IDENTITY_TOKEN_HEADER, deps.identityTokens.tokenFor(forwarded));
-    return reply.code(204).send();
-  }
 
   /**
    * 401 with `Location: <public origin>/_auth/login?rd=<original path and query>`, as Authelia's
@@ -132,16 +161,6 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps): Pro
     return `${protocol}://${host}`;
   }
 
-  /** Keep-alive connections from the proxy carry many verifies: check the peer once per socket. */
-  function peerTrusted(socket: PeerSocket): boolean {
-    let verdict = socket[kTrustedPeer];
-    if (verdict === undefined) {
-      const address = socket.remoteAddress ?? '';
-      verdict = trusted !== null && address !== '' && trusted.check(address, address.includes(':') ? 'ipv6' : 'ipv4');
-      socket[kTrustedPeer] = verdict;
-    }
-    return verdict;
-  }
 
   /** Once per process: a proxy that does not name the request makes public paths unreachable. */
   function warnUnnamed(request: FastifyRequest): void {

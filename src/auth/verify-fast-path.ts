@@ -1,0 +1,79 @@
+// The common forward-auth call answered before fastify's router: `GET /_auth/verify` from a proxy
+// that names the original request, for a session the local cache holds, that a rule allows.
+// Behind nginx every request of the app is one such call; measured straight at the endpoint,
+// fastify's routing, hooks, per-request logger and reply machinery cost more than the decision
+// itself (bench/RESULTS.md). Everything else — no or an invalid session, a refusal, an unnamed
+// request, a WebSocket handshake, access-log lines wanted — goes on to the fastify route
+// (verify.ts), which answers it exactly as before; a validation made here is handed over with the
+// request, so it is never made, touched or counted twice.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { fastifyCookie } from '@fastify/cookie';
+import { requestObserver } from '../admin/metrics.js';
+import type { GatewayDeps } from '../context.js';
+import { decideAccess } from '../proxy/access-rules.js';
+import type { Validation } from '../session/manager.js';
+import { originalRequest } from './original-request.js';
+import type { Verifier } from './verify.js';
+
+const kPrevalidated = Symbol('prevalidated');
+
+type HandedOver = IncomingMessage & { [kPrevalidated]?: Promise<Validation> };
+
+/** The validation the fast path already made for this request, if any (verify.ts uses it once). */
+export function takePrevalidated(raw: IncomingMessage): Promise<Validation> | undefined {
+  const handedOver = raw as HandedOver;
+  const validation = handedOver[kPrevalidated];
+  handedOver[kPrevalidated] = undefined;
+  return validation;
+}
+
+export interface VerifyFastPath {
+  /** Answers the request itself or passes it to `next` (fastify); never both. */
+  handle(req: IncomingMessage, res: ServerResponse, next: (req: IncomingMessage, res: ServerResponse) => void): void;
+  /** From now on every request goes to fastify (which answers 503 while closing). */
+  close(): void;
+}
+
+export function createVerifyFastPath(deps: GatewayDeps, verifier: Verifier): VerifyFastPath {
+  const { config, sessions } = deps;
+  const verifyPath = `${config.authPrefix}/verify`;
+  const cookiePrefix = `${config.cookieName}=`;
+  const observe = requestObserver(deps.metrics.requestDuration);
+  // Only when verify logs nothing on success: an access-log line is fastify's to write.
+  let enabled = verifier.quiet;
+
+  return {
+    close() {
+      enabled = false;
+    },
+    handle(req, res, next) {
+      if (!enabled || req.method !== 'GET' || req.url !== verifyPath || req.headers['sec-websocket-key'] !== undefined) return next(req, res);
+      const cookieHeader = req.headers.cookie;
+      if (cookieHeader === undefined || !cookieHeader.includes(cookiePrefix)) return next(req, res);
+      const original = originalRequest({ headers: req.headers, peerTrusted: verifier.peerTrusted(req.socket), path: verifyPath, method: 'GET' });
+      if (!original.ok || !original.request.known) return next(req, res);
+      const rule = verifier.ruleFor(original.request);
+      if (rule === null || rule.policy === 'public' || rule.policy === 'deny') return next(req, res);
+
+      const started = performance.now();
+      // The same parser (and decoding) as @fastify/cookie gives the route.
+      const cookie = fastifyCookie.parse(cookieHeader)[config.cookieName];
+      const validation = sessions.validate(cookie);
+      validation.then(
+        (result) => {
+          if (result.outcome !== 'valid' || decideAccess(rule, result.session.record) !== 'allow') return handOver(req, res, next, validation);
+          res.writeHead(204, verifier.allowHeaders(rule, result.session));
+          res.end();
+          observe('GET', 204, (performance.now() - started) / 1_000);
+        },
+        // A store error is answered (503) and logged by the route's error handling.
+        () => handOver(req, res, next, validation),
+      );
+    },
+  };
+}
+
+function handOver(req: IncomingMessage, res: ServerResponse, next: (req: IncomingMessage, res: ServerResponse) => void, validation: Promise<Validation>): void {
+  (req as HandedOver)[kPrevalidated] = validation;
+  next(req, res);
+}
