@@ -199,6 +199,7 @@ export function createWebSocketProxy(app: FastifyInstance, options: WebSocketPro
     const cookieValue = request.cookies[config.cookieName];
     let reason: CloseReason | null = null;
     let alive = true;
+    let upstreamAlive = true;
     let closed = 0;
     let killTimer: NodeJS.Timeout | null = null;
 
@@ -213,15 +214,27 @@ export function createWebSocketProxy(app: FastifyInstance, options: WebSocketPro
         armKillTimer();
       },
       heartbeat() {
-        // A client we stopped reading (backpressure) cannot be expected to have answered.
-        if (client.readyState !== WebSocket.OPEN || client.isPaused) return;
-        if (!alive) {
-          reason ??= 'unresponsive';
-          client.terminate();
-          return;
+        // A side we stopped reading (backpressure) cannot be expected to have answered.
+        if (client.readyState === WebSocket.OPEN && !client.isPaused) {
+          if (!alive) {
+            reason ??= 'unresponsive';
+            client.terminate();
+            return;
+          }
+          alive = false;
+          client.ping();
         }
-        alive = false;
-        client.ping();
+        // The app's side too: a half-open connection to it (an app host gone without a FIN)
+        // would otherwise hold the client's socket open until the session ends.
+        if (upstream.readyState === WebSocket.OPEN && !upstream.isPaused) {
+          if (!upstreamAlive) {
+            reason ??= 'unresponsive';
+            upstream.terminate();
+            return;
+          }
+          upstreamAlive = false;
+          upstream.ping();
+        }
       },
     };
 
@@ -251,9 +264,15 @@ export function createWebSocketProxy(app: FastifyInstance, options: WebSocketPro
       alive = true;
       forward(data, isBinary, upstream, client);
     });
-    upstream.on('message', (data, isBinary) => forward(data, isBinary, client, upstream));
+    upstream.on('message', (data, isBinary) => {
+      upstreamAlive = true;
+      forward(data, isBinary, client, upstream);
+    });
     client.on('pong', () => {
       alive = true;
+    });
+    upstream.on('pong', () => {
+      upstreamAlive = true;
     });
     client.on('error', (err) => noteError(err));
     upstream.on('error', (err) => noteError(err));
