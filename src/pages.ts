@@ -97,6 +97,21 @@ export function renderErrorPage(status: number, title: string, message: string):
   );
 }
 
+/**
+ * Shown instead of signing out when the request came from another site (logout CSRF): a page there
+ * cannot sign a user out, but the user can, with one same-origin POST.
+ */
+export function renderLogoutConfirmPage(action: string): string {
+  return renderDocument(
+    'Sign out?',
+    `<main>
+<h1>Sign out?</h1>
+<p>Another site asked to sign you out. You are still signed in.</p>
+<form method="post" action="${escapeHtml(action)}"><button type="submit">Sign out</button></form>
+</main>`,
+  );
+}
+
 /** Headers the gateway injects for the upstream; shown first so the demo makes the point. */
 const IDENTITY_HEADERS = ['x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups'] as const;
 

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayDeps } from '../context.js';
 import { GatewayError, sessionStoreUnavailable } from '../errors.js';
 import { clearSessionCookie, isSameOrigin, noStore, setSessionCookie, wantsJson } from '../http.js';
+import { PAGE_STYLE_HASH, renderLogoutConfirmPage } from '../pages.js';
 import { safeRedirectTarget } from '../proxy/paths.js';
 import { CSRF_COOKIE, CSRF_TTL_SECONDS } from './csrf.js';
 import { createLoginPage } from './login-page.js';
@@ -116,6 +117,14 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
   });
 
   const logout = async (request: FastifyRequest, reply: FastifyReply) => {
+    // Logout CSRF: a link, image or form on another site must not sign the user out. Browsers say
+    // where a request comes from (Sec-Fetch-Site, Origin); the user gets a button instead.
+    if (!isSameOrigin(request, config)) {
+      request.log.info({ audit: 'logout', ip: request.ip, outcome: 'cross_site_refused' }, 'logout');
+      if (wantsJson(request)) return reply.code(403).send({ error: 'Cross-site sign-out requests are refused.' });
+      reply.header('content-security-policy', `default-src 'none'; style-src ${PAGE_STYLE_HASH}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`);
+      return reply.code(200).type('text/html; charset=utf-8').send(renderLogoutConfirmPage(`${prefix}/logout`));
+    }
     const session = await sessions.validate(request.cookies[config.cookieName]).catch(() => null);
     await sessions.destroy(request.cookies[config.cookieName]);
     clearSessionCookie(reply, config);

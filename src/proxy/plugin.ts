@@ -7,7 +7,7 @@ import { statusClass } from '../admin/metrics.js';
 import { CSRF_COOKIE } from '../auth/csrf.js';
 import type { GatewayDeps } from '../context.js';
 import { accessDenied, upstreamTimeout, upstreamUnavailable } from '../errors.js';
-import { clearSessionCookie, isBrowserNavigation, publicOrigin, setSessionCookie } from '../http.js';
+import { clearSessionCookie, isBrowserNavigation, isSameOrigin, publicOrigin, setSessionCookie } from '../http.js';
 import { userForAudit } from '../session/manager.js';
 import { createAccessRules, decideAccess, forwardedIdentity, type AccessRule } from './access-rules.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from './identity-headers.js';
@@ -149,6 +149,8 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
 
   /** A legacy `<a href="/logout">`: end the session here (the app never sees it), then show the login page. */
   async function logoutFromAppPath(request: FastifyRequest, reply: FastifyReply) {
+    // From another site: not here; the gateway's own logout asks the user to confirm.
+    if (!isSameOrigin(request, config)) return reply.redirect(`${config.authPrefix}/logout`, 303);
     const cookie = request.cookies[config.cookieName];
     const validation = await sessions.validate(cookie).catch(() => null);
     await sessions.destroy(cookie);
