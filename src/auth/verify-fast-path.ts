@@ -56,19 +56,33 @@ export function createVerifyFastPath(deps: GatewayDeps, verifier: Verifier): Ver
       if (rule === null || rule.policy === 'public' || rule.policy === 'deny') return next(req, res);
 
       const started = performance.now();
-      // The same parser (and decoding) as @fastify/cookie gives the route.
-      const cookie = fastifyCookie.parse(cookieHeader)[config.cookieName];
+      // The same parser (and decoding) as @fastify/cookie gives the route; anything odd is the route's.
+      let cookie: string | undefined;
+      try {
+        cookie = fastifyCookie.parse(cookieHeader)[config.cookieName];
+      } catch {
+        return next(req, res);
+      }
       const validation = sessions.validate(cookie);
-      validation.then(
-        (result) => {
-          if (result.outcome !== 'valid' || decideAccess(rule, result.session.record) !== 'allow') return handOver(req, res, next, validation);
-          res.writeHead(204, verifier.allowHeaders(rule, result.session));
-          res.end();
-          observe('GET', 204, (performance.now() - started) / 1_000);
-        },
-        // A store error is answered (503) and logged by the route's error handling.
-        () => handOver(req, res, next, validation),
-      );
+      let passedOn = false;
+      const passOn = () => {
+        passedOn = true;
+        handOver(req, res, next, validation);
+      };
+      validation
+        .then(
+          (result) => {
+            if (result.outcome !== 'valid' || decideAccess(rule, result.session.record) !== 'allow') return passOn();
+            res.writeHead(204, verifier.allowHeaders(rule, result.session));
+            res.end();
+            observe('GET', 204, (performance.now() - started) / 1_000);
+          },
+          // A store error is answered (503) and logged by the route's error handling.
+          passOn,
+        )
+        // Never an unhandled rejection (it would end the process): whatever failed above, the
+        // route answers if nothing was sent yet, with its own error handling.
+        .catch(() => (passedOn || res.headersSent ? res.destroy() : passOn()));
     },
   };
 }
