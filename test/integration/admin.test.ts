@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import t from 'tap';
 import { login, seedUsers, startTestGateway, uniquePrefix, withSession } from '../helpers/gateway.js';
 import { send, type Response } from '../helpers/http.js';
+import { metricSum } from '../helpers/metrics.js';
 import { services } from '../helpers/services.js';
 import { startEchoUpstream } from '../helpers/upstream.js';
 
@@ -34,17 +35,7 @@ async function until(what: string, probe: () => Promise<Response>, accept: (res:
   throw new Error(`${what}: not reached in ${timeoutMs} ms (last: ${last?.status} ${last?.body})`);
 }
 
-/** Sum of the samples of `name` whose labels include `labels` (0 when there is none yet). */
-function metric(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const have = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(match[3]);
-  }
-  return sum;
-}
+const metric = metricSum;
 
 t.test('/healthz answers 200 while the process serves', async (t) => {
   const res = await send(`${gw.adminUrl}/healthz`);

@@ -4,11 +4,12 @@
 // refusal, an error) answered by the route exactly as before, without validating twice.
 import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
+import { callVerify } from '../helpers/forward-auth.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { login, seedUsers, startTestGateway, uniquePrefix, withSession, type TestGateway } from '../helpers/gateway.js';
-import { send } from '../helpers/http.js';
+import { scrapeMetric } from '../helpers/metrics.js';
 import { services } from '../helpers/services.js';
 
 const { redis, pg } = await services(t);
@@ -28,30 +29,9 @@ const gw = await startTestGateway(t, {
 const ada = withSession(gw, await login(gw, 'ada', 'ada-fast-password'));
 const bob = withSession(gw, await login(gw, 'bob', 'bob-fast-password'));
 
-function verify(target: TestGateway, headers: OutgoingHttpHeaders): Promise<{ status: number; headers: IncomingHttpHeaders }> {
-  const { hostname, port } = new URL(target.url);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: hostname, port, path: '/_auth/verify', headers, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const verify = (target: TestGateway, headers: OutgoingHttpHeaders) => callVerify(target, headers);
 
-/** Sum of a metric's samples whose labels include `labels`. */
-async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = (await send(`${gw.adminUrl}/metrics`)).body;
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const have = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(match[3]);
-  }
-  return sum;
-}
+const metric = (name: string, labels: Record<string, string> = {}) => scrapeMetric(gw.adminUrl, name, labels);
 
 async function counters() {
   return {

@@ -3,7 +3,8 @@
 // group list narrowed per rule in both the header and the signed token.
 import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { callVerify } from '../helpers/forward-auth.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { login, seedUsers, startTestGateway, uniquePrefix, withSession, type TestGateway } from '../helpers/gateway.js';
@@ -43,17 +44,7 @@ const gw = await startTestGateway(t, { ...base, GATEWAY_TRUSTED_PROXIES: '127.0.
 const ada = withSession(gw, await login(gw, 'ada', 'ada-fwd-password'));
 const bob = withSession(gw, await login(gw, 'bob', 'bob-fwd-password'));
 
-function verify(target: TestGateway, headers: OutgoingHttpHeaders): Promise<{ status: number; headers: IncomingHttpHeaders }> {
-  const { hostname, port } = new URL(target.url);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: hostname, port, path: '/_auth/verify', headers, localAddress: '127.0.0.1', agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const verify = (target: TestGateway, headers: OutgoingHttpHeaders) => callVerify(target, headers);
 const asking = (uri: string, method = 'GET') => ({ 'x-original-uri': uri, 'x-original-method': method });
 const tokenGroups = (headers: IncomingHttpHeaders) =>
   JSON.parse(Buffer.from(String(headers['x-gateway-identity']).split('.')[1] ?? '', 'base64url').toString('utf8')).groups;

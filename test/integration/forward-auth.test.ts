@@ -2,7 +2,8 @@
 // original request named by a trusted proxy (127.0.0.1) and ignored from anyone else (127.0.0.2),
 // public paths, the login URL of a 401, 403 for what cannot be authorised, lean 204s.
 import t from 'tap';
-import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
+import { callVerify } from '../helpers/forward-auth.js';
 import { login, seedUsers, startTestGateway, uniquePrefix, withSession, type TestGateway } from '../helpers/gateway.js';
 import { services } from '../helpers/services.js';
 
@@ -16,29 +17,9 @@ const gw = await startTestGateway(t, base);
 const fixed = await startTestGateway(t, { ...base, GATEWAY_PUBLIC_URL: 'https://app.example.com', GATEWAY_VERIFY_ACCESS_LOG: 'true' });
 const cookie = await login(gw, 'alice', 'alice-fwd-pass');
 
-interface Answer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
 /** A verify call from a chosen local address (the gateway trusts 127.0.0.1 only). */
-function verify(target: TestGateway, headers: OutgoingHttpHeaders, options: { from?: string; method?: string; body?: string } = {}): Promise<Answer> {
-  const { hostname, port } = new URL(target.url);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { host: hostname, port, path: '/_auth/verify', method: options.method ?? 'GET', headers, localAddress: options.from ?? TRUSTED, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
+const verify = (target: TestGateway, headers: OutgoingHttpHeaders, options: { from?: string; method?: string; body?: string } = {}) =>
+  callVerify(target, headers, { from: TRUSTED, ...options });
 
 const session = withSession(gw, cookie);
 const forwarded = (uri: string, extra: OutgoingHttpHeaders = {}) => ({ 'x-forwarded-uri': uri, 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example.com', ...extra });
