@@ -6,6 +6,27 @@ import type { Identity } from '../session/types.js';
 export const DEFAULT_IDENTITY_HEADERS = ['x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups'] as const;
 /** The header the gateway signs identity into (signed-identity.ts); spoofed copies are always stripped, even when signing is off. */
 export const SIGNED_IDENTITY_HEADERS = ['x-gateway-identity'] as const;
+/**
+ * Headers that make apps and frameworks re-route or re-address a request (IIS/Symfony
+ * `X-Original-URL`, Rails/Express/Spring method overrides, proxy-prefix and client-address
+ * claims). SPEC section 4: believed only from a trusted proxy, removed from anyone else, in
+ * every case and underscore spelling.
+ */
+export const OVERRIDE_HEADERS = [
+  'forwarded',
+  'x-real-ip',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  'x-forwarded-prefix',
+  'x-forwarded-port',
+  'x-forwarded-server',
+  'x-client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+] as const;
 
 export interface HeaderNames {
   user: string;
@@ -36,11 +57,14 @@ export function normaliseHeaderName(name: string): string {
 }
 
 /**
- * Values made only of printable ASCII other than `%` (and `,` inside a group) travel as they are;
- * anything else is percent-encoded as UTF-8 in full (RFC 3986), so nothing raw reaches the app
- * and decoding is never ambiguous.
+ * Values made only of printable ASCII other than `%` (and `,` inside a group), and not starting or
+ * ending with a space, travel as they are; anything else is percent-encoded as UTF-8 in full
+ * (RFC 3986), so nothing raw reaches the app and decoding is never ambiguous (SPEC section 4).
+ * Leading and trailing spaces are optional whitespace that every HTTP parser strips (RFC 9110
+ * section 5.5): sent raw, `alice ` would arrive as `alice`, another account.
  */
 export function encodeHeaderValue(value: string, alsoEncodeComma = false): string {
+  if (value.charCodeAt(0) === 0x20 || value.charCodeAt(value.length - 1) === 0x20) return percentEncodeAll(value);
   for (let i = 0; i < value.length; i++) {
     const code = value.charCodeAt(i);
     if (code < 0x20 || code > 0x7e || code === 0x25 || (alsoEncodeComma && code === 0x2c)) {
@@ -73,6 +97,8 @@ export function removeCookies(header: string, names: ReadonlySet<string>): strin
   return kept.join('; ');
 }
 
+const FORWARDED_TRIO = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'] as const;
+
 export type RequestHeaderRewriter = (headers: IncomingHttpHeaders, ctx: ForwardingContext) => IncomingHttpHeaders;
 
 export function createRequestHeaderRewriter(options: {
@@ -84,6 +110,9 @@ export function createRequestHeaderRewriter(options: {
   const stripped = new Set(
     [...DEFAULT_IDENTITY_HEADERS, ...SIGNED_IDENTITY_HEADERS, names.user, names.email, names.groups].map(normaliseHeaderName),
   );
+  // The X-Forwarded-* trio is replaced for untrusted peers anyway (setForwardedHeaders); listing it
+  // here also removes its underscore spellings, which CGI-style apps would merge with ours.
+  const overrides: ReadonlySet<string> = new Set([...OVERRIDE_HEADERS, ...FORWARDED_TRIO]);
   const cookieNames = new Set(options.cookieNames);
   const cookieNameList = [...cookieNames];
   const userHeader = names.user.toLowerCase();
@@ -91,7 +120,7 @@ export function createRequestHeaderRewriter(options: {
   const groupsHeader = names.groups.toLowerCase();
 
   return (headers, ctx) => {
-    stripIdentityHeaders(headers, stripped);
+    stripClientClaims(headers, stripped, ctx.peerTrusted ? null : overrides);
     stripOwnCookies(headers, cookieNames, cookieNameList);
     setForwardedHeaders(headers, ctx);
     // reply-from has already set Host to the upstream's; legacy apps build URLs from the client's.
@@ -107,9 +136,14 @@ export function createRequestHeaderRewriter(options: {
   };
 }
 
-function stripIdentityHeaders(headers: IncomingHttpHeaders, stripped: ReadonlySet<string>): void {
+/**
+ * One walk over the client's headers: identity names always go; override names go unless the
+ * peer is a trusted proxy (`overrides` null then). Compared case- and `_`-insensitively.
+ */
+function stripClientClaims(headers: IncomingHttpHeaders, stripped: ReadonlySet<string>, overrides: ReadonlySet<string> | null): void {
   for (const name of Object.keys(headers)) {
-    if (stripped.has(normaliseHeaderName(name))) delete headers[name];
+    const normalised = normaliseHeaderName(name);
+    if (stripped.has(normalised) || (overrides !== null && overrides.has(normalised))) delete headers[name];
   }
 }
 
@@ -136,13 +170,8 @@ function setForwardedHeaders(headers: IncomingHttpHeaders, ctx: ForwardingContex
   const host = ctx.peerTrusted && sentHost ? sentHost : ctx.host;
   if (host) headers['x-forwarded-host'] = host;
   else delete headers['x-forwarded-host'];
-  // The other common spellings of the same claims (RFC 7239 Forwarded, nginx's X-Real-IP) are
-  // believed only from a trusted proxy too; otherwise an app reading them could be lied to.
-  if (!ctx.peerTrusted) {
-    // `delete` only when present: deleting reshapes the object and slows every later access.
-    if (headers.forwarded !== undefined) delete headers.forwarded;
-    headers['x-real-ip'] = ctx.peerAddress;
-  }
+  // The other spellings of the same claims (RFC 7239 Forwarded, nginx's X-Real-IP, …) were
+  // removed with the override headers in stripClientClaims unless the peer is trusted.
 }
 
 function single(value: string | string[] | undefined): string | undefined {

@@ -19,6 +19,16 @@ t.test('encodeHeaderValue: plain printable ASCII travels as is, anything else is
     ['50%', '%35%30%25'],
     ['evil\r\nX-Injected: 1', '%65%76%69%6C%0D%0A%58%2D%49%6E%6A%65%63%74%65%64%3A%20%31'],
     ['tab\there', '%74%61%62%09%68%65%72%65'],
+    // Leading/trailing spaces are optional whitespace every HTTP parser strips (RFC 9110 5.5):
+    // raw, `alice ` would arrive as `alice`.
+    ['alice ', '%61%6C%69%63%65%20'],
+    [' alice', '%20%61%6C%69%63%65'],
+    [' ', '%20'],
+    ['alice\t', '%61%6C%69%63%65%09'],
+    ['alice\u00a0', '%61%6C%69%63%65%C2%A0'],
+    ['alice\u2003', '%61%6C%69%63%65%E2%80%83'],
+    ['\u3000alice', '%E3%80%80%61%6C%69%63%65'],
+    ['a b', 'a b'],
     ['', ''],
   ];
   for (const [input, expected] of cases) t.equal(encodeHeaderValue(input), expected, JSON.stringify(input));
@@ -28,6 +38,8 @@ t.test('encodeHeaderValue: plain printable ASCII travels as is, anything else is
 t.test('encodeGroups: commas inside a group name are encoded so the list splits unambiguously', async (t) => {
   t.equal(encodeGroups(['staff', 'ops']), 'staff,ops');
   t.equal(encodeGroups(['r,d', 'eng']), '%72%2C%64,eng');
+  t.equal(encodeGroups([' admins', 'staff']), '%20%61%64%6D%69%6E%73,staff', 'a spaced group cannot become `admins`');
+  t.equal(encodeGroups(['staff ', 'Domain Admins']), '%73%74%61%66%66%20,Domain Admins', 'inner spaces travel as they are');
   t.equal(encodeGroups([]), '');
 });
 
@@ -106,4 +118,48 @@ t.test('X-Forwarded-*: replaced for untrusted peers, appended/kept for trusted o
   t.equal(trusted['x-forwarded-proto'], 'https');
   t.equal(trusted['x-forwarded-host'], 'forged.example');
   t.equal(trusted['x-request-id'], 'req-1');
+});
+
+t.test('override headers: removed from untrusted peers in every case and underscore spelling, kept from trusted ones', async (t) => {
+  const rewrite = createRequestHeaderRewriter({ names: { user: 'X-Forwarded-User', email: 'X-Forwarded-Email', groups: 'X-Forwarded-Groups' }, cookieNames: [], preserveHost: true });
+  const names = [
+    'Forwarded',
+    'X-Real-IP',
+    'X-Original-URL',
+    'X-Rewrite-URL',
+    'X-HTTP-Method-Override',
+    'X-HTTP-Method',
+    'X-Method-Override',
+    'X-Forwarded-Prefix',
+    'X-Forwarded-Port',
+    'X-Forwarded-Server',
+    'X-Client-IP',
+    'True-Client-IP',
+    'CF-Connecting-IP',
+  ];
+  const spellings = (name: string) => [name.toLowerCase(), name.toUpperCase(), name.toLowerCase().replaceAll('-', '_'), name.replaceAll('-', '_')];
+  for (const name of names) {
+    for (const spelling of spellings(name)) {
+      const untrusted = rewrite({ host: 'upstream:1', [spelling]: 'forged' }, context());
+      t.same(Object.entries(untrusted).filter(([, v]) => v === 'forged'), [], `${spelling}: removed from an untrusted client`);
+      const trusted = rewrite({ host: 'upstream:1', [spelling]: 'from-the-balancer' }, context({ peerTrusted: true }));
+      t.equal(trusted[spelling], 'from-the-balancer', `${spelling}: kept from a trusted proxy`);
+    }
+  }
+  const sent = { host: 'upstream:1', x_forwarded_for: '6.6.6.6', X_Forwarded_Proto: 'https', 'x_forwarded-host': 'evil.example' };
+  const untrusted = rewrite({ ...sent }, context({ identity: null }));
+  t.same(
+    Object.entries(untrusted).filter(([k]) => k.startsWith('x-forwarded') || k.startsWith('x_') || k.startsWith('X_')),
+    [['x-forwarded-for', '10.0.0.5'], ['x-forwarded-proto', 'http'], ['x-forwarded-host', 'app.example.com']],
+    'underscore spellings of the X-Forwarded-* trio are removed too; only the gateway\'s own remain',
+  );
+  t.equal(rewrite({ ...sent }, context({ peerTrusted: true })).x_forwarded_for, '6.6.6.6', 'a trusted proxy\'s headers pass');
+});
+
+t.test('a WebSocket handshake goes through the same rewriter: its override headers go too', async (t) => {
+  const rewrite = createRequestHeaderRewriter({ names: { user: 'X-Forwarded-User', email: 'X-Forwarded-Email', groups: 'X-Forwarded-Groups' }, cookieNames: [], preserveHost: true });
+  const out = rewrite({ host: 'upstream:1', upgrade: 'websocket', connection: 'Upgrade', 'x-original-url': '/admin', 'x-http-method-override': 'DELETE' }, context());
+  t.equal(out['x-original-url'], undefined);
+  t.equal(out['x-http-method-override'], undefined);
+  t.equal(out.upgrade, 'websocket', 'the handshake itself is untouched');
 });
