@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { migrate } from './auth/migrations.js';
 import { hashPassword } from './auth/passwords.js';
-import { addUser, deleteUser, listUsers, setDisabled, setPassword, UserAdminError } from './auth/user-admin.js';
+import { addUser, deleteUser, identityValueProblem, listUsers, newUserProblem, setDisabled, setPassword, UserAdminError } from './auth/user-admin.js';
 import { createPgPool } from './auth/user-store.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
@@ -102,10 +102,14 @@ async function usersCommand(
     });
   }
   if (!action || !name || extra.length > 0) throw new UsageError('users needs an action and exactly one user name');
+  checkName(name);
   switch (action) {
     case 'add': {
-      const password = await readPassword(values['password-stdin']);
+      // `--groups "a, b"`: spaces around the commas are list formatting, not part of the names.
       const groups = (values.groups ?? '').split(',').map((g) => g.trim()).filter((g) => g !== '');
+      const problem = newUserProblem({ username: name, email: values.email ?? null, groups });
+      if (problem) throw new UsageError(problem);
+      const password = await readPassword(values['password-stdin']);
       return withPool(config, async (pool) => {
         await addUser(pool, { username: name, password, email: values.email ?? null, groups });
         console.log(`added ${name}`);
@@ -139,6 +143,7 @@ async function sessionsCommand(config: Config, args: string[]): Promise<number> 
   if ((action !== 'list' && action !== 'revoke') || !name || extra.length > 0) {
     throw new UsageError('sessions needs list|revoke and exactly one user name');
   }
+  checkName(name);
   return withSessionStore(config, async (store) => {
     if (action === 'revoke') {
       console.log(String(await store.deleteByUser(name)));
@@ -156,6 +161,15 @@ async function sessionsCommand(config: Config, args: string[]): Promise<number> 
       );
     }
   });
+}
+
+/**
+ * A name with leading/trailing whitespace or control characters is a typo or an attack (SPEC 4:
+ * it would reach apps as another name, or break the store); refused before anything is stored.
+ */
+function checkName(name: string): void {
+  const problem = identityValueProblem('user name', name);
+  if (problem) throw new UsageError(problem);
 }
 
 async function revokeIfPossible(config: Config, user: string): Promise<string> {

@@ -11,6 +11,7 @@ import { safeRedirectTarget } from '../proxy/paths.js';
 import { CSRF_COOKIE, CSRF_TTL_SECONDS } from './csrf.js';
 import { createLoginPage } from './login-page.js';
 import { hashPassword, verifyPassword } from './passwords.js';
+import { hasControlCharacters } from './user-admin.js';
 import type { UserRecord } from './user-store.js';
 
 const LOGIN_BODY_LIMIT_BYTES = 16 * 1024;
@@ -25,7 +26,7 @@ interface LoginInput {
   csrf: unknown;
 }
 
-type FailureReason = 'unknown_user' | 'wrong_password' | 'disabled' | 'no_password';
+type FailureReason = 'unknown_user' | 'wrong_password' | 'disabled' | 'no_password' | 'invalid_username';
 
 export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
   const { config, sessions, users, throttle, csrf, metrics } = deps;
@@ -93,9 +94,12 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
       return refuse(429, 'Too many failed sign-in attempts. Try again later.', { rd: input.rd, username: input.username });
     }
 
-    const user = await findUser(input.username);
+    // A name with control characters (NUL makes PostgreSQL fail) names nobody: it never reaches
+    // the user store, and is answered like an unknown user, dummy hash included (SPEC 4).
+    const invalidName = hasControlCharacters(input.username);
+    const user = invalidName ? null : await findUser(input.username);
     const result = await verifyPassword(user?.passwordHash ?? null, input.password, { allowPlaintext: config.allowPlaintextPasswords });
-    const failure: FailureReason | null = !user ? 'unknown_user' : !user.passwordHash ? 'no_password' : !result.ok ? 'wrong_password' : user.disabled ? 'disabled' : null;
+    const failure: FailureReason | null = invalidName ? 'invalid_username' : !user ? 'unknown_user' : !user.passwordHash ? 'no_password' : !result.ok ? 'wrong_password' : user.disabled ? 'disabled' : null;
     if (failure || !user) {
       metrics.logins.inc({ outcome: 'failure' });
       request.log.warn({ audit: 'login', user: input.username, ip, outcome: 'failure', reason: failure }, 'login failed');

@@ -19,7 +19,31 @@ export interface ListedUser {
 
 export class UserAdminError extends Error {}
 
+/** C0 controls, DEL and C1 controls (NUL included): never part of a name a person types. */
+export function hasControlCharacters(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) return true;
+  }
+  return false;
+}
+
+/**
+ * Why a user name, e-mail or group given to the CLI is refused, or null. Leading and trailing
+ * whitespace (any Unicode space) is stripped by HTTP parsers (RFC 9110 5.5), so `alice ` would
+ * reach an app as `alice` if it were ever sent raw; control characters (NUL makes PostgreSQL
+ * fail) cannot travel in a header at all. SPEC section 4.
+ */
+export function identityValueProblem(what: string, value: string): string | null {
+  if (value === '') return `${what} is empty`;
+  if (hasControlCharacters(value)) return `${what} ${JSON.stringify(value)} contains control characters`;
+  if (/^\s|\s$/u.test(value)) return `${what} ${JSON.stringify(value)} starts or ends with whitespace`;
+  return null;
+}
+
 export async function addUser(pool: pg.Pool, user: NewUser): Promise<void> {
+  const problem = newUserProblem(user);
+  if (problem) throw new UserAdminError(problem);
   const hash = await hashPassword(user.password);
   const result = await pool.query(
     `INSERT INTO gateway_users (username, password_hash, email, groups) VALUES ($1, $2, $3, $4)
@@ -27,6 +51,16 @@ export async function addUser(pool: pg.Pool, user: NewUser): Promise<void> {
     [user.username, hash, user.email, user.groups],
   );
   if (result.rowCount === 0) throw new UserAdminError(`user ${JSON.stringify(user.username)} already exists`);
+}
+
+/** The first reason a new account's name, e-mail or groups cannot be stored, or null. */
+export function newUserProblem(user: Pick<NewUser, 'username' | 'email' | 'groups'>): string | null {
+  return (
+    identityValueProblem('user name', user.username) ??
+    (user.email === null ? null : identityValueProblem('e-mail', user.email)) ??
+    user.groups.map((group) => identityValueProblem('group', group)).find((problem) => problem !== null) ??
+    null
+  );
 }
 
 export async function setPassword(pool: pg.Pool, username: string, password: string): Promise<void> {

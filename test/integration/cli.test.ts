@@ -88,6 +88,35 @@ t.test('usage errors exit 2 and change nothing', async (t) => {
   );
 });
 
+t.test('names with leading/trailing whitespace or control characters are usage errors (SPEC 4)', async (t) => {
+  const refused: Array<[string[], RegExp]> = [
+    [['users', 'add', 'alice ', '--password-stdin'], /user name "alice " starts or ends with whitespace/],
+    [['users', 'add', ' alice', '--password-stdin'], /starts or ends with whitespace/],
+    [['users', 'add', 'alice\t', '--password-stdin'], /control characters/],
+    [['users', 'add', 'alice\u00a0', '--password-stdin'], /starts or ends with whitespace/],
+    [['users', 'add', 'al\u001bice', '--password-stdin'], /control characters/],
+    [['users', 'add', 'carol', '--email', ' carol@example.com', '--password-stdin'], /e-mail " carol@example.com" starts or ends with whitespace/],
+    [['users', 'add', 'carol', '--groups', 'staff,adm\u0007ins', '--password-stdin'], /group .* contains control characters/],
+    [['users', 'passwd', 'alice ', '--password-stdin'], /starts or ends with whitespace/],
+    [['users', 'disable', 'alice\u2003'], /starts or ends with whitespace/],
+    [['users', 'delete', 'alice\r'], /control characters/],
+    [['sessions', 'revoke', ' alice'], /starts or ends with whitespace/],
+  ];
+  for (const [args, message] of refused) {
+    const r = await cli(args, 'a password\n');
+    t.equal(r.code, 2, `${JSON.stringify(args)}: ${describe(r)}`);
+    t.match(r.stderr, message);
+  }
+  const spacedList = await cli(['users', 'add', 'carol', '--groups', 'staff, ops', '--password-stdin'], 'carol password\n');
+  t.equal(spacedList.code, 0, `spaces around the commas of --groups are list formatting: ${describe(spacedList)}`);
+  t.same(
+    (await listedUsers(t)).map((u) => [u.username, u.groups]),
+    [['alice', ['a', 'b']], ['carol', ['staff', 'ops']]],
+    'no spaced or control-character account was created',
+  );
+  t.equal((await cli(['users', 'delete', 'carol'])).code, 0);
+});
+
 t.test('hash-password prints an argon2id hash that verifies', async (t) => {
   const r = await cli(['hash-password', '--password-stdin'], 'pa55 word\n', { DATABASE_URL: '', REDIS_URL: '', GATEWAY_SESSION_SECRET: '' });
   t.equal(r.code, 0, describe(r));
