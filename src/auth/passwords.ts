@@ -23,10 +23,10 @@ import { createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import * as argon2 from '@node-rs/argon2';
 import type { Algorithm } from '@node-rs/argon2';
 import * as bcrypt from '@node-rs/bcrypt';
-import { createLimiter, HASHING_CONCURRENCY } from './concurrency.js';
+import { createLimiter, HASHING_CONCURRENCY, HASHING_QUEUE } from './concurrency.js';
 
-/** Every hash and verify shares these slots (see concurrency.ts for why). */
-const hashingSlots = createLimiter(HASHING_CONCURRENCY);
+/** Every hash and verify shares these slots (see concurrency.ts for why); beyond the queue's bounds they reject with LimiterBusyError. */
+const hashingSlots = createLimiter(HASHING_CONCURRENCY, HASHING_QUEUE);
 
 export type HashScheme = 'argon2id' | 'argon2' /* argon2i/argon2d */ | 'bcrypt' | 'scrypt' | 'plaintext';
 

@@ -10,6 +10,7 @@ import { PAGE_STYLE_HASH, renderLogoutConfirmPage } from '../pages.js';
 import { safeRedirectTarget } from '../proxy/paths.js';
 import { CSRF_COOKIE, CSRF_TTL_SECONDS } from './csrf.js';
 import { createLoginPage } from './login-page.js';
+import { createInFlightGate, LimiterBusyError } from './concurrency.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import { hasControlCharacters } from './user-admin.js';
 import type { UserRecord } from './user-store.js';
@@ -18,6 +19,13 @@ const LOGIN_BODY_LIMIT_BYTES = 16 * 1024;
 const MAX_USERNAME_LENGTH = 256;
 const MAX_PASSWORD_LENGTH = 4096;
 const GENERIC_FAILURE = 'Invalid username or password.';
+/**
+ * Sign-ins one client address may have waiting for or running a password hash at once. Logins
+ * take ~50 ms each, so two in flight still let one NAT address sign in dozens of users a second.
+ */
+const MAX_LOGINS_IN_FLIGHT_PER_ADDRESS = 2;
+/** A shed sign-in: the queue drains within a couple of seconds (concurrency.ts HASHING_QUEUE). */
+const BUSY_RETRY_AFTER_SECONDS = 2;
 
 interface LoginInput {
   username: string;
@@ -33,6 +41,7 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
   const prefix = config.authPrefix;
   const loginPath = `${prefix}/login`;
   const loginPage = createLoginPage(config.loginBranding);
+  const loginsInFlight = createInFlightGate(MAX_LOGINS_IN_FLIGHT_PER_ADDRESS);
 
   await app.register(formbody, { bodyLimit: LOGIN_BODY_LIMIT_BYTES });
 
@@ -82,42 +91,60 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
       return refuse(403, 'The sign-in form expired. Please try again.', { rd: input.rd });
     }
     const ip = request.ip;
-    // The throttle counters live in Redis: a Redis outage is a 503 like the session store's, not a 500.
-    const verdict = await throttle.begin(input.username, ip).catch((err: unknown) => {
-      metrics.logins.inc({ outcome: 'error' });
-      throw sessionStoreUnavailable(err);
-    });
-    if (!verdict.allowed) {
+    /** Too many sign-ins at once (issue 17.11): shed at no cost rather than queue without end. */
+    const busy = (reason: string) => {
       metrics.logins.inc({ outcome: 'throttled' });
-      request.log.warn({ audit: 'login', user: input.username, ip, outcome: 'throttled', by: verdict.by }, 'login throttled');
-      reply.header('retry-after', String(verdict.retryAfterSeconds));
-      return refuse(429, 'Too many failed sign-in attempts. Try again later.', { rd: input.rd, username: input.username });
+      request.log.warn({ audit: 'login', user: input.username, ip, outcome: 'throttled', by: 'busy', reason }, 'login refused: too many sign-ins at once');
+      reply.header('retry-after', String(BUSY_RETRY_AFTER_SECONDS));
+      return refuse(503, 'Too many sign-ins at once. Please try again in a few seconds.', { rd: input.rd, username: input.username });
+    };
+    // A few hash slots per address at a time: a flood from some addresses queues behind itself,
+    // never ahead of everyone else's sign-in. Checked before the throttle: no Redis call either.
+    if (!loginsInFlight.tryEnter(ip)) return busy('address_in_flight');
+    try {
+      // The throttle counters live in Redis: a Redis outage is a 503 like the session store's, not a 500.
+      const verdict = await throttle.begin(input.username, ip).catch((err: unknown) => {
+        metrics.logins.inc({ outcome: 'error' });
+        throw sessionStoreUnavailable(err);
+      });
+      if (!verdict.allowed) {
+        metrics.logins.inc({ outcome: 'throttled' });
+        request.log.warn({ audit: 'login', user: input.username, ip, outcome: 'throttled', by: verdict.by }, 'login throttled');
+        reply.header('retry-after', String(verdict.retryAfterSeconds));
+        return refuse(429, 'Too many failed sign-in attempts. Try again later.', { rd: input.rd, username: input.username });
+      }
+
+      // A name with control characters (NUL makes PostgreSQL fail) names nobody: it never reaches
+      // the user store, and is answered like an unknown user, dummy hash included (SPEC 4).
+      const invalidName = hasControlCharacters(input.username);
+      const user = invalidName ? null : await findUser(input.username);
+      const result = await verifyPassword(user?.passwordHash ?? null, input.password, { allowPlaintext: config.allowPlaintextPasswords }).catch((err: unknown) => {
+        if (err instanceof LimiterBusyError) return err;
+        throw err;
+      });
+      if (result instanceof LimiterBusyError) return busy(result.reason);
+      const failure: FailureReason | null = invalidName ? 'invalid_username' : !user ? 'unknown_user' : !user.passwordHash ? 'no_password' : !result.ok ? 'wrong_password' : user.disabled ? 'disabled' : null;
+      if (failure || !user) {
+        metrics.logins.inc({ outcome: 'failure' });
+        request.log.warn({ audit: 'login', user: input.username, ip, outcome: 'failure', reason: failure }, 'login failed');
+        return refuse(401, GENERIC_FAILURE, { rd: input.rd, username: input.username, invalid: true });
+      }
+
+      await throttle.succeeded(input.username, ip).catch(() => undefined);
+      // A new id at every login, and the old one (if any) ended: no session fixation.
+      await sessions.destroy(request.cookies[config.cookieName]).catch(() => undefined);
+      const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups });
+      setSessionCookie(reply, config, created.cookieValue);
+      reply.clearCookie(CSRF_COOKIE, { path: prefix });
+      metrics.logins.inc({ outcome: 'success' });
+      request.log.info({ audit: 'login', user: user.username, ip, outcome: 'success', scheme: result.scheme }, 'login succeeded');
+      if (result.needsRehash) upgradeHash(request, user, input.password);
+
+      if (json) return reply.code(200).send({ user: user.username, email: user.email, groups: user.groups, expiresAt: new Date(created.record.expiresAt).toISOString() });
+      return reply.code(303).header('location', input.rd).send();
+    } finally {
+      loginsInFlight.leave(ip);
     }
-
-    // A name with control characters (NUL makes PostgreSQL fail) names nobody: it never reaches
-    // the user store, and is answered like an unknown user, dummy hash included (SPEC 4).
-    const invalidName = hasControlCharacters(input.username);
-    const user = invalidName ? null : await findUser(input.username);
-    const result = await verifyPassword(user?.passwordHash ?? null, input.password, { allowPlaintext: config.allowPlaintextPasswords });
-    const failure: FailureReason | null = invalidName ? 'invalid_username' : !user ? 'unknown_user' : !user.passwordHash ? 'no_password' : !result.ok ? 'wrong_password' : user.disabled ? 'disabled' : null;
-    if (failure || !user) {
-      metrics.logins.inc({ outcome: 'failure' });
-      request.log.warn({ audit: 'login', user: input.username, ip, outcome: 'failure', reason: failure }, 'login failed');
-      return refuse(401, GENERIC_FAILURE, { rd: input.rd, username: input.username, invalid: true });
-    }
-
-    await throttle.succeeded(input.username, ip).catch(() => undefined);
-    // A new id at every login, and the old one (if any) ended: no session fixation.
-    await sessions.destroy(request.cookies[config.cookieName]).catch(() => undefined);
-    const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups });
-    setSessionCookie(reply, config, created.cookieValue);
-    reply.clearCookie(CSRF_COOKIE, { path: prefix });
-    metrics.logins.inc({ outcome: 'success' });
-    request.log.info({ audit: 'login', user: user.username, ip, outcome: 'success', scheme: result.scheme }, 'login succeeded');
-    if (result.needsRehash) upgradeHash(request, user, input.password);
-
-    if (json) return reply.code(200).send({ user: user.username, email: user.email, groups: user.groups, expiresAt: new Date(created.record.expiresAt).toISOString() });
-    return reply.code(303).header('location', input.rd).send();
   });
 
   const logout = async (request: FastifyRequest, reply: FastifyReply) => {
