@@ -8,8 +8,12 @@
 import { availableParallelism } from 'node:os';
 
 export interface Limiter {
-  /** Runs `work` when a slot is free; rejects with LimiterBusyError when the queue is full or the wait too long. */
-  run<T>(work: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` when a slot is free; rejects with LimiterBusyError when the queue is full or the
+   * wait too long. Waiting jobs are served round-robin by `key` (the client address), so one
+   * client's many jobs wait behind each other, not in front of everyone else's.
+   */
+  run<T>(work: () => Promise<T>, key?: string): Promise<T>;
 }
 
 export interface QueueBounds {
@@ -35,11 +39,23 @@ interface Waiter {
 
 export function createLimiter(max: number, bounds: QueueBounds = UNBOUNDED): Limiter {
   let active = 0;
-  const waiting: Waiter[] = [];
+  let queued = 0;
+  // One FIFO per key; the Map's order is the round-robin order (a served key moves to the back).
+  const waiting = new Map<string, Waiter[]>();
+  const nextWaiter = (): Waiter | undefined => {
+    const first = waiting.entries().next();
+    if (first.done) return undefined;
+    const [key, list] = first.value;
+    const waiter = list.shift() as Waiter;
+    waiting.delete(key);
+    if (list.length > 0) waiting.set(key, list);
+    queued--;
+    return waiter;
+  };
   // A finished job hands its slot straight to the next waiter, so a newcomer arriving in between
   // can never take it and push the number running above `max`.
   const release = () => {
-    const next = waiting.shift();
+    const next = nextWaiter();
     if (!next) {
       active--;
       return;
@@ -47,26 +63,32 @@ export function createLimiter(max: number, bounds: QueueBounds = UNBOUNDED): Lim
     clearTimeout(next.timer);
     next.start();
   };
-  const slot = (): Promise<void> => {
+  const slot = (key: string): Promise<void> => {
     if (active < max) {
       active++;
       return Promise.resolve();
     }
-    if (waiting.length >= bounds.maxQueued) return Promise.reject(new LimiterBusyError('queue_full'));
+    if (queued >= bounds.maxQueued) return Promise.reject(new LimiterBusyError('queue_full'));
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = { start: resolve, timer: undefined };
+      let list = waiting.get(key);
+      if (!list) waiting.set(key, (list = []));
+      list.push(waiter);
+      queued++;
       if (Number.isFinite(bounds.maxWaitMs)) {
         waiter.timer = setTimeout(() => {
-          waiting.splice(waiting.indexOf(waiter), 1);
+          const mine = waiting.get(key) ?? [];
+          mine.splice(mine.indexOf(waiter), 1);
+          if (mine.length === 0) waiting.delete(key);
+          queued--;
           reject(new LimiterBusyError('deadline'));
         }, bounds.maxWaitMs);
       }
-      waiting.push(waiter);
     });
   };
   return {
-    async run(work) {
-      await slot();
+    async run(work, key = '') {
+      await slot(key);
       try {
         return await work();
       } finally {

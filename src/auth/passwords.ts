@@ -39,6 +39,8 @@ export interface VerifyResult {
 
 export interface VerifyOptions {
   allowPlaintext: boolean;
+  /** Who asks (the client address): the hashing queue serves askers round-robin (concurrency.ts). */
+  queueKey?: string;
 }
 
 export interface ScryptParams {
@@ -127,7 +129,7 @@ export async function verifyPassword(
   password: string,
   opts: VerifyOptions,
 ): Promise<VerifyResult> {
-  return hashingSlots.run(() => verifyUnlimited(stored, password, opts));
+  return hashingSlots.run(() => verifyUnlimited(stored, password, opts), opts.queueKey);
 }
 
 async function verifyUnlimited(stored: string | null | undefined, password: string, opts: VerifyOptions): Promise<VerifyResult> {

@@ -118,7 +118,7 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
       // the user store, and is answered like an unknown user, dummy hash included (SPEC 4).
       const invalidName = hasControlCharacters(input.username);
       const user = invalidName ? null : await findUser(input.username);
-      const result = await verifyPassword(user?.passwordHash ?? null, input.password, { allowPlaintext: config.allowPlaintextPasswords }).catch((err: unknown) => {
+      const result = await verifyPassword(user?.passwordHash ?? null, input.password, { allowPlaintext: config.allowPlaintextPasswords, queueKey: ip }).catch((err: unknown) => {
         if (err instanceof LimiterBusyError) return err;
         throw err;
       });

@@ -79,3 +79,17 @@ t.test('the in-flight gate: a few places per key, freed on leave, nothing kept f
   perAddress.leave('10.0.0.1');
   t.ok(perAddress.tryEnter('10.0.0.1'), 'a place is free again');
 });
+
+t.test('waiting jobs are served round-robin by key: a flooding key waits behind itself', async (t) => {
+  const limiter = createLimiter(1, { maxQueued: 100, maxWaitMs: 60_000 });
+  const order: string[] = [];
+  const hold = gate();
+  const first = limiter.run(() => hold.opened, 'attacker');
+  const jobs = [
+    ...Array.from({ length: 5 }, (_, i) => limiter.run(async () => void order.push(`attacker-${i}`), 'attacker')),
+    limiter.run(async () => void order.push('user'), 'user'),
+  ];
+  hold.open();
+  await Promise.all([first, ...jobs]);
+  t.equal(order.indexOf('user'), 1, `the user's job ran second, not sixth: ${order.join(' ')}`);
+});
