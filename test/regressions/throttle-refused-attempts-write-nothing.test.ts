@@ -33,18 +33,22 @@ async function throttleFootprint(): Promise<{ keys: number; bytes: number }> {
   for (const key of keys) bytes += Number(await redis.memory('USAGE', key)) || 0;
   return { keys: keys.length, bytes };
 }
+/** INFO memory's used_memory: only meaningful on a Redis of this test's own (no TEST_REDIS_URL). */
+const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
 const longName = () => `${randomBytes(8).toString('hex')}-${'ü'.repeat(230)}`;
 
 t.test('attempts refused by the per-IP limit write nothing to Redis', async (t) => {
   for (let i = 0; i < PER_IP; i++) t.equal((await jsonLogin(gw, { username: longName(), password: 'wrong' })).status, 401, `guess ${i + 1} is checked`);
   const before = await throttleFootprint();
+  const usedBefore = await usedMemory();
   t.ok(before.keys <= PER_IP + 1, `one IP counter and at most ${PER_IP} username counters (${before.keys} keys, ${before.bytes} bytes)`);
   for (let i = 0; i < REFUSED; i++) {
     const res = await jsonLogin(gw, { username: longName(), password: 'wrong' });
     if (res.status !== 429) t.fail(`refused attempt ${i}: ${res.status}`);
   }
   const after = await throttleFootprint();
-  t.comment(`throttle keys before/after ${REFUSED} refused attempts: ${before.keys}/${after.keys} keys, ${before.bytes}/${after.bytes} bytes (MEMORY USAGE)`);
+  const usedAfter = await usedMemory();
+  t.comment(`throttle keys before/after ${REFUSED} refused attempts: ${before.keys}/${after.keys} keys, ${before.bytes}/${after.bytes} bytes (MEMORY USAGE); INFO used_memory ${usedBefore}/${usedAfter}`);
   t.same(after, before, `${REFUSED} refused attempts with fresh long names added no key and no byte`);
 });
 
