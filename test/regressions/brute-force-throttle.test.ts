@@ -64,9 +64,11 @@ t.test('a burst of parallel guesses gets no more tries than the limit', async (t
   const b = await bed.gateway({ GATEWAY_REDIS_PREFIX: a.config.redisPrefix, GATEWAY_LOGIN_MAX_ATTEMPTS: '3', GATEWAY_LOGIN_WINDOW: '10m', GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP: '1000' });
   const burst = await Promise.all(Array.from({ length: 30 }, (_, i) => jsonLogin(i % 2 ? a : b, wrong('dan', i))));
   const judged = burst.filter((r) => r.status === 401).length;
-  const refused = burst.filter((r) => r.status === 429).length;
+  // 503 + Retry-After: more sign-ins in flight from one address than the hashing queue gives it
+  // (test/regressions/hash-queue-flood.test.ts); refused before any count or check, like a 429.
+  const refused = burst.filter((r) => r.status === 429 || (r.status === 503 && r.headers['retry-after'] !== undefined)).length;
   t.ok(judged <= 3, `${judged} of 30 parallel guesses had their password checked (at most 3)`);
-  t.equal(judged + refused, 30, 'every other one was refused with 429');
+  t.equal(judged + refused, 30, 'every other one was refused (429, or 503 while the address has sign-ins in flight)');
   refusedUntilWindowEnds(t, await jsonLogin(a, right('dan')), 'right password after the burst');
 });
 
