@@ -715,6 +715,8 @@ t.test('a burst of parallel guesses cannot get past the limit', async (t) => {
   const g = await startGateway(t, { GATEWAY_REDIS_PREFIX: uniquePrefix(), GATEWAY_LOGIN_MAX_ATTEMPTS: '3', GATEWAY_LOGIN_WINDOW: '1m' });
   const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => jsonLogin(g, { username: 'burst-fay', password: `wrong-${i}-xyz` })));
   const statuses = answers.map((r) => r.status);
-  t.equal(statuses.filter((s) => s === 401).length, 3, 'only 3 of 20 parallel guesses had their password checked');
-  t.equal(statuses.filter((s) => s === 429).length, 17, 'the rest were throttled');
+  const checked = statuses.filter((s) => s === 401).length;
+  t.ok(checked >= 1 && checked <= 3, `${checked} of 20 parallel guesses had their password checked (at most 3)`);
+  // 503 + Retry-After: more sign-ins in flight from one address than it is given (hash-queue-flood).
+  t.equal(statuses.filter((s) => s === 429 || s === 503).length, 20 - checked, 'the rest were refused: throttled, or shed while the address had sign-ins in flight');
 });
