@@ -36,9 +36,10 @@ export function loggerOptions(level: string): LoggerOptions {
 /**
  * Standard output, written synchronously: a line is in the kernel's pipe before the call returns,
  * so a crash loses none and SIGTERM has nothing to flush. pino's default for stdout is an
- * asynchronous sonic-boom, whose fs.write round trip through the thread pool cost more CPU per
- * access-log line (~40 µs on the bench machine) than building the line; a sync write is one
- * write(2) on the event loop, which blocks only while the reader leaves the pipe full.
+ * asynchronous sonic-boom: every line not batched with others is an fs.write through the thread
+ * pool and a wake-up of the event loop, and whatever waits behind a write in flight is lost on a
+ * crash. A sync write is one write(2) on the event loop, which blocks only while the reader leaves
+ * the pipe full (bench/RESULTS.md, issue 13).
  */
 export function createLogger(level: string, destination?: pino.DestinationStream): pino.Logger {
   return pino(loggerOptions(level), destination ?? pino.destination({ dest: 1, sync: true }));
@@ -152,7 +153,10 @@ export function requestLoggerFactory(logger: FastifyBaseLogger, bindings: Bindin
   return new RequestLogger(logger as Logger, bindings, routeOptions) as unknown as FastifyBaseLogger;
 }
 
-/** Writes the access line (SPEC 7) through request.log, with or without a RequestLogger. */
+/**
+ * Writes the access line (SPEC 7) through request.log. buildApp always installs
+ * requestLoggerFactory; a plain pino child (another factory) would repeat its reqId binding.
+ */
 export function writeAccessLine(log: unknown, line: AccessLine): void {
   if (log instanceof RequestLogger) log.access(line);
   else (log as Logger).info(line, 'request');
