@@ -11,6 +11,11 @@
 //   g  stock fastify + @fastify/http-proxy, no auth, no logging
 //   h  nginx auth_request → session-gateway /_auth/verify, protecting a static nginx location
 //   i  nginx auth_request → a naive verifier (node:http, one Redis GET per request), same location
+//   j  stock fastify + @fastify/http-proxy + fastify's own pino logger, one line per request
+//   k  fastify + @fastify/cookie + @fastify/http-proxy + one Redis GET per request (naive peer)
+//   l  session-gateway, default config but GATEWAY_ACCESS_LOG=false
+//   z  session-gateway built from another checkout (BENCH_BASELINE_CLI=/path/to/dist/cli.js), default
+//      config: before/after of a change in the same interleaved run. Absent without the variable.
 //
 // BENCH_TARGETS=a,h,i measures only those targets (and skips the paced, revocation and
 // sessions-in-Redis sections, which need c and d).
@@ -30,6 +35,7 @@ const DURATION = env.BENCH_DURATION ?? '5s';
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 32);
 const SESSIONS = Number(env.BENCH_SESSIONS ?? 1_000_000);
 const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
+const BASELINE_CLI = env.BENCH_BASELINE_CLI ?? null;
 const ONLY = env.BENCH_TARGETS ? new Set(env.BENCH_TARGETS.split(',').map((k) => k.trim())) : null;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const work = mkdtempSync(join(tmpdir(), 'sgw-bench-'));
@@ -165,7 +171,7 @@ async function main() {
   }
 
   const [upPort, nginxProxyPort] = [await freePort(), await freePort()];
-  const ports = { c: await freePort(), c2: await freePort(), d: await freePort(), e: await freePort(), f: await freePort(), g: await freePort(), h: await freePort(), i: await freePort() };
+  const ports = { c: await freePort(), c2: await freePort(), d: await freePort(), e: await freePort(), f: await freePort(), g: await freePort(), h: await freePort(), i: await freePort(), j: await freePort(), k: await freePort(), l: await freePort(), ...(BASELINE_CLI ? { z: await freePort() } : {}) };
   const [nginxAuthGatewayPort, nginxAuthNaivePort] = [await freePort(), await freePort()];
   mkdirSync(join(work, 'nginx'), { recursive: true });
   mkdirSync(join(work, 'www'), { recursive: true });
@@ -215,9 +221,13 @@ http { access_log off; client_body_temp_path ${work}/nginx; proxy_temp_path ${wo
     f: start('gateway-noauth', 'node', [cli, 'serve'], gatewayEnv(ports.f, { GATEWAY_PUBLIC_PATHS: '/' }), { captureStderr: true }),
     // Forward-auth as deployed: nginx is a trusted proxy, so its X-Original-URI is read and normalised.
     h: start('gateway-verify', 'node', [cli, 'serve'], gatewayEnv(ports.h, { GATEWAY_TRUSTED_PROXIES: '127.0.0.1' }), { captureStderr: true }),
+    l: start('gateway-nolog', 'node', [cli, 'serve'], gatewayEnv(ports.l, { GATEWAY_ACCESS_LOG: 'false' }), { captureStderr: true }),
+    ...(BASELINE_CLI ? { z: start('gateway-baseline', 'node', [BASELINE_CLI, 'serve'], gatewayEnv(ports.z), { captureStderr: true }) } : {}),
   };
   const e = start('express-stack', 'node', [join(here, 'targets', 'express-stack.mjs')], { PORT: String(ports.e), UPSTREAM: upstream, REDIS_URL: redisUrl });
   const g = start('bare-proxy', 'node', [join(here, 'targets', 'bare-proxy.mjs')], { PORT: String(ports.g), UPSTREAM: upstream });
+  const j = start('fastify-pino-line', 'node', [join(here, 'targets', 'fastify-pino-line.mjs')], { PORT: String(ports.j), UPSTREAM: upstream });
+  const k = start('naive-redis-proxy', 'node', [join(here, 'targets', 'naive-redis-proxy.mjs')], { PORT: String(ports.k), UPSTREAM: upstream, REDIS_URL: redisUrl });
   const naive = start('naive-verifier', 'node', [join(here, 'targets', 'naive-verifier.mjs')], { PORT: String(ports.i), REDIS_URL: redisUrl });
   for (const port of Object.values(ports)) await waitHttp(`http://127.0.0.1:${port}/_auth/login`).catch(() => waitHttp(`http://127.0.0.1:${port}/`));
 
@@ -245,13 +255,17 @@ http { access_log off; client_body_temp_path ${work}/nginx; proxy_temp_path ${wo
     { key: 'g', label: 'fastify + @fastify/http-proxy (floor)', url: `http://127.0.0.1:${ports.g}/`, headers: {}, pid: g.pid },
     { key: 'h', label: 'nginx auth_request → gateway /_auth/verify', url: `http://127.0.0.1:${nginxAuthGatewayPort}/index.html`, headers: { cookie: gatewayCookie }, pid: gw.h.pid },
     { key: 'i', label: 'nginx auth_request → naive verifier (1 Redis GET/req)', url: `http://127.0.0.1:${nginxAuthNaivePort}/index.html`, headers: { cookie: gatewayCookie }, pid: naive.pid },
+    { key: 'j', label: 'fastify + http-proxy + one pino line/req (fastify logger)', url: `http://127.0.0.1:${ports.j}/`, headers: {}, pid: j.pid },
+    { key: 'k', label: 'fastify + cookie + http-proxy + 1 Redis GET/req (naive peer)', url: `http://127.0.0.1:${ports.k}/`, headers: { cookie: gatewayCookie }, pid: k.pid },
+    { key: 'l', label: 'session-gateway, GATEWAY_ACCESS_LOG=false', url: `http://127.0.0.1:${ports.l}/`, headers: { cookie: gatewayCookie }, pid: gw.l.pid },
+    ...(gw.z ? [{ key: 'z', label: 'session-gateway, baseline build (BENCH_BASELINE_CLI)', url: `http://127.0.0.1:${ports.z}/`, headers: { cookie: gatewayCookie }, pid: gw.z.pid }] : []),
   ].filter((t) => ONLY === null || ONLY.has(t.key));
   for (const t of targets.filter((x) => x.key === 'h' || x.key === 'i')) {
     const res = await fetch(t.url, { headers: t.headers, redirect: 'manual' });
     if (res.status !== 200 || res.headers.get('x-user') !== 'demo') throw new Error(`${t.key}: forward-auth setup broken (${res.status}, user ${res.headers.get('x-user')})`);
   }
 
-  if (targets.length === 0) throw new Error(`BENCH_TARGETS=${env.BENCH_TARGETS}: no such target (a … i)`);
+  if (targets.length === 0) throw new Error(`BENCH_TARGETS=${env.BENCH_TARGETS}: no such target (a … l, z)`);
   // Warm-up: JIT, connection pools, the session cache.
   for (const t of targets) await wrk(t.url, t.headers, { duration: '2s' });
 
@@ -372,7 +386,20 @@ http { access_log off; client_body_temp_path ${work}/nginx; proxy_temp_path ${wo
     const s = summary[t.key];
     return `| ${t.key} | ${t.label} | ${fmt(s.rps)} | ${fmt(s.rps / a.rps, 2)} | ${fmt(s.p50 / 1000, 2)} | ${fmt(s.p99 / 1000, 2)} | ${fmt(s.cpuUs, 1)} | ${fmt(s.redisPerReq, 3)} | ${fmt(s.rssMb, 0)} | ${s.non2xx} |`;
   });
-  const [c, d, f, gg, ee, h, i] = ['c', 'd', 'f', 'g', 'e', 'h', 'i'].map((k) => summary[k] ?? missing);
+  const [c, d, f, gg, ee, h, i, jj, kk, ll] = ['c', 'd', 'f', 'g', 'e', 'h', 'i', 'j', 'k', 'l'].map((k) => summary[k] ?? missing);
+  // Per round, beside the medians: on a shared machine one round's neighbours differ from the next's.
+  const perRound = targets
+    .filter((t) => t.pid)
+    .map((t) => `| ${t.key} | ${samples[t.key].map((x) => `${fmt(x.rps)} / ${fmt(x.cpuUs, 1)}`).join(' | ')} |`);
+  const ratioRounds = (num, den) =>
+    samples[num] && samples[den] ? samples[num].map((x, r) => `${fmt(x.rps / samples[den][r].rps, 2)} / ${fmt(x.cpuUs / samples[den][r].cpuUs, 2)}`).join(' | ') : null;
+  const ratioRows = [['c', 'g'], ['c', 'j'], ['c', 'k'], ['c', 'e'], ['c', 'l'], ['l', 'g'], ['j', 'g'], ['c', 'z']]
+    .map(([n, dd]) => [n, dd, ratioRounds(n, dd)])
+    .filter(([, , r]) => r !== null)
+    .map(([n, dd, r]) => `| ${n}/${dd} | ${r} |`);
+  const roundHeads = samples[targets[0].key].map((_, r) => `round ${r + 1}`);
+  // Access-log cost: what one line adds per request, the gateway's (c − l) against fastify's own (j − g).
+  const logCost = c.cpuUs - ll.cpuUs, pinoCost = jj.cpuUs - gg.cpuUs;
   // A goal whose targets were not measured in this run is left out.
   const goal = (name, value, target, ok) => (value.includes('n/a') ? null : `| ${name} | ${value} | ${target} | ${ok ? 'met' : 'NOT met'} |`);
   const pc = median(pacedSamples.c), pd = median(pacedSamples.d), pl = median(pacedSamples.cLogins);
@@ -383,6 +410,18 @@ Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 
 | | target | req/s | × (a) | p50 ms | p99 ms | proxy CPU µs/req | Redis cmds/req | peak RSS under load MB | non-2xx |
 | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${rows.join('\n')}
+
+Per round, req/s / proxy CPU µs per request:
+
+| | ${roundHeads.join(' | ')} |
+| --- | ${roundHeads.map(() => '---:').join(' | ')} |
+${perRound.join('\n')}
+
+Ratios per round, req/s ratio / CPU-per-request ratio:
+
+| | ${roundHeads.join(' | ')} |
+| --- | ${roundHeads.map(() => '---:').join(' | ')} |
+${ratioRows.join('\n')}
 ${FULL ? `
 Paced load (each connection pauses 10 ms between requests), p99 medians: gateway ${fmt(pc / 1000, 2)} ms, cache off ${fmt(pd / 1000, 2)} ms, gateway while 20 logins/s run ${fmt(pl / 1000, 2)} ms (${loginsDone} logins done).
 
@@ -395,7 +434,11 @@ Sessions in Redis: ${SESSIONS.toLocaleString('en')} sessions (user, email, three
 ${[
   goal('throughput vs auth off (c/f)', fmt(c.rps / f.rps, 2), '≥ 0.95', c.rps / f.rps >= 0.95),
   goal('proxy CPU vs auth off (c/f)', fmt(c.cpuUs / f.cpuUs, 2), '≤ 1.05', c.cpuUs / f.cpuUs <= 1.05),
-  goal('throughput vs bare fastify proxy (c/g)', fmt(c.rps / gg.rps, 2), '≥ 0.8', c.rps / gg.rps >= 0.8),
+  goal('throughput vs bare fastify proxy (c/g)', fmt(c.rps / gg.rps, 2), '≥ 0.9', c.rps / gg.rps >= 0.9),
+  goal('throughput vs fastify + one pino line (c/j)', fmt(c.rps / jj.rps, 2), '≥ 1.0', c.rps / jj.rps >= 1.0),
+  goal('proxy CPU vs fastify + one pino line (c/j)', fmt(c.cpuUs / jj.cpuUs, 2), '≤ 1.0', c.cpuUs / jj.cpuUs <= 1.0),
+  goal('throughput vs naive Redis-GET proxy (c/k)', fmt(c.rps / kk.rps, 2), '≥ 1.1', c.rps / kk.rps >= 1.1),
+  goal('access-log cost vs pino line cost ((c−l)/(j−g), µs)', `${fmt(logCost, 1)} / ${fmt(pinoCost, 1)} = ${fmt(logCost / pinoCost, 2)}`, '≤ 1.3', logCost / pinoCost <= 1.3),
   goal('throughput vs cache off (c/d)', fmt(c.rps / d.rps, 2), '≥ 1.15', c.rps / d.rps >= 1.15),
   goal('throughput vs express-session stack (c/e)', fmt(c.rps / ee.rps, 2), '≥ 3.5', c.rps / ee.rps >= 3.5),
   goal('Redis commands per request (c)', fmt(c.redisPerReq, 4), '≤ 0.01', c.redisPerReq <= 0.01),

@@ -12,6 +12,7 @@ import { createVerifier, verifyRoutes } from './auth/verify.js';
 import { createVerifyFastPath } from './auth/verify-fast-path.js';
 import type { GatewayDeps } from './context.js';
 import { GatewayError, badPath } from './errors.js';
+import { requestLoggerFactory, writeAccessLine } from './logger.js';
 import { renderErrorPage, ERROR_PAGE_STYLE_HASH } from './pages.js';
 import { normaliseRequestUrl } from './proxy/paths.js';
 import { proxyRoutes } from './proxy/plugin.js';
@@ -33,6 +34,8 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger as FastifyBaseLogger,
     // One access-log line of our own per request (SPEC 7) instead of fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log makes its pino child only when something logs through it (logger.ts).
+    childLoggerFactory: requestLoggerFactory,
     trustProxy: config.trustedProxyCidrs.length > 0 ? config.trustedProxyCidrs : false,
     // Keep the client's X-Request-Id when it is sane, so one id follows a request end to end.
     genReqId: (req) => {
@@ -62,10 +65,15 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     const status = reply.statusCode;
     observeRequest(request.method, status, reply.elapsedTime / 1_000);
     if (config.accessLog) {
-      request.log.info(
-        { method: request.method, path: request.normalisedPath, status, ms: Math.round(reply.elapsedTime * 10) / 10, user: request.session?.record.user ?? null, ip: request.ip },
-        'request',
-      );
+      writeAccessLine(request.log, {
+        reqId: request.id,
+        method: request.method,
+        path: request.normalisedPath,
+        status,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        user: request.session?.record.user ?? null,
+        ip: request.ip,
+      });
     }
   });
 

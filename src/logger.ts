@@ -1,7 +1,8 @@
 // pino options shared by the server and the CLI. Redaction is defence in depth: the code never
 // logs a cookie, password, CSRF token or Authorization value on purpose, and these paths make
 // sure a future `log.info({ req })` cannot leak one either (SPEC section 7).
-import pino, { type LoggerOptions } from 'pino';
+import type { FastifyBaseLogger } from 'fastify';
+import pino, { type Bindings, type ChildLoggerOptions, type LogFn, type Logger, type LoggerOptions } from 'pino';
 
 // Explicit paths only: wildcard paths (`*.password`) made every request's child logger and log
 // line ~5 µs slower (measured with pino 10), and nothing logs nested bodies anyway.
@@ -28,10 +29,135 @@ export function loggerOptions(level: string): LoggerOptions {
     level,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     base: { service: 'session-gateway' },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTimeOncePerMillisecond,
   };
 }
 
+/**
+ * Standard output, written synchronously: a line is in the kernel's pipe before the call returns,
+ * so a crash loses none and SIGTERM has nothing to flush. pino's default for stdout is an
+ * asynchronous sonic-boom: every line not batched with others is an fs.write through the thread
+ * pool and a wake-up of the event loop, and whatever waits behind a write in flight is lost on a
+ * crash. A sync write is one write(2) on the event loop, which blocks only while the reader leaves
+ * the pipe full (bench/RESULTS.md, issue 13).
+ */
 export function createLogger(level: string, destination?: pino.DestinationStream): pino.Logger {
-  return destination ? pino(loggerOptions(level), destination) : pino(loggerOptions(level));
+  return pino(loggerOptions(level), destination ?? pino.destination({ dest: 1, sync: true }));
+}
+
+let lastMs = -1;
+let lastTime = '';
+/** pino.stdTimeFunctions.isoTime, same bytes, with the Date formatted once per millisecond, not per line. */
+export function isoTimeOncePerMillisecond(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastTime = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return lastTime;
+}
+
+/** The fields of the access-log line (SPEC 7), in the order they are written. */
+export interface AccessLine {
+  reqId: string;
+  method: string;
+  path: string;
+  status: number;
+  ms: number;
+  user: string | null;
+  ip: string;
+}
+
+/**
+ * `request.log` without a pino child per request: fastify makes one for every request (its
+ * `reqId` binding serialised, a prototype object built) even though most proxied requests log
+ * nothing but their access line. This one makes the child on the first line that needs it.
+ */
+export class RequestLogger {
+  readonly #parent: Logger;
+  readonly #bindings: Bindings;
+  readonly #options: ChildLoggerOptions | undefined;
+  #child: Logger | undefined;
+
+  constructor(parent: Logger, bindings: Bindings, options: ChildLoggerOptions | undefined) {
+    this.#parent = parent;
+    this.#bindings = bindings;
+    this.#options = options;
+  }
+
+  get level(): string {
+    return this.#child?.level ?? this.#options?.level ?? this.#parent.level;
+  }
+
+  set level(level: string) {
+    this.#logger().level = level;
+  }
+
+  isLevelEnabled(level: string): boolean {
+    if (this.#child) return this.#child.isLevelEnabled(level);
+    const values = this.#parent.levels.values;
+    const wanted = values[level];
+    const threshold = values[this.level];
+    return wanted !== undefined && threshold !== undefined && wanted >= threshold;
+  }
+
+  // Prototype methods, not arrow fields: nothing allocated per request beyond the object itself.
+  fatal(...args: LogArgs): void {
+    this.#logger().fatal(...args);
+  }
+  error(...args: LogArgs): void {
+    this.#logger().error(...args);
+  }
+  warn(...args: LogArgs): void {
+    this.#logger().warn(...args);
+  }
+  info(...args: LogArgs): void {
+    this.#logger().info(...args);
+  }
+  debug(...args: LogArgs): void {
+    this.#logger().debug(...args);
+  }
+  trace(...args: LogArgs): void {
+    this.#logger().trace(...args);
+  }
+  silent(): void {}
+
+  child(bindings: Bindings, options?: ChildLoggerOptions): Logger {
+    return this.#logger().child(bindings, options);
+  }
+
+  /**
+   * The access line through the parent with `reqId` as its first field: the same bytes the child
+   * would write (its binding comes first there too), without making the child. The route's level
+   * still applies (forward-auth's route logs at warn unless asked to).
+   */
+  access(line: AccessLine): void {
+    if (this.isLevelEnabled('info')) this.#parent.info(line, 'request');
+  }
+
+  #logger(): Logger {
+    this.#child ??= this.#parent.child(this.#bindings, this.#options);
+    return this.#child;
+  }
+}
+
+type LogArgs = Parameters<LogFn>;
+
+/**
+ * fastify's childLoggerFactory: a RequestLogger per request instead of a pino child. fastify
+ * passes `{}` unless the route sets a log level or serializers; pino's child() takes a slower
+ * path for any options object, so an empty one is dropped.
+ */
+export function requestLoggerFactory(logger: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
+  const routeOptions = options.level === undefined && options.serializers === undefined ? undefined : options;
+  return new RequestLogger(logger as Logger, bindings, routeOptions) as unknown as FastifyBaseLogger;
+}
+
+/**
+ * Writes the access line (SPEC 7) through request.log. buildApp always installs
+ * requestLoggerFactory; a plain pino child (another factory) would repeat its reqId binding.
+ */
+export function writeAccessLine(log: unknown, line: AccessLine): void {
+  if (log instanceof RequestLogger) log.access(line);
+  else (log as Logger).info(line, 'request');
 }

@@ -1,7 +1,7 @@
 // Redaction is defence in depth (SPEC 7): should anything ever log a request's or a response's
 // headers, cookies, credentials and the signed identity token come out as [redacted].
 import t from 'tap';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, requestLoggerFactory, type RequestLogger } from '../../src/logger.js';
 
 t.test('secrets in logged requests and responses are redacted', async (t) => {
   const lines: string[] = [];
@@ -19,4 +19,45 @@ t.test('secrets in logged requests and responses are redacted', async (t) => {
   t.same(entry.res.headers, { 'set-cookie': '[redacted]', 'x-gateway-identity': '[redacted]' });
   t.equal(entry.password, '[redacted]');
   t.notMatch(lines[0], /abc|dXNlcjpwYXNz|eyJ|hunter2/);
+});
+
+t.test('the access line is the same bytes a per-request child would write', async (t) => {
+  const viaChild: string[] = [];
+  const viaAccess: string[] = [];
+  const childLog = createLogger('info', { write: (line: string) => void viaChild.push(line) });
+  const accessLog = createLogger('info', { write: (line: string) => void viaAccess.push(line) });
+  const fields = { method: 'GET', path: '/a "quoted"\u2028path', status: 200, ms: 1.5, user: null, ip: '::1' };
+  childLog.child({ reqId: 'r-1' }).info(fields, 'request');
+  (requestLoggerFactory(accessLog, { reqId: 'r-1' }, {}) as unknown as RequestLogger).access({ reqId: 'r-1', ...fields });
+  const strip = (line: string | undefined) => String(line).replace(/"time":"[^"]+"/, '"time":"T"');
+  t.equal(strip(viaAccess[0]), strip(viaChild[0]));
+  const entry = JSON.parse(viaAccess[0] ?? '{}');
+  t.match(entry, { level: 30, service: 'session-gateway', reqId: 'r-1', method: 'GET', path: fields.path, status: 200, ms: 1.5, user: null, ip: '::1', msg: 'request' });
+  t.match(entry.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'ISO time, as before');
+});
+
+t.test('a route logging at warn (forward-auth) writes no access line, but its warnings', async (t) => {
+  const lines: string[] = [];
+  const logger = createLogger('info', { write: (line: string) => void lines.push(line) });
+  const log = requestLoggerFactory(logger, { reqId: 'r-2' }, { level: 'warn' }) as unknown as RequestLogger;
+  t.equal(log.level, 'warn');
+  t.notOk(log.isLevelEnabled('info'));
+  log.access({ reqId: 'r-2', method: 'GET', path: '/', status: 204, ms: 0.1, user: 'alice', ip: '127.0.0.1' });
+  t.equal(lines.length, 0);
+  log.warn({ reason: 'x' }, 'forward-auth request refused');
+  t.match(JSON.parse(lines[0] ?? '{}'), { level: 40, reqId: 'r-2', reason: 'x' });
+});
+
+t.test('request.log lines other than the access line carry the request id and are redacted', async (t) => {
+  const lines: string[] = [];
+  const logger = createLogger('debug', { write: (line: string) => void lines.push(line) });
+  const log = requestLoggerFactory(logger, { reqId: 'r-3' }, {});
+  log.info({ audit: 'login', user: 'alice', password: 'hunter2' }, 'login succeeded');
+  log.debug('plain %s', 'message');
+  log.child({ extra: 1 }).error('nested');
+  const [a, b, c] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.match(a, { reqId: 'r-3', audit: 'login', password: '[redacted]', msg: 'login succeeded' });
+  t.match(b, { reqId: 'r-3', level: 20, msg: 'plain message' });
+  t.match(c, { reqId: 'r-3', extra: 1, level: 50, msg: 'nested' });
+  t.notMatch(lines.join(''), /hunter2/);
 });

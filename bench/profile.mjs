@@ -1,0 +1,130 @@
+// Where a proxied request's CPU goes: runs one gateway build under wrk (-c32, nginx `return 200`
+// upstream, one valid session) with --cpu-prof, measures its CPU per request from /proc, then
+// attributes the main thread's busy samples (start-up excluded) to the parts of the proxied path.
+// Thread-pool work (an asynchronous log destination's writes) is in the /proc figure, not in the
+// profile. On a shared machine read the shares, and compare builds run back to back.
+//
+//   npm run build && node bench/profile.mjs [path/to/dist/cli.js] [seconds] [ENV=value …]
+//   node bench/profile.mjs dist/cli.js 15 GATEWAY_ACCESS_LOG=false
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const [cliArg, secondsArg, ...envArgs] = process.argv.slice(2);
+const cli = resolve(cliArg ?? join(here, '..', 'dist', 'cli.js'));
+const seconds = Number(secondsArg ?? 10);
+const extraEnv = Object.fromEntries(envArgs.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const freePort = () =>
+  new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+
+const work = mkdtempSync(join(tmpdir(), 'sgw-profile-'));
+mkdirSync(join(work, 'tmp'));
+const profDir = join(work, 'profile');
+const procs = [];
+try {
+  const [redisPort, upPort, gwPort] = [await freePort(), await freePort(), await freePort()];
+  procs.push(spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', work], { stdio: 'ignore' }));
+  writeFileSync(
+    join(work, 'nginx.conf'),
+    `daemon off; worker_processes 1; pid ${work}/nginx.pid; error_log ${work}/error.log warn; events {}
+http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work}/tmp; fastcgi_temp_path ${work}/tmp;
+  uwsgi_temp_path ${work}/tmp; scgi_temp_path ${work}/tmp; server { listen 127.0.0.1:${upPort}; location / { return 200 "ok"; } } }`,
+  );
+  procs.push(spawn(process.env.NGINX ?? '/usr/sbin/nginx', ['-c', join(work, 'nginx.conf'), '-p', work], { stdio: 'ignore' }));
+  const gw = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '200', cli, 'serve'], {
+    env: {
+      ...process.env, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(gwPort), GATEWAY_ADMIN_HOST: '127.0.0.1', GATEWAY_ADMIN_PORT: '0',
+      GATEWAY_UPSTREAM: `http://127.0.0.1:${upPort}`, REDIS_URL: `redis://127.0.0.1:${redisPort}`, GATEWAY_SESSION_SECRET: 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz',
+      GATEWAY_COOKIE_SECURE: 'false', GATEWAY_SHUTDOWN_DELAY: '0s', ...extraEnv,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  procs.push(gw);
+  let stderr = '';
+  gw.stderr.on('data', (d) => (stderr += d));
+  const url = `http://127.0.0.1:${gwPort}`;
+  for (let i = 0; i < 150; i++) {
+    try {
+      await fetch(`${url}/_auth/login`);
+      break;
+    } catch {
+      await sleep(100);
+    }
+  }
+  const password = /password \(shown once\):\s+(\S+)/.exec(stderr)?.[1];
+  const login = await fetch(`${url}/_auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password }) });
+  const cookie = login.headers.getSetCookie().find((c) => c.startsWith('sgw_session='))?.split(';')[0];
+  if (!cookie) throw new Error(`login failed: ${login.status}`);
+  const wrk = (d) => execFileSync('wrk', ['-t1', '-c32', `-d${d}s`, '-H', `cookie: ${cookie}`, `${url}/`]).toString();
+  wrk(3); // warm-up
+  const ticks = () => {
+    const f = readFileSync(`/proc/${gw.pid}/stat`, 'utf8');
+    const x = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return Number(x[11]) + Number(x[12]);
+  };
+  const t0 = ticks();
+  const out = wrk(seconds);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+  if (/Non-2xx/.test(out)) throw new Error('non-2xx answers under load');
+  const cpuUs = ((ticks() - t0) / CLK_TCK / requests) * 1e6;
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  gw.kill('SIGTERM');
+  await new Promise((r) => gw.on('exit', r));
+  const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+  console.log(`${cli} ${envArgs.join(' ')}: ${rps.toFixed(0)} req/s, ${cpuUs.toFixed(1)} CPU µs/request (/proc, all threads), profile ${join(profDir, file)}\n`);
+  console.log(attribute(JSON.parse(readFileSync(join(profDir, file), 'utf8')), cpuUs));
+} finally {
+  for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+}
+
+/** Shares of the main thread's busy samples (idle and start-up left out) → µs per request. */
+function attribute(profile, cpuUs) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const time = new Map();
+  profile.samples.forEach((id, i) => time.set(id, (time.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  const name = (n) => `${n.callFrame.functionName || '(anon)'} ${n.callFrame.url}:${n.callFrame.lineNumber + 1}`;
+  const stackOf = (id) => {
+    const s = [];
+    for (let c = id; c !== undefined; c = parent.get(c)) s.push(name(byId.get(c)));
+    return s;
+  };
+  const inHook = (s) => s.some((k) => /dist\/app\.js/.test(k) && /^\(anon\)/.test(k)) && s.some((k) => /onResponseHookIterator/.test(k));
+  const buckets = {
+    'access line: build, format, time stamp, stream write (onResponse)': (s) => inHook(s) && s.some((k) => /pino\/lib|sonic-boom|isoTime|writeAccessLine|access .*logger\.js/.test(k)),
+    'access line: asynchronous write completion (sonic-boom release)': (s) => s.some((k) => /SonicBoom\.release|releaseWritingBuf/.test(k)) && !inHook(s),
+    'per-request child logger (createChildLogger, RequestLogger)': (s) => s.some((k) => /createChildLogger|requestLoggerFactory/.test(k)),
+    'metrics (prom-client histograms, counters)': (s) => s.some((k) => /prom-client\/lib\/(histogram|counter)/.test(k)),
+    'request id (genReqId, randomUUID)': (s) => s.some((k) => /genReqId/.test(k)),
+    'identity headers (proxy/identity-headers.js)': (s) => s.some((k) => /identity-headers\.js/.test(k)),
+    'session check (authenticate)': (s) => s.some((k) => /^authenticate .*plugin\.js/.test(k)),
+    'path normalisation (rewriteUrl)': (s) => s.some((k) => /rewriteToNormalisedUrl/.test(k)),
+    'undici + reply-from (the upstream call)': (s) => s.some((k) => /node_modules\/(undici|@fastify\/reply-from)\//.test(k)),
+    'garbage collector': (s) => s[0].startsWith('(garbage collector)'),
+  };
+  let busy = 0;
+  const acc = Object.fromEntries(Object.keys(buckets).map((k) => [k, 0]));
+  for (const [id, t] of time) {
+    const s = stackOf(id);
+    if (/^\((idle|program)\)/.test(s[0])) continue;
+    if (s.some((k) => /node:internal\/modules|buildApp|startGateway/.test(k))) continue; // start-up
+    busy += t;
+    for (const [bucket, test] of Object.entries(buckets)) if (test(s)) acc[bucket] += t;
+  }
+  const rows = Object.entries(acc).map(([bucket, t]) => `| ${bucket} | ${((100 * t) / busy).toFixed(1)} % | ${((cpuUs * t) / busy).toFixed(1)} |`);
+  return [`| part (buckets may overlap) | share of busy main-thread samples | ≈ µs/request |`, '| --- | ---: | ---: |', ...rows].join('\n');
+}
