@@ -8,9 +8,9 @@ import { GatewayError, sessionStoreUnavailable } from '../errors.js';
 import { clearSessionCookie, isSameOrigin, noStore, setSessionCookie, wantsJson } from '../http.js';
 import { PAGE_STYLE_HASH, renderLogoutConfirmPage } from '../pages.js';
 import { safeRedirectTarget } from '../proxy/paths.js';
-import { CSRF_COOKIE, CSRF_TTL_SECONDS } from './csrf.js';
+import { CSRF_COOKIE, CSRF_TTL_SECONDS, dropsSecureCookies, SECURE_COOKIE_OVER_HTTP } from './csrf.js';
 import { createLoginPage } from './login-page.js';
-import { hashPassword, verifyPassword } from './passwords.js';
+import { createFirstSeen, hashPassword, isUnrecognisedHash, UNRECOGNISED_HASH_HINT, verifyPassword } from './passwords.js';
 import type { UserRecord } from './user-store.js';
 
 const LOGIN_BODY_LIMIT_BYTES = 16 * 1024;
@@ -25,13 +25,15 @@ interface LoginInput {
   csrf: unknown;
 }
 
-type FailureReason = 'unknown_user' | 'wrong_password' | 'disabled' | 'no_password';
+type FailureReason = 'unknown_user' | 'wrong_password' | 'disabled' | 'no_password' | 'unrecognised_hash';
 
 export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
   const { config, sessions, users, throttle, csrf, metrics } = deps;
   const prefix = config.authPrefix;
   const loginPath = `${prefix}/login`;
   const loginPage = createLoginPage(config.loginBranding);
+  // Once per user and process: the hint is for the operator, not a line per attempt.
+  const unrecognisedHashUsers = createFirstSeen();
 
   await app.register(formbody, { bodyLimit: LOGIN_BODY_LIMIT_BYTES });
 
@@ -78,6 +80,10 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
     const input = readLoginInput(request.body);
     if (!input) return refuse(400, 'Username and password are required.', { invalid: true });
     if (!json && !csrf.verify(request.cookies[CSRF_COOKIE], input.csrf)) {
+      if (config.cookieSecure && request.cookies[CSRF_COOKIE] === undefined && dropsSecureCookies(config.publicUrl?.protocol ?? request.protocol, config.publicUrl?.hostname ?? request.hostname)) {
+        request.log.warn({ audit: 'login', ip: request.ip, outcome: 'csrf_cookie_missing' }, SECURE_COOKIE_OVER_HTTP);
+        return refuse(403, SECURE_COOKIE_OVER_HTTP, { rd: input.rd });
+      }
       return refuse(403, 'The sign-in form expired. Please try again.', { rd: input.rd });
     }
     const ip = request.ip;
@@ -95,7 +101,9 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
 
     const user = await findUser(input.username);
     const result = await verifyPassword(user?.passwordHash ?? null, input.password, { allowPlaintext: config.allowPlaintextPasswords });
-    const failure: FailureReason | null = !user ? 'unknown_user' : !user.passwordHash ? 'no_password' : !result.ok ? 'wrong_password' : user.disabled ? 'disabled' : null;
+    const unrecognised = isUnrecognisedHash(user?.passwordHash, result, { allowPlaintext: config.allowPlaintextPasswords });
+    if (user && unrecognised && unrecognisedHashUsers.first(user.username)) request.log.warn({ user: user.username }, UNRECOGNISED_HASH_HINT);
+    const failure: FailureReason | null = !user ? 'unknown_user' : !user.passwordHash ? 'no_password' : unrecognised ? 'unrecognised_hash' : !result.ok ? 'wrong_password' : user.disabled ? 'disabled' : null;
     if (failure || !user) {
       metrics.logins.inc({ outcome: 'failure' });
       request.log.warn({ audit: 'login', user: input.username, ip, outcome: 'failure', reason: failure }, 'login failed');
