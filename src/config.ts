@@ -238,14 +238,14 @@ function readRedis(r: EnvReader): RedisConfig | null {
 
 /**
  * ioredis reads anything that does not start with `redis://` or `rediss://` (e.g. `redis:/host:6379`)
- * as a unix socket path, and a path that is not a database number as one too: it would then retry
- * ENOENT forever. Only a URL it reads as a TCP host is accepted.
+ * as a unix socket path, and a path that is not a database number, or a `?path=` option, as one too:
+ * it would then retry ENOENT forever. Only a URL it reads as a TCP host is accepted.
  */
 function readRedisUrl(r: EnvReader): URL | null {
   const url = r.url('REDIS_URL', ['redis:', 'rediss:']);
   if (!url) return null;
   const raw = r.optional('REDIS_URL') ?? '';
-  if (!/^rediss?:\/\/[^/?#]/i.test(raw) || url.hostname === '' || !/^(\/\d*)?$/.test(url.pathname)) {
+  if (!/^rediss?:\/\/[^/?#]/i.test(raw) || url.hostname === '' || !/^(\/\d*)?$/.test(url.pathname) || url.searchParams.has('path')) {
     r.problem('REDIS_URL must be redis://host:port or rediss://host:port (optionally /<database number>), with two slashes and a host');
     return null;
   }

@@ -160,6 +160,8 @@ t.test('6. a port already taken names GATEWAY_ADMIN_PORT / GATEWAY_PORT in one l
   oneLineFailure(t, adminClash, new RegExp(`GATEWAY_ADMIN_PORT: 127\\.0\\.0\\.1:${taken.port} is already in use`), 'admin port clash');
   const proxyClash = await runCli(['serve'], { env: { ...base, GATEWAY_PORT: String(taken.port), GATEWAY_ADMIN_PORT: String(await freePort()) } });
   oneLineFailure(t, proxyClash, new RegExp(`GATEWAY_PORT: 127\\.0\\.0\\.1:${taken.port} is already in use`), 'proxy port clash');
+  // In-process too: the failed start releases Redis, PostgreSQL and the proxy port (or this file would never end).
+  await t.rejects(gateway({ GATEWAY_ADMIN_PORT: String(taken.port) }), { name: 'Error', message: /^GATEWAY_ADMIN_PORT: .* is already in use/ });
 });
 
 t.test('6. a REDIS_URL that ioredis would read as a unix socket is refused at start-up', async (t) => {
@@ -173,7 +175,7 @@ t.test('6. a REDIS_URL that ioredis would read as a unix socket is refused at st
       return (err as ConfigError).problems;
     }
   };
-  for (const bad of ['redis:/127.0.0.1:6379', 'redis:127.0.0.1:6379', 'redis:///tmp/redis.sock', 'rediss:/cache.internal:6380', 'redis://cache.internal:6379/sessions']) {
+  for (const bad of ['redis:/127.0.0.1:6379', 'redis:127.0.0.1:6379', 'redis:///tmp/redis.sock', 'rediss:/cache.internal:6380', 'redis://cache.internal:6379/sessions', 'redis://cache.internal:6379?path=/tmp/redis.sock']) {
     t.match(problems(bad).join('\n'), /REDIS_URL must be redis:\/\/host:port/, bad);
   }
   for (const good of ['redis://127.0.0.1:6379', 'redis://cache.internal:6379/2', 'rediss://user:pw@cache.internal:6380', 'redis://:pw@[::1]:6379/', 'REDIS://cache:6379']) {
