@@ -126,10 +126,11 @@ export type QueryCheck = 'ok' | 'unreachable' | string;
 const REQUIRED_USER_COLUMNS = ['username', 'password_hash'];
 
 /**
- * Runs the configured legacy-table queries once with NULL parameters inside a transaction that is
- * rolled back: NULL matches no row and binds to any column type, so no real user is needed and
- * nothing is written, yet PostgreSQL parses, plans and checks privileges, and the user query's
- * result columns come back. A wrong query is named at start-up instead of as `no_password` later.
+ * Checks the configured legacy-table queries with NULL parameters inside a transaction that is
+ * rolled back: NULL matches no row and binds to any column type, so no real user is needed. The user
+ * query runs (its result columns come back even with no row); the write queries are EXPLAINed.
+ * PostgreSQL parses, plans and checks privileges, so a wrong query is named at start-up instead of
+ * as `no_password` at every login.
  */
 export async function checkConfiguredQueries(pool: pg.Pool, queries: ConfiguredQueries): Promise<QueryCheck> {
   if (!queries.userQuery) return 'ok';
@@ -147,8 +148,12 @@ export async function checkConfiguredQueries(pool: pg.Pool, queries: ConfiguredQ
       ['GATEWAY_USER_PASSWORD_QUERY', queries.passwordQuery !== queries.rehashQuery ? queries.passwordQuery : null, 2],
     ];
     for (const [name, sql, parameters] of named) {
-      if (!sql) continue;
-      const outcome = await client.query(sql, new Array<null>(parameters).fill(null)).then(
+      // A procedure (CALL) cannot be explained: it is left to its first use.
+      if (!sql || /^\s*call\b/i.test(sql)) continue;
+      // Writes are only EXPLAINed: nothing runs (no trigger fires, a read-only standby accepts it),
+      // yet the statement is parsed, planned and its privileges checked.
+      const statement = name === 'GATEWAY_USER_QUERY' ? sql : `EXPLAIN ${sql}`;
+      const outcome = await client.query(statement, new Array<null>(parameters).fill(null)).then(
         (result) => (name === 'GATEWAY_USER_QUERY' ? missingColumns(result.fields.map((f) => f.name)) : 'ok'),
         (err: unknown) => (isQueryFault(err) ? `${name} fails: ${(err as Error).message}` : 'unreachable'),
       );
