@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { migrate } from './auth/migrations.js';
 import { hashPassword } from './auth/passwords.js';
-import { addUser, deleteUser, identityValueProblem, listUsers, newUserProblem, setDisabled, setPassword, UserAdminError } from './auth/user-admin.js';
+import { addUser, deleteUser, explainMissingOwnTable, identityValueProblem, isLegacyTable, listUsers, newUserProblem, ownTableOnly, setDisabled, setLegacyPassword, setPassword, UserAdminError } from './auth/user-admin.js';
 import { createPgPool } from './auth/user-store.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
@@ -64,7 +64,9 @@ async function main(argv: string[]): Promise<number> {
         console.log('migrated');
       });
     case 'users':
-      return usersCommand(config, rest, values);
+      return usersCommand(config, rest, values).catch((err: unknown) => {
+        throw explainMissingOwnTable(err);
+      });
     case 'sessions':
       return sessionsCommand(config, rest);
     default:
@@ -96,13 +98,16 @@ async function usersCommand(
   values: { email?: string | undefined; groups?: string | undefined; 'password-stdin'?: boolean | undefined },
 ): Promise<number> {
   const [action, name, ...extra] = args;
+  const legacy = isLegacyTable(config.userQuery);
   if (action === 'list') {
+    if (legacy) throw ownTableOnly('list');
     return withPool(config, async (pool) => {
       for (const user of await listUsers(pool)) console.log(JSON.stringify(user));
     });
   }
   if (!action || !name || extra.length > 0) throw new UsageError('users needs an action and exactly one user name');
   checkName(name);
+  if (legacy && ['add', 'disable', 'enable', 'delete'].includes(action)) throw ownTableOnly(action);
   switch (action) {
     case 'add': {
       // `--groups "a, b"`: spaces around the commas are list formatting, not part of the names.
@@ -118,7 +123,7 @@ async function usersCommand(
     case 'passwd': {
       const password = await readPassword(values['password-stdin']);
       return withPool(config, async (pool) => {
-        await setPassword(pool, name, password);
+        await (legacy ? setLegacyPassword(pool, config.userPasswordQuery, name, password) : setPassword(pool, name, password));
         console.log(`password changed for ${name}; ${await revokeIfPossible(config, name)}`);
       });
     }

@@ -82,6 +82,8 @@ export interface Config {
   logoutPaths: string[];
   userQuery: string | null;
   userRehashQuery: string | null;
+  /** GATEWAY_USER_PASSWORD_QUERY: how `users passwd` writes a legacy table; defaults to the rehash query. */
+  userPasswordQuery: string | null;
   allowPlaintextPasswords: boolean;
   redisPrefix: string;
   loginMaxAttempts: number;
@@ -159,7 +161,8 @@ function readAll(r: EnvReader): Config {
   return {
     upstream,
     upstreamRoutes: readUpstreamRoutes(r, upstream, authPrefix),
-    host: r.string('GATEWAY_HOST', '0.0.0.0'),
+    // Embedded demo mode prints a password: it listens on loopback unless told otherwise.
+    host: r.string('GATEWAY_HOST', embedded ? '127.0.0.1' : '0.0.0.0'),
     port: r.integer('GATEWAY_PORT', 8000, { min: 0, max: 65535 }),
     tls: readTls(r),
     publicUrl: readPublicUrl(r),
@@ -174,7 +177,7 @@ function readAll(r: EnvReader): Config {
     shutdownDelayMs: r.duration('GATEWAY_SHUTDOWN_DELAY', 0, { max: MAX_TIMER_MS }),
     shutdownTimeoutMs: r.duration('GATEWAY_SHUTDOWN_TIMEOUT', 25_000, { max: MAX_TIMER_MS }),
     staleSessionGraceMs: r.duration('GATEWAY_STALE_SESSION_GRACE', 0),
-    adminHost: r.string('GATEWAY_ADMIN_HOST', '0.0.0.0'),
+    adminHost: r.string('GATEWAY_ADMIN_HOST', embedded ? '127.0.0.1' : '0.0.0.0'),
     adminPort: r.integer('GATEWAY_ADMIN_PORT', 9180, { min: 0, max: 65535 }),
     redis,
     redisTlsCa: r.file('GATEWAY_REDIS_CA_FILE'),
@@ -198,6 +201,7 @@ function readAll(r: EnvReader): Config {
     logoutPaths: r.pathList('GATEWAY_LOGOUT_PATHS'),
     userQuery: readQuery(r, 'GATEWAY_USER_QUERY', 1),
     userRehashQuery: readQuery(r, 'GATEWAY_USER_REHASH_QUERY', 2),
+    userPasswordQuery: readQuery(r, 'GATEWAY_USER_PASSWORD_QUERY', 2) ?? r.optional('GATEWAY_USER_REHASH_QUERY'),
     allowPlaintextPasswords: r.boolean('GATEWAY_ALLOW_PLAINTEXT_PASSWORDS', false),
     redisPrefix: r.string('GATEWAY_REDIS_PREFIX', 'sgw:'),
     loginMaxAttempts,
@@ -214,7 +218,7 @@ function readAll(r: EnvReader): Config {
 }
 
 function readRedis(r: EnvReader): RedisConfig | null {
-  const url = r.url('REDIS_URL', ['redis:', 'rediss:']);
+  const url = readRedisUrl(r);
   const sentinels = r.hostPorts('REDIS_SENTINELS');
   const clusterNodes = r.hostPorts('REDIS_CLUSTER_NODES');
   const sentinelName = r.optional('REDIS_SENTINEL_NAME');
@@ -230,6 +234,22 @@ function readRedis(r: EnvReader): RedisConfig | null {
   }
   if (clusterNodes) return { mode: 'cluster', nodes: clusterNodes };
   return null;
+}
+
+/**
+ * ioredis reads anything that does not start with `redis://` or `rediss://` (e.g. `redis:/host:6379`)
+ * as a unix socket path, and a path that is not a database number, or a `?path=` option, as one too:
+ * it would then retry ENOENT forever. Only a URL it reads as a TCP host is accepted.
+ */
+function readRedisUrl(r: EnvReader): URL | null {
+  const url = r.url('REDIS_URL', ['redis:', 'rediss:']);
+  if (!url) return null;
+  const raw = r.optional('REDIS_URL') ?? '';
+  if (!/^rediss?:\/\/[^/?#]/i.test(raw) || url.hostname === '' || !/^(\/\d*)?$/.test(url.pathname) || url.searchParams.has('path')) {
+    r.problem('REDIS_URL must be redis://host:port or rediss://host:port (optionally /<database number>), with two slashes and a host');
+    return null;
+  }
+  return url;
 }
 
 function readSecrets(r: EnvReader, redisConfigured: boolean): { values: string[]; generated: boolean } {

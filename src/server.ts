@@ -6,10 +6,10 @@ import type { Logger } from 'pino';
 import { createMetrics, type Metrics } from './admin/metrics.js';
 import { buildAdminApp, type DependencyCheck } from './admin/server.js';
 import { buildApp } from './app.js';
-import { createCsrfTokens } from './auth/csrf.js';
+import { createCsrfTokens, dropsSecureCookies } from './auth/csrf.js';
 import { hashPassword, prepareDummyHash } from './auth/passwords.js';
 import { createMemoryThrottle, createRedisThrottle } from './auth/throttle.js';
-import { createMemoryUserStore, createPgPool, createPostgresUserStore, type UserStore } from './auth/user-store.js';
+import { checkConfiguredQueries, createMemoryUserStore, createPgPool, createPostgresUserStore, type UserStore } from './auth/user-store.js';
 import type { Config } from './config.js';
 import type { GatewayDeps } from './context.js';
 import { createCookieSigner } from './session/id.js';
@@ -41,6 +41,10 @@ export interface StartOptions {
 
 export const EMBEDDED_USER = 'demo';
 const REDIS_STARTUP_WAIT_MS = 5_000;
+const QUERY_CHECK_RETRY_MS = 5_000;
+
+/** A start-up failure the operator fixes in the configuration: one line naming the variable. */
+export class StartupError extends Error {}
 
 export async function startGateway(config: Config, options: StartOptions): Promise<RunningGateway> {
   const { logger } = options;
@@ -52,12 +56,20 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   if (config.sessionSecretGenerated && !config.embedded) {
     logger.warn('GATEWAY_SESSION_SECRET is not set: a random secret was generated, so sessions end when this process restarts');
   }
+  if (config.cookieSecure && config.publicUrl && dropsSecureCookies(config.publicUrl.protocol, config.publicUrl.hostname)) {
+    logger.warn('GATEWAY_PUBLIC_URL is http:// while cookies are Secure: browsers drop Secure cookies on plain http, so every sign-in fails as an expired form. Use https:// (TLS here or at the load balancer), or set GATEWAY_COOKIE_SECURE=false for plain-http testing');
+  }
 
   const redis = config.redis ? createRedisClient(config.redis, { tlsCa: config.redisTlsCa, commandTimeoutMs: config.redisCommandTimeoutMs, connectTimeoutMs: config.redisConnectTimeoutMs }) : null;
   const store = createStore(config, redis, metrics, logger);
   closers.push(() => store.close());
-  const { users, checkUsers } = await createUsers(config, metrics, logger, options.announce);
+  const { users, checkUsers, stopChecks } = await createUsers(config, metrics, logger, options.announce).catch(async (err: unknown) => {
+    await store.close().catch(() => undefined);
+    redis?.disconnect();
+    throw err;
+  });
   closers.push(() => users.close());
+  closers.push(async () => stopChecks());
   const whoami = config.upstream ? null : await startWhoamiServer(`${config.authPrefix}/logout`);
   if (whoami) closers.push(() => whoami.close());
 
@@ -121,11 +133,18 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     beforeScrape: () => metrics.sessionCacheEntries.set(sessions.cacheSize),
   });
 
-  await app.listen({ host: config.host, port: config.port });
-  await admin.listen({ host: config.adminHost, port: config.adminPort });
+  try {
+    await listen(app, config.host, config.port, 'GATEWAY_HOST', 'GATEWAY_PORT');
+    await listen(admin, config.adminHost, config.adminPort, 'GATEWAY_ADMIN_HOST', 'GATEWAY_ADMIN_PORT');
+  } catch (err) {
+    await Promise.all([app.close(), admin.close()]).catch(() => undefined);
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+    redis?.disconnect();
+    throw err;
+  }
   const proxyPort = portOf(app);
   const adminPort = portOf(admin);
-  logger.info({ port: proxyPort, adminPort, upstream: deps.upstream.origin, store: store.kind, users: users.kind }, 'session-gateway listening');
+  logger.info({ host: config.host, port: proxyPort, adminHost: config.adminHost, adminPort, upstream: deps.upstream.origin, store: store.kind, users: users.kind }, 'session-gateway listening');
 
   let shuttingDown: Promise<void> | null = null;
   const shutdown = () => {
@@ -165,7 +184,7 @@ async function createUsers(
   metrics: Metrics,
   logger: Logger,
   announce: (text: string) => void = (text) => process.stderr.write(text),
-): Promise<{ users: UserStore; checkUsers: (() => Promise<void>) | null }> {
+): Promise<{ users: UserStore; checkUsers: (() => Promise<void>) | null; stopChecks: () => void }> {
   if (config.databaseUrl) {
     const pool = createPgPool(config.databaseUrl);
     const users = createPostgresUserStore(pool, {
@@ -176,7 +195,11 @@ async function createUsers(
         logger.error({ err: describe(err) }, 'PostgreSQL error');
       },
     });
-    return { users, checkUsers: () => users.ping() };
+    const stopChecks = await checkQueries(pool, config, logger).catch(async (err: unknown) => {
+      await users.close().catch(() => undefined);
+      throw err;
+    });
+    return { users, checkUsers: () => users.ping(), stopChecks };
   }
   const password = randomBytes(12).toString('base64url');
   const users = createMemoryUserStore([
@@ -188,7 +211,53 @@ async function createUsers(
   }
   const warning = config.embedded ? '  WARNING: embedded demo mode, NOT FOR PRODUCTION (set REDIS_URL, DATABASE_URL, GATEWAY_UPSTREAM)\n' : '';
   announce(`\n${warning}  session-gateway demo user: ${EMBEDDED_USER}\n  password (shown once):     ${password}\n\n`);
-  return { users, checkUsers: null };
+  return { users, checkUsers: null, stopChecks: () => undefined };
+}
+
+/**
+ * GATEWAY_USER_QUERY and the write queries are checked against PostgreSQL before serving: a wrong
+ * one stops start-up with one line (SPEC section 2). PostgreSQL down at start-up does not stop it
+ * (readiness reports it); the check then runs in the background until it gets an answer, and a
+ * wrong query is logged as an error. Returns a function that stops that background check.
+ */
+async function checkQueries(pool: ReturnType<typeof createPgPool>, config: Config, logger: Logger): Promise<() => void> {
+  const queries = { userQuery: config.userQuery, rehashQuery: config.userRehashQuery, passwordQuery: config.userPasswordQuery };
+  const first = await checkConfiguredQueries(pool, queries);
+  if (first === 'ok') return () => undefined;
+  if (first !== 'unreachable') throw new StartupError(first);
+  logger.error('PostgreSQL is not reachable yet: GATEWAY_USER_QUERY will be checked once it is');
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const retry = async () => {
+    const outcome = await checkConfiguredQueries(pool, queries);
+    if (stopped) return;
+    if (outcome === 'unreachable') schedule();
+    else if (outcome !== 'ok') logger.error(outcome);
+    else logger.info('GATEWAY_USER_QUERY checked: it returns username and password_hash');
+  };
+  const schedule = () => {
+    timer = setTimeout(() => void retry(), QUERY_CHECK_RETRY_MS);
+    timer.unref();
+  };
+  schedule();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+/** Listens, or fails with one line naming the variable to change (a second replica on one host). */
+async function listen(server: FastifyInstance, host: string, port: number, hostVariable: string, portVariable: string): Promise<void> {
+  try {
+    await server.listen({ host, port });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    if (code === 'EADDRINUSE') throw new StartupError(`${portVariable}: ${where} is already in use (another process, or a second gateway on this host: give each replica its own GATEWAY_PORT and GATEWAY_ADMIN_PORT)`);
+    if (code === 'EACCES') throw new StartupError(`${portVariable}: not permitted to listen on ${where} (ports below 1024 need privileges)`);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') throw new StartupError(`${hostVariable}: cannot listen on ${where} (not an address of this machine)`);
+    throw err;
+  }
 }
 
 async function drain(app: FastifyInstance, timeoutMs: number, logger: Logger): Promise<void> {

@@ -26,3 +26,22 @@ export function createCsrfTokens(secret: string): CsrfTokens {
     },
   };
 }
+
+/**
+ * What a CSRF failure means when the pre-login cookie is missing on a plain-http request while
+ * cookies are `Secure`: browsers do not keep Secure cookies set over http (RFC 6265bis §5.6; loopback
+ * names excepted, they count as secure contexts), so every sign-in would look like an expired form.
+ */
+export const SECURE_COOKIE_OVER_HTTP =
+  'Sign-in cannot work over plain http here: the gateway sets Secure cookies, which browsers drop on http://. ' +
+  'Serve it over https (GATEWAY_PUBLIC_URL=https://…), or set GATEWAY_COOKIE_SECURE=false for plain-http testing.';
+
+/** The browser saw `scheme://host` (GATEWAY_PUBLIC_URL when set): would it drop a Secure cookie? */
+export function dropsSecureCookies(scheme: string, host: string): boolean {
+  return scheme.replace(/:$/, '') === 'http' && !isLoopbackName(host);
+}
+
+function isLoopbackName(host: string): boolean {
+  const name = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return name === 'localhost' || name.endsWith('.localhost') || name === '::1' || /^127\.\d+\.\d+\.\d+$/.test(name);
+}

@@ -151,6 +151,34 @@ async function verifyUnlimited(stored: string | null | undefined, password: stri
 }
 
 /**
+ * True when a refused login failed because the stored value is no hash the gateway knows and
+ * plaintext is not allowed: an operator mistake (legacy plaintext column), not a mistyped password.
+ */
+export function isUnrecognisedHash(stored: string | null | undefined, result: VerifyResult, opts: VerifyOptions): boolean {
+  return !result.ok && !opts.allowPlaintext && typeof stored === 'string' && stored !== '' && result.scheme === 'plaintext';
+}
+
+export const UNRECOGNISED_HASH_HINT =
+  'the stored password_hash is not a recognised hash (argon2, bcrypt, scrypt), so no password can match it; ' +
+  'if the column holds plaintext passwords, set GATEWAY_ALLOW_PLAINTEXT_PASSWORDS=true';
+
+/**
+ * `first(key)` is true the first time a key is seen. Memory is bounded: past `limit` keys the set
+ * starts again, so a table full of such users costs at most a repeat of their lines.
+ */
+export function createFirstSeen(limit = 10_000): { first(key: string): boolean } {
+  const seen = new Set<string>();
+  return {
+    first(key) {
+      if (seen.has(key)) return false;
+      if (seen.size >= limit) seen.clear();
+      seen.add(key);
+      return true;
+    },
+  };
+}
+
+/**
  * Compute the dummy hash now (e.g. at startup) so the first unknown-user login
  * does not pay for hashing on top of verifying, which would make it stand out.
  */

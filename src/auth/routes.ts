@@ -8,10 +8,10 @@ import { GatewayError, sessionStoreUnavailable } from '../errors.js';
 import { clearSessionCookie, isSameOrigin, noStore, setSessionCookie, wantsJson } from '../http.js';
 import { PAGE_STYLE_HASH, renderLogoutConfirmPage } from '../pages.js';
 import { safeRedirectTarget } from '../proxy/paths.js';
-import { CSRF_COOKIE, CSRF_TTL_SECONDS } from './csrf.js';
+import { CSRF_COOKIE, CSRF_TTL_SECONDS, dropsSecureCookies, SECURE_COOKIE_OVER_HTTP } from './csrf.js';
 import { createLoginPage } from './login-page.js';
 import { createInFlightGate, LimiterBusyError } from './concurrency.js';
-import { hashPassword, verifyPassword } from './passwords.js';
+import { createFirstSeen, hashPassword, isUnrecognisedHash, UNRECOGNISED_HASH_HINT, verifyPassword } from './passwords.js';
 import { hasControlCharacters } from './user-admin.js';
 import type { UserRecord } from './user-store.js';
 
@@ -34,7 +34,7 @@ interface LoginInput {
   csrf: unknown;
 }
 
-type FailureReason = 'unknown_user' | 'wrong_password' | 'disabled' | 'no_password' | 'invalid_username';
+type FailureReason = 'unknown_user' | 'wrong_password' | 'disabled' | 'no_password' | 'invalid_username' | 'unrecognised_hash';
 
 export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
   const { config, sessions, users, throttle, csrf, metrics } = deps;
@@ -42,6 +42,8 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
   const loginPath = `${prefix}/login`;
   const loginPage = createLoginPage(config.loginBranding);
   const loginsInFlight = createInFlightGate(MAX_LOGINS_IN_FLIGHT_PER_ADDRESS);
+  // Once per user and process: the hint is for the operator, not a line per attempt.
+  const unrecognisedHashUsers = createFirstSeen();
 
   await app.register(formbody, { bodyLimit: LOGIN_BODY_LIMIT_BYTES });
 
@@ -88,6 +90,10 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
     const input = readLoginInput(request.body);
     if (!input) return refuse(400, 'Username and password are required.', { invalid: true });
     if (!json && !csrf.verify(request.cookies[CSRF_COOKIE], input.csrf)) {
+      if (config.cookieSecure && request.cookies[CSRF_COOKIE] === undefined && dropsSecureCookies(config.publicUrl?.protocol ?? request.protocol, config.publicUrl?.hostname ?? request.hostname)) {
+        request.log.warn({ audit: 'login', ip: request.ip, outcome: 'csrf_cookie_missing' }, SECURE_COOKIE_OVER_HTTP);
+        return refuse(403, SECURE_COOKIE_OVER_HTTP, { rd: input.rd });
+      }
       return refuse(403, 'The sign-in form expired. Please try again.', { rd: input.rd });
     }
     const ip = request.ip;
@@ -123,7 +129,9 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
         throw err;
       });
       if (result instanceof LimiterBusyError) return busy(result.reason);
-      const failure: FailureReason | null = invalidName ? 'invalid_username' : !user ? 'unknown_user' : !user.passwordHash ? 'no_password' : !result.ok ? 'wrong_password' : user.disabled ? 'disabled' : null;
+      const unrecognised = isUnrecognisedHash(user?.passwordHash, result, { allowPlaintext: config.allowPlaintextPasswords });
+      if (user && unrecognised && unrecognisedHashUsers.first(user.username)) request.log.warn({ user: user.username }, UNRECOGNISED_HASH_HINT);
+      const failure: FailureReason | null = invalidName ? 'invalid_username' : !user ? 'unknown_user' : !user.passwordHash ? 'no_password' : unrecognised ? 'unrecognised_hash' : !result.ok ? 'wrong_password' : user.disabled ? 'disabled' : null;
       if (failure || !user) {
         metrics.logins.inc({ outcome: 'failure' });
         request.log.warn({ audit: 'login', user: input.username, ip, outcome: 'failure', reason: failure }, 'login failed');

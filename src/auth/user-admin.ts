@@ -93,3 +93,35 @@ async function updateOne(pool: pg.Pool, sql: string, params: unknown[]): Promise
   const result = await pool.query(sql, params);
   if (result.rowCount === 0) throw new UserAdminError(`no such user ${JSON.stringify(params[0])}`);
 }
+
+// ---------------------------------------------------------------------------
+// Legacy tables (GATEWAY_USER_QUERY): SPEC section 1 — the `users` commands go through the configured
+// queries, or say in one line what is missing instead of failing on a gateway_users that is not there.
+// ---------------------------------------------------------------------------
+
+/** True when logins read another table than gateway_users, so its commands would miss the users. */
+export function isLegacyTable(userQuery: string | null): boolean {
+  return userQuery !== null && !/\bgateway_users\b/i.test(userQuery);
+}
+
+/** `users passwd` on a legacy table: through GATEWAY_USER_PASSWORD_QUERY (or the rehash query). */
+export async function setLegacyPassword(pool: pg.Pool, passwordQuery: string | null, username: string, password: string): Promise<void> {
+  if (!passwordQuery) {
+    throw new UserAdminError('users passwd on a legacy table (GATEWAY_USER_QUERY) needs GATEWAY_USER_PASSWORD_QUERY, e.g. UPDATE users SET pass = $2 WHERE user_id = $1');
+  }
+  await updateOne(pool, passwordQuery, [username, await hashPassword(password)]);
+}
+
+/** The one line for commands that only the gateway's own table supports. */
+export function ownTableOnly(action: string): UserAdminError {
+  return new UserAdminError(`users ${action} works on the gateway's own gateway_users table only; GATEWAY_USER_QUERY points at another table: manage its users there (only users passwd has a query, GATEWAY_USER_PASSWORD_QUERY)`);
+}
+
+/** gateway_users missing: the operator skipped `migrate`, or meant a legacy table. */
+export function explainMissingOwnTable(err: unknown): unknown {
+  const { code, message } = err as { code?: string; message?: string };
+  if (code === '42P01' && message?.includes('gateway_users')) {
+    return new UserAdminError('the gateway_users table does not exist: run `session-gateway migrate`, or set GATEWAY_USER_QUERY to read an existing users table');
+  }
+  return err;
+}

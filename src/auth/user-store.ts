@@ -113,3 +113,72 @@ export function createMemoryUserStore(users: UserRecord[]): UserStore {
     close: async () => undefined,
   };
 }
+
+export interface ConfiguredQueries {
+  userQuery: string | null;
+  rehashQuery: string | null;
+  passwordQuery: string | null;
+}
+
+/** 'unreachable': PostgreSQL could not be asked (try again later); a string: what is wrong, one line. */
+export type QueryCheck = 'ok' | 'unreachable' | string;
+
+const REQUIRED_USER_COLUMNS = ['username', 'password_hash'];
+
+/**
+ * Checks the configured legacy-table queries with NULL parameters inside a transaction that is
+ * rolled back: NULL matches no row and binds to any column type, so no real user is needed. The user
+ * query runs (its result columns come back even with no row); the write queries are EXPLAINed.
+ * PostgreSQL parses, plans and checks privileges, so a wrong query is named at start-up instead of
+ * as `no_password` at every login.
+ */
+export async function checkConfiguredQueries(pool: pg.Pool, queries: ConfiguredQueries): Promise<QueryCheck> {
+  if (!queries.userQuery) return 'ok';
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch {
+    return 'unreachable';
+  }
+  try {
+    await client.query('BEGIN');
+    const named: Array<[string, string | null, number]> = [
+      ['GATEWAY_USER_QUERY', queries.userQuery, 1],
+      ['GATEWAY_USER_REHASH_QUERY', queries.rehashQuery, 2],
+      ['GATEWAY_USER_PASSWORD_QUERY', queries.passwordQuery !== queries.rehashQuery ? queries.passwordQuery : null, 2],
+    ];
+    for (const [name, sql, parameters] of named) {
+      // A procedure (CALL) cannot be explained: it is left to its first use.
+      if (!sql || /^\s*call\b/i.test(sql)) continue;
+      // Writes are only EXPLAINed: nothing runs (no trigger fires, a read-only standby accepts it),
+      // yet the statement is parsed, planned and its privileges checked.
+      const statement = name === 'GATEWAY_USER_QUERY' ? sql : `EXPLAIN ${sql}`;
+      const outcome = await client.query(statement, new Array<null>(parameters).fill(null)).then(
+        (result) => (name === 'GATEWAY_USER_QUERY' ? missingColumns(result.fields.map((f) => f.name)) : 'ok'),
+        (err: unknown) => (isQueryFault(err) ? `${name} fails: ${(err as Error).message}` : 'unreachable'),
+      );
+      if (outcome !== 'ok') return outcome;
+    }
+    return 'ok';
+  } finally {
+    await client.query('ROLLBACK').catch(() => undefined);
+    client.release();
+  }
+}
+
+function missingColumns(columns: string[]): QueryCheck {
+  const missing = REQUIRED_USER_COLUMNS.filter((c) => !columns.includes(c));
+  if (missing.length === 0) return 'ok';
+  return `GATEWAY_USER_QUERY returns no ${missing.join(' or ')} column (it returns: ${columns.join(', ') || 'nothing'}); alias them, e.g. SELECT user_id AS username, pass AS password_hash FROM users WHERE user_id = $1`;
+}
+
+/**
+ * A server-side error about the statement itself (syntax, unknown table or column, missing
+ * privilege, …) as opposed to the connection or the server's state (SQLSTATE classes 08, 53, 57,
+ * 28, 3D) or a client-side error without a SQLSTATE.
+ */
+function isQueryFault(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return false;
+  return !['08', '53', '57', '28', '3D'].includes(code.slice(0, 2));
+}

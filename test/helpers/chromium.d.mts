@@ -9,4 +9,5 @@ export interface LaunchedChromium {
 }
 
 export declare function requireChromium(): void;
-export declare function launchChromium(contextOptions?: BrowserContextOptions): Promise<LaunchedChromium>;
+/** `args` replaces CHROMIUM_ARGS (e.g. to add `--host-resolver-rules`). */
+export declare function launchChromium(contextOptions?: BrowserContextOptions & { args?: string[] }): Promise<LaunchedChromium>;

@@ -38,7 +38,7 @@ function assertNamed(t: Asserts, problems: string[], variable: string, pattern?:
 t.test('defaults with an empty environment', async (t) => {
   const c = loadConfig({});
   t.equal(c.upstream, null, 'built-in whoami');
-  t.equal(c.host, '0.0.0.0');
+  t.equal(c.host, '127.0.0.1', 'embedded demo mode listens on loopback');
   t.equal(c.port, 8000);
   t.equal(c.publicUrl, null);
   t.equal(c.trustedProxies, null);
@@ -53,7 +53,7 @@ t.test('defaults with an empty environment', async (t) => {
   t.equal(c.shutdownDelayMs, 0);
   t.equal(c.shutdownTimeoutMs, 25_000);
   t.equal(c.staleSessionGraceMs, 0);
-  t.equal(c.adminHost, '0.0.0.0');
+  t.equal(c.adminHost, '127.0.0.1');
   t.equal(c.adminPort, 9180);
   t.equal(c.redis, null, 'in-process store');
   t.equal(c.databaseUrl, null, 'generated user');
