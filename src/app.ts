@@ -92,6 +92,10 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   // A client that closed its connection mid-request, or was cut by GATEWAY_REQUEST_TIMEOUT, gets no
   // response, so onResponse never runs: counted here as the client error it is.
   app.addHook('onRequestAbort', async (request) => {
+    // The request stream is also destroyed when the app stops reading a body (undici then detaches
+    // it from the socket first, and the app's failure is answered and counted as such): the client
+    // is gone only when its own connection is.
+    if (request.raw.socket?.destroyed !== true) return;
     const status = (request.raw as RawRequest)[kTimedOut] ? 408 : CLIENT_CLOSED_REQUEST;
     logClientError(request.method, request.normalisedPath, status, performance.now() - request.receivedAt, request);
   });

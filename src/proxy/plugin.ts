@@ -148,7 +148,9 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
         // The client went away mid-request (its body stream broke the upstream call): its doing,
         // not the app's. No 5xx in the upstream metric (the Upstream5xx alert) and nobody to answer;
         // the request itself is counted by app.ts's onRequestAbort hook.
-        if (reply.request.raw.aborted || reply.raw.destroyed) return;
+        // (The request stream being destroyed is no proof: undici also destroys it when the app stops
+        // reading the body, which is the app's failure; only a closed client connection is.)
+        if (reply.raw.destroyed || reply.raw.socket?.destroyed === true) return;
         const failure = (error as { statusCode?: number }).statusCode === 504 ? upstreamTimeout(error) : upstreamUnavailable(error);
         observeUpstream(reply.request as FastifyRequest, failure.statusCode);
         reply.request.log.warn({ code: failure.code, cause: (error.cause as Error | undefined)?.message ?? error.message }, 'upstream failed');
