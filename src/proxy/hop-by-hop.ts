@@ -22,6 +22,8 @@ const HOP_BY_HOP = [
   'expect',
 ] as const;
 
+const PLAIN_CONNECTION = /^\s*(?:keep-alive|close)\s*$/i;
+
 /**
  * Removes, in place, every hop-by-hop header and every header the `Connection` header names
  * (RFC 9110 §7.6.1: "a proxy MUST remove any header fields listed in Connection"). Called before
@@ -29,7 +31,8 @@ const HOP_BY_HOP = [
  */
 export function dropHopByHopHeaders<T extends Headers>(headers: T): T {
   const connection = headers.connection;
-  if (connection !== undefined) {
+  // Almost every response says just `keep-alive` or `close`: nothing to parse for those.
+  if (connection !== undefined && !PLAIN_CONNECTION.test(String(connection))) {
     for (const name of connectionOptions(connection)) delete headers[name];
   }
   for (const name of HOP_BY_HOP) if (headers[name] !== undefined) delete headers[name];
