@@ -1,8 +1,9 @@
 // buildApp(deps) → the proxy's FastifyInstance, without listening, so tests build it freely.
 // The plugin order lives here only: path normalisation → cookies → gateway routes → proxy.
 import { randomUUID } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import { STATUS_CODES, createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import cookie from '@fastify/cookie';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { requestObserver } from './admin/metrics.js';
@@ -18,10 +19,16 @@ import { normaliseRequestUrl } from './proxy/paths.js';
 import { proxyRoutes } from './proxy/plugin.js';
 
 const kBadPath = Symbol('badPath');
+/** Set on a request cut by GATEWAY_REQUEST_TIMEOUT, so its abort is counted as 408, not 499. */
+const kTimedOut = Symbol('timedOut');
+/** nginx's status for "client closed the request": a client error, never the app's 5xx. */
+const CLIENT_CLOSED_REQUEST = 499;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const ERROR_PAGE_CSP = `default-src 'none'; style-src ${ERROR_PAGE_STYLE_HASH}; frame-ancestors 'none'; base-uri 'none'`;
 
-type RawRequest = IncomingMessage & { [kBadPath]?: string };
+type RawRequest = IncomingMessage & { [kBadPath]?: string; [kTimedOut]?: boolean };
+/** Node's in-flight response on a connection (what its own clientError handling consults). */
+type HttpSocket = Socket & { _httpMessage?: ServerResponse | null };
 
 export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   const { config, metrics } = deps;
@@ -46,14 +53,18 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     // Normalise before routing, so what is routed, authorised and forwarded is one path.
     rewriteUrl: (req) => rewriteToNormalisedUrl(req as RawRequest),
     return503OnClosing: true,
+    // Node's request timeout and malformed requests: answered, counted and logged like any other.
+    clientErrorHandler: (error, socket) => answerClientError(error, socket as HttpSocket),
     // Upstream bodies stream through; only the gateway's own routes parse bodies (bounded there).
     bodyLimit: 1024 * 1024,
   });
 
   app.decorateRequest('session', null);
   app.decorateRequest('normalisedPath', '');
+  app.decorateRequest('receivedAt', 0);
 
   app.addHook('onRequest', async (request, reply) => {
+    request.receivedAt = performance.now();
     const reason = (request.raw as RawRequest)[kBadPath];
     if (reason !== undefined) return sendError(request, reply, badPath(reason));
     const query = request.url.indexOf('?');
@@ -77,6 +88,47 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     }
   });
 
+  // HSTS only means something over https (RFC 6797 §7.2: ignored on plain http): the TLS listener,
+  // or a trusted load balancer's X-Forwarded-Proto. Set last, so the operator's value wins over the app's.
+  const hsts = config.hsts;
+  if (hsts !== null) {
+    app.addHook('onSend', async (request, reply) => {
+      if (request.protocol === 'https') reply.header('strict-transport-security', hsts);
+    });
+  }
+
+  // A client that closed its connection mid-request, or was cut by GATEWAY_REQUEST_TIMEOUT, gets no
+  // response, so onResponse never runs: counted here as the client error it is.
+  app.addHook('onRequestAbort', async (request) => {
+    // The request stream is also destroyed when the app stops reading a body (undici then detaches
+    // it from the socket first, and the app's failure is answered and counted as such): the client
+    // is gone only when its own connection is.
+    if (request.raw.socket?.destroyed !== true) return;
+    const status = (request.raw as RawRequest)[kTimedOut] ? 408 : CLIENT_CLOSED_REQUEST;
+    logClientError(request.method, request.normalisedPath, status, performance.now() - request.receivedAt, request);
+  });
+
+  /** A request Node refused or cut before fastify answered (timeout, malformed, headers too large). */
+  function answerClientError(error: Error & { code?: string }, socket: HttpSocket): void {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    const inFlight = socket._httpMessage ?? null;
+    const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    // A request fastify already routed is counted once, by onRequestAbort, when its socket closes.
+    if (inFlight) (inFlight.req as RawRequest)[kTimedOut] = status === 408;
+    else logClientError(null, null, status, status === 408 ? config.requestTimeoutMs : 0, null, socket.remoteAddress ?? null);
+    // Never write a status line into a response that has started (it would corrupt it).
+    if (socket.writable && !inFlight?.headersSent) socket.write(rawErrorResponse(status));
+    socket.destroy(error);
+  }
+
+  /** The access-log line and request metric of a request that got no response through fastify. */
+  function logClientError(method: string | null, path: string | null, status: number, ms: number, request: FastifyRequest | null, peer: string | null = null): void {
+    observeRequest(method ?? 'OTHER', status, ms / 1_000);
+    if (!config.accessLog) return;
+    const line = { method, path, status, ms: Math.round(ms * 10) / 10, user: request?.session?.record.user ?? null, ip: request?.ip ?? peer };
+    (request?.log ?? deps.logger).info(line, 'request');
+  }
+
   app.setErrorHandler((error: FastifyError, request, reply) => sendError(request, reply, error));
 
   await app.register(cookie);
@@ -91,15 +143,41 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   return app;
 }
 
-/** What fastify would create itself (plain http, or https with GATEWAY_TLS_*), with its defaults. */
+/**
+ * TLS 1.2 at least; for 1.2 only forward-secret AEAD suites (ECDHE with AES-GCM or ChaCha20), none
+ * of the CBC/SHA-1 ones Node still offers by default; TLS 1.3's own suites are all AEAD (Mozilla's
+ * "intermediate" profile without DHE).
+ */
+const TLS_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/** The proxy listener: plain http, or https with GATEWAY_TLS_*. */
 function createGatewayServer(config: GatewayDeps['config'], listener: RequestListener): Server {
-  const server: Server = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, listener) : createHttpServer(listener);
-  // fastify's defaults for its own servers: keep idle connections 72 s (longer than the usual
-  // 60 s of load balancers, so the balancer closes first), no request or socket timeout.
+  const timeouts: ServerOptions = {
+    // The whole request, headers and body, within GATEWAY_REQUEST_TIMEOUT, then 408 and the
+    // connection closes: a trickling client holds no login slot or app connection for long.
+    requestTimeout: config.requestTimeoutMs,
+    headersTimeout: config.requestTimeoutMs,
+    // Node checks for expired requests only this often (30 s by default): a small fraction of the timeout.
+    connectionsCheckingInterval: Math.min(5_000, Math.max(50, Math.floor(config.requestTimeoutMs / 10))),
+  };
+  const server: Server = config.tls
+    ? createHttpsServer({ ...timeouts, cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS }, listener)
+    : createHttpServer(timeouts, listener);
+  // Idle keep-alive connections stay 72 s, longer than the usual 60 s of load balancers, so the
+  // balancer closes first. No socket inactivity timeout: responses (long polls) may take their time.
   server.keepAliveTimeout = 72_000;
-  server.requestTimeout = 0;
   server.setTimeout(0);
   return server;
+}
+
+/** What Node itself would write, plus `Connection: close` (the socket is closed right after). */
+function rawErrorResponse(status: number): string {
+  const body = JSON.stringify({ error: status === 408 ? 'request timeout' : status === 431 ? 'request headers too large' : 'bad request' });
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`;
 }
 
 function rewriteToNormalisedUrl(req: RawRequest): string {

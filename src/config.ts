@@ -39,6 +39,10 @@ export interface Config {
   trustedProxies: BlockList | null;
   trustedProxyCidrs: string[];
   upstreamTimeoutMs: number;
+  /** GATEWAY_REQUEST_TIMEOUT: the whole client request (headers and body) must arrive within this (then 408). */
+  requestTimeoutMs: number;
+  /** GATEWAY_HSTS: Strict-Transport-Security value for https responses; null: not sent. */
+  hsts: string | null;
   preserveHost: boolean;
   headerUser: string;
   headerEmail: string;
@@ -168,6 +172,8 @@ function readAll(r: EnvReader): Config {
     publicUrl: readPublicUrl(r),
     ...readTrustedProxies(r),
     upstreamTimeoutMs: r.duration('GATEWAY_UPSTREAM_TIMEOUT', 30_000, { min: 1, max: MAX_TIMER_MS }),
+    requestTimeoutMs: r.duration('GATEWAY_REQUEST_TIMEOUT', 60_000, { min: 100, max: MAX_TIMER_MS }),
+    hsts: readHsts(r),
     preserveHost: r.boolean('GATEWAY_PRESERVE_HOST', true),
     headerUser: r.headerName('GATEWAY_HEADER_USER', 'X-Forwarded-User'),
     headerEmail: r.headerName('GATEWAY_HEADER_EMAIL', 'X-Forwarded-Email'),
@@ -332,6 +338,17 @@ function readTls(r: EnvReader): { cert: string; key: string } | null {
   const cert = r.file('GATEWAY_TLS_CERT');
   const key = r.file('GATEWAY_TLS_KEY');
   return cert && key ? { cert, key } : null;
+}
+
+/** RFC 6797 §6.1 directives as browsers act on them; anything else is most likely a typo. */
+function readHsts(r: EnvReader): string | null {
+  const value = r.optional('GATEWAY_HSTS');
+  if (value === null) return null;
+  if (!/^max-age=\d{1,10}(\s*;\s*includeSubDomains)?(\s*;\s*preload)?$/i.test(value)) {
+    r.problem(`GATEWAY_HSTS must look like max-age=31536000[; includeSubDomains][; preload] (got ${JSON.stringify(value)})`);
+    return null;
+  }
+  return value;
 }
 
 function readAuthPrefix(r: EnvReader): string {

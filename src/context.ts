@@ -29,5 +29,7 @@ declare module 'fastify' {
     session: ActiveSession | null;
     /** Path after normalisation (what was authorised and what the upstream receives). */
     normalisedPath: string;
+    /** performance.now() when routed: the duration of a request that never gets a response. */
+    receivedAt: number;
   }
 }

@@ -10,11 +10,20 @@ import { accessDenied, upstreamTimeout, upstreamUnavailable } from '../errors.js
 import { clearSessionCookie, isBrowserNavigation, isSameOrigin, publicOrigin, setSessionCookie } from '../http.js';
 import { userForAudit } from '../session/manager.js';
 import { createAccessRules, decideAccess, forwardedIdentity, type AccessRule } from './access-rules.js';
+import { isGatewayCookie } from './gateway-cookies.js';
+import { dropHopByHopHeaders } from './hop-by-hop.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from './identity-headers.js';
 import { createPathMatcher } from './paths.js';
 import { createWebSocketProxy } from './websocket.js';
 
-const UPSTREAM_CONNECTIONS = 128;
+/**
+ * No cap on connections to the app: an HTTP/1.1 connection carries one request at a time, so any
+ * fixed pool lets that many trickling uploads or long polls (anonymous ones included) queue every
+ * other user's request behind them. Unbounded, each in-flight request holds only its own
+ * connection, as if its client had connected to the app directly; a body's time on it is bounded by
+ * GATEWAY_REQUEST_TIMEOUT and the wait for the answer by GATEWAY_UPSTREAM_TIMEOUT.
+ */
+const UPSTREAM_CONNECTIONS = null;
 const kProxyStarted = Symbol('proxyStarted');
 /** The matched rule, kept only when it narrows the groups sent upstream. */
 const kAccessRule = Symbol('accessRule');
@@ -26,7 +35,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
   const access = createAccessRules(config.publicPaths, config.accessRules);
   const isLogout = createPathMatcher(config.logoutPaths);
   const loginUrl = `${config.authPrefix}/login`;
-  const ownCookiePrefixes = [`${config.cookieName}=`, `${CSRF_COOKIE}=`];
+  const ownCookieNames = [config.cookieName, CSRF_COOKIE];
   const upstreamByClass = new Map<string, ReturnType<typeof metrics.upstreamDuration.labels>>();
   const trusted = config.trustedProxies;
   const identityTokens = deps.identityTokens;
@@ -110,13 +119,16 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
       retryDelay: () => null,
       rewriteRequestHeaders(request, headers) {
         (request as TimedRequest)[kProxyStarted] = performance.now();
-        return rewriteRequestHeaders(headers as IncomingHttpHeaders, forwardingContext(request as FastifyRequest, upstream));
+        // Hop-by-hop first, so nothing the gateway adds next can be named away by the client.
+        return rewriteRequestHeaders(dropHopByHopHeaders(headers as IncomingHttpHeaders), forwardingContext(request as FastifyRequest, upstream));
       },
       rewriteHeaders(headers, request) {
+        // The app's Connection/Keep-Alive describe its connection to the gateway, not the client's.
+        dropHopByHopHeaders(headers);
         // The app must not be able to replace or clear the gateway's own cookies.
         const setCookie = headers['set-cookie'] as string | string[] | undefined;
         if (setCookie !== undefined) {
-          headers['set-cookie'] = (Array.isArray(setCookie) ? setCookie : [setCookie]).filter((line) => !ownCookiePrefixes.some((p) => line.startsWith(p)));
+          headers['set-cookie'] = (Array.isArray(setCookie) ? setCookie : [setCookie]).filter((line) => !isGatewayCookie(line, ownCookieNames));
         }
         // An app redirecting to its own internal address would send users to 127.0.0.1.
         const location = headers.location;
@@ -133,6 +145,12 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
         reply.send(upstream.stream);
       },
       onError(reply, { error }) {
+        // The client went away mid-request (its body stream broke the upstream call): its doing,
+        // not the app's. No 5xx in the upstream metric (the Upstream5xx alert) and nobody to answer;
+        // the request itself is counted by app.ts's onRequestAbort hook.
+        // (The request stream being destroyed is no proof: undici also destroys it when the app stops
+        // reading the body, which is the app's failure; only a closed client connection is.)
+        if (reply.raw.destroyed || reply.raw.socket?.destroyed === true) return;
         const failure = (error as { statusCode?: number }).statusCode === 504 ? upstreamTimeout(error) : upstreamUnavailable(error);
         observeUpstream(reply.request as FastifyRequest, failure.statusCode);
         reply.request.log.warn({ code: failure.code, cause: (error.cause as Error | undefined)?.message ?? error.message }, 'upstream failed');

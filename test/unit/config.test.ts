@@ -140,6 +140,8 @@ t.test('durations: plain seconds or units', async (t) => {
   t.equal(idle(' 45m '), 45 * 60_000, 'surrounding spaces are ignored');
   t.equal(loadConfig({ GATEWAY_UPSTREAM_TIMEOUT: '250ms' }).upstreamTimeoutMs, 250);
   t.equal(loadConfig({ GATEWAY_UPSTREAM_TIMEOUT: '1.5' }).upstreamTimeoutMs, 1_500, 'fractional seconds');
+  t.equal(loadConfig({}).requestTimeoutMs, 60_000, 'GATEWAY_REQUEST_TIMEOUT defaults to 60s');
+  t.equal(loadConfig({ GATEWAY_REQUEST_TIMEOUT: '5m' }).requestTimeoutMs, 300_000);
   t.equal(loadConfig({ GATEWAY_SHUTDOWN_DELAY: '0' }).shutdownDelayMs, 0);
   t.equal(loadConfig({ GATEWAY_SHUTDOWN_TIMEOUT: '1m5s' }).shutdownTimeoutMs, 65_000);
   t.equal(loadConfig({ GATEWAY_SESSION_MAX_LIFETIME: '8h' }).maxLifetimeMs, 8 * 3_600_000);
@@ -342,7 +344,7 @@ t.test('WebSocket settings: revalidation interval and message size limit', async
 });
 
 t.test('timer-driven durations are capped where Node would clamp them to 1 ms', async (t) => {
-  for (const name of ['GATEWAY_UPSTREAM_TIMEOUT', 'GATEWAY_SHUTDOWN_DELAY', 'GATEWAY_SHUTDOWN_TIMEOUT', 'GATEWAY_REDIS_COMMAND_TIMEOUT', 'GATEWAY_REDIS_CONNECT_TIMEOUT']) {
+  for (const name of ['GATEWAY_UPSTREAM_TIMEOUT', 'GATEWAY_REQUEST_TIMEOUT', 'GATEWAY_SHUTDOWN_DELAY', 'GATEWAY_SHUTDOWN_TIMEOUT', 'GATEWAY_REDIS_COMMAND_TIMEOUT', 'GATEWAY_REDIS_CONNECT_TIMEOUT']) {
     t.same(problemsOf(t, { [name]: '25d' }), [`${name} must be at most 2147483647 ms (got "25d")`], name);
   }
   t.equal(loadConfig({ GATEWAY_SESSION_MAX_LIFETIME: '30d' }).maxLifetimeMs, 30 * 86_400_000, 'a long session lifetime is a TTL, not a timer: allowed');
