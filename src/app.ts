@@ -11,7 +11,8 @@ import { authRoutes } from './auth/routes.js';
 import { createVerifier, verifyRoutes } from './auth/verify.js';
 import { createVerifyFastPath } from './auth/verify-fast-path.js';
 import type { GatewayDeps } from './context.js';
-import { GatewayError, badPath } from './errors.js';
+import { GatewayError, badHost, badPath } from './errors.js';
+import { hostRefusal } from './http.js';
 import { renderErrorPage, ERROR_PAGE_STYLE_HASH } from './pages.js';
 import { normaliseRequestUrl } from './proxy/paths.js';
 import { proxyRoutes } from './proxy/plugin.js';
@@ -55,6 +56,11 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     if (reason !== undefined) return sendError(request, reply, badPath(reason));
     const query = request.url.indexOf('?');
     request.normalisedPath = query === -1 ? request.url : request.url.slice(0, query);
+  });
+  // Before anything builds a URL or compares an origin from the Host (the verify fast path asks too).
+  app.addHook('onRequest', async (request, reply) => {
+    const refusal = hostRefusal(request.raw, config);
+    if (refusal !== null) return sendError(request, reply, badHost(refusal));
   });
 
   const observeRequest = requestObserver(metrics.requestDuration);
