@@ -85,7 +85,9 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => verifyRoutes(scope, deps, verifier), { prefix: config.authPrefix });
   // Closing: fastify answers 503 (return503OnClosing); the fast path must not keep answering 204.
   app.addHook('preClose', async () => fastVerify.close());
-  await app.register(async (scope) => proxyRoutes(scope, deps));
+  // Forward-auth only (no upstream): the gateway's own routes, and 404 for everything else.
+  const upstream = deps.upstream;
+  if (upstream !== null) await app.register(async (scope) => proxyRoutes(scope, { ...deps, upstream }));
   return app;
 }
 

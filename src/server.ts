@@ -58,7 +58,9 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   closers.push(() => store.close());
   const { users, checkUsers } = await createUsers(config, metrics, logger, options.announce);
   closers.push(() => users.close());
-  const whoami = config.upstream ? null : await startWhoamiServer(`${config.authPrefix}/logout`);
+  // The demo app exists only in the embedded demo mode: with a store or user database configured
+  // and no GATEWAY_UPSTREAM the gateway is a forward-auth service, and nothing but its routes answers.
+  const whoami = config.embedded ? await startWhoamiServer(`${config.authPrefix}/logout`) : null;
   if (whoami) closers.push(() => whoami.close());
 
   // Label children bound once: the hot path then does no label hashing per request.
@@ -86,7 +88,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
       invalidation: (kind) => metrics.sessionCacheInvalidations.inc({ kind }),
     },
   });
-  const upstream = config.upstream ?? (whoami as NonNullable<typeof whoami>).url;
+  const upstream = config.upstream ?? whoami?.url ?? null;
   const limits = { maxPerUser: config.loginMaxAttempts, maxPerIp: config.loginMaxAttemptsPerIp, windowMs: config.loginWindowMs };
   const deps: GatewayDeps = {
     config,
@@ -125,7 +127,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   await admin.listen({ host: config.adminHost, port: config.adminPort });
   const proxyPort = portOf(app);
   const adminPort = portOf(admin);
-  logger.info({ port: proxyPort, adminPort, upstream: deps.upstream.origin, store: store.kind, users: users.kind }, 'session-gateway listening');
+  logger.info({ port: proxyPort, adminPort, upstream: deps.upstream?.origin ?? null, store: store.kind, users: users.kind }, 'session-gateway listening');
 
   let shuttingDown: Promise<void> | null = null;
   const shutdown = () => {
