@@ -64,17 +64,23 @@ const allowedSets = new WeakMap<Config, ReadonlySet<string> | null>();
 export function hostRefusal(req: IncomingMessage, config: Config): string | null {
   const host = req.headers.host;
   if (host === undefined || !isWellFormedHost(host)) return 'malformed Host header';
-  let effective = host;
-  const forwarded = req.headers['x-forwarded-host'];
-  if (forwarded !== undefined && forwarded !== '' && peerTrusted(req.socket, config)) {
-    const value = Array.isArray(forwarded) ? forwarded.join(',') : forwarded;
-    effective = value.slice(value.lastIndexOf(',') + 1).trim();
-    if (!isWellFormedHost(effective)) return 'malformed X-Forwarded-Host header';
-  }
+  const effective = requestHost(req, config);
+  if (effective !== host && !isWellFormedHost(effective)) return 'malformed X-Forwarded-Host header';
   const allowed = allowedHostSet(config);
   if (allowed === null) return null;
   const { name, withPort } = canonicalHost(effective);
   return allowed.has(name) || allowed.has(withPort) ? null : 'Host not allowed (GATEWAY_ALLOWED_HOSTS)';
+}
+
+/**
+ * The host the client asked for: a trusted proxy's X-Forwarded-Host (its last entry, as fastify's
+ * request.host reads it), else the Host header. Checked by hostRefusal before any route runs.
+ */
+export function requestHost(req: IncomingMessage, config: Config): string {
+  const forwarded = req.headers['x-forwarded-host'];
+  if (forwarded === undefined || forwarded === '' || !peerTrusted(req.socket, config)) return req.headers.host ?? '';
+  const value = Array.isArray(forwarded) ? forwarded.join(',') : forwarded;
+  return value.slice(value.lastIndexOf(',') + 1).trim();
 }
 
 function allowedHostSet(config: Config): ReadonlySet<string> | null {

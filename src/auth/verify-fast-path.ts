@@ -75,7 +75,7 @@ export function createVerifyFastPath(deps: GatewayDeps, verifier: Verifier): Ver
         .then(
           (result) => {
             if (result.outcome !== 'valid' || decideAccess(rule, result.session.record) !== 'allow') return passOn();
-            res.writeHead(204, verifier.allowHeaders(rule, result.session));
+            res.writeHead(204, verifier.allowHeaders(rule, result.session, req));
             res.end();
             observe('GET', 204, (performance.now() - started) / 1_000);
           },

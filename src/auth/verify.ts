@@ -2,10 +2,11 @@
 // (SPEC 3). Only 204 (identity in headers), 401 (Location: the login URL), 403 and 503. It runs once
 // per request of the app behind the proxy, so it is registered outside the other auth routes: no
 // body parsing, none of their browser-page headers, nothing computed that a 204 does not carry.
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayDeps } from '../context.js';
-import { isSameOrigin } from '../http.js';
+import { isSameOrigin, requestHost } from '../http.js';
 import { escapeHtml } from '../pages.js';
 import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule } from '../proxy/access-rules.js';
 import { encodeGroups, encodeHeaderValue } from '../proxy/identity-headers.js';
@@ -31,8 +32,8 @@ export interface Verifier {
   peerTrusted(socket: Socket): boolean;
   /** The same rules as the proxy path, for the request the proxy asks about; null: cannot be decided. */
   ruleFor(target: OriginalRequest): AccessRule | null;
-  /** The headers of a 204: identity (narrowed by the rule), the signed token, no-store. */
-  allowHeaders(rule: AccessRule, session: ActiveSession): Record<string, string>;
+  /** The headers of a 204: identity (narrowed by the rule), the signed token (its `aud` from `request`'s host), no-store. */
+  allowHeaders(rule: AccessRule, session: ActiveSession, request: IncomingMessage): Record<string, string>;
 }
 
 export function createVerifier(deps: GatewayDeps): Verifier {
@@ -62,13 +63,14 @@ export function createVerifier(deps: GatewayDeps): Verifier {
       if (target.known) return access.match(target.path, target.method);
       return rulesRestrict ? null : DEFAULT_RULE;
     },
-    allowHeaders(rule, session) {
+    allowHeaders(rule, session, request) {
       const forwarded = forwardedIdentity(rule, session);
       const { record } = forwarded;
       const headers: Record<string, string> = { 'cache-control': 'no-store', [userHeader]: encodeHeaderValue(record.user) };
       if (record.email) headers[emailHeader] = encodeHeaderValue(record.email);
       if (record.groups.length > 0) headers[groupsHeader] = encodeGroups(record.groups);
-      if (deps.identityTokens) headers[IDENTITY_TOKEN_HEADER] = deps.identityTokens.tokenFor(forwarded);
+      const tokens = deps.identityTokens;
+      if (tokens) headers[IDENTITY_TOKEN_HEADER] = tokens.tokenFor(forwarded, tokens.audienceForHost(requestHost(request, config)));
       return headers;
     },
   };
@@ -112,7 +114,7 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, veri
     // As on the proxy path: browsers apply no CORS to WebSockets, so one carrying a session must be
     // opened from the gateway's own origin (the proxy passes the handshake's headers to verify).
     if (request.headers['sec-websocket-key'] !== undefined && !isSameOrigin(request, config)) return forbidden(request, reply, 'cross-origin WebSocket with a session');
-    return reply.code(204).headers(verifier.allowHeaders(rule, validation.session)).send();
+    return reply.code(204).headers(verifier.allowHeaders(rule, validation.session, request.raw)).send();
   }
 
 
