@@ -9,7 +9,8 @@ import type { GatewayDeps } from '../context.js';
 import { isSameOrigin, requestHost } from '../http.js';
 import { escapeHtml } from '../pages.js';
 import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule } from '../proxy/access-rules.js';
-import { encodeGroups, encodeHeaderValue } from '../proxy/identity-headers.js';
+import { encodeGroups, encodeHeaderValue, removeCookies } from '../proxy/identity-headers.js';
+import { CSRF_COOKIE } from './csrf.js';
 import { IDENTITY_TOKEN_HEADER } from '../proxy/signed-identity.js';
 import { userForAudit, type ActiveSession } from '../session/manager.js';
 import { originalRequest, type OriginalRequest } from './original-request.js';
@@ -34,6 +35,12 @@ export interface Verifier {
   ruleFor(target: OriginalRequest): AccessRule | null;
   /** The headers of a 204: identity (narrowed by the rule), the signed token (its `aud` from `request`'s host), no-store. */
   allowHeaders(rule: AccessRule, session: ActiveSession, request: IncomingMessage): Record<string, string>;
+  /**
+   * The request's Cookie header without the gateway's cookies, or null when nothing is left. A 204
+   * carries it as `Cookie`: Traefik (authResponseHeadersRegex matching Cookie) first drops the
+   * client's header, then copies this one, so the app never receives the session (SPEC 4).
+   */
+  appCookies(request: IncomingMessage): string | null;
 }
 
 export function createVerifier(deps: GatewayDeps): Verifier {
@@ -47,7 +54,15 @@ export function createVerifier(deps: GatewayDeps): Verifier {
   const userHeader = config.headerUser.toLowerCase();
   const emailHeader = config.headerEmail.toLowerCase();
   const groupsHeader = config.headerGroups.toLowerCase();
+  const gatewayCookies = new Set([config.cookieName, CSRF_COOKIE]);
+  const appCookies = (request: IncomingMessage): string | null => {
+    const cookie = request.headers.cookie;
+    if (cookie === undefined) return null;
+    const kept = removeCookies(cookie, gatewayCookies);
+    return kept === '' ? null : kept;
+  };
   return {
+    appCookies,
     quiet: !(config.accessLog && config.verifyAccessLog),
     /** Keep-alive connections from the proxy carry many verifies: check the peer once per socket. */
     peerTrusted(socket: PeerSocket) {
@@ -71,6 +86,8 @@ export function createVerifier(deps: GatewayDeps): Verifier {
       if (record.groups.length > 0) headers[groupsHeader] = encodeGroups(record.groups);
       const tokens = deps.identityTokens;
       if (tokens) headers[IDENTITY_TOKEN_HEADER] = tokens.tokenFor(forwarded, tokens.audienceForHost(requestHost(request, config)));
+      const cookies = appCookies(request);
+      if (cookies !== null) headers.cookie = cookies;
       return headers;
     },
   };
@@ -103,7 +120,10 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, veri
 
     const rule = verifier.ruleFor(target);
     if (rule === null) return forbidden(request, reply, 'access rules need the original request (X-Forwarded-Uri or X-Original-URI from a trusted proxy)');
-    if (rule.policy === 'public') return reply.code(204).header('cache-control', 'no-store').send();
+    if (rule.policy === 'public') {
+      const cookies = verifier.appCookies(request.raw);
+      return reply.code(204).header('cache-control', 'no-store').headers(cookies === null ? {} : { cookie: cookies }).send();
+    }
     if (rule.policy === 'deny') return denied(request, reply, rule, target, await userForAudit(sessions, request.cookies[config.cookieName]));
     // The fast path may have validated this very request already and handed it over.
     const validation = (await takePrevalidated(request.raw)) ?? (await sessions.validate(request.cookies[config.cookieName]));
