@@ -5,6 +5,8 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +43,7 @@ t.teardown(() => rm(dir, { recursive: true, force: true }));
 const globals = `{\n\tadmin off\n\tauto_https off\n\tdefault_bind 127.0.0.1\n}\n`;
 
 /** The shipped Caddyfile, only its addresses changed, in front of the app on `appPort`. */
-async function startCaddy(name: string, appPort: number): Promise<{ site: string; port: number }> {
+async function startCaddy(name: string, appPort: number, gatewayPort = gw.running.proxyPort): Promise<{ site: string; port: number }> {
   const port = await freePort();
   const site = `http://127.0.0.1:${port}`;
   const file = join(dir, `${name}.Caddyfile`);
@@ -50,8 +52,8 @@ async function startCaddy(name: string, appPort: number): Promise<{ site: string
     globals +
       renderExample(EXAMPLE, [
         ['app.example.com {', `${site} {`],
-        ['reverse_proxy 127.0.0.1:8000', `reverse_proxy 127.0.0.1:${gw.running.proxyPort}`],
-        ['forward_auth 127.0.0.1:8000 {', `forward_auth 127.0.0.1:${gw.running.proxyPort} {`],
+        ['reverse_proxy 127.0.0.1:8000', `reverse_proxy 127.0.0.1:${gatewayPort}`],
+        ['forward_auth 127.0.0.1:8000 {', `forward_auth 127.0.0.1:${gatewayPort} {`],
         ['reverse_proxy 127.0.0.1:8080', `reverse_proxy 127.0.0.1:${appPort}`],
       ]),
   );
@@ -138,4 +140,16 @@ t.test("the gateway's cookies never reach the app, every occurrence; the app's o
   t.equal(leading.json<CgiView>().environ.HTTP_COOKIE, 'xsgw_session=keep; c=3', 'leading ones too; a name that only ends the same is the app’s');
   const only = await send(`${cgi.site}/public/page`, { headers: [host, ['Cookie', 'sgw_session=x; sgw_session=y']] });
   t.equal(only.json<CgiView>().environ.HTTP_COOKIE, undefined, 'a header with nothing left is not sent');
+});
+
+t.test('a 401 without a Location stays a 401 (never a redirect to nowhere)', async (t) => {
+  const verifier = createServer((_req, res) => res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"authentication required","login":null}'));
+  await new Promise<void>((resolve) => verifier.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise((resolve) => verifier.close(resolve)));
+  const stubbed = await startCaddy('no-location', app.port, (verifier.address() as AddressInfo).port);
+  const before = app.received.length;
+  const res = await send(`${stubbed.site}/app/page`, { headers: browser });
+  t.equal(res.status, 401);
+  t.equal(res.headers.location, undefined);
+  t.equal(app.received.length, before, 'nothing reached the app');
 });
