@@ -10,9 +10,9 @@ import { isSameOrigin, requestHost } from '../http.js';
 import { escapeHtml } from '../pages.js';
 import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule } from '../proxy/access-rules.js';
 import { encodeGroups, encodeHeaderValue, removeCookies } from '../proxy/identity-headers.js';
-import { CSRF_COOKIE } from './csrf.js';
 import { IDENTITY_TOKEN_HEADER } from '../proxy/signed-identity.js';
 import { userForAudit, type ActiveSession } from '../session/manager.js';
+import { CSRF_COOKIE } from './csrf.js';
 import { originalRequest, type OriginalRequest } from './original-request.js';
 import { takePrevalidated } from './verify-fast-path.js';
 
@@ -55,9 +55,11 @@ export function createVerifier(deps: GatewayDeps): Verifier {
   const emailHeader = config.headerEmail.toLowerCase();
   const groupsHeader = config.headerGroups.toLowerCase();
   const gatewayCookies = new Set([config.cookieName, CSRF_COOKIE]);
+  const sessionOnly = `${config.cookieName}=`;
   const appCookies = (request: IncomingMessage): string | null => {
     const cookie = request.headers.cookie;
-    if (cookie === undefined) return null;
+    // The common case, answered without parsing: no cookie, or the session cookie alone.
+    if (cookie === undefined || (cookie.startsWith(sessionOnly) && !cookie.includes(';'))) return null;
     const kept = removeCookies(cookie, gatewayCookies);
     return kept === '' ? null : kept;
   };
