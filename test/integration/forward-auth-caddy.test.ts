@@ -15,6 +15,7 @@ import { cookieHeader, send } from '../helpers/http.js';
 import { browserSignIn, cgiIdentity, everyIdentitySpelling, findBinary, renderExample, runServer, startCgiApp, type CgiView } from '../helpers/proxies.js';
 import { freePort, services } from '../helpers/services.js';
 import { startEchoUpstream, type Echo } from '../helpers/upstream.js';
+import { HandshakeRefused, openSocket, startWebSocketUpstream, wsUrl } from '../helpers/websocket.js';
 import { cgiName, rawPairs } from '../regressions/setup.js';
 
 const EXAMPLE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'deploy', 'examples', 'forward-auth', 'Caddyfile');
@@ -152,4 +153,28 @@ t.test('a 401 without a Location stays a 401 (never a redirect to nowhere)', asy
   t.equal(res.status, 401);
   t.equal(res.headers.location, undefined);
   t.equal(app.received.length, before, 'nothing reached the app');
+});
+
+t.test('WebSockets behind Caddy: checked at the handshake, so an open one outlives logout; the reconnect is refused (README)', async (t) => {
+  const wsApp = await startWebSocketUpstream();
+  t.teardown(() => wsApp.close());
+  const ws = await startCaddy('websocket', Number(new URL(wsApp.url).port));
+  const cookie = await login(gw, 'alice', 'alice-caddy-pass');
+  const headers = { cookie: cookieHeader({ sgw_session: cookie }), origin: ws.site };
+  const socket = await openSocket(wsUrl(ws.site, '/live'), { headers });
+  t.equal(await socket.next(), 'hello', 'opened through Caddy with a session');
+  t.equal(wsApp.handshakes.at(-1)?.headers['x-forwarded-user'], 'alice', 'the handshake carried the identity');
+  const out = await send(`${ws.site}/_auth/logout`, { method: 'POST', headers });
+  t.equal(out.status, 303, 'signed out');
+  socket.ws.send('still here');
+  t.equal(await socket.next(), 'echo:still here', 'the open socket still relays: Caddy never asks again');
+  const again = await openSocket(wsUrl(ws.site, '/live'), { headers }).then(
+    (s) => {
+      s.ws.terminate();
+      return 101;
+    },
+    (err: unknown) => (err instanceof HandshakeRefused ? err.status : -1),
+  );
+  t.equal(again, 302, 'a new handshake with that cookie is refused (sent to the login page)');
+  socket.ws.close();
 });
