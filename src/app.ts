@@ -12,7 +12,8 @@ import { authRoutes } from './auth/routes.js';
 import { createVerifier, verifyRoutes } from './auth/verify.js';
 import { createVerifyFastPath } from './auth/verify-fast-path.js';
 import type { GatewayDeps } from './context.js';
-import { GatewayError, badPath } from './errors.js';
+import { GatewayError, badHost, badPath } from './errors.js';
+import { hostRefusal } from './http.js';
 import { requestLoggerFactory, writeAccessLine } from './logger.js';
 import { renderErrorPage, ERROR_PAGE_STYLE_HASH } from './pages.js';
 import { normaliseRequestUrl } from './proxy/paths.js';
@@ -69,6 +70,11 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     if (reason !== undefined) return sendError(request, reply, badPath(reason));
     const query = request.url.indexOf('?');
     request.normalisedPath = query === -1 ? request.url : request.url.slice(0, query);
+  });
+  // Before anything builds a URL or compares an origin from the Host (the verify fast path asks too).
+  app.addHook('onRequest', async (request, reply) => {
+    const refusal = hostRefusal(request.raw, config);
+    if (refusal !== null) return sendError(request, reply, badHost(refusal));
   });
 
   const observeRequest = requestObserver(metrics.requestDuration);
@@ -139,7 +145,9 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => verifyRoutes(scope, deps, verifier), { prefix: config.authPrefix });
   // Closing: fastify answers 503 (return503OnClosing); the fast path must not keep answering 204.
   app.addHook('preClose', async () => fastVerify.close());
-  await app.register(async (scope) => proxyRoutes(scope, deps));
+  // Forward-auth only (no upstream): the gateway's own routes, and 404 for everything else.
+  const upstream = deps.upstream;
+  if (upstream !== null) await app.register(async (scope) => proxyRoutes(scope, { ...deps, upstream }));
   return app;
 }
 

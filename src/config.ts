@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { readLoginBranding, type LoginBranding } from './auth/login-branding.js';
 import { parseDurationMs } from './duration.js';
+import { canonicalHost, isWellFormedHost } from './http.js';
 import { findShadowedRules, parseAccessRules, type AccessRuleSpec } from './proxy/access-rules.js';
 import { prefixBase } from './proxy/paths.js';
 import { describeAlgKey, describeKey, IDENTITY_TOKEN_ALGS, parseSigningKey, type AsymmetricAlg, type IdentityTokenAlg, type SigningKey } from './proxy/identity-keys.js';
@@ -36,6 +37,8 @@ export interface Config {
   /** PEM certificate chain and key for TLS on the proxy listener; null: plain http (TLS at the load balancer). */
   tls: { cert: string; key: string } | null;
   publicUrl: URL | null;
+  /** GATEWAY_ALLOWED_HOSTS, canonical (lower case, `name` or `name:port`); null: any well-formed Host. */
+  allowedHosts: string[] | null;
   trustedProxies: BlockList | null;
   trustedProxyCidrs: string[];
   upstreamTimeoutMs: number;
@@ -147,6 +150,7 @@ const MAX_IDENTITY_TOKEN_LIFETIME_MS = 5 * 60_000;
 export function loadConfig(env: Env = process.env): Config {
   const reader = new EnvReader(resolveFileVariables(env));
   const config = readAll(reader);
+  checkCookiePrefix(reader, config);
   if (reader.problems.length > 0) throw new ConfigError(reader.problems);
   return config;
 }
@@ -170,6 +174,7 @@ function readAll(r: EnvReader): Config {
     port: r.integer('GATEWAY_PORT', 8000, { min: 0, max: 65535 }),
     tls: readTls(r),
     publicUrl: readPublicUrl(r),
+    allowedHosts: readAllowedHosts(r),
     ...readTrustedProxies(r),
     upstreamTimeoutMs: r.duration('GATEWAY_UPSTREAM_TIMEOUT', 30_000, { min: 1, max: MAX_TIMER_MS }),
     requestTimeoutMs: r.duration('GATEWAY_REQUEST_TIMEOUT', 60_000, { min: 100, max: MAX_TIMER_MS }),
@@ -221,6 +226,18 @@ function readAll(r: EnvReader): Config {
     embedded,
     identityToken: readIdentityToken(r, redis !== null, secrets.values),
   };
+}
+
+/**
+ * Browsers drop a `__Secure-` cookie set without Secure, and a `__Host-` one set without Secure or
+ * with a Domain (RFC 6265bis section 4.1.3; prefixes match without case): nobody could sign in.
+ */
+function checkCookiePrefix(r: EnvReader, config: Config): void {
+  const name = config.cookieName.toLowerCase();
+  const prefix = name.startsWith('__host-') ? '__Host-' : name.startsWith('__secure-') ? '__Secure-' : null;
+  if (prefix === null) return;
+  if (!config.cookieSecure) r.problem(`GATEWAY_COOKIE_NAME: a ${prefix} cookie needs GATEWAY_COOKIE_SECURE=true (browsers drop it otherwise)`);
+  if (prefix === '__Host-' && config.cookieDomain !== null) r.problem('GATEWAY_COOKIE_NAME: a __Host- cookie must not have GATEWAY_COOKIE_DOMAIN (browsers drop it otherwise); unset one');
 }
 
 function readRedis(r: EnvReader): RedisConfig | null {
@@ -366,6 +383,14 @@ function readPublicUrl(r: EnvReader): URL | null {
     r.problem('GATEWAY_PUBLIC_URL must be an origin only, like https://app.example.com (no path)');
   }
   return url;
+}
+
+function readAllowedHosts(r: EnvReader): string[] | null {
+  const entries = r.list('GATEWAY_ALLOWED_HOSTS');
+  if (entries.length === 0) return null;
+  const bad = entries.filter((entry) => !isWellFormedHost(entry));
+  if (bad.length > 0) r.problem(`GATEWAY_ALLOWED_HOSTS: ${bad.map((b) => JSON.stringify(b)).join(', ')} is not a host name or address with an optional :port`);
+  return entries.filter((entry) => isWellFormedHost(entry)).map((entry) => canonicalHost(entry).withPort);
 }
 
 function readTrustedProxies(r: EnvReader): { trustedProxies: BlockList | null; trustedProxyCidrs: string[] } {

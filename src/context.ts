@@ -17,8 +17,8 @@ export interface GatewayDeps {
   csrf: CsrfTokens;
   metrics: Metrics;
   logger: Logger;
-  /** Where requests are forwarded (GATEWAY_UPSTREAM, or the built-in whoami app). */
-  upstream: URL;
+  /** Where requests are forwarded (GATEWAY_UPSTREAM, or the embedded mode's whoami app); null: forward-auth only. */
+  upstream: URL | null;
   /** The signed X-Gateway-Identity token; null when GATEWAY_IDENTITY_JWT is off. */
   identityTokens: IdentityTokens | null;
 }

@@ -20,6 +20,8 @@ export const userStoreUnavailable = (cause: unknown) =>
 
 export const badPath = (reason: string) => new GatewayError('GW_ERR_BAD_PATH', 400, `Bad request path: ${reason}.`);
 
+export const badHost = (reason: string) => new GatewayError('GW_ERR_BAD_HOST', 400, `Bad request: ${reason}.`);
+
 export const upstreamUnavailable = (cause: unknown) =>
   new GatewayError('GW_ERR_UPSTREAM_UNAVAILABLE', 502, 'The application is not answering.', { cause });
 

@@ -1,5 +1,7 @@
 // Small request helpers shared by the auth routes and the proxy: content negotiation, origins,
 // and the session cookie's attributes.
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { CookieSerializeOptions } from '@fastify/cookie';
 import type { Config } from './config.js';
@@ -16,11 +18,91 @@ export function wantsJson(request: FastifyRequest): boolean {
 
 /**
  * The origin users see: GATEWAY_PUBLIC_URL when set, else what the request says (with
- * X-Forwarded-Proto/-Host believed only from trusted proxies, via fastify's trustProxy).
+ * X-Forwarded-Proto/-Host believed only from trusted proxies, via fastify's trustProxy). That host
+ * has passed hostRefusal() before any route ran, so it is a bare host[:port], never a path.
  */
 export function publicOrigin(request: FastifyRequest, config: Config): string {
   if (config.publicUrl) return config.publicUrl.origin;
   return `${request.protocol}://${request.host}`;
+}
+
+/**
+ * RFC 3986 section 3.2.2-3.2.3 `host [ ":" port ]` in the forms clients send: a DNS name (letters,
+ * digits, `-`, `_`, dots), an IPv4 address, or an IP-literal in brackets. Percent-encoding and
+ * sub-delims are valid in a reg-name but name nothing a browser sends; refusing them keeps `/`,
+ * `?`, `#`, `@`, `%` and spaces out of every absolute URL built from a Host.
+ */
+const WELL_FORMED_HOST = /^(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?$/;
+const MAX_HOST_LENGTH = 261; // 255 for the name (RFC 1035) + ":65535"
+
+export function isWellFormedHost(host: string): boolean {
+  if (host.length > MAX_HOST_LENGTH) return false;
+  const match = WELL_FORMED_HOST.exec(host);
+  return match !== null && (match[1] === undefined || Number(match[1]) <= 65_535);
+}
+
+/** `App.Example.com.:443` → `app.example.com:443`: the form GATEWAY_ALLOWED_HOSTS entries are kept in. */
+export function canonicalHost(host: string): { name: string; withPort: string } {
+  const lower = host.toLowerCase();
+  const colon = lower.lastIndexOf(':');
+  const hasPort = colon !== -1 && colon > lower.lastIndexOf(']');
+  const name = (hasPort ? lower.slice(0, colon) : lower).replace(/\.$/, '');
+  return { name, withPort: hasPort ? `${name}${lower.slice(colon)}` : name };
+}
+
+const kPeerTrusted = Symbol('hostCheckPeerTrusted');
+const allowedSets = new WeakMap<Config, ReadonlySet<string> | null>();
+
+/**
+ * Why a request must get 400 before anything else reads its Host, or null (every door asks: the
+ * onRequest hook in app.ts and the verify fast path). The Host header must be well formed; so must
+ * X-Forwarded-Host when a trusted proxy sends it, since that is then the host absolute URLs and
+ * same-origin checks use (the last entry, as fastify's request.host reads it). With
+ * GATEWAY_ALLOWED_HOSTS, that host must also be one of them (or GATEWAY_PUBLIC_URL's): a page
+ * reached through a rebound DNS name is refused, and no URL is built from a name nobody chose.
+ */
+export function hostRefusal(req: IncomingMessage, config: Config): string | null {
+  const host = req.headers.host;
+  if (host === undefined || !isWellFormedHost(host)) return 'malformed Host header';
+  const effective = requestHost(req, config);
+  if (effective !== host && !isWellFormedHost(effective)) return 'malformed X-Forwarded-Host header';
+  const allowed = allowedHostSet(config);
+  if (allowed === null) return null;
+  const { name, withPort } = canonicalHost(effective);
+  return allowed.has(name) || allowed.has(withPort) ? null : 'Host not allowed (GATEWAY_ALLOWED_HOSTS)';
+}
+
+/**
+ * The host the client asked for: a trusted proxy's X-Forwarded-Host (its last entry, as fastify's
+ * request.host reads it), else the Host header. Checked by hostRefusal before any route runs.
+ */
+export function requestHost(req: IncomingMessage, config: Config): string {
+  const forwarded = req.headers['x-forwarded-host'];
+  if (forwarded === undefined || forwarded === '' || !peerTrusted(req.socket, config)) return req.headers.host ?? '';
+  const value = Array.isArray(forwarded) ? forwarded.join(',') : forwarded;
+  return value.slice(value.lastIndexOf(',') + 1).trim();
+}
+
+function allowedHostSet(config: Config): ReadonlySet<string> | null {
+  let set = allowedSets.get(config);
+  if (set === undefined) {
+    const hosts = config.allowedHosts;
+    set = hosts === null ? null : new Set([...hosts, ...(config.publicUrl ? [canonicalHost(config.publicUrl.hostname).name] : [])]);
+    allowedSets.set(config, set);
+  }
+  return set;
+}
+
+/** Checked once per connection: a proxy's keep-alive connection carries many requests. */
+function peerTrusted(socket: Socket & { [kPeerTrusted]?: boolean }, config: Config): boolean {
+  let verdict = socket[kPeerTrusted];
+  if (verdict === undefined) {
+    const address = socket.remoteAddress ?? '';
+    const trusted = config.trustedProxies;
+    verdict = trusted !== null && address !== '' && trusted.check(address, address.includes(':') ? 'ipv6' : 'ipv4');
+    socket[kPeerTrusted] = verdict;
+  }
+  return verdict;
 }
 
 /**

@@ -70,7 +70,9 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   });
   closers.push(() => users.close());
   closers.push(async () => stopChecks());
-  const whoami = config.upstream ? null : await startWhoamiServer(`${config.authPrefix}/logout`);
+  // The demo app exists only in the embedded demo mode: with a store or user database configured
+  // and no GATEWAY_UPSTREAM the gateway is a forward-auth service, and nothing but its routes answers.
+  const whoami = config.embedded ? await startWhoamiServer(`${config.authPrefix}/logout`) : null;
   if (whoami) closers.push(() => whoami.close());
 
   // Label children bound once: the hot path then does no label hashing per request.
@@ -98,7 +100,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
       invalidation: (kind) => metrics.sessionCacheInvalidations.inc({ kind }),
     },
   });
-  const upstream = config.upstream ?? (whoami as NonNullable<typeof whoami>).url;
+  const upstream = config.upstream ?? whoami?.url ?? null;
   const limits = { maxPerUser: config.loginMaxAttempts, maxPerIp: config.loginMaxAttemptsPerIp, windowMs: config.loginWindowMs };
   const deps: GatewayDeps = {
     config,
@@ -144,7 +146,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   }
   const proxyPort = portOf(app);
   const adminPort = portOf(admin);
-  logger.info({ host: config.host, port: proxyPort, adminHost: config.adminHost, adminPort, upstream: deps.upstream.origin, store: store.kind, users: users.kind }, 'session-gateway listening');
+  logger.info({ host: config.host, port: proxyPort, adminHost: config.adminHost, adminPort, upstream: deps.upstream?.origin ?? null, store: store.kind, users: users.kind }, 'session-gateway listening');
 
   let shuttingDown: Promise<void> | null = null;
   const shutdown = () => {

@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fastifyCookie } from '@fastify/cookie';
 import { requestObserver } from '../admin/metrics.js';
 import type { GatewayDeps } from '../context.js';
+import { hostRefusal } from '../http.js';
 import { decideAccess } from '../proxy/access-rules.js';
 import type { Validation } from '../session/manager.js';
 import { originalRequest } from './original-request.js';
@@ -48,6 +49,7 @@ export function createVerifyFastPath(deps: GatewayDeps, verifier: Verifier): Ver
     },
     handle(req, res, next) {
       if (!enabled || req.method !== 'GET' || req.url !== verifyPath || req.headers['sec-websocket-key'] !== undefined) return next(req, res);
+      if (hostRefusal(req, config) !== null) return next(req, res); // the route answers 400
       const cookieHeader = req.headers.cookie;
       if (cookieHeader === undefined || !cookieHeader.includes(cookiePrefix)) return next(req, res);
       const original = originalRequest({ headers: req.headers, peerTrusted: verifier.peerTrusted(req.socket), path: verifyPath, method: 'GET' });
@@ -73,7 +75,7 @@ export function createVerifyFastPath(deps: GatewayDeps, verifier: Verifier): Ver
         .then(
           (result) => {
             if (result.outcome !== 'valid' || decideAccess(rule, result.session.record) !== 'allow') return passOn();
-            res.writeHead(204, verifier.allowHeaders(rule, result.session));
+            res.writeHead(204, verifier.allowHeaders(rule, result.session, req));
             res.end();
             observe('GET', 204, (performance.now() - started) / 1_000);
           },

@@ -2,15 +2,17 @@
 // (SPEC 3). Only 204 (identity in headers), 401 (Location: the login URL), 403 and 503. It runs once
 // per request of the app behind the proxy, so it is registered outside the other auth routes: no
 // body parsing, none of their browser-page headers, nothing computed that a 204 does not carry.
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayDeps } from '../context.js';
-import { isSameOrigin } from '../http.js';
+import { isSameOrigin, requestHost } from '../http.js';
 import { escapeHtml } from '../pages.js';
 import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule } from '../proxy/access-rules.js';
-import { encodeGroups, encodeHeaderValue } from '../proxy/identity-headers.js';
+import { encodeGroups, encodeHeaderValue, removeCookies } from '../proxy/identity-headers.js';
 import { IDENTITY_TOKEN_HEADER } from '../proxy/signed-identity.js';
 import { userForAudit, type ActiveSession } from '../session/manager.js';
+import { CSRF_COOKIE } from './csrf.js';
 import { originalRequest, type OriginalRequest } from './original-request.js';
 import { takePrevalidated } from './verify-fast-path.js';
 
@@ -31,8 +33,14 @@ export interface Verifier {
   peerTrusted(socket: Socket): boolean;
   /** The same rules as the proxy path, for the request the proxy asks about; null: cannot be decided. */
   ruleFor(target: OriginalRequest): AccessRule | null;
-  /** The headers of a 204: identity (narrowed by the rule), the signed token, no-store. */
-  allowHeaders(rule: AccessRule, session: ActiveSession): Record<string, string>;
+  /** The headers of a 204: identity (narrowed by the rule), the signed token (its `aud` from `request`'s host), no-store. */
+  allowHeaders(rule: AccessRule, session: ActiveSession, request: IncomingMessage): Record<string, string>;
+  /**
+   * The request's Cookie header without the gateway's cookies, or null when nothing is left. A 204
+   * carries it as `Cookie`: Traefik (authResponseHeadersRegex matching Cookie) first drops the
+   * client's header, then copies this one, so the app never receives the session (SPEC 4).
+   */
+  appCookies(request: IncomingMessage): string | null;
 }
 
 export function createVerifier(deps: GatewayDeps): Verifier {
@@ -46,7 +54,17 @@ export function createVerifier(deps: GatewayDeps): Verifier {
   const userHeader = config.headerUser.toLowerCase();
   const emailHeader = config.headerEmail.toLowerCase();
   const groupsHeader = config.headerGroups.toLowerCase();
+  const gatewayCookies = new Set([config.cookieName, CSRF_COOKIE]);
+  const sessionOnly = `${config.cookieName}=`;
+  const appCookies = (request: IncomingMessage): string | null => {
+    const cookie = request.headers.cookie;
+    // The common case, answered without parsing: no cookie, or the session cookie alone.
+    if (cookie === undefined || (cookie.startsWith(sessionOnly) && !cookie.includes(';'))) return null;
+    const kept = removeCookies(cookie, gatewayCookies);
+    return kept === '' ? null : kept;
+  };
   return {
+    appCookies,
     quiet: !(config.accessLog && config.verifyAccessLog),
     /** Keep-alive connections from the proxy carry many verifies: check the peer once per socket. */
     peerTrusted(socket: PeerSocket) {
@@ -62,13 +80,16 @@ export function createVerifier(deps: GatewayDeps): Verifier {
       if (target.known) return access.match(target.path, target.method);
       return rulesRestrict ? null : DEFAULT_RULE;
     },
-    allowHeaders(rule, session) {
+    allowHeaders(rule, session, request) {
       const forwarded = forwardedIdentity(rule, session);
       const { record } = forwarded;
       const headers: Record<string, string> = { 'cache-control': 'no-store', [userHeader]: encodeHeaderValue(record.user) };
       if (record.email) headers[emailHeader] = encodeHeaderValue(record.email);
       if (record.groups.length > 0) headers[groupsHeader] = encodeGroups(record.groups);
-      if (deps.identityTokens) headers[IDENTITY_TOKEN_HEADER] = deps.identityTokens.tokenFor(forwarded);
+      const tokens = deps.identityTokens;
+      if (tokens) headers[IDENTITY_TOKEN_HEADER] = tokens.tokenFor(forwarded, tokens.audienceForHost(requestHost(request, config)));
+      const cookies = appCookies(request);
+      if (cookies !== null) headers.cookie = cookies;
       return headers;
     },
   };
@@ -101,7 +122,10 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, veri
 
     const rule = verifier.ruleFor(target);
     if (rule === null) return forbidden(request, reply, 'access rules need the original request (X-Forwarded-Uri or X-Original-URI from a trusted proxy)');
-    if (rule.policy === 'public') return reply.code(204).header('cache-control', 'no-store').send();
+    if (rule.policy === 'public') {
+      const cookies = verifier.appCookies(request.raw);
+      return reply.code(204).header('cache-control', 'no-store').headers(cookies === null ? {} : { cookie: cookies }).send();
+    }
     if (rule.policy === 'deny') return denied(request, reply, rule, target, await userForAudit(sessions, request.cookies[config.cookieName]));
     // The fast path may have validated this very request already and handed it over.
     const validation = (await takePrevalidated(request.raw)) ?? (await sessions.validate(request.cookies[config.cookieName]));
@@ -112,7 +136,7 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, veri
     // As on the proxy path: browsers apply no CORS to WebSockets, so one carrying a session must be
     // opened from the gateway's own origin (the proxy passes the handshake's headers to verify).
     if (request.headers['sec-websocket-key'] !== undefined && !isSameOrigin(request, config)) return forbidden(request, reply, 'cross-origin WebSocket with a session');
-    return reply.code(204).headers(verifier.allowHeaders(rule, validation.session)).send();
+    return reply.code(204).headers(verifier.allowHeaders(rule, validation.session, request.raw)).send();
   }
 
 

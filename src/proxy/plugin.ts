@@ -30,7 +30,7 @@ const kAccessRule = Symbol('accessRule');
 
 type TimedRequest = FastifyRequest & { [kProxyStarted]?: number; [kAccessRule]?: AccessRule };
 
-export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
+export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { upstream: URL }): Promise<void> {
   const { config, sessions, metrics } = deps;
   const access = createAccessRules(config.publicPaths, config.accessRules);
   const isLogout = createPathMatcher(config.logoutPaths);

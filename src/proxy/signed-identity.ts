@@ -14,6 +14,7 @@ import { createHmac, randomBytes, sign } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { canonicalHost } from '../http.js';
 import type { Identity } from '../session/types.js';
 import { generateSigningKey, type IdentityTokenAlg, type SigningKey } from './identity-keys.js';
 
@@ -36,6 +37,13 @@ export interface IdentityTokens {
   tokenFor(session: { idHash: string; record: Identity }, audience?: string): string;
   /** The `aud` for an upstream: GATEWAY_IDENTITY_JWT_AUDIENCE when set, else the upstream's origin. */
   audienceFor(upstream: URL): string;
+  /**
+   * The `aud` of a forward-auth answer for the app at `host` (the original request's, checked by
+   * hostRefusal): GATEWAY_IDENTITY_JWT_AUDIENCE when set; without GATEWAY_UPSTREAM
+   * `https://<host>`, so a token app A receives is refused by app B behind the same gateway;
+   * else the upstream's origin, as before.
+   */
+  audienceForHost(host: string): string;
   /** The JWKS document publishing every configured key; null in HMAC mode (nothing public to publish). */
   readonly jwksJson: string | null;
 }
@@ -50,6 +58,8 @@ export interface IdentityTokenOptions {
   audience: string;
   /** True when the operator set the audience: it then holds for every upstream. */
   audienceFixed?: boolean;
+  /** Forward-auth only (no GATEWAY_UPSTREAM, no fixed audience): name each app by its host. */
+  audienceFromHost?: boolean;
   lifetimeMs: number;
   now?: () => number;
 }
@@ -96,6 +106,9 @@ export function createIdentityTokens(options: IdentityTokenOptions): IdentityTok
     },
     audienceFor(upstream) {
       return options.audienceFixed ? options.audience : upstream.origin;
+    },
+    audienceForHost(host) {
+      return options.audienceFromHost && host !== '' ? `https://${canonicalHost(host).withPort}` : options.audience;
     },
   };
 }
@@ -156,9 +169,11 @@ export function identityTokensFromConfig(config: Config, logger: Logger): Identi
     hmacSecret: settings.hmacSecret,
     issuer: settings.issuer ?? config.publicUrl?.origin ?? DEFAULT_ISSUER,
     // Without GATEWAY_UPSTREAM (forward-auth, or the demo app on a random port) there is no stable
-    // origin to name, so the same name every replica agrees on.
+    // upstream origin to name, so the same name every replica agrees on; forward-auth answers name
+    // the app by the original request's host instead (audienceForHost).
     audience: settings.audience ?? config.upstream?.origin ?? config.publicUrl?.origin ?? DEFAULT_ISSUER,
     audienceFixed: settings.audience !== null,
+    audienceFromHost: settings.audience === null && config.upstream === null,
     lifetimeMs: settings.lifetimeMs,
   });
   logger.info({ alg: settings.alg, kid: keys[0]?.kid ?? null, published: keys.length, lifetimeMs: settings.lifetimeMs }, 'signed identity tokens enabled');

@@ -138,6 +138,9 @@ t.test('the ALB sends traffic to the gateway port, checks /readyz, and needs no 
 t.test('the environment of the task definition is a configuration the gateway accepts', async (t) => {
   t.doesNotThrow(() => gatewayConfig());
   const config = gatewayConfig();
-  t.ok(config.publicUrl && config.trustedProxies, 'behind the ALB: public URL set and the VPC range trusted for X-Forwarded-*');
+  t.ok(config.publicUrl && config.trustedProxies, 'behind the ALB: public URL set and a trusted range for X-Forwarded-*');
+  for (const cidr of config.trustedProxyCidrs) {
+    t.ok(Number(cidr.split('/')[1] ?? 32) >= 24, `${cidr}: only the ALB's own small subnets, never the VPC (any task could forge X-Forwarded-For)`);
+  }
   t.ok(parseDurationMs(envOf(gateway).GATEWAY_SHUTDOWN_DELAY ?? '') !== null, 'a shutdown delay is set');
 });

@@ -118,6 +118,9 @@ t.test('every manifest validates against the Kubernetes schemas', async (t) => {
 
 t.test('the gateway is a sidecar: the app listens on loopback and only the gateway is reachable', async (t) => {
   const config = loadConfig(withMountedSecret(t, { 'session-secret': 'x'.repeat(48) }));
+  for (const cidr of config.trustedProxyCidrs) {
+    t.ok(Number(cidr.split('/')[1] ?? 32) >= 24, `${cidr}: only the load balancer's range, never the cluster's (any pod could forge X-Forwarded-For)`);
+  }
   t.equal(config.upstream?.hostname, '127.0.0.1', 'the gateway forwards to the pod loopback');
   t.same(
     (app.env ?? []).filter((e) => ['HOST', 'PORT'].includes(e.name)).map((e) => [e.name, e.value]),

@@ -2,7 +2,7 @@
 // fail with one line), render a shipped example with test addresses, run it in the foreground in a
 // temp dir and stop it by PID.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { hiddenField } from '../regressions/setup.js';
 import { cookieHeader, send } from './http.js';
@@ -81,4 +81,66 @@ export async function browserSignIn(site: string, loginUrl: string, username: st
   const cookie = res.cookies.sgw_session;
   if (res.status !== 303 || !cookie) throw new Error(`form login through the proxy: ${res.status} ${res.body.slice(0, 200)}`);
   return { cookie, next: res.headers.location ?? '' };
+}
+
+/** What a CGI-style app saw: the WSGI environ's HTTP_* variables (spellings merged as CGI does). */
+export interface CgiView {
+  method: string;
+  path: string;
+  query: string;
+  environ: Record<string, string>;
+}
+
+// Python's wsgiref, as shipped: it folds header names the CGI way (`-` and `_` alike, any case)
+// and joins repeated ones with a comma, like PHP's built-in server, older gunicorn, Puma and uWSGI.
+const WSGI_APP = `import json, sys
+from wsgiref.simple_server import make_server, WSGIRequestHandler
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args): pass
+def app(environ, start_response):
+    seen = {k: v for k, v in environ.items() if k.startswith('HTTP_')}
+    body = json.dumps({'method': environ['REQUEST_METHOD'], 'path': environ.get('PATH_INFO', ''), 'query': environ.get('QUERY_STRING', ''), 'environ': seen}).encode()
+    start_response('200 OK', [('Content-Type', 'application/json'), ('Content-Length', str(len(body)))])
+    return [body]
+make_server('127.0.0.1', int(sys.argv[1]), app, handler_class=Quiet).serve_forever()
+`;
+
+/** A CGI-style app (Python's wsgiref) on loopback, stopped with the test; answers with its CgiView. */
+export async function startCgiApp(t: Teardown, dir: string, port: number): Promise<void> {
+  const file = `${dir}/cgi_app.py`;
+  writeFileSync(file, WSGI_APP);
+  await runServer(t, findBinary('python3', "install Debian's python3"), [file, String(port)], port);
+}
+
+const SPOOFED_VALUES: Record<string, string> = {
+  'X-Forwarded-User': 'mallory',
+  'X-Forwarded-Email': 'mallory@evil.example',
+  'X-Forwarded-Groups': 'admins',
+  'X-Gateway-Identity': 'forged.token.sig',
+};
+
+/**
+ * Every spelling of every identity header a client could send: each `-` as `-` or `_`, each in
+ * its canonical, lower and upper case (X-Forwarded-User, x_forwarded_user, X-FORWARDED_USER, …).
+ */
+export function everyIdentitySpelling(): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  for (const [name, value] of Object.entries(SPOOFED_VALUES)) {
+    const parts = name.split('-');
+    for (let mask = 0; mask < 2 ** (parts.length - 1); mask++) {
+      const spelt = parts.reduce((acc, part, i) => (i === 0 ? part : `${acc}${mask & (1 << (i - 1)) ? '_' : '-'}${part}`), '');
+      for (const variant of new Set([spelt, spelt.toLowerCase(), spelt.toUpperCase()])) pairs.push([variant, `${value}-${pairs.length}`]);
+    }
+  }
+  return pairs;
+}
+
+/** The four identity variables a CGI-style app reads, as it reads them (absent ones left out). */
+export function cgiIdentity(view: CgiView): Record<string, string> {
+  const seen: Record<string, string> = {};
+  for (const key of ['HTTP_X_FORWARDED_USER', 'HTTP_X_FORWARDED_EMAIL', 'HTTP_X_FORWARDED_GROUPS', 'HTTP_X_GATEWAY_IDENTITY']) {
+    const value = view.environ[key];
+    if (value !== undefined) seen[key] = value;
+  }
+  return seen;
 }

@@ -74,7 +74,7 @@ t.test('forward_groups narrows the group header and the token under its rule', a
   const admin = await verify(gw, { ...ada, ...asking('/admin/users') });
   t.equal(admin.headers['x-forwarded-groups'], 'admins');
   t.same(tokenGroups(admin.headers), ['admins']);
-  t.equal(JSON.parse(Buffer.from(String(admin.headers['x-gateway-identity']).split('.')[1] ?? '', 'base64url').toString('utf8')).aud, 'session-gateway', 'without GATEWAY_UPSTREAM the audience is a name every replica agrees on');
+  t.equal(JSON.parse(Buffer.from(String(admin.headers['x-gateway-identity']).split('.')[1] ?? '', 'base64url').toString('utf8')).aud, `https://${new URL(gw.url).host}`, 'without GATEWAY_UPSTREAM the audience names the app by the request’s host');
   const elsewhere = await verify(gw, { ...ada, ...asking('/home') });
   t.equal(elsewhere.headers['x-forwarded-groups'], 'admins,payroll');
   t.same(tokenGroups(elsewhere.headers), ['admins', 'payroll']);

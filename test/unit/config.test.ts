@@ -355,3 +355,21 @@ t.test('WebSocket checks run at least twice per idle timeout', async (t) => {
   t.equal(loadConfig({}).websocketRevalidateIntervalMs, 30_000);
   t.same(problemsOf(t, { GATEWAY_SESSION_IDLE_TIMEOUT: '1m', GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL: '45s' }), ['GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL must be at most half of GATEWAY_SESSION_IDLE_TIMEOUT (30000 ms)']);
 });
+
+t.test('cookie name prefixes: __Secure- needs Secure, __Host- needs Secure and no Domain', async (t) => {
+  assertNamed(t, problemsOf(t, { ...REDIS, GATEWAY_COOKIE_NAME: '__Secure-sgw', GATEWAY_COOKIE_SECURE: 'false' }), 'GATEWAY_COOKIE_NAME', /__Secure- cookie needs GATEWAY_COOKIE_SECURE=true/);
+  assertNamed(t, problemsOf(t, { ...REDIS, GATEWAY_COOKIE_NAME: '__Host-sgw', GATEWAY_COOKIE_SECURE: 'false' }), 'GATEWAY_COOKIE_NAME', /__Host- cookie needs GATEWAY_COOKIE_SECURE=true/);
+  assertNamed(t, problemsOf(t, { ...REDIS, GATEWAY_COOKIE_NAME: '__Host-sgw', GATEWAY_COOKIE_DOMAIN: 'example.com' }), 'GATEWAY_COOKIE_NAME', /__Host- cookie must not have GATEWAY_COOKIE_DOMAIN/);
+  t.equal(problemsOf(t, { ...REDIS, GATEWAY_COOKIE_NAME: '__host-sgw', GATEWAY_COOKIE_DOMAIN: 'example.com', GATEWAY_COOKIE_SECURE: 'false' }).filter((p) => p.startsWith('GATEWAY_COOKIE_NAME')).length, 2, 'prefixes match without case; both rules reported at once');
+  assertNamed(t, problemsOf(t, { GATEWAY_COOKIE_NAME: '__Secure-sgw' }), 'GATEWAY_COOKIE_NAME', /GATEWAY_COOKIE_SECURE=true/); // embedded mode: Secure off by default
+  t.equal(loadConfig({ ...REDIS, GATEWAY_COOKIE_NAME: '__Host-sgw' }).cookieName, '__Host-sgw', 'Secure (the default) and host-only: accepted');
+  t.equal(loadConfig({ ...REDIS, GATEWAY_COOKIE_NAME: '__Secure-sgw', GATEWAY_COOKIE_DOMAIN: 'example.com' }).cookieDomain, 'example.com', '__Secure- may have a Domain');
+  t.equal(loadConfig({ ...REDIS, GATEWAY_COOKIE_NAME: 'my__Host-sgw', GATEWAY_COOKIE_SECURE: 'false' }).cookieName, 'my__Host-sgw', 'only a leading prefix counts');
+});
+
+t.test('GATEWAY_ALLOWED_HOSTS: host names or addresses with an optional port, kept in lower case', async (t) => {
+  t.equal(loadConfig({}).allowedHosts, null, 'unset: any well-formed Host');
+  t.same(loadConfig({ GATEWAY_ALLOWED_HOSTS: 'App.Example.com, 10.0.0.5:8000 ,[::1]:8000, intranet_host.' }).allowedHosts, ['app.example.com', '10.0.0.5:8000', '[::1]:8000', 'intranet_host']);
+  assertNamed(t, problemsOf(t, { GATEWAY_ALLOWED_HOSTS: 'app.example.com, https://app.example.com, a/b' }), 'GATEWAY_ALLOWED_HOSTS', /"https:\/\/app\.example\.com", "a\/b" is not a host name/);
+  assertNamed(t, problemsOf(t, { GATEWAY_ALLOWED_HOSTS: 'app.example.com:70000' }), 'GATEWAY_ALLOWED_HOSTS');
+});
