@@ -11,7 +11,7 @@ import { clearSessionCookie, isBrowserNavigation, isSameOrigin, publicOrigin, se
 import { userForAudit } from '../session/manager.js';
 import { createAccessRules, decideAccess, forwardedIdentity, type AccessRule } from './access-rules.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from './identity-headers.js';
-import { createPathMatcher } from './paths.js';
+import { createPathMatcher, withoutPathParameters } from './paths.js';
 import { createWebSocketProxy } from './websocket.js';
 
 const UPSTREAM_CONNECTIONS = 128;
@@ -24,7 +24,12 @@ type TimedRequest = FastifyRequest & { [kProxyStarted]?: number; [kAccessRule]?:
 export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
   const { config, sessions, metrics } = deps;
   const access = createAccessRules(config.publicPaths, config.accessRules);
-  const isLogout = createPathMatcher(config.logoutPaths);
+  const isLogoutPath = createPathMatcher(config.logoutPaths);
+  // SPEC 4: `/logout;jsessionid=…` is the app's logout for a Servlet container, so it is ours too.
+  const isLogout = (path: string): boolean => {
+    const servletPath = withoutPathParameters(path);
+    return isLogoutPath(path) || (servletPath !== path && isLogoutPath(servletPath));
+  };
   const loginUrl = `${config.authPrefix}/login`;
   const ownCookiePrefixes = [`${config.cookieName}=`, `${CSRF_COOKIE}=`];
   const upstreamByClass = new Map<string, ReturnType<typeof metrics.upstreamDuration.labels>>();
