@@ -11,6 +11,7 @@ import { clearSessionCookie, isBrowserNavigation, isSameOrigin, publicOrigin, se
 import { userForAudit } from '../session/manager.js';
 import { createAccessRules, decideAccess, forwardedIdentity, type AccessRule } from './access-rules.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from './identity-headers.js';
+import { PROXIED_METHODS } from './methods.js';
 import { createPathMatcher, withoutPathParameters } from './paths.js';
 import { createWebSocketProxy } from './websocket.js';
 
@@ -97,6 +98,8 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps): Prom
     upstream: upstream.toString().replace(/\/$/, ''),
     prefix,
     rewritePrefix: prefix === '/' ? undefined : prefix,
+    // Every method, WebDAV and CalDAV included (methods.ts, SPEC 4), through `authenticate`.
+    httpMethods: [...PROXIED_METHODS],
     // fastify runs a route's preHandler array in order and stops once one has answered; the
     // plugin's type only spells the single-function form.
     preHandler: [authenticate, websockets.upgrade] as unknown as FastifyHttpProxyOptions['preHandler'],

@@ -6,7 +6,7 @@
 // the URI header it came with (X-Original-URI + X-Original-Method, X-Forwarded-Uri +
 // X-Forwarded-Method); any other method is unknown, and src/proxy/access-rules.ts then applies
 // method-scoped rules as if any method could be meant.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -18,6 +18,7 @@ import { testBed } from './setup.js';
 
 const bed = await testBed(t, [{ username: 'alice', password: 'alice-Pw-0017' }]);
 const dir = mkdtempSync(join(tmpdir(), 'sgw-method-spoof-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 writeFileSync(join(dir, 'rules.yaml'), '- { path: /export, methods: [GET], policy: deny }\n');
 const gw = await bed.gateway({ GATEWAY_TRUSTED_PROXIES: '127.0.0.1', GATEWAY_ACCESS_RULES: join(dir, 'rules.yaml') });
 const site = await startNginx(t, uriOnlyAuthRequestSite(gw.running.proxyPort, bed.upstream.port));

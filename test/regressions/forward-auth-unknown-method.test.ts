@@ -7,7 +7,7 @@
 // applies every rule some method would reach (a deny for one method denies; groups for some
 // methods are needed). The verify fast path and the route decide alike (verify.ts ruleFor), and a
 // one-time warning names the missing header.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -22,6 +22,7 @@ const bed = await testBed(t, [
   { username: 'wendy', password: 'wendy-Pw-0017', groups: ['writers'] },
 ]);
 const dir = mkdtempSync(join(tmpdir(), 'sgw-unknown-method-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 writeFileSync(
   join(dir, 'rules.yaml'),
   ['- { path: /api, methods: [POST, PUT, DELETE], policy: { groups: [writers] } }', '- { path: /docs, methods: [GET], policy: public }', ''].join('\n'),

@@ -8,7 +8,7 @@
 // src/proxy/access-rules.ts requires both readings to allow, src/proxy/plugin.ts treats a logout
 // path matching either reading as a logout; the app still receives the raw path. `..;` (which
 // Tomcat and Jetty resolve as `..`) is refused with 400 by the normaliser before any rule.
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import t from 'tap';
@@ -26,7 +26,7 @@ const bed = await testBed(t, [
 ]);
 const rulesFile = join(tmpdir(), `sgw-servlet-rules-${process.pid}.yaml`);
 writeFileSync(rulesFile, 'rules:\n  - { path: /admin, policy: { groups: [admins] } }\n  - { path: /internal, policy: deny }\n');
-t.teardown(() => import('node:fs').then((fs) => fs.rmSync(rulesFile, { force: true })));
+t.teardown(() => rmSync(rulesFile, { force: true }));
 const gw = await bed.gateway({
   GATEWAY_UPSTREAM: jetty.url,
   GATEWAY_ACCESS_RULES: rulesFile,
