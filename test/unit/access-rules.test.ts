@@ -232,3 +232,9 @@ t.test('an unknown method (forward-auth without a method header) is any method',
   t.notOk(plain.methodScoped);
   t.equal(plain.match('/p/q', null).policy, 'public', 'without method-scoped rules the method does not matter');
 });
+
+t.test('rules may name WebDAV and CalDAV methods', async (t) => {
+  const rules = createAccessRules([], rulesFrom('- { path: /dav, methods: [propfind, MKCALENDAR, VERSION-CONTROL, M-SEARCH], policy: deny }\n'));
+  for (const method of ['PROPFIND', 'MKCALENDAR', 'VERSION-CONTROL', 'M-SEARCH']) t.equal(rules.match('/dav/x', method).policy, 'deny', method);
+  t.equal(rules.match('/dav/x', 'GET').policy, 'authenticated');
+});
