@@ -12,11 +12,12 @@ import { authRoutes } from './auth/routes.js';
 import { createVerifier, verifyRoutes } from './auth/verify.js';
 import { createVerifyFastPath } from './auth/verify-fast-path.js';
 import type { GatewayDeps } from './context.js';
-import { GatewayError, badHost, badPath } from './errors.js';
+import { GatewayError, badHost, badPath, methodNotAllowed } from './errors.js';
 import { hostRefusal } from './http.js';
 import { requestLoggerFactory, writeAccessLine } from './logger.js';
 import { renderErrorPage, ERROR_PAGE_STYLE_HASH } from './pages.js';
 import { normaliseRequestUrl } from './proxy/paths.js';
+import { ALLOWED_METHODS_HEADER, isRefusedMethod, refuseTunnels, routeEveryMethod } from './proxy/methods.js';
 import { proxyRoutes } from './proxy/plugin.js';
 
 const kBadPath = Symbol('badPath');
@@ -63,9 +64,13 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   app.decorateRequest('session', null);
   app.decorateRequest('normalisedPath', '');
   app.decorateRequest('receivedAt', 0);
+  // WebDAV/CalDAV methods reach every route, the gateway's own included; TRACE/CONNECT get 405.
+  routeEveryMethod(app);
+  refuseTunnels(app.server);
 
   app.addHook('onRequest', async (request, reply) => {
     request.receivedAt = performance.now();
+    if (isRefusedMethod(request.method)) return sendError(request, reply.header('allow', ALLOWED_METHODS_HEADER), methodNotAllowed());
     const reason = (request.raw as RawRequest)[kBadPath];
     if (reason !== undefined) return sendError(request, reply, badPath(reason));
     const query = request.url.indexOf('?');

@@ -30,6 +30,8 @@ export const upstreamTimeout = (cause: unknown) =>
 
 export const accessDenied = () => new GatewayError('GW_ERR_ACCESS_DENIED', 403, 'You do not have access to this page.');
 
+export const methodNotAllowed = () => new GatewayError('GW_ERR_METHOD_NOT_ALLOWED', 405, 'This method is not allowed.');
+
 export const badWebSocketHandshake = (status: 400 | 405 | 426, reason: string) =>
   new GatewayError('GW_ERR_BAD_WEBSOCKET_HANDSHAKE', status, `Bad WebSocket handshake: ${reason}.`);
 

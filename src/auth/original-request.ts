@@ -9,10 +9,15 @@ export interface OriginalRequest {
   path: string;
   /** Normalised path and query: where the user goes back to after signing in. */
   url: string;
-  method: string;
   /**
-   * False when no trusted proxy named the request: path and method are then the verify request's
-   * own, so public paths cannot match it and the sign-in redirect goes back to `/`.
+   * Upper case; null when no method header came in the URI header's convention. The verify
+   * request's own method says nothing: nginx's auth_request subrequest is always a GET, Traefik's
+   * and Caddy's too. Rules then apply as if any method could be meant (access-rules.ts).
+   */
+  method: string | null;
+  /**
+   * False when no trusted proxy named the request: the path is then the verify request's own,
+   * so public paths cannot match it and the sign-in redirect goes back to `/`.
    */
   known: boolean;
 }
@@ -24,9 +29,8 @@ export interface VerifyRequest {
   headers: IncomingHttpHeaders;
   /** Whether the TCP peer is in GATEWAY_TRUSTED_PROXIES. */
   peerTrusted: boolean;
-  /** The verify request's own normalised path and method. */
+  /** The verify request's own normalised path. */
   path: string;
-  method: string;
 }
 
 // RFC 9110 §9.1: a method is a token.
@@ -47,30 +51,53 @@ export function originalRequest(verify: VerifyRequest): OriginalRequestResult {
 
   const uri = agreed(headers['x-forwarded-uri'], headers['x-original-uri']);
   if (uri === CONFLICT) return { ok: false, reason: 'X-Forwarded-Uri and X-Original-URI disagree' };
-  const named = agreed(headers['x-forwarded-method'], headers['x-original-method']);
-  if (named === CONFLICT) return { ok: false, reason: 'X-Forwarded-Method and X-Original-Method disagree' };
-  if (named !== undefined && !METHOD.test(named)) return { ok: false, reason: 'malformed original method' };
-  // Rules name methods in upper case, and so does every app that routes on them; a proxy that
-  // passes `delete` through (Go's net/http accepts it) must not slip past a rule for DELETE.
-  const method = named?.toUpperCase();
-  // nginx's subrequest keeps the client's method, so a verify that is not a GET is itself the
-  // original method: a header claiming another one is a client's, not the proxy's.
-  if (method !== undefined && verify.method !== 'GET' && verify.method !== 'HEAD' && method !== verify.method) {
-    return { ok: false, reason: 'original method header disagrees with the request method' };
-  }
-  if (uri === undefined) return unnamed(verify, method);
+  // No URI, no method either: a method header alone names no request, and is no proxy's.
+  if (uri === undefined) return unnamed(verify);
+  const method = namedMethod(headers);
+  if (method === CONFLICT) return { ok: false, reason: 'X-Forwarded-Method and X-Original-Method disagree' };
+  if (method === MALFORMED) return { ok: false, reason: 'malformed original method' };
 
   if (NOT_REQUEST_TARGET.test(uri)) return { ok: false, reason: 'malformed original URI (not a request-target)' };
   // Exactly the normalisation of the proxy path: what is authorised here is what the app is asked for.
   const normalised = normaliseRequestUrl(uri);
   if (!normalised.ok) return { ok: false, reason: `malformed original URI (${normalised.reason})` };
-  return { ok: true, request: { path: normalised.path, url: normalised.url, method: method ?? verify.method, known: true } };
+  return { ok: true, request: { path: normalised.path, url: normalised.url, method, known: true } };
+}
+
+/**
+ * The original method, believed only in the convention of the URI header it came with (SPEC 4):
+ * X-Forwarded-Method with X-Forwarded-Uri, X-Original-Method with X-Original-URI. nginx's
+ * documented snippet sets only X-Original-URI and passes the client's own headers on, so an
+ * X-Forwarded-Method there is the client's. With both URI headers (one of them may be the
+ * client's), both method headers must be there and agree. Otherwise the method is unknown (null).
+ */
+function namedMethod(headers: IncomingHttpHeaders): string | null | typeof CONFLICT | typeof MALFORMED {
+  const conventions: Array<[uri: string | string[] | undefined, method: string | string[] | undefined]> = [
+    [headers['x-forwarded-uri'], headers['x-forwarded-method']],
+    [headers['x-original-uri'], headers['x-original-method']],
+  ];
+  let method: string | null = null;
+  for (const [uri, named] of conventions) {
+    if (uri === undefined) continue;
+    const value = single(named);
+    if (value === CONFLICT) return CONFLICT;
+    if (value === undefined) return null;
+    if (!METHOD.test(value)) return MALFORMED;
+    // Rules name methods in upper case, and so does every app that routes on them; a proxy that
+    // passes `delete` through (Go's net/http accepts it) must not slip past a rule for DELETE.
+    const upper = value.toUpperCase();
+    if (method !== null && method !== upper) return CONFLICT;
+    method = upper;
+  }
+  return method;
 }
 
 /** The verify request's own path: no trusted proxy named the original (public paths cannot match). */
-function unnamed(verify: VerifyRequest, method = verify.method): OriginalRequestResult {
-  return { ok: true, request: { path: verify.path, url: verify.path, method, known: false } };
+function unnamed(verify: VerifyRequest): OriginalRequestResult {
+  return { ok: true, request: { path: verify.path, url: verify.path, method: null, known: false } };
 }
+
+const MALFORMED = Symbol('malformed');
 
 const CONFLICT = Symbol('conflict');
 

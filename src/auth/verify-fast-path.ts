@@ -52,7 +52,7 @@ export function createVerifyFastPath(deps: GatewayDeps, verifier: Verifier): Ver
       if (hostRefusal(req, config) !== null) return next(req, res); // the route answers 400
       const cookieHeader = req.headers.cookie;
       if (cookieHeader === undefined || !cookieHeader.includes(cookiePrefix)) return next(req, res);
-      const original = originalRequest({ headers: req.headers, peerTrusted: verifier.peerTrusted(req.socket), path: verifyPath, method: 'GET' });
+      const original = originalRequest({ headers: req.headers, peerTrusted: verifier.peerTrusted(req.socket), path: verifyPath });
       if (!original.ok || !original.request.known) return next(req, res);
       const rule = verifier.ruleFor(original.request);
       if (rule === null || rule.policy === 'public' || rule.policy === 'deny') return next(req, res);

@@ -16,8 +16,10 @@ import { CSRF_COOKIE } from './csrf.js';
 import { originalRequest, type OriginalRequest } from './original-request.js';
 import { takePrevalidated } from './verify-fast-path.js';
 
-// nginx's subrequest keeps the client's method, so a POST to the app is a POST here (HEAD comes
-// with GET). Traefik and Caddy always send GET.
+// nginx's auth_request subrequest, Traefik's and Caddy's calls are GETs whatever the client sent
+// (HEAD comes with GET); the other methods are accepted for proxies configured otherwise. The
+// verify request's own method is never taken for the client's: only a method header is (SPEC 4,
+// original-request.ts).
 const VERIFY_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 const HOST = /^(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 const kTrustedPeer = Symbol('trustedPeer');
@@ -51,6 +53,7 @@ export function createVerifier(deps: GatewayDeps): Verifier {
   // The same for a rule that narrows the groups sent: the full list must not go out instead.
   const rulesRestrict = config.accessRules.some((rule) => rule.policy === 'deny' || rule.policy === 'groups' || rule.forwardGroups !== null);
   const trusted = config.trustedProxies;
+  let warnedNoMethod = false;
   const userHeader = config.headerUser.toLowerCase();
   const emailHeader = config.headerEmail.toLowerCase();
   const groupsHeader = config.headerGroups.toLowerCase();
@@ -77,8 +80,14 @@ export function createVerifier(deps: GatewayDeps): Verifier {
       return verdict;
     },
     ruleFor(target) {
-      if (target.known) return access.match(target.path, target.method);
-      return rulesRestrict ? null : DEFAULT_RULE;
+      if (!target.known) return rulesRestrict ? null : DEFAULT_RULE;
+      if (target.method === null && access.methodScoped && !warnedNoMethod) {
+        warnedNoMethod = true;
+        deps.logger.warn(
+          'forward-auth: a request came without X-Forwarded-Method (with X-Forwarded-Uri) or X-Original-Method (with X-Original-URI); rules with `methods:` are applied as if any method were meant, so they may refuse more than intended: have the proxy send the method header',
+        );
+      }
+      return access.match(target.path, target.method);
     },
     allowHeaders(rule, session, request) {
       const forwarded = forwardedIdentity(rule, session);
@@ -115,7 +124,7 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, veri
   app.route({ method: VERIFY_METHODS, url: '/verify', logLevel, handler: verify });
 
   async function verify(request: FastifyRequest, reply: FastifyReply) {
-    const original = originalRequest({ headers: request.headers, peerTrusted: verifier.peerTrusted(request.raw.socket), path: request.normalisedPath, method: request.method });
+    const original = originalRequest({ headers: request.headers, peerTrusted: verifier.peerTrusted(request.raw.socket), path: request.normalisedPath });
     if (!original.ok) return forbidden(request, reply, original.reason);
     const target = original.request;
     if (!target.known) warnUnnamed(request);
@@ -155,7 +164,10 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, veri
     const login = origin === null ? null : `${origin}${loginPath}?rd=${encodeURIComponent(target.known ? target.url : '/')}`;
     if (login !== null) reply.header('location', login);
     const accept = request.headers.accept;
-    if ((target.method === 'GET' || target.method === 'HEAD') && accept !== undefined && accept.includes('text/html') && login !== null) {
+    // A page only for what looks like a navigation; presentation, not access, so the verify
+    // request's own method stands in when the proxy named none.
+    const method = target.method ?? request.method;
+    if ((method === 'GET' || method === 'HEAD') && accept !== undefined && accept.includes('text/html') && login !== null) {
       const href = escapeHtml(login);
       return reply
         .type('text/html; charset=utf-8')

@@ -2,8 +2,13 @@
 // `authenticated`. GATEWAY_PUBLIC_PATHS entries act as `public` rules placed first. The same
 // decision serves the proxy path, WebSocket upgrades and forward-auth (/verify), so a rule
 // cannot be enforced on one way in and forgotten on another.
+//
+// A request may be read more than one way, and then every reading must allow it (SPEC 4): the path
+// as sent and the path a Servlet container maps (path parameters removed, paths.ts), and, when
+// forward-auth is not told the method, every method the rules could be matching. The rules that
+// apply are then combined into one that allows only what each of them allows.
 import { parse as parseYaml } from 'yaml';
-import { normaliseRequestUrl, prefixBase } from './paths.js';
+import { normaliseRequestUrl, prefixBase, withoutPathParameters } from './paths.js';
 
 export type AccessPolicy = 'public' | 'authenticated' | 'deny' | 'groups';
 
@@ -23,16 +28,28 @@ export interface AccessRule {
   /** 1-based position in the rules file; 0 for GATEWAY_PUBLIC_PATHS entries and the default. */
   readonly index: number;
   readonly policy: AccessPolicy;
+  /** For `groups`: any one of them grants access. */
   readonly groups: readonly string[];
+  /** For a rule standing for several: further group lists, one group of each is needed too. */
+  readonly alsoGroups: ReadonlyArray<readonly string[]>;
   /** Narrows the group list sent upstream; null: send every group. */
   readonly filterGroups: ((groups: readonly string[]) => string[]) | null;
+  /** Names the rule, or the set of rules it stands for, in caches of what is forwarded under it. */
+  readonly key: string;
 }
 
 export type AccessVerdict = 'allow' | 'login' | 'forbidden';
 
 export interface AccessRules {
-  /** The first rule whose prefix and methods match; the `authenticated` default otherwise. */
-  match(path: string, method: string): AccessRule;
+  /**
+   * The first rule whose prefix and methods match (the `authenticated` default otherwise), for the
+   * path as sent and for it without path parameters: when those differ, a rule that allows only
+   * what both allow. `method` null: not known (forward-auth without a method header); then every
+   * rule some method would reach applies, so a method-scoped rule cannot be walked around.
+   */
+  match(path: string, method: string | null): AccessRule;
+  /** Whether any rule names methods (so an unknown method can change a decision). */
+  readonly methodScoped: boolean;
 }
 
 const ALLOWED_KEYS = new Set(['path', 'methods', 'policy', 'forward_groups']);
@@ -41,8 +58,10 @@ const RULE_PATH = /^(?:[A-Za-z0-9\-._~/]|%[89A-Fa-f][0-9A-Fa-f])+$/;
 const MAX_RULES = 1_000;
 
 /** What a path no rule matches gets: a session is required. */
-export const DEFAULT_RULE: AccessRule = Object.freeze({ index: 0, policy: 'authenticated', groups: [], filterGroups: null });
-const PUBLIC_PATHS_RULE: AccessRule = Object.freeze({ index: 0, policy: 'public', groups: [], filterGroups: null });
+export const DEFAULT_RULE: AccessRule = Object.freeze({ index: 0, policy: 'authenticated', groups: [], alsoGroups: [], filterGroups: null, key: 'default' });
+const PUBLIC_PATHS_RULE: AccessRule = Object.freeze({ index: 0, policy: 'public', groups: [], alsoGroups: [], filterGroups: null, key: 'public' });
+/** Combined rules are few (bounded by the rule table's shape); the cap only guards the memory. */
+const MAX_COMBINED_RULES = 10_000;
 
 /** What a request may do under a rule, given the session's identity (null: anonymous). */
 export function decideAccess(rule: AccessRule, identity: { groups: readonly string[] } | null): AccessVerdict {
@@ -55,7 +74,7 @@ export function decideAccess(rule: AccessRule, identity: { groups: readonly stri
       return identity ? 'allow' : 'login';
     case 'groups':
       if (!identity) return 'login';
-      return rule.groups.some((group) => identity.groups.includes(group)) ? 'allow' : 'forbidden';
+      return hasOneOf(identity.groups, rule.groups) && rule.alsoGroups.every((groups) => hasOneOf(identity.groups, groups)) ? 'allow' : 'forbidden';
   }
 }
 
@@ -65,7 +84,7 @@ export function decideAccess(rule: AccessRule, identity: { groups: readonly stri
  */
 export function forwardedIdentity<R extends { groups: readonly string[] }>(rule: AccessRule | undefined, session: { idHash: string; record: R }): { idHash: string; record: R } {
   if (!rule?.filterGroups) return session;
-  return { idHash: `${session.idHash}#${rule.index}`, record: { ...session.record, groups: rule.filterGroups(session.record.groups) } };
+  return { idHash: `${session.idHash}#${rule.key}`, record: { ...session.record, groups: rule.filterGroups(session.record.groups) } };
 }
 
 /** Compiles rules once at start-up; per request only string prefix checks remain. */
@@ -74,16 +93,95 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
     ...publicPaths.map((path) => compileEntry(path, null, PUBLIC_PATHS_RULE)),
     ...specs.map((spec, i) => compileEntry(spec.path, spec.methods, compileRule(spec, i + 1))),
   ];
-  if (compiled.length === 0) return { match: () => DEFAULT_RULE };
+  if (compiled.length === 0) return { match: () => DEFAULT_RULE, methodScoped: false };
+  const methodScoped = compiled.some((entry) => entry.methods !== null);
+  const combine = ruleCombiner();
+  const firstMatch = (path: string, method: string): AccessRule => {
+    for (const entry of compiled) {
+      if (entry.methods !== null && !entry.methods.has(method)) continue;
+      if (path === entry.base || path.startsWith(entry.baseWithSlash)) return entry.rule;
+    }
+    return DEFAULT_RULE;
+  };
+  // Without method-scoped rules every method gets the same rule ('' is no method's name).
+  const rulesFor = (path: string, method: string | null): AccessRule[] =>
+    method === null && methodScoped ? rulesForAnyMethod(compiled, path) : [firstMatch(path, method ?? '')];
   return {
+    methodScoped,
     match(path, method) {
-      for (const entry of compiled) {
-        if (entry.methods !== null && !entry.methods.has(method)) continue;
-        if (path === entry.base || path.startsWith(entry.baseWithSlash)) return entry.rule;
-      }
-      return DEFAULT_RULE;
+      const servletPath = withoutPathParameters(path);
+      // The common case: one reading, a known method; no allocation.
+      if (servletPath === path && (method !== null || !methodScoped)) return firstMatch(path, method ?? '');
+      const rules = rulesFor(path, method);
+      if (servletPath !== path) rules.push(...rulesFor(servletPath, method));
+      return combine(rules);
     },
   };
+}
+
+/**
+ * Every rule that is the first match for some method at `path`: the rules in order, each kept if
+ * it names a method no earlier kept rule did, up to the first one for all methods (or the default,
+ * which the methods no rule names reach).
+ */
+function rulesForAnyMethod(compiled: readonly CompiledEntry[], path: string): AccessRule[] {
+  const rules: AccessRule[] = [];
+  const named = new Set<string>();
+  for (const entry of compiled) {
+    if (path !== entry.base && !path.startsWith(entry.baseWithSlash)) continue;
+    if (entry.methods === null) {
+      rules.push(entry.rule);
+      return rules;
+    }
+    const before = named.size;
+    for (const method of entry.methods) named.add(method);
+    if (named.size > before) rules.push(entry.rule);
+  }
+  rules.push(DEFAULT_RULE);
+  return rules;
+}
+
+/**
+ * One rule that allows only what each of `rules` allows: a `deny` among them wins; `public` ones
+ * add nothing; otherwise a session is needed, with one group of each `groups` rule, and only the
+ * groups every narrowing rule lets through are sent. Memoised: the same sets recur.
+ */
+function ruleCombiner(): (rules: readonly AccessRule[]) => AccessRule {
+  const memo = new Map<string, AccessRule>();
+  return (rules) => {
+    const distinct = [...new Set(rules)];
+    if (distinct.length === 1) return distinct[0] as AccessRule;
+    const key = distinct.map((rule) => rule.key).sort().join('+');
+    let combined = memo.get(key);
+    if (combined === undefined) {
+      combined = combineRules(distinct, key);
+      if (memo.size < MAX_COMBINED_RULES) memo.set(key, combined);
+    }
+    return combined;
+  };
+}
+
+function combineRules(rules: readonly AccessRule[], key: string): AccessRule {
+  const deny = rules.find((rule) => rule.policy === 'deny');
+  if (deny) return deny;
+  const needed = rules.filter((rule) => rule.policy !== 'public');
+  if (needed.length === 0) return rules[0] as AccessRule;
+  if (needed.length === 1) return needed[0] as AccessRule;
+  const groupLists = needed.filter((rule) => rule.policy === 'groups').flatMap((rule) => [rule.groups, ...rule.alsoGroups]);
+  const primary = needed.find((rule) => rule.policy === 'groups') ?? (needed[0] as AccessRule);
+  const filters = needed.flatMap((rule) => (rule.filterGroups ? [rule.filterGroups] : []));
+  return Object.freeze({
+    index: primary.index,
+    policy: primary.policy,
+    groups: groupLists[0] ?? [],
+    alsoGroups: Object.freeze(groupLists.slice(1)),
+    filterGroups: filters.length === 0 ? null : (groups: readonly string[]) => filters.reduce<string[]>((kept, filter) => filter(kept), [...groups]),
+    key,
+  });
+}
+
+function hasOneOf(held: readonly string[], wanted: readonly string[]): boolean {
+  return wanted.some((group) => held.includes(group));
 }
 
 interface CompiledEntry {
@@ -102,7 +200,7 @@ function compileEntry(path: string, methods: string[] | null, rule: AccessRule):
 }
 
 function compileRule(spec: AccessRuleSpec, index: number): AccessRule {
-  return Object.freeze({ index, policy: spec.policy, groups: Object.freeze([...spec.groups]), filterGroups: spec.forwardGroups ? groupFilter(spec.forwardGroups) : null });
+  return Object.freeze({ index, policy: spec.policy, groups: Object.freeze([...spec.groups]), alsoGroups: [], filterGroups: spec.forwardGroups ? groupFilter(spec.forwardGroups) : null, key: String(index) });
 }
 
 function groupFilter(patterns: readonly string[]): (groups: readonly string[]) => string[] {

@@ -222,6 +222,43 @@ export function normaliseRequestUrl(rawUrl: string): NormalisedUrl {
 }
 
 /**
+ * The path as a Servlet container maps it (SPEC 4): path parameters (`;…` up to the end of each
+ * segment) removed, then the empty segments this leaves collapsed and dot segments resolved
+ * (Tomcat and Jetty treat `..;x` as `..`). Rules, public paths and logout paths are matched
+ * against this reading as well as the path itself, so a parameter never widens access:
+ * `/admin;x/secret` is `/admin/secret`, `/;x/admin` is `/admin`, `/admin;` is `/admin`.
+ * An encoded `%3B` counts as a separator here too: containers leave it in the segment, but a
+ * framework that decodes before stripping would not, and a reading can only add a check.
+ * Expects a path from `normaliseRequestUrl` (`%3B` upper-case); returns it unchanged (same
+ * string, no allocation) when it holds no parameter. A `..` above the root stays at the root.
+ */
+export function withoutPathParameters(path: string): string {
+  if (path.indexOf(';') === -1 && path.indexOf('%3B') === -1) return path;
+  const output: string[] = [];
+  const segments = path.split('/');
+  for (const segment of segments) {
+    const name = segment.slice(0, parameterStart(segment));
+    if (name === '' || name === '.') continue;
+    if (name === '..') output.pop();
+    else output.push(name);
+  }
+  if (output.length === 0) return '/';
+  const last = segments[segments.length - 1] as string;
+  const lastName = last.slice(0, parameterStart(last));
+  // `/admin;x/` keeps its trailing slash; `/admin;` is the segment `admin` (Jetty: `/admin`).
+  const trailingSlash = last === '' || lastName === '.' || lastName === '..';
+  return '/' + output.join('/') + (trailingSlash ? '/' : '');
+}
+
+/** Where a segment's parameters start: its first `;` or `%3B`, else its length. */
+function parameterStart(segment: string): number {
+  const semicolon = segment.indexOf(';');
+  const encoded = segment.indexOf('%3B');
+  if (semicolon === -1) return encoded === -1 ? segment.length : encoded;
+  return encoded === -1 ? semicolon : Math.min(semicolon, encoded);
+}
+
+/**
  * Normalise a configured prefix to its segment "base" (no trailing slash;
  * `''` for the root). Throws, naming the prefix, if it is unusable.
  */

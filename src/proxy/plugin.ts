@@ -13,7 +13,8 @@ import { createAccessRules, decideAccess, forwardedIdentity, type AccessRule } f
 import { isGatewayCookie } from './gateway-cookies.js';
 import { dropHopByHopHeaders } from './hop-by-hop.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from './identity-headers.js';
-import { createPathMatcher } from './paths.js';
+import { PROXIED_METHODS } from './methods.js';
+import { createPathMatcher, withoutPathParameters } from './paths.js';
 import { createWebSocketProxy } from './websocket.js';
 
 /**
@@ -33,7 +34,12 @@ type TimedRequest = FastifyRequest & { [kProxyStarted]?: number; [kAccessRule]?:
 export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { upstream: URL }): Promise<void> {
   const { config, sessions, metrics } = deps;
   const access = createAccessRules(config.publicPaths, config.accessRules);
-  const isLogout = createPathMatcher(config.logoutPaths);
+  const isLogoutPath = createPathMatcher(config.logoutPaths);
+  // SPEC 4: `/logout;jsessionid=…` is the app's logout for a Servlet container, so it is ours too.
+  const isLogout = (path: string): boolean => {
+    const servletPath = withoutPathParameters(path);
+    return isLogoutPath(path) || (servletPath !== path && isLogoutPath(servletPath));
+  };
   const loginUrl = `${config.authPrefix}/login`;
   const ownCookieNames = [config.cookieName, CSRF_COOKIE];
   const upstreamByClass = new Map<string, ReturnType<typeof metrics.upstreamDuration.labels>>();
@@ -101,6 +107,8 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
     upstream: upstream.toString().replace(/\/$/, ''),
     prefix,
     rewritePrefix: prefix === '/' ? undefined : prefix,
+    // Every method, WebDAV and CalDAV included (methods.ts, SPEC 4), through `authenticate`.
+    httpMethods: [...PROXIED_METHODS],
     // fastify runs a route's preHandler array in order and stops once one has answered; the
     // plugin's type only spells the single-function form.
     preHandler: [authenticate, websockets.upgrade] as unknown as FastifyHttpProxyOptions['preHandler'],

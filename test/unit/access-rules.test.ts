@@ -170,3 +170,71 @@ t.test('rules that can never match are reported: ordering mistakes silently open
   ]);
   t.same(findShadowedRules([], rulesFrom(YAML_RULES)), [], 'the example in this file is well ordered');
 });
+
+t.test('path parameters never widen access: both readings must allow (SPEC 4)', async (t) => {
+  const rules = createAccessRules(['/public'], rulesFrom(YAML_RULES));
+  const ops = { groups: ['ops'] };
+  const bob = { groups: ['staff'] };
+  const cases: Array<[path: string, anonymous: string, staff: string, ops: string]> = [
+    ['/admin;x/secret', 'login', 'forbidden', 'allow'],
+    ['/admin;', 'login', 'forbidden', 'allow'],
+    ['/;x/admin', 'login', 'forbidden', 'allow'],
+    ['/admin%3Bx/secret', 'login', 'forbidden', 'allow'],
+    ['/internal;a/b', 'forbidden', 'forbidden', 'forbidden'],
+    ['/internal%3B', 'forbidden', 'forbidden', 'forbidden'],
+    ['/health;x/deep', 'login', 'allow', 'allow'], // public only by the Servlet reading: the raw one needs a session
+    ['/public;jsessionid=1/page', 'login', 'allow', 'allow'],
+    ['/health/x;y', 'allow', 'allow', 'allow'], // public by both readings
+    ['/app;x/page', 'login', 'allow', 'allow'],
+  ];
+  for (const [path, anonymous, staff, admin] of cases) {
+    const rule = rules.match(path, 'GET');
+    t.same([decideAccess(rule, null), decideAccess(rule, bob), decideAccess(rule, ops)], [anonymous, staff, admin], path);
+  }
+});
+
+t.test('combined readings: a group from each rule is needed, and only groups both let through are sent', async (t) => {
+  const rules = createAccessRules([], rulesFrom(`
+- { path: /a, policy: { groups: [red] }, forward_groups: [red, blue] }
+- { path: /b, policy: { groups: [blue] }, forward_groups: ["b*"] }
+`));
+  const rule = rules.match('/a;x', 'GET'); // raw: no rule; Servlet reading: /a
+  t.equal(rule.policy, 'groups');
+  const both = rules.match('/b/..;/a', 'GET'); // refused by normalisation (400) on every door; here raw is under /b, the Servlet reading /a
+  t.equal(decideAccess(both, { groups: ['red'] }), 'forbidden', 'red alone: /b refuses');
+  t.equal(decideAccess(both, { groups: ['blue'] }), 'forbidden', 'blue alone: /a refuses');
+  t.equal(decideAccess(both, { groups: ['red', 'blue'] }), 'allow');
+  t.same(both.filterGroups?.(['red', 'blue', 'black']), ['blue'], 'only what both filters keep');
+  t.not(both.key, rules.match('/b', 'GET').key, 'its own cache key');
+  t.equal(rules.match('/b/..;/a', 'GET'), both, 'memoised: the same rule object');
+});
+
+t.test('an unknown method (forward-auth without a method header) is any method', async (t) => {
+  const rules = createAccessRules([], rulesFrom(`
+- { path: /export, methods: [GET], policy: deny }
+- { path: /api, methods: [POST, DELETE], policy: { groups: [writers] } }
+- { path: /open, methods: [GET], policy: public }
+- { path: /mixed, methods: [GET], policy: public }
+- { path: /mixed, policy: { groups: [staff] } }
+`));
+  t.ok(rules.methodScoped);
+  const writer = { groups: ['writers'] };
+  const staff = { groups: ['staff'] };
+  t.equal(rules.match('/export/all', null).policy, 'deny', 'a deny for one method denies');
+  t.equal(decideAccess(rules.match('/api/items', null), { groups: [] }), 'forbidden', 'groups for some methods are needed');
+  t.equal(decideAccess(rules.match('/api/items', null), writer), 'allow');
+  t.equal(decideAccess(rules.match('/open', null), null), 'login', 'public for GET only: other methods need a session');
+  t.equal(decideAccess(rules.match('/mixed', null), staff), 'allow');
+  t.equal(decideAccess(rules.match('/mixed', null), null), 'login');
+  t.equal(rules.match('/elsewhere', null).policy, 'authenticated');
+  t.equal(rules.match('/export;x', null).policy, 'deny', 'with path parameters too');
+  const plain = createAccessRules(['/p'], rulesFrom('[{"path": "/x", "policy": "deny"}]'));
+  t.notOk(plain.methodScoped);
+  t.equal(plain.match('/p/q', null).policy, 'public', 'without method-scoped rules the method does not matter');
+});
+
+t.test('rules may name WebDAV and CalDAV methods', async (t) => {
+  const rules = createAccessRules([], rulesFrom('- { path: /dav, methods: [propfind, MKCALENDAR, VERSION-CONTROL, M-SEARCH], policy: deny }\n'));
+  for (const method of ['PROPFIND', 'MKCALENDAR', 'VERSION-CONTROL', 'M-SEARCH']) t.equal(rules.match('/dav/x', method).policy, 'deny', method);
+  t.equal(rules.match('/dav/x', 'GET').policy, 'authenticated');
+});

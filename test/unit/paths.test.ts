@@ -5,6 +5,7 @@ import {
   createPathMatcher,
   normaliseRequestUrl,
   safeRedirectTarget,
+  withoutPathParameters,
 } from '../../src/proxy/paths.js';
 
 // [rawUrl, expected path, expected url (defaults to expected path)]
@@ -345,4 +346,59 @@ t.test('safeRedirectTarget output is always a same-origin path', async (t) => {
     t.notMatch(target, /[\\\s]/, 'no backslash or whitespace');
     t.notMatch(target, /[^!-~]/, 'printable ASCII only (header-safe)');
   }
+});
+
+// [normalised path, the path a Servlet container maps it to (parameters removed)]
+const withoutParameters: ReadonlyArray<readonly [string, string]> = [
+  ['/admin/secret', '/admin/secret'],
+  ['/admin;x/secret', '/admin/secret'],
+  ['/admin;', '/admin'],
+  ['/admin;/', '/admin/'],
+  ['/admin;x', '/admin'],
+  ['/admin;a=1;b=2/x;y/z', '/admin/x/z'],
+  ['/;x/admin', '/admin'],
+  ['/;x', '/'],
+  ['/;', '/'],
+  ['/a;x//b', '/a/b'],
+  ['/a/;x/b', '/a/b'],
+  ['/internal;a/b', '/internal/b'],
+  ['/logout;jsessionid=abc', '/logout'],
+  // an encoded `;` counts too: a framework decoding before stripping must not see more than the rules did
+  ['/admin%3Bx/secret', '/admin/secret'],
+  ['/admin%3B', '/admin'],
+  ['/a%3Bx;y/b', '/a/b'],
+  // dot segments that appear once parameters are gone are resolved (Tomcat: `..;` is `..`)
+  ['/public/..;/admin', '/admin'],
+  ['/public/.;x/admin', '/public/admin'],
+  ['/public/x/..%3B/admin', '/public/admin'],
+  ['/..;/admin', '/admin'],
+  ['/a/b/..;', '/a/'],
+  // no parameter: unchanged
+  ['/', '/'],
+  ['/a/b/', '/a/b/'],
+  ['/a%3Cb', '/a%3Cb'],
+  ['/a=b,c', '/a=b,c'],
+];
+
+t.test('withoutPathParameters: the Servlet reading of a path', async (t) => {
+  for (const [path, expected] of withoutParameters) t.equal(withoutPathParameters(path), expected, path);
+});
+
+t.test('withoutPathParameters of a normalised path is normalised, and has no parameter', async (t) => {
+  for (const raw of ['/admin;x/secret', '/;x/admin', '/a;x//b', '/a/;x/b/', '/x;y/z%3Bw/', '/a;.;/b']) {
+    const normalised = normaliseRequestUrl(raw);
+    if (!normalised.ok) {
+      t.fail(`${raw}: ${normalised.reason}`);
+      continue;
+    }
+    const reading = withoutPathParameters(normalised.path);
+    t.notMatch(reading, /;|%3B/, raw);
+    const again = normaliseRequestUrl(reading);
+    t.ok(again.ok && again.path === reading, `${raw} -> ${reading} is normalised`);
+  }
+});
+
+t.test('withoutPathParameters returns the same string when there is nothing to remove', async (t) => {
+  const path = '/a/b/c';
+  t.equal(withoutPathParameters(path), path);
 });
