@@ -37,10 +37,14 @@ await requirePodman();
 for (const port of [8000, 8001]) {
   if (!(await portIsFree(port))) throw new Error(`127.0.0.1:${port} is in use: deploy/docker-compose.yml publishes the gateways there; stop what listens on it`);
 }
-const { tag } = await buildGatewayImage();
-await ensureNodeImage([await dockerfileBaseImage(), image('app-1'), image('app-2')]);
-await ensureRedisImage(image('redis'));
-await ensurePostgresImage(image('postgres'));
+// The Node chain (rootfs, node stand-in, Dockerfile build) and the services' rootfs at once.
+const [{ tag }] = await Promise.all([
+  buildGatewayImage().then(async (built) => {
+    await ensureNodeImage([await dockerfileBaseImage(), image('app-1'), image('app-2')]);
+    return built;
+  }),
+  ensureRedisImage(image('redis')).then(() => ensurePostgresImage(image('postgres'))),
+]);
 
 t.test('the compose stack: a sign-in on replica 1 is honoured by replica 2', async (t) => {
   const run: ComposeRun = { services: compose.services, only: STARTED, projectDir: fileURLToPath(deployDir), prefix: 'sgw-test-compose', builtImage: tag };

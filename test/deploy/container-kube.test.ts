@@ -8,7 +8,12 @@
 // - Then what every user does to a copy of the folder (kustomization.yaml says so), as an overlay
 //   in code: real values in the Secret (Redis and PostgreSQL are containers on the pod's network),
 //   the public URL, one replica, and the gateway's ports published on 127.0.0.1 (like
-//   `kubectl port-forward`).
+//   `kubectl port-forward`). For podman 4.3 (Debian 12): the secret volume's `optional: false`
+//   (Kubernetes' default) is written out, and the Secret is put in podman's store by the test
+//   (see below) rather than played from the file.
+// - podman turns livenessProbe into a healthcheck that runs curl on a named port it cannot
+//   resolve; the image has no curl. So the probes are checked by requesting their path and port
+//   from the rendered Deployment, as the kubelet would.
 // - Images are local stand-ins (test/helpers/containers.ts); the app's image is the example app.
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -67,20 +72,26 @@ const gateway = containers.find((c) => c.name === 'gateway');
 const appContainer = containers.find((c) => c.name === 'app');
 if (!gateway || !appContainer) throw new Error('the Deployment has no gateway and app containers');
 
-const { tag } = await buildGatewayImage();
-await podman(['tag', tag, gateway.image]);
-await buildExampleAppImage(appContainer.image);
 // The same Redis and PostgreSQL images as the compose stack.
 const redisImage = qualified(composeFile.services.redis?.image ?? '');
 const postgresImage = qualified(composeFile.services.postgres?.image ?? '');
-await ensureRedisImage(redisImage);
-await ensurePostgresImage(postgresImage);
+await Promise.all([
+  buildGatewayImage().then(async ({ tag }) => {
+    await podman(['tag', tag, gateway.image]);
+    await buildExampleAppImage(appContainer.image);
+  }),
+  ensureRedisImage(redisImage).then(() => ensurePostgresImage(postgresImage)),
+]);
 
 t.test('the sidecar pod from deploy/kubernetes: probes, Secret files, a sign-in reaches the app', async (t) => {
   const network = PREFIX;
   const [redisName, postgresName] = [`${PREFIX}-redis`, `${PREFIX}-postgres`];
   const podName = `${deployment.metadata.name}-pod-0`;
   await removeAtTeardown(t, 'pod', [podName]);
+  // kube play keeps the Secret as a podman secret and its files in a volume, both by its name.
+  const secretName = rendered.find((m) => m.kind === 'Secret')?.metadata.name ?? '';
+  await removeAtTeardown(t, 'volume', [secretName]);
+  await removeAtTeardown(t, 'secret', [secretName]);
   await removeAtTeardown(t, 'container', [redisName, postgresName]);
   await removeAtTeardown(t, 'network', [network]);
   await podman(['network', 'create', network]);
@@ -115,19 +126,33 @@ t.test('the sidecar pod from deploy/kubernetes: probes, Secret files, a sign-in 
       d.spec.replicas = 1;
       const gw = d.spec.template.spec.containers.find((c) => c.name === 'gateway');
       for (const p of gw?.ports ?? []) Object.assign(p, { hostIP: '127.0.0.1', hostPort: p.name === 'admin' ? adminPort : port });
+      // Kubernetes' default made explicit: podman 4.3 dereferences a missing `optional` (and panics).
+      for (const v of (d.spec.template.spec as { volumes?: Array<{ secret?: { optional?: boolean } }> }).volumes ?? []) if (v.secret) v.secret.optional ??= false;
     }
   }
   const dir = await mkdtemp(join(tmpdir(), 'sgw-kube-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'rendered.yaml');
-  await writeFile(file, documents.map((d) => stringify(d)).join('---\n'));
+  // podman 4.3 stores a Secret of the played file re-encoded, then mounts its `data` values still
+  // base64-encoded (and ignores stringData). So the Secret goes to podman's store directly, its
+  // values in `data` as plain text, the form that version's secret volumes read back as is.
+  const secret = documents.find((m) => m.kind === 'Secret');
+  if (!secret) throw new Error('no Secret in deploy/kubernetes');
+  const secretFile = join(dir, 'secret.yaml');
+  await writeFile(secretFile, stringify({ apiVersion: 'v1', kind: 'Secret', metadata: secret.metadata, data: secret.stringData }), { mode: 0o600 });
+  await podman(['secret', 'create', secretName, secretFile]);
+  await writeFile(file, documents.filter((d) => d !== secret).map((d) => stringify(d)).join('---\n'));
   t.teardown(() => podman(['kube', 'down', file]).catch(() => undefined));
 
   const started = Date.now();
   const play = await podman(['kube', 'play', '--network', network, file], 180_000);
   t.comment(play.stdout.trim().split('\n').join(' | '));
   const base = `http://127.0.0.1:${port}`;
-  await eventually('the gateway answers through the pod', async () => ((await send(`${base}/`, { headers: { accept: 'text/html' } })).status === 302 ? true : undefined), 120_000);
+  await eventually('the gateway answers through the pod', async () => ((await send(`${base}/`, { headers: { accept: 'text/html' } })).status === 302 ? true : undefined), 120_000).catch(async (error: Error) => {
+    const logs = await podman(['logs', '--tail', '5', `${podName}-gateway`]).catch((e: Error) => ({ stdout: '', stderr: e.message }));
+    const ps = await podman(['ps', '-a', '--pod', '--format', '{{.Names}} {{.Status}} {{.Ports}}']).catch(() => ({ stdout: '' }));
+    throw new Error(`${error.message}\ngateway log: ${logs.stdout}${logs.stderr}\ncontainers: ${ps.stdout}`);
+  });
   t.comment(`pod up (podman kube play → sign-in page): ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   const portOf = (probePort: string | number) => {

@@ -328,10 +328,11 @@ interface Teardown {
 }
 
 /** Removes containers, pods or networks by name now (leftovers of an interrupted run) and at teardown. */
-export async function removeAtTeardown(t: Teardown, kind: 'container' | 'pod' | 'network', names: string[]): Promise<void> {
+export async function removeAtTeardown(t: Teardown, kind: 'container' | 'pod' | 'network' | 'secret' | 'volume', names: string[]): Promise<void> {
+  const command = { container: ['rm', '-f', '-t', '0'], pod: ['pod', 'rm', '-f', '-t', '0'], network: ['network', 'rm', '-f'], secret: ['secret', 'rm'], volume: ['volume', 'rm', '-f'] }[kind];
   const remove = async () => {
     for (const name of names) {
-      const args = kind === 'container' ? ['rm', '-f', '-t', '0', name] : kind === 'pod' ? ['pod', 'rm', '-f', '-t', '0', name] : ['network', 'rm', '-f', name];
+      const args = [...command, name];
       await podman(args, 120_000).catch(() => undefined);
     }
   };
