@@ -48,8 +48,10 @@ const [{ tag }] = await Promise.all([
 
 t.test('the compose stack: a sign-in on replica 1 is honoured by replica 2', async (t) => {
   const run: ComposeRun = { services: compose.services, only: STARTED, projectDir: fileURLToPath(deployDir), prefix: 'sgw-test-compose', builtImage: tag };
-  await removeAtTeardown(t, 'container', [...STARTED].reverse().map((s) => containerName(run, s)));
-  await removeAtTeardown(t, 'network', [run.prefix]);
+  await removeAtTeardown(t, [
+    ['container', [...STARTED].reverse().map((s) => containerName(run, s))],
+    ['network', [run.prefix]],
+  ]);
   const started = Date.now();
   await composeUp(run);
 

@@ -19,17 +19,17 @@ const { tag, seconds: buildSeconds } = await buildGatewayImage();
 t.comment(`podman build of the Dockerfile: ${buildSeconds.toFixed(1)} s`);
 
 t.test('the image: Docker format with its HEALTHCHECK, non-root user, size reported', async (t) => {
-  const inspect = JSON.parse((await podman(['image', 'inspect', tag])).stdout) as Array<{ Size: number; Config: { User: string; Healthcheck?: { Test: string[] } } }>;
+  const inspect = JSON.parse((await podman(['image', 'inspect', tag])).stdout) as Array<{ Size: number; Config: { User: string }; Healthcheck?: { Test: string[] } }>;
   const image = inspect[0];
   if (!image) throw new Error(`no image ${tag}`);
   t.equal(image.Config.User, '1000:1000', 'USER 1000:1000');
-  t.match(image.Config.Healthcheck?.Test.join(' ') ?? '', /healthz/, 'the HEALTHCHECK survived the build (Docker format)');
+  t.match(image.Healthcheck?.Test.join(' ') ?? '', /healthz/, 'the HEALTHCHECK survived the build (Docker format)');
   t.comment(`image size: ${(image.Size / MB).toFixed(0)} MiB (uncompressed, all layers)`);
   t.ok(image.Size > 0);
 });
 
 t.test('run: uid 1000, healthy, a login reaches the app, read-only root, SIGTERM drains and exits 0', async (t) => {
-  await removeAtTeardown(t, 'container', [NAME]);
+  await removeAtTeardown(t, [['container', [NAME]]]);
   const [port, adminPort] = [await freePort(), await freePort()];
   const base = `http://127.0.0.1:${port}`;
   const started = Date.now();

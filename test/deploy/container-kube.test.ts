@@ -87,13 +87,15 @@ t.test('the sidecar pod from deploy/kubernetes: probes, Secret files, a sign-in 
   const network = PREFIX;
   const [redisName, postgresName] = [`${PREFIX}-redis`, `${PREFIX}-postgres`];
   const podName = `${deployment.metadata.name}-pod-0`;
-  await removeAtTeardown(t, 'pod', [podName]);
-  // kube play keeps the Secret as a podman secret and its files in a volume, both by its name.
+  // kube play keeps the Secret's files in a volume named after it.
   const secretName = rendered.find((m) => m.kind === 'Secret')?.metadata.name ?? '';
-  await removeAtTeardown(t, 'volume', [secretName]);
-  await removeAtTeardown(t, 'secret', [secretName]);
-  await removeAtTeardown(t, 'container', [redisName, postgresName]);
-  await removeAtTeardown(t, 'network', [network]);
+  await removeAtTeardown(t, [
+    ['pod', [podName]],
+    ['volume', [secretName]],
+    ['secret', [secretName]],
+    ['container', [redisName, postgresName]],
+    ['network', [network]],
+  ]);
   await podman(['network', 'create', network]);
   await podman(['run', '--detach', '--name', redisName, '--network', network, redisImage]);
   await podman([

@@ -327,13 +327,23 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-/** Removes containers, pods or networks by name now (leftovers of an interrupted run) and at teardown. */
-export async function removeAtTeardown(t: Teardown, kind: 'container' | 'pod' | 'network' | 'secret' | 'volume', names: string[]): Promise<void> {
-  const command = { container: ['rm', '-f', '-t', '0'], pod: ['pod', 'rm', '-f', '-t', '0'], network: ['network', 'rm', '-f'], secret: ['secret', 'rm'], volume: ['volume', 'rm', '-f'] }[kind];
+type Removable = 'container' | 'pod' | 'network' | 'secret' | 'volume';
+const REMOVE: Record<Removable, string[]> = {
+  container: ['rm', '-f', '-t', '0'],
+  pod: ['pod', 'rm', '-f', '-t', '0'],
+  network: ['network', 'rm', '-f'],
+  secret: ['secret', 'rm'],
+  volume: ['volume', 'rm', '-f'],
+};
+
+/**
+ * Removes podman objects by name, in the order given (containers before the network they use),
+ * now (leftovers of an interrupted run) and again at teardown.
+ */
+export async function removeAtTeardown(t: Teardown, steps: Array<[Removable, string[]]>): Promise<void> {
   const remove = async () => {
-    for (const name of names) {
-      const args = [...command, name];
-      await podman(args, 120_000).catch(() => undefined);
+    for (const [kind, names] of steps) {
+      for (const name of names) await podman([...REMOVE[kind], name], 120_000).catch(() => undefined);
     }
   };
   await remove();
