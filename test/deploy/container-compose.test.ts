@@ -33,6 +33,9 @@ async function portIsFree(port: number): Promise<boolean> {
   });
 }
 
+// Bounded, but longer than .taprc's 240 s: with an empty cache the stand-ins and the first build
+// take minutes (README "Tested with real containers").
+t.setTimeout(20 * 60_000);
 await requirePodman();
 for (const port of [8000, 8001]) {
   if (!(await portIsFree(port))) throw new Error(`127.0.0.1:${port} is in use: deploy/docker-compose.yml publishes the gateways there; stop what listens on it`);

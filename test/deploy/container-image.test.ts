@@ -14,6 +14,9 @@ const MB = 1024 * 1024;
 // Docker's and podman's default stop timeout: a drain must finish before the SIGKILL.
 const GRACE_SECONDS = 10;
 
+// Bounded, but longer than .taprc's 240 s: with an empty cache the stand-ins and the first build
+// take minutes (README "Tested with real containers").
+t.setTimeout(20 * 60_000);
 await requirePodman();
 const { tag, seconds: buildSeconds } = await buildGatewayImage();
 t.comment(`podman build of the Dockerfile: ${buildSeconds.toFixed(1)} s`);

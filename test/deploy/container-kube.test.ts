@@ -63,6 +63,9 @@ function renderKustomization(): Manifest[] {
   return manifests;
 }
 
+// Bounded, but longer than .taprc's 240 s: with an empty cache the stand-ins and the first build
+// take minutes (README "Tested with real containers").
+t.setTimeout(20 * 60_000);
 await requirePodman();
 const rendered = renderKustomization();
 const deployment = rendered.find((m): m is Deployment => m.kind === 'Deployment');
