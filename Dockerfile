@@ -4,7 +4,7 @@
 # their own, then a runtime stage that holds only those and the compiled dist/ and runs as non-root.
 # No secret is baked in: GATEWAY_SESSION_SECRET, DATABASE_URL and REDIS_URL come from the runtime
 # environment or from mounted files (the *_FILE variables).
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
