@@ -25,6 +25,9 @@ FROM ${NODE_IMAGE} AS runtime
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack /opt/yarn-v* \
     /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg
 ENV NODE_ENV=production
+# A container is reached through its published ports: listen on every interface even in the
+# embedded demo mode (which binds 127.0.0.1 outside a container).
+ENV GATEWAY_HOST=0.0.0.0 GATEWAY_ADMIN_HOST=0.0.0.0
 WORKDIR /app
 # Owned by root and read-only to the gateway's user: the process cannot rewrite its own code.
 COPY package.json ./

@@ -65,8 +65,8 @@ t.test('services and images: two gateway/app pairs, Redis, PostgreSQL, Prometheu
     postgres: /^postgres:1[4-7](\.\d+)*-alpine$/,
     prometheus: /^prom\/prometheus:v\d+\.\d+\.\d+$/,
     grafana: /^grafana\/grafana(-oss)?:\d+\.\d+\.\d+$/,
-    'app-1': /^node:20(\.\d+)*-alpine$/,
-    'app-2': /^node:20(\.\d+)*-alpine$/,
+    'app-1': /^node:24(\.\d+)*-alpine$/,
+    'app-2': /^node:24(\.\d+)*-alpine$/,
   };
   for (const [name, re] of Object.entries(images)) t.match(svc(name).image, re, `${name} runs ${svc(name).image} (a pinned tag, not latest)`);
 });

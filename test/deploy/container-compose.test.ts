@@ -3,7 +3,7 @@
 // examples/seed.sql through docker-entrypoint-initdb.d) started first and waited for until their
 // healthchecks pass. A sign-in on replica 1 is honoured by replica 2.
 // - Base images are local stand-ins made from Debian's packages (test/helpers/containers.ts): no
-//   registry is reachable in CI. node:20-alpine (the example app's image) is stood in by the
+//   registry is reachable in CI. node:24-alpine (the example app's image) is stood in by the
 //   Node stand-in: the example app needs only `node`.
 // - prometheus and grafana are left out: their images cannot be stood in (the scrape config and
 //   dashboards are checked by prometheus.test.ts and grafana.test.ts).
