@@ -16,7 +16,7 @@ import { GatewayError, badHost, badPath, methodNotAllowed } from './errors.js';
 import { hostRefusal } from './http.js';
 import { requestLoggerFactory, writeAccessLine } from './logger.js';
 import { renderErrorPage, ERROR_PAGE_STYLE_HASH } from './pages.js';
-import { normaliseRequestUrl } from './proxy/paths.js';
+import { normaliseRequestUrl, pathForLog } from './proxy/paths.js';
 import { ALLOWED_METHODS_HEADER, isRefusedMethod, refuseTunnels, routeEveryMethod } from './proxy/methods.js';
 import { proxyRoutes } from './proxy/plugin.js';
 
@@ -90,7 +90,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
       writeAccessLine(request.log, {
         reqId: request.id,
         method: request.method,
-        path: request.normalisedPath,
+        path: pathForLog(request.normalisedPath),
         status,
         ms: Math.round(reply.elapsedTime * 10) / 10,
         user: request.session?.record.user ?? null,
@@ -136,7 +136,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   function logClientError(method: string | null, path: string | null, status: number, ms: number, request: FastifyRequest | null, peer: string | null = null): void {
     observeRequest(method ?? 'OTHER', status, ms / 1_000);
     if (!config.accessLog) return;
-    const line = { method, path, status, ms: Math.round(ms * 10) / 10, user: request?.session?.record.user ?? null, ip: request?.ip ?? peer };
+    const line = { method, path: path === null ? null : pathForLog(path), status, ms: Math.round(ms * 10) / 10, user: request?.session?.record.user ?? null, ip: request?.ip ?? peer };
     (request?.log ?? deps.logger).info(line, 'request');
   }
 

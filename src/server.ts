@@ -238,7 +238,7 @@ async function checkQueries(pool: ReturnType<typeof createPgPool>, config: Confi
     else logger.info('GATEWAY_USER_QUERY checked: it returns username and password_hash');
   };
   const schedule = () => {
-    timer = setTimeout(() => void retry(), QUERY_CHECK_RETRY_MS);
+    timer = setTimeout(() => void retry().catch(() => stopped || schedule()), QUERY_CHECK_RETRY_MS);
     timer.unref();
   };
   schedule();

@@ -128,7 +128,12 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
         if (err instanceof LimiterBusyError) return err;
         throw err;
       });
-      if (result instanceof LimiterBusyError) return busy(result.reason);
+      if (result instanceof LimiterBusyError) {
+        // Shed before its password was checked: the attempt is not held against the user or the
+        // address, so a real user retrying through a flood is not locked out by it.
+        await throttle.abandoned(input.username, ip).catch(() => undefined);
+        return busy(result.reason);
+      }
       const unrecognised = isUnrecognisedHash(user?.passwordHash, result, { allowPlaintext: config.allowPlaintextPasswords });
       if (user && unrecognised && unrecognisedHashUsers.first(user.username)) request.log.warn({ user: user.username }, UNRECOGNISED_HASH_HINT);
       const failure: FailureReason | null = invalidName ? 'invalid_username' : !user ? 'unknown_user' : !user.passwordHash ? 'no_password' : unrecognised ? 'unrecognised_hash' : !result.ok ? 'wrong_password' : user.disabled ? 'disabled' : null;

@@ -20,6 +20,8 @@ export interface LoginThrottle {
   begin(username: string, ip: string): Promise<ThrottleVerdict>;
   /** The attempt succeeded: the user starts afresh, and the IP's attempt is not held against it. */
   succeeded(username: string, ip: string): Promise<void>;
+  /** The attempt checked no password (shed under load): both counts are handed back. */
+  abandoned(username: string, ip: string): Promise<void>;
 }
 
 export interface ThrottleLimits {
@@ -89,6 +91,9 @@ export function createRedisThrottle(redis: RedisClient, prefix: string, limits: 
     async succeeded(username, ip) {
       await Promise.all([redis.del(key(userKey(username))), giveBack(ipKey(ip))]);
     },
+    async abandoned(username, ip) {
+      await Promise.all([giveBack(userKey(username)), giveBack(ipKey(ip))]);
+    },
   };
 }
 
@@ -155,6 +160,10 @@ export function createMemoryThrottle(limits: ThrottleLimits, now: () => number =
     async succeeded(username, ip) {
       current.delete(userKey(username));
       previous.delete(userKey(username));
+      giveBack(ipKey(ip));
+    },
+    async abandoned(username, ip) {
+      giveBack(userKey(username));
       giveBack(ipKey(ip));
     },
     size: () => current.size + previous.size,

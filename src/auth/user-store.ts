@@ -141,7 +141,8 @@ export async function checkConfiguredQueries(pool: pg.Pool, queries: ConfiguredQ
     return 'unreachable';
   }
   try {
-    await client.query('BEGIN');
+    // A connection that drops right after connecting is an outage like a refused one.
+    if (!(await client.query('BEGIN').then(() => true, () => false))) return 'unreachable';
     const named: Array<[string, string | null, number]> = [
       ['GATEWAY_USER_QUERY', queries.userQuery, 1],
       ['GATEWAY_USER_REHASH_QUERY', queries.rehashQuery, 2],

@@ -10,6 +10,7 @@ import { isSameOrigin, requestHost } from '../http.js';
 import { escapeHtml } from '../pages.js';
 import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule } from '../proxy/access-rules.js';
 import { encodeGroups, encodeHeaderValue, removeCookies } from '../proxy/identity-headers.js';
+import { pathForLog } from '../proxy/paths.js';
 import { IDENTITY_TOKEN_HEADER } from '../proxy/signed-identity.js';
 import { userForAudit, type ActiveSession } from '../session/manager.js';
 import { CSRF_COOKIE } from './csrf.js';
@@ -179,7 +180,7 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, veri
   /** An access rule refuses: 403 (nginx shows its own page), audited like the proxy path's refusals. */
   function denied(request: FastifyRequest, reply: FastifyReply, rule: AccessRule, target: OriginalRequest, user: string | null) {
     // warn, not info as on the proxy path: verify's info lines are off by default (see logLevel).
-    request.log.warn({ audit: 'access_denied', user, ip: request.ip, path: target.path, rule: rule.index, policy: rule.policy }, 'access denied');
+    request.log.warn({ audit: 'access_denied', user, ip: request.ip, path: pathForLog(target.path), rule: rule.index, policy: rule.policy }, 'access denied');
     return reply.code(403).header('cache-control', 'no-store').send({ error: 'access denied' });
   }
 

@@ -250,6 +250,16 @@ export function withoutPathParameters(path: string): string {
   return '/' + output.join('/') + (trailingSlash ? '/' : '');
 }
 
+const PATH_PARAMETERS = /;[^/]*/g;
+
+/**
+ * The path as logs may show it: path parameters can carry credentials (a Servlet app's
+ * `;jsessionid=…`), and are kept out of logs like query strings. No work without a `;`.
+ */
+export function pathForLog(path: string): string {
+  return path.indexOf(';') === -1 ? path : path.replace(PATH_PARAMETERS, ';[Redacted]');
+}
+
 /** Where a segment's parameters start: its first `;` or `%3B`, else its length. */
 function parameterStart(segment: string): number {
   const semicolon = segment.indexOf(';');

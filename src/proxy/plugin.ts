@@ -14,7 +14,7 @@ import { isGatewayCookie } from './gateway-cookies.js';
 import { dropHopByHopHeaders } from './hop-by-hop.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from './identity-headers.js';
 import { PROXIED_METHODS } from './methods.js';
-import { createPathMatcher, withoutPathParameters } from './paths.js';
+import { createPathMatcher, pathForLog, withoutPathParameters } from './paths.js';
 import { createWebSocketProxy } from './websocket.js';
 
 /**
@@ -188,7 +188,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
 
   /** A signed-in user without the rule's group, or a `deny` rule: 403 (page or JSON), audited. */
   function refuseAccess(request: FastifyRequest, rule: AccessRule, user: string | null): never {
-    request.log.info({ audit: 'access_denied', user, ip: request.ip, path: request.normalisedPath, rule: rule.index, policy: rule.policy }, 'access denied');
+    request.log.info({ audit: 'access_denied', user, ip: request.ip, path: pathForLog(request.normalisedPath), rule: rule.index, policy: rule.policy }, 'access denied');
     throw accessDenied();
   }
 

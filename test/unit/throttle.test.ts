@@ -58,3 +58,11 @@ t.test('memory throttle: an attempt the IP limit refuses creates no per-username
   for (let i = 3; i < 1000; i++) t.equal((await throttle.begin(`name-${i}`, '10.0.0.3')).allowed, false);
   t.equal(throttle.size(), 4, 'a thousand refused names added nothing');
 });
+
+t.test('memory throttle: an attempt shed under load (no password checked) is handed back to user and IP', async (t) => {
+  const throttle = createMemoryThrottle({ maxPerUser: 1, maxPerIp: 1, windowMs: 60_000 }, () => 0);
+  t.same(await throttle.begin('fay', '10.0.0.3'), { allowed: true });
+  await throttle.abandoned('fay', '10.0.0.3');
+  t.same(await throttle.begin('fay', '10.0.0.3'), { allowed: true }, 'the shed attempt did not use up either budget');
+  t.same(await throttle.begin('fay', '10.0.0.3'), { allowed: false, retryAfterSeconds: 60, by: 'ip' }, 'a checked attempt still counts');
+});
