@@ -171,7 +171,9 @@ function setForwardedHeaders(headers: IncomingHttpHeaders, ctx: ForwardingContex
   if (host) headers['x-forwarded-host'] = host;
   else delete headers['x-forwarded-host'];
   // The other spellings of the same claims (RFC 7239 Forwarded, nginx's X-Real-IP, …) were
-  // removed with the override headers in stripClientClaims unless the peer is trusted.
+  // removed with the override headers in stripClientClaims unless the peer is trusted. Apps
+  // written for nginx read the client address from X-Real-IP: it is set to what the gateway saw.
+  if (!ctx.peerTrusted) headers['x-real-ip'] = ctx.peerAddress;
 }
 
 function single(value: string | string[] | undefined): string | undefined {

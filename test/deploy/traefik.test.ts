@@ -17,7 +17,7 @@ const dir = new URL('../../deploy/examples/forward-auth/', import.meta.url);
 const dynamic = parse(readFileSync(new URL('traefik-dynamic.yml', dir), 'utf8')) as {
   http: {
     routers: Record<string, { rule: string; service: string; middlewares?: string[] }>;
-    middlewares: Record<string, { forwardAuth: { address: string; trustForwardHeader: boolean; authResponseHeadersRegex: string } }>;
+    middlewares: Record<string, { forwardAuth: { address: string; trustForwardHeader: boolean; authResponseHeadersRegex: string }; headers?: { customRequestHeaders: Record<string, string> } }>;
     services: Record<string, { loadBalancer: { servers: Array<{ url: string }> } }>;
   };
 };
@@ -33,6 +33,9 @@ function goRegex(source: string): RegExp {
 const MUST_COPY = ['X-Forwarded-User', 'x-forwarded-email', 'X-FORWARDED-GROUPS', 'X-Gateway-Identity', 'X_Forwarded_User', 'x_gateway_identity', 'X-Forwarded_Groups', 'X_Forwarded-User', 'X-Gateway_Identity', 'Cookie'];
 const MUST_NOT_COPY = ['X-Forwarded-For', 'X-Forwarded-Host', 'X-Forwarded-Proto', 'Location', 'Set-Cookie', 'X-Forwarded-Users', 'Cookie2', 'X-Cookie'];
 
+/** SPEC 4: headers that make apps re-route or re-address a request; the proxy in front removes them. */
+const REROUTING = ['Forwarded', 'X-Real-IP', 'X-Original-URL', 'X-Rewrite-URL', 'X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override', 'X-Forwarded-Prefix', 'X-Forwarded-Port', 'X-Forwarded-Server', 'X-Client-IP', 'True-Client-IP', 'CF-Connecting-IP'];
+
 function checkRegex(t: Pick<typeof import("tap").default, "match" | "notMatch">, source: string, where: string): void {
   const regex = goRegex(source);
   for (const name of MUST_COPY) t.match(name, regex, `${where}: ${name} is replaced by the gateway's answer`);
@@ -47,7 +50,9 @@ t.test('file provider: middleware, routers and the copied identity headers', asy
   t.equal(auth?.trustForwardHeader, false, 'Traefik names the request itself; client X-Forwarded-* are not passed on as the original');
   checkRegex(t, auth?.authResponseHeadersRegex ?? '', 'traefik-dynamic.yml');
 
-  t.same(routers.app?.middlewares, ['session-gateway'], 'the app is behind the middleware');
+  t.same(routers.app?.middlewares, ['strip-rerouting', 'session-gateway'], 'the app is behind the middleware, re-routing headers removed first');
+  const removed = middlewares['strip-rerouting']?.headers?.customRequestHeaders ?? {};
+  for (const name of REROUTING) t.equal(removed[name], '', `traefik-dynamic.yml: ${name} is removed (an empty value)`);
   t.match(routers['app-auth']?.rule, /PathPrefix\(`\/_auth\/`\)/, 'the gateway pages have their own router');
   t.notOk(routers['app-auth']?.middlewares, '…without the middleware (the login page must be reachable signed out)');
   t.equal(services[routers['app-auth']?.service ?? '']?.loadBalancer.servers[0]?.url, 'http://127.0.0.1:8000');
@@ -64,6 +69,10 @@ t.test('labels demo: the same middleware, a gateway configuration the gateway ac
     dynamic.http.middlewares['session-gateway']?.forwardAuth.authResponseHeadersRegex,
     'both examples copy the same headers',
   );
+
+  const appLabels = demo.services.app?.labels ?? [];
+  t.ok(appLabels.includes('traefik.http.routers.app.middlewares=strip-rerouting@docker,session-gateway@docker'), 'labels demo: re-routing headers removed, then the gateway asked');
+  for (const name of REROUTING) t.ok(appLabels.includes(`traefik.http.middlewares.strip-rerouting.headers.customrequestheaders.${name}=`), `labels demo: ${name} is removed`);
 
   const env = Object.fromEntries(Object.entries(demo.services['session-gateway']?.environment ?? {}).map(([k, v]) => [k, String(v).replaceAll('$$', '$')]));
   const config = loadConfig(env);

@@ -144,3 +144,6 @@ export function cgiIdentity(view: CgiView): Record<string, string> {
   }
   return seen;
 }
+
+/** SPEC 4: headers that make apps re-route or re-address a request; the proxy in front removes them. */
+export const REROUTING_HEADERS = ['Forwarded', 'X-Real-IP', 'X-Original-URL', 'X-Rewrite-URL', 'X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override', 'X-Forwarded-Prefix', 'X-Forwarded-Port', 'X-Forwarded-Server', 'X-Client-IP', 'True-Client-IP', 'CF-Connecting-IP'];

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { login, seedUsers, startTestGateway, uniquePrefix } from '../helpers/gateway.js';
 import { cookieHeader, send } from '../helpers/http.js';
-import { browserSignIn, cgiIdentity, everyIdentitySpelling, findBinary, renderExample, runServer, startCgiApp, type CgiView } from '../helpers/proxies.js';
+import { browserSignIn, cgiIdentity, everyIdentitySpelling, findBinary, REROUTING_HEADERS, renderExample, runServer, startCgiApp, type CgiView } from '../helpers/proxies.js';
 import { freePort, services } from '../helpers/services.js';
 import { startEchoUpstream, type Echo } from '../helpers/upstream.js';
 import { HandshakeRefused, openSocket, startWebSocketUpstream, wsUrl } from '../helpers/websocket.js';
@@ -177,4 +177,15 @@ t.test('WebSockets behind Caddy: checked at the handshake, so an open one outliv
   );
   t.equal(again, 302, 'a new handshake with that cookie is refused (sent to the login page)');
   socket.ws.close();
+});
+
+t.test('headers that re-route or re-address a request never reach the app through Caddy (SPEC 4)', async (t) => {
+  const rerouting: Array<[string, string]> = REROUTING_HEADERS.map((name) => [name, name === 'X-Real-IP' ? '6.6.6.6' : '/admin/users']);
+  const signedIn = await send(`${site}/app/me`, { method: 'POST', headers: [['Host', `127.0.0.1:${port}`], ['Cookie', cookieHeader({ sgw_session: await login(gw, 'alice', 'alice-caddy-pass') })], ...rerouting] });
+  t.equal(signedIn.status, 200);
+  const echo = signedIn.json<Echo>();
+  t.same(REROUTING_HEADERS.filter((name) => echo.headers[name.toLowerCase()] !== undefined), [], 'signed in: none of them arrives');
+  const anonymous = await send(`${site}/public/x`, { headers: [['Host', `127.0.0.1:${port}`], ...rerouting] });
+  t.equal(anonymous.status, 200);
+  t.same(REROUTING_HEADERS.filter((name) => anonymous.json<Echo>().headers[name.toLowerCase()] !== undefined), [], 'anonymous on a public path: none either');
 });

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { login, seedUsers, startTestGateway, TEST_SECRET, uniquePrefix } from '../helpers/gateway.js';
 import { cookieHeader, send } from '../helpers/http.js';
-import { browserSignIn, cgiIdentity, everyIdentitySpelling, findBinary, renderExample, runServer, startCgiApp, type CgiView } from '../helpers/proxies.js';
+import { browserSignIn, cgiIdentity, everyIdentitySpelling, findBinary, REROUTING_HEADERS, renderExample, runServer, startCgiApp, type CgiView } from '../helpers/proxies.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
 import { HandshakeRefused, openSocket, startWebSocketUpstream, wsUrl } from '../helpers/websocket.js';
 import { freePort, services } from '../helpers/services.js';
@@ -256,4 +256,17 @@ t.test('WebSockets behind nginx: checked at the handshake only, so an open one o
   );
   t.equal(again, 302, 'a new handshake with the revoked cookie is refused (sent to the login page)');
   socket.ws.close();
+});
+
+t.test('headers that re-route or re-address a request never reach the app through nginx (SPEC 4)', async (t) => {
+  const rerouting: Array<[string, string]> = REROUTING_HEADERS.map((name) => [name, name === 'X-Real-IP' ? '6.6.6.6' : '/admin/users']);
+  const signedIn = await send(`${site}/app/me`, { method: 'POST', headers: [['Host', `127.0.0.1:${nginxPort}`], ['Cookie', cookieHeader({ sgw_session: await login(gw, 'alice', 'alice-nginx-pass') })], ['X-HTTP-Method-Override', 'DELETE'], ...rerouting] });
+  t.equal(signedIn.status, 200);
+  const echo = signedIn.json<Echo>();
+  const arrived = REROUTING_HEADERS.map((name) => name.toLowerCase()).filter((name) => name !== 'x-real-ip' && echo.headers[name] !== undefined);
+  t.same(arrived, [], 'signed in: none of them arrives');
+  t.equal(echo.headers['x-real-ip'], '127.0.0.1', "X-Real-IP is the address nginx saw, not the client's claim");
+  const anonymous = await send(`${site}/public/x`, { headers: [['Host', `127.0.0.1:${nginxPort}`], ...rerouting] });
+  t.equal(anonymous.status, 200);
+  t.same(REROUTING_HEADERS.filter((name) => name !== 'X-Real-IP' && anonymous.json<Echo>().headers[name.toLowerCase()] !== undefined), [], 'anonymous on a public path: none either');
 });
