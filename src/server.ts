@@ -1,6 +1,7 @@
 // `session-gateway serve`: assemble the dependencies a Config asks for, listen on the proxy and
 // admin ports, and shut down gracefully (SPEC section 7). app.ts builds; this file runs.
 import { randomBytes } from 'node:crypto';
+import { BlockList, isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createMetrics, type Metrics } from './admin/metrics.js';
@@ -55,6 +56,10 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   const secrets = config.sessionSecrets.length > 0 ? config.sessionSecrets : [randomBytes(32).toString('base64url')];
   if (config.sessionSecretGenerated && !config.embedded) {
     logger.warn('GATEWAY_SESSION_SECRET is not set: a random secret was generated, so sessions end when this process restarts');
+  }
+  const placeholders = documentationRanges(config.trustedProxyCidrs);
+  if (placeholders.length > 0) {
+    logger.warn({ placeholders }, 'GATEWAY_TRUSTED_PROXIES holds a documentation range (an example placeholder): replace it with your load balancer\'s addresses, or every client shares its address, and with it the per-address login limits');
   }
   if (config.cookieSecure && config.publicUrl && dropsSecureCookies(config.publicUrl.protocol, config.publicUrl.hostname)) {
     logger.warn('GATEWAY_PUBLIC_URL is http:// while cookies are Secure: browsers drop Secure cookies on plain http, so every sign-in fails as an expired form. Use https:// (TLS here or at the load balancer), or set GATEWAY_COOKIE_SECURE=false for plain-http testing');
@@ -288,4 +293,20 @@ function describe(err: unknown): { message: string; code?: string } {
     return code ? { message: err.message, code } : { message: err.message };
   }
   return { message: String(err) };
+}
+
+/** RFC 5737 / RFC 3849 ranges: what deploy examples use as placeholders, never a real proxy. */
+const DOCUMENTATION_RANGES = (() => {
+  const ranges = new BlockList();
+  for (const net of ['192.0.2.0', '198.51.100.0', '203.0.113.0']) ranges.addSubnet(net, 24, 'ipv4');
+  ranges.addSubnet('2001:db8::', 32, 'ipv6');
+  return ranges;
+})();
+
+function documentationRanges(cidrs: readonly string[]): string[] {
+  return cidrs.filter((cidr) => {
+    const address = cidr.split('/')[0] ?? '';
+    const family = isIP(address);
+    return family !== 0 && DOCUMENTATION_RANGES.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  });
 }

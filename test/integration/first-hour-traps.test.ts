@@ -86,6 +86,15 @@ t.test('1. GATEWAY_PUBLIC_URL=http://… with Secure cookies: a start-up warning
   t.notOk(logged(quiet.logs).some((e) => /GATEWAY_PUBLIC_URL is http/.test(String(e.msg))), 'no warning for https');
 });
 
+t.test('the Kubernetes/ECS examples\' placeholder GATEWAY_TRUSTED_PROXIES left in: a start-up warning says to replace it', async (t) => {
+  const gw = await gateway({ GATEWAY_TRUSTED_PROXIES: '192.0.2.0/28,10.1.2.0/24' });
+  const warning = logged(gw.logs).find((e) => /documentation range/.test(String(e.msg)));
+  t.ok(warning, 'warned at start-up');
+  t.same(warning?.placeholders, ['192.0.2.0/28'], 'naming the placeholder, not the real range');
+  const quiet = await gateway({ GATEWAY_TRUSTED_PROXIES: '10.1.2.0/24' });
+  t.notOk(logged(quiet.logs).some((e) => /documentation range/.test(String(e.msg))), 'no warning for a real range');
+});
+
 t.test('2. a plaintext legacy table without GATEWAY_ALLOW_PLAINTEXT_PASSWORDS: the log says why, once per user, never the value', async (t) => {
   const gw = await gateway();
   for (let i = 0; i < 3; i++) {
