@@ -166,14 +166,21 @@ function setForwardedHeaders(headers: IncomingHttpHeaders, ctx: ForwardingContex
   headers['x-forwarded-for'] = ctx.peerTrusted && sentFor ? `${sentFor}, ${ctx.peerAddress}` : ctx.peerAddress;
   const sentProto = single(headers['x-forwarded-proto']);
   headers['x-forwarded-proto'] = ctx.peerTrusted && sentProto ? sentProto : ctx.protocol;
+  // A list from a trusted proxy: only its last entry (the one the proxy in front wrote) is what the
+  // gateway checked (http.ts requestHost); an app reading the first would get an unchecked one.
   const sentHost = single(headers['x-forwarded-host']);
-  const host = ctx.peerTrusted && sentHost ? sentHost : ctx.host;
+  const host = ctx.peerTrusted && sentHost ? lastEntry(sentHost) : ctx.host;
   if (host) headers['x-forwarded-host'] = host;
   else delete headers['x-forwarded-host'];
   // The other spellings of the same claims (RFC 7239 Forwarded, nginx's X-Real-IP, …) were
   // removed with the override headers in stripClientClaims unless the peer is trusted. Apps
   // written for nginx read the client address from X-Real-IP: it is set to what the gateway saw.
   if (!ctx.peerTrusted) headers['x-real-ip'] = ctx.peerAddress;
+}
+
+function lastEntry(list: string): string {
+  const comma = list.lastIndexOf(',');
+  return comma === -1 ? list : list.slice(comma + 1).trim();
 }
 
 function single(value: string | string[] | undefined): string | undefined {

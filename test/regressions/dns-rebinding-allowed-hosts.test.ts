@@ -56,3 +56,9 @@ t.test('the allowed names work, in any case; a bare name on any port; the public
   t.equal(signIn.status, 200, 'sign-in works on an allowed host');
   t.equal(await status(gw, 'GET', '/app', [['Host', 'app.internal'], ...(Object.entries(withSession(gw, cookie)) as Array<[string, string]>)]), 200, 'and the app is reached');
 });
+
+t.test("a trusted proxy's X-Forwarded-Host list: the app receives only the entry that was checked", async (t) => {
+  t.equal(await status(gw, 'GET', '/public/page', [['Host', 'app.internal'], ['X-Forwarded-Host', 'attacker.example, app.internal']]), 200, 'the last entry (the proxy in front) is allowed');
+  const echo = bed.upstream.received[bed.upstream.received.length - 1];
+  t.equal(echo?.headers['x-forwarded-host'], 'app.internal', 'an app reading the first entry cannot get the unchecked one');
+});
