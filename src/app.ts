@@ -75,9 +75,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     if (reason !== undefined) return sendError(request, reply, badPath(reason));
     const query = request.url.indexOf('?');
     request.normalisedPath = query === -1 ? request.url : request.url.slice(0, query);
-  });
-  // Before anything builds a URL or compares an origin from the Host (the verify fast path asks too).
-  app.addHook('onRequest', async (request, reply) => {
+    // Before anything builds a URL or compares an origin from the Host (the verify fast path asks too).
     const refusal = hostRefusal(request.raw, config);
     if (refusal !== null) return sendError(request, reply, badHost(refusal));
   });
