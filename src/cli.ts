@@ -3,6 +3,7 @@
 // Passwords come from standard input only (--password-stdin), never from arguments.
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
+import pino from 'pino';
 import { migrate } from './auth/migrations.js';
 import { hashPassword } from './auth/passwords.js';
 import { addUser, deleteUser, explainMissingOwnTable, identityValueProblem, isLegacyTable, listUsers, newUserProblem, ownTableOnly, setDisabled, setLegacyPassword, setPassword, UserAdminError } from './auth/user-admin.js';
@@ -124,19 +125,19 @@ async function usersCommand(
       const password = await readPassword(values['password-stdin']);
       return withPool(config, async (pool) => {
         await (legacy ? setLegacyPassword(pool, config.userPasswordQuery, name, password) : setPassword(pool, name, password));
-        console.log(`password changed for ${name}; ${await revokeIfPossible(config, name)}`);
+        console.log(`password changed for ${name}; ${await revokeIfPossible(config, name, 'users passwd')}`);
       });
     }
     case 'disable':
     case 'enable':
       return withPool(config, async (pool) => {
         await setDisabled(pool, name, action === 'disable');
-        console.log(action === 'disable' ? `disabled ${name}; ${await revokeIfPossible(config, name)}` : `enabled ${name}`);
+        console.log(action === 'disable' ? `disabled ${name}; ${await revokeIfPossible(config, name, 'users disable')}` : `enabled ${name}`);
       });
     case 'delete':
       return withPool(config, async (pool) => {
         await deleteUser(pool, name);
-        console.log(`deleted ${name}; ${await revokeIfPossible(config, name)}`);
+        console.log(`deleted ${name}; ${await revokeIfPossible(config, name, 'users delete')}`);
       });
     default:
       throw new UsageError(`unknown users action ${JSON.stringify(action)}`);
@@ -151,7 +152,9 @@ async function sessionsCommand(config: Config, args: string[]): Promise<number> 
   checkName(name);
   return withSessionStore(config, async (store) => {
     if (action === 'revoke') {
-      console.log(String(await store.deleteByUser(name)));
+      const revoked = await store.deleteByUser(name);
+      auditRevocation(config, name, revoked, 'sessions revoke');
+      console.log(String(revoked));
       return;
     }
     for (const { idHash, record } of await store.listByUser(name)) {
@@ -177,13 +180,23 @@ function checkName(name: string): void {
   if (problem) throw new UsageError(problem);
 }
 
-async function revokeIfPossible(config: Config, user: string): Promise<string> {
+async function revokeIfPossible(config: Config, user: string, reason: string): Promise<string> {
   if (!config.redis) return 'no Redis configured, no sessions to revoke';
   let revoked = 0;
   await withSessionStore(config, async (store) => {
     revoked = await store.deleteByUser(user);
   });
+  auditRevocation(config, user, revoked, reason);
   return `${revoked} session(s) revoked`;
+}
+
+/**
+ * SPEC 7: every revocation has an audit line, as the gateway writes for logins and logouts. It goes
+ * to standard error as one JSON log line, so standard output stays what scripts read (the count).
+ */
+function auditRevocation(config: Config, user: string, sessions: number, command: string): void {
+  const audit = createLogger(config.logLevel, pino.destination({ dest: 2, sync: true }));
+  audit.info({ audit: 'revocation', user, sessions, by: 'cli', command, outcome: 'success' }, 'sessions revoked');
 }
 
 async function withPool(config: Config, work: (pool: pg.Pool) => Promise<void>): Promise<number> {

@@ -202,6 +202,8 @@ t.test('operator commands act on a running gateway', async (t) => {
   const revoke = await cli(['sessions', 'revoke', 'alice']);
   t.equal(revoke.code, 0, describe(revoke));
   t.same(revoke.out, ['1'], 'prints how many sessions were revoked');
+  const auditLine = revoke.err.map((line) => JSON.parse(line) as Record<string, unknown>).find((entry) => entry.audit === 'revocation');
+  t.match(auditLine, { audit: 'revocation', user: 'alice', sessions: 1, by: 'cli', command: 'sessions revoke', outcome: 'success' }, 'an audit line on standard error (SPEC 7)');
   t.equal(await protectedStatus(third), 401, 'the cached session stops working at once on the running gateway');
   t.equal(await invalidations(), invalidationsBefore + 1, "the gateway's local cache received the invalidation");
   const none = await cli(['sessions', 'list', 'alice']);
