@@ -85,15 +85,30 @@ export async function connectRedis(client: RedisClient, deadlineMs: number): Pro
   const giveUpAt = Date.now() + deadlineMs;
   for (;;) {
     try {
-      if (client.status === 'wait' || client.status === 'end') await client.connect();
-      if (client.status !== 'ready') await onceReady(client, Math.max(0, giveUpAt - Date.now()));
-      await client.ping();
+      // ioredis's connect() can stay pending for good (Sentinel refusing our credentials is
+      // retried inside it), so the deadline bounds the attempt, not only its failures.
+      await withinDeadline(connectOnce(client, giveUpAt), giveUpAt);
       return;
     } catch (err) {
       if (Date.now() >= giveUpAt) throw err;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
+}
+
+async function connectOnce(client: RedisClient, giveUpAt: number): Promise<void> {
+  if (client.status === 'wait' || client.status === 'end') await client.connect();
+  if (client.status !== 'ready') await onceReady(client, Math.max(0, giveUpAt - Date.now()));
+  await client.ping();
+}
+
+function withinDeadline(attempt: Promise<void>, giveUpAt: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('Redis did not become ready in time')), Math.max(0, giveUpAt - Date.now()));
+  });
+  attempt.catch(() => undefined); // a late failure after the deadline is not unhandled
+  return Promise.race([attempt, expired]).finally(() => clearTimeout(timer));
 }
 
 function onceReady(client: RedisClient, timeoutMs: number): Promise<void> {
