@@ -272,9 +272,11 @@ export async function startSentinelSetup(t: Teardown, auth: SentinelAuth = {}): 
 // Cluster: three masters, no replicas
 // ---------------------------------------------------------------------------
 
-export async function startCluster(t: Teardown): Promise<ClusterSetup> {
+export async function startCluster(t: Teardown, auth: { password?: string } = {}): Promise<ClusterSetup> {
   const bin = requireExecutable('redis-server');
   const cli = requireExecutable('redis-cli');
+  const { password } = auth;
+  const ask = (port: number, command: string, ...args: string[]) => askAs(password, port, command, ...args);
   const dir = await mkdtemp(join(tmpdir(), 'sgw-cluster-'));
   const processes = track(t, dir);
   // Each node needs a client port and a cluster bus port; the bus port is given explicitly
@@ -295,14 +297,16 @@ export async function startCluster(t: Teardown): Promise<ClusterSetup> {
       '2000',
       '--cluster-port',
       String(allPorts[3 + i]),
+      ...(password === undefined ? [] : ['--requirepass', password, '--masterauth', password]),
     ];
-    return new RedisProcess(`redis cluster node ${i}`, port, logFile, bin, args);
+    return new RedisProcess(`redis cluster node ${i}`, port, logFile, bin, args, password);
   });
   processes.push(...nodes);
   await Promise.all(nodes.map((n) => n.start()));
 
   try {
-    await execFileAsync(cli, ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
+    const cliAuth = password === undefined ? [] : ['-a', password, '--no-auth-warning'];
+    await execFileAsync(cli, [...cliAuth, '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
       timeout: CONVERGE_TIMEOUT_MS,
     });
   } catch (err) {

@@ -11,7 +11,7 @@ import t from 'tap';
 import { Redis } from 'ioredis';
 import { send } from '../helpers/http.js';
 import { login, seedUsers, startTestGateway, withSession, type TestGateway } from '../helpers/gateway.js';
-import { startSentinelSetup } from '../helpers/redis-topologies.js';
+import { startCluster, startSentinelSetup } from '../helpers/redis-topologies.js';
 import { askRedisOnce, findExecutable, freePort, onProcessExit, services, sleep } from '../helpers/services.js';
 import { startEchoUpstream } from '../helpers/upstream.js';
 
@@ -62,6 +62,13 @@ async function refusedSoon(gw: TestGateway, cookie: string): Promise<number> {
     if (status !== 401) await sleep(50);
   }
   return status;
+}
+
+/** Invalidations B received over pub/sub (gateway_session_cache_invalidations_total{kind="session"}). */
+async function invalidationsReceived(gw: TestGateway): Promise<number> {
+  const text = (await send(`${gw.adminUrl}/metrics`)).body;
+  const line = text.split('\n').find((l) => l.startsWith('gateway_session_cache_invalidations_total{kind="session"}'));
+  return Number(line?.split(' ').pop() ?? 0);
 }
 
 /** Sign in, a protected request forwarded, logout, refused afterwards. */
@@ -144,8 +151,10 @@ t.test('an ACL user with exactly the README least-privilege line, default user o
   const cookie = await login(a, 'bob', password('bob'));
   t.equal((await api(b, cookie)).status, 200, 'B validates the session');
   t.equal((await api(b, cookie)).status, 200, 'B serves it from its cache');
+  const before = await invalidationsReceived(b);
   t.equal((await logout(a, cookie)).status, 303);
   t.equal(await refusedSoon(b, cookie), 401, 'B refuses the logged-out session (invalidation received)');
+  t.ok((await invalidationsReceived(b)) > before, 'B received the invalidation over pub/sub');
 
   // Throttle: the Lua scripts run with this user's rights.
   const statuses: number[] = [];
@@ -174,4 +183,24 @@ t.test('Sentinel with passwords on the data nodes and on the sentinel', async (t
   await fullSession(t, gw, 'dave');
   const logs = gw.logs.join('\n');
   t.notOk(logs.includes(REDIS_PASSWORD) || logs.includes(SENTINEL_PASSWORD), 'no password logged');
+});
+
+t.test('Cluster with requirepass on every node', async (t) => {
+  const cluster = await startCluster(t, { password: REDIS_PASSWORD });
+  const env = { ...base, REDIS_CLUSTER_NODES: cluster.nodes, REDIS_PASSWORD, GATEWAY_LOGIN_MAX_ATTEMPTS: '2' };
+  const a = await startTestGateway(t, env);
+  const b = await startTestGateway(t, env);
+  for (const gw of [a, b]) t.equal((await send(`${gw.adminUrl}/readyz`)).status, 200, 'ready');
+  await fullSession(t, a, 'alice');
+  // The invalidation subscriber is a connection of its own: it must sign in too.
+  const cookie = await login(a, 'bob', password('bob'));
+  t.equal((await api(b, cookie)).status, 200, 'B validates the session');
+  const before = await invalidationsReceived(b);
+  t.equal((await logout(a, cookie)).status, 303);
+  t.equal(await refusedSoon(b, cookie), 401, 'B refuses the logged-out session');
+  t.ok((await invalidationsReceived(b)) > before, 'B received the invalidation over pub/sub');
+  const statuses: number[] = [];
+  for (let i = 0; i < 3; i++) statuses.push((await jsonLogin(a, 'carol', 'wrong-password')).status);
+  t.same(statuses, [401, 401, 429], 'failed logins are throttled');
+  t.notOk([...a.logs, ...b.logs].join('\n').includes(REDIS_PASSWORD), 'the password is never logged');
 });
