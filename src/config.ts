@@ -10,10 +10,24 @@ import { findShadowedRules, parseAccessRules, type AccessRuleSpec } from './prox
 import { prefixBase } from './proxy/paths.js';
 import { describeAlgKey, describeKey, IDENTITY_TOKEN_ALGS, parseSigningKey, type AsymmetricAlg, type IdentityTokenAlg, type SigningKey } from './proxy/identity-keys.js';
 
-export type RedisConfig =
+export type RedisConfig = (
   | { mode: 'standalone'; url: string }
   | { mode: 'sentinel'; sentinels: HostPort[]; name: string }
-  | { mode: 'cluster'; nodes: HostPort[] };
+  | { mode: 'cluster'; nodes: HostPort[] }
+) &
+  RedisCredentials;
+
+/** Managed Redis (SPEC section 2): each field is present only when set, so it is never guessed. */
+export interface RedisCredentials {
+  /** REDIS_USERNAME / REDIS_PASSWORD: the data nodes' ACL user (standalone: else the URL's userinfo). */
+  username?: string;
+  password?: string;
+  /** REDIS_SENTINEL_USERNAME / REDIS_SENTINEL_PASSWORD: the Sentinels' own credentials. */
+  sentinelUsername?: string;
+  sentinelPassword?: string;
+  /** REDIS_TLS=true (Sentinel and Cluster; standalone says rediss:// instead). */
+  tls?: true;
+}
 
 export interface UpstreamRoute {
   /** Normalised path prefix without a trailing slash, e.g. `/reports`. */
@@ -135,7 +149,16 @@ export class ConfigError extends Error {
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** Variables that carry secrets and so also have a `_FILE` form (Docker/Kubernetes secrets). */
-export const SECRET_VARIABLES = ['GATEWAY_SESSION_SECRET', 'DATABASE_URL', 'REDIS_URL', 'GATEWAY_IDENTITY_HMAC_SECRET'] as const;
+export const SECRET_VARIABLES = [
+  'GATEWAY_SESSION_SECRET',
+  'DATABASE_URL',
+  'REDIS_URL',
+  'GATEWAY_IDENTITY_HMAC_SECRET',
+  'REDIS_USERNAME',
+  'REDIS_PASSWORD',
+  'REDIS_SENTINEL_USERNAME',
+  'REDIS_SENTINEL_PASSWORD',
+] as const;
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
@@ -191,7 +214,7 @@ function readAll(r: EnvReader): Config {
     adminHost: r.string('GATEWAY_ADMIN_HOST', embedded ? '127.0.0.1' : '0.0.0.0'),
     adminPort: r.integer('GATEWAY_ADMIN_PORT', 9180, { min: 0, max: 65535 }),
     redis,
-    redisTlsCa: r.file('GATEWAY_REDIS_CA_FILE'),
+    redisTlsCa: readRedisCaFile(r),
     redisCommandTimeoutMs: r.duration('GATEWAY_REDIS_COMMAND_TIMEOUT', 2_000, { min: 1, max: MAX_TIMER_MS }),
     redisConnectTimeoutMs: r.duration('GATEWAY_REDIS_CONNECT_TIMEOUT', 5_000, { min: 1, max: MAX_TIMER_MS }),
     upstreamTlsCa: r.file('GATEWAY_UPSTREAM_CA_FILE'),
@@ -250,13 +273,57 @@ function readRedis(r: EnvReader): RedisConfig | null {
     r.problem('REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES are alternatives: set only one');
     return null;
   }
-  if (url) return { mode: 'standalone', url: url.toString() };
+  const credentials = readRedisCredentials(r, url, sentinels !== null, chosen === 1);
+  if (url) return { mode: 'standalone', url: url.toString(), ...credentials };
   if (sentinels) {
     if (!sentinelName) r.problem('REDIS_SENTINEL_NAME is required with REDIS_SENTINELS (the master name)');
-    return { mode: 'sentinel', sentinels, name: sentinelName ?? '' };
+    return { mode: 'sentinel', sentinels, name: sentinelName ?? '', ...credentials };
   }
-  if (clusterNodes) return { mode: 'cluster', nodes: clusterNodes };
+  if (clusterNodes) return { mode: 'cluster', nodes: clusterNodes, ...credentials };
   return null;
+}
+
+/**
+ * REDIS_USERNAME / REDIS_PASSWORD and the Sentinels' own pair (SPEC section 2). A REDIS_URL that
+ * already carries userinfo and a variable are refused together rather than one silently winning:
+ * an operator rotating one of them would otherwise keep using the other. Problem lines name the
+ * variables only, never a value.
+ */
+function readRedisCredentials(r: EnvReader, url: URL | null, sentinelMode: boolean, redisConfigured: boolean): RedisCredentials {
+  const username = r.optional('REDIS_USERNAME');
+  const password = r.optional('REDIS_PASSWORD');
+  if (!redisConfigured && (username !== null || password !== null)) {
+    r.problem('REDIS_USERNAME/REDIS_PASSWORD are set but no Redis is: set REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES');
+  }
+  if (url && (url.username !== '' || url.password !== '') && (username !== null || password !== null)) {
+    r.problem('REDIS_URL carries a user or password and REDIS_USERNAME/REDIS_PASSWORD is set too: put the credentials in one place only');
+  }
+  if (username !== null && password === null) r.problem('REDIS_USERNAME needs REDIS_PASSWORD (an ACL user signs in with both)');
+  const sentinelUsername = r.optional('REDIS_SENTINEL_USERNAME');
+  const sentinelPassword = r.optional('REDIS_SENTINEL_PASSWORD');
+  if (!sentinelMode && (sentinelUsername !== null || sentinelPassword !== null)) {
+    r.problem('REDIS_SENTINEL_USERNAME/REDIS_SENTINEL_PASSWORD only apply with REDIS_SENTINELS');
+  }
+  if (sentinelUsername !== null && sentinelPassword === null) r.problem('REDIS_SENTINEL_USERNAME needs REDIS_SENTINEL_PASSWORD');
+  const tls = r.boolean('REDIS_TLS', false);
+  if (tls && url) r.problem('REDIS_TLS applies to REDIS_SENTINELS and REDIS_CLUSTER_NODES; for REDIS_URL write rediss:// instead');
+  return {
+    ...(username !== null && { username }),
+    ...(password !== null && { password }),
+    ...(sentinelUsername !== null && { sentinelUsername }),
+    ...(sentinelPassword !== null && { sentinelPassword }),
+    ...(tls && !url && { tls: true as const }),
+  };
+}
+
+/** REDIS_CA_FILE is SPEC's name; GATEWAY_REDIS_CA_FILE, the older one, is still read as an alias. */
+function readRedisCaFile(r: EnvReader): string | null {
+  const hasNew = r.optional('REDIS_CA_FILE') !== null;
+  if (hasNew && r.optional('GATEWAY_REDIS_CA_FILE') !== null) {
+    r.problem('REDIS_CA_FILE and GATEWAY_REDIS_CA_FILE (its older name) are both set: set only one');
+    return null;
+  }
+  return r.file(hasNew ? 'REDIS_CA_FILE' : 'GATEWAY_REDIS_CA_FILE');
 }
 
 /**

@@ -36,18 +36,34 @@ export function createRedisClient(config: RedisConfig, options: RedisClientOptio
   const tlsOptions: RedisOptions = tlsCa ? { tls: { ca: tlsCa } } : {};
   const commonOptions: RedisOptions = {
     ...baseOptions,
+    ...credentialOptions(config),
     commandTimeout: options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS,
     connectTimeout: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
   };
+  // Sentinel and Cluster have no URL to say rediss://: REDIS_TLS=true, or a private CA, turns TLS on.
+  const tls = config.tls === true || tlsCa !== null ? { ca: tlsCa ?? undefined } : null;
   switch (config.mode) {
     case 'standalone':
       // ioredis turns rediss:// into `tls: {}`; a CA, when given, must replace that object.
       return new Redis(config.url, { ...commonOptions, ...(config.url.startsWith('rediss:') ? tlsOptions : {}) });
     case 'sentinel':
-      return new Redis({ ...commonOptions, ...tlsOptions, sentinels: config.sentinels, name: config.name });
+      return new Redis({
+        ...commonOptions,
+        sentinels: config.sentinels,
+        name: config.name,
+        // The Sentinels' own ACL (requirepass / user in sentinel.conf), not the data nodes'.
+        sentinelUsername: config.sentinelUsername,
+        sentinelPassword: config.sentinelPassword,
+        // ioredis ignores `tls` for the master unless enableTLSForSentinelMode is set; a managed
+        // deployment with TLS serves it on the Sentinels too.
+        ...(tls && { tls, sentinelTLS: tls, enableTLSForSentinelMode: true }),
+      });
     case 'cluster':
       return new Cluster(config.nodes, {
-        redisOptions: { ...commonOptions, ...tlsOptions },
+        redisOptions: { ...commonOptions, ...(tls && { tls }) },
+        // With TLS, connect by the name given so the certificate is checked against it, not
+        // against the address it resolves to (ioredis README, "Special note: AWS ElastiCache Clusters with TLS").
+        ...(tls && { dnsLookup: (address: string, callback: (err: null, address: string) => void) => callback(null, address) }),
         enableOfflineQueue: false,
         enableAutoPipelining: true,
         clusterRetryStrategy: reconnectDelay,
@@ -56,20 +72,43 @@ export function createRedisClient(config: RedisConfig, options: RedisClientOptio
   }
 }
 
+/** REDIS_USERNAME / REDIS_PASSWORD; for standalone, unset leaves the URL's userinfo in charge. */
+function credentialOptions(config: RedisConfig): RedisOptions {
+  return {
+    ...(config.username !== undefined && { username: config.username }),
+    ...(config.password !== undefined && { password: config.password }),
+  };
+}
+
 /** Connects, retrying until Redis answers or the deadline passes. */
 export async function connectRedis(client: RedisClient, deadlineMs: number): Promise<void> {
   const giveUpAt = Date.now() + deadlineMs;
   for (;;) {
     try {
-      if (client.status === 'wait' || client.status === 'end') await client.connect();
-      if (client.status !== 'ready') await onceReady(client, Math.max(0, giveUpAt - Date.now()));
-      await client.ping();
+      // ioredis's connect() can stay pending for good (Sentinel refusing our credentials is
+      // retried inside it), so the deadline bounds the attempt, not only its failures.
+      await withinDeadline(connectOnce(client, giveUpAt), giveUpAt);
       return;
     } catch (err) {
       if (Date.now() >= giveUpAt) throw err;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
+}
+
+async function connectOnce(client: RedisClient, giveUpAt: number): Promise<void> {
+  if (client.status === 'wait' || client.status === 'end') await client.connect();
+  if (client.status !== 'ready') await onceReady(client, Math.max(0, giveUpAt - Date.now()));
+  await client.ping();
+}
+
+function withinDeadline(attempt: Promise<void>, giveUpAt: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('Redis did not become ready in time')), Math.max(0, giveUpAt - Date.now()));
+  });
+  attempt.catch(() => undefined); // a late failure after the deadline is not unhandled
+  return Promise.race([attempt, expired]).finally(() => clearTimeout(timer));
 }
 
 function onceReady(client: RedisClient, timeoutMs: number): Promise<void> {

@@ -66,6 +66,11 @@ function ask(port: number, command: string, ...args: string[]): Promise<unknown>
   return askRedisOnce({ port }, command, ...args);
 }
 
+/** `ask` signing in first when the server has a `requirepass`. */
+function askAs(password: string | undefined, port: number, command: string, ...args: string[]): Promise<unknown> {
+  return password === undefined ? ask(port, command, ...args) : askRedisOnce(`redis://:${encodeURIComponent(password)}@127.0.0.1:${port}`, command, ...args);
+}
+
 /** Polls `probe` until it is truthy; throws `what` (with a log tail) at the deadline. */
 async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs: number, logFile?: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -90,6 +95,7 @@ class RedisProcess {
     readonly logFile: string,
     private readonly bin: string,
     private readonly args: string[],
+    private readonly password?: string,
   ) {}
 
   async start(): Promise<void> {
@@ -98,7 +104,7 @@ class RedisProcess {
     child.unref(); // a forgotten stop must not keep the test process alive; the exit hook kills it
     const deadline = Date.now() + READY_TIMEOUT_MS;
     while (Date.now() < deadline && isAlive(child)) {
-      if ((await ask(this.port, 'PING')) === 'PONG') return;
+      if ((await askAs(this.password, this.port, 'PING')) === 'PONG') return;
       await sleep(100);
     }
     const why = isAlive(child) ? `no PONG within ${READY_TIMEOUT_MS} ms` : 'process exited';
@@ -167,18 +173,27 @@ const infoField = (info: unknown, field: string): string | undefined =>
 // Sentinel: one master, one replica, one sentinel (quorum 1)
 // ---------------------------------------------------------------------------
 
-export async function startSentinelSetup(t: Teardown): Promise<SentinelSetup> {
+/** Passwords for a managed-Redis-like setup: `requirepass` on the data nodes and on the sentinel. */
+export interface SentinelAuth {
+  password?: string;
+  sentinelPassword?: string;
+}
+
+export async function startSentinelSetup(t: Teardown, auth: SentinelAuth = {}): Promise<SentinelSetup> {
   const bin = requireExecutable('redis-server');
+  const { password, sentinelPassword } = auth;
+  const dataAuthArgs = password === undefined ? [] : ['--requirepass', password, '--masterauth', password];
+  const ask = (port: number, command: string, ...args: string[]) => askAs(port === sentinelPort ? sentinelPassword : password, port, command, ...args);
   const dir = await mkdtemp(join(tmpdir(), 'sgw-sentinel-'));
   const processes = track(t, dir);
   const [masterPort, replicaPort, sentinelPort] = (await freePorts(3)) as [number, number, number];
 
-  const master = new RedisProcess('redis master', masterPort, join(dir, 'master.log'), bin, baseArgs(masterPort, dir, join(dir, 'master.log')));
+  const master = new RedisProcess('redis master', masterPort, join(dir, 'master.log'), bin, [...baseArgs(masterPort, dir, join(dir, 'master.log')), ...dataAuthArgs], password);
   processes.push(master);
   await master.start();
 
-  const replicaArgs = [...baseArgs(replicaPort, dir, join(dir, 'replica.log')), '--dbfilename', 'replica.rdb', '--replicaof', '127.0.0.1', String(masterPort)];
-  const replica = new RedisProcess('redis replica', replicaPort, join(dir, 'replica.log'), bin, replicaArgs);
+  const replicaArgs = [...baseArgs(replicaPort, dir, join(dir, 'replica.log')), '--dbfilename', 'replica.rdb', '--replicaof', '127.0.0.1', String(masterPort), ...dataAuthArgs];
+  const replica = new RedisProcess('redis replica', replicaPort, join(dir, 'replica.log'), bin, replicaArgs, password);
   processes.push(replica);
   await replica.start();
   await waitUntil(
@@ -202,10 +217,12 @@ export async function startSentinelSetup(t: Teardown): Promise<SentinelSetup> {
       `sentinel down-after-milliseconds ${SENTINEL_MASTER_NAME} 1000`,
       `sentinel failover-timeout ${SENTINEL_MASTER_NAME} 5000`,
       `sentinel parallel-syncs ${SENTINEL_MASTER_NAME} 1`,
+      ...(password === undefined ? [] : [`sentinel auth-pass ${SENTINEL_MASTER_NAME} ${password}`]),
+      ...(sentinelPassword === undefined ? [] : [`requirepass ${sentinelPassword}`]),
       '',
     ].join('\n'),
   );
-  const sentinel = new RedisProcess('redis sentinel', sentinelPort, sentinelLog, bin, [configFile, '--sentinel']);
+  const sentinel = new RedisProcess('redis sentinel', sentinelPort, sentinelLog, bin, [configFile, '--sentinel'], sentinelPassword);
   processes.push(sentinel);
   await sentinel.start();
   // A failover needs a replica the sentinel knows about; it learns of it from the master's INFO.
@@ -255,9 +272,11 @@ export async function startSentinelSetup(t: Teardown): Promise<SentinelSetup> {
 // Cluster: three masters, no replicas
 // ---------------------------------------------------------------------------
 
-export async function startCluster(t: Teardown): Promise<ClusterSetup> {
+export async function startCluster(t: Teardown, auth: { password?: string } = {}): Promise<ClusterSetup> {
   const bin = requireExecutable('redis-server');
   const cli = requireExecutable('redis-cli');
+  const { password } = auth;
+  const ask = (port: number, command: string, ...args: string[]) => askAs(password, port, command, ...args);
   const dir = await mkdtemp(join(tmpdir(), 'sgw-cluster-'));
   const processes = track(t, dir);
   // Each node needs a client port and a cluster bus port; the bus port is given explicitly
@@ -278,14 +297,16 @@ export async function startCluster(t: Teardown): Promise<ClusterSetup> {
       '2000',
       '--cluster-port',
       String(allPorts[3 + i]),
+      ...(password === undefined ? [] : ['--requirepass', password, '--masterauth', password]),
     ];
-    return new RedisProcess(`redis cluster node ${i}`, port, logFile, bin, args);
+    return new RedisProcess(`redis cluster node ${i}`, port, logFile, bin, args, password);
   });
   processes.push(...nodes);
   await Promise.all(nodes.map((n) => n.start()));
 
   try {
-    await execFileAsync(cli, ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
+    const cliAuth = password === undefined ? [] : ['-a', password, '--no-auth-warning'];
+    await execFileAsync(cli, [...cliAuth, '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
       timeout: CONVERGE_TIMEOUT_MS,
     });
   } catch (err) {

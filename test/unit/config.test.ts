@@ -373,3 +373,63 @@ t.test('GATEWAY_ALLOWED_HOSTS: host names or addresses with an optional port, ke
   assertNamed(t, problemsOf(t, { GATEWAY_ALLOWED_HOSTS: 'app.example.com, https://app.example.com, a/b' }), 'GATEWAY_ALLOWED_HOSTS', /"https:\/\/app\.example\.com", "a\/b" is not a host name/);
   assertNamed(t, problemsOf(t, { GATEWAY_ALLOWED_HOSTS: 'app.example.com:70000' }), 'GATEWAY_ALLOWED_HOSTS');
 });
+
+t.test('managed Redis credentials (REDIS_USERNAME/REDIS_PASSWORD, Sentinel pair, REDIS_TLS, REDIS_CA_FILE)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sgw-redis-cred-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const PASSWORD = 'Sup3r-Secret-Redis-Pw';
+  const SENTINEL_PASSWORD = 'Sentinel-Only-Pw-42';
+  const passwordFile = join(dir, 'redis-password');
+  writeFileSync(passwordFile, `${PASSWORD}\n`);
+  const sentinelFile = join(dir, 'sentinel-password');
+  writeFileSync(sentinelFile, SENTINEL_PASSWORD);
+  const caFile = join(dir, 'ca.pem');
+  writeFileSync(caFile, '-----BEGIN CERTIFICATE-----\n');
+  const SENTINEL = { REDIS_SENTINELS: '127.0.0.1:26379', REDIS_SENTINEL_NAME: 'mymaster', GATEWAY_SESSION_SECRET: SECRET_A };
+
+  t.same(loadConfig({ ...REDIS, REDIS_USERNAME: 'gateway', REDIS_PASSWORD: PASSWORD }).redis, {
+    mode: 'standalone',
+    url: 'redis://127.0.0.1:6379',
+    username: 'gateway',
+    password: PASSWORD,
+  });
+  t.same(loadConfig({ ...REDIS, REDIS_PASSWORD_FILE: passwordFile }).redis, { mode: 'standalone', url: 'redis://127.0.0.1:6379', password: PASSWORD }, '_FILE, trailing newline dropped');
+  t.same(
+    loadConfig({ ...SENTINEL, REDIS_PASSWORD: PASSWORD, REDIS_SENTINEL_USERNAME: 'watcher', REDIS_SENTINEL_PASSWORD_FILE: sentinelFile, REDIS_TLS: 'true' }).redis,
+    {
+      mode: 'sentinel',
+      sentinels: [{ host: '127.0.0.1', port: 26379 }],
+      name: 'mymaster',
+      password: PASSWORD,
+      sentinelUsername: 'watcher',
+      sentinelPassword: SENTINEL_PASSWORD,
+      tls: true,
+    },
+  );
+  t.same(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', GATEWAY_SESSION_SECRET: SECRET_A, REDIS_PASSWORD: PASSWORD }).redis, {
+    mode: 'cluster',
+    nodes: [{ host: '127.0.0.1', port: 7000 }],
+    password: PASSWORD,
+  });
+  t.equal(loadConfig({ ...REDIS, REDIS_CA_FILE: caFile }).redisTlsCa, '-----BEGIN CERTIFICATE-----\n', 'REDIS_CA_FILE');
+  t.equal(loadConfig({ ...REDIS, GATEWAY_REDIS_CA_FILE: caFile }).redisTlsCa, '-----BEGIN CERTIFICATE-----\n', 'the older name still works');
+
+  const cases: [string, Record<string, string>, RegExp][] = [
+    ['REDIS_PASSWORD', { ...REDIS, REDIS_PASSWORD: PASSWORD, REDIS_PASSWORD_FILE: passwordFile }, /REDIS_PASSWORD and REDIS_PASSWORD_FILE are both set/],
+    ['REDIS_SENTINEL_PASSWORD', { ...SENTINEL, REDIS_SENTINEL_PASSWORD: SENTINEL_PASSWORD, REDIS_SENTINEL_PASSWORD_FILE: sentinelFile }, /both set/],
+    ['REDIS_URL', { GATEWAY_SESSION_SECRET: SECRET_A, REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:6379`, REDIS_PASSWORD: PASSWORD }, /one place only/],
+    ['REDIS_USERNAME', { ...REDIS, REDIS_USERNAME: 'gateway' }, /needs REDIS_PASSWORD/],
+    ['REDIS_SENTINEL_USERNAME', { ...REDIS, REDIS_SENTINEL_PASSWORD: SENTINEL_PASSWORD }, /only apply with REDIS_SENTINELS/],
+    ['REDIS_TLS', { ...REDIS, REDIS_TLS: 'true' }, /rediss:\/\//],
+    ['REDIS_CA_FILE', { ...REDIS, REDIS_CA_FILE: caFile, GATEWAY_REDIS_CA_FILE: caFile }, /both set/],
+    ['REDIS_PASSWORD_FILE', { ...REDIS, REDIS_PASSWORD_FILE: join(dir, 'nope') }, /cannot read .*\(ENOENT\)/],
+  ];
+  for (const [variable, env, pattern] of cases) {
+    const problems = problemsOf(t, env);
+    assertNamed(t, problems, variable, pattern);
+    for (const secret of [PASSWORD, SENTINEL_PASSWORD]) t.notOk(problems.join('\n').includes(secret), `${variable}: no password in any problem line`);
+  }
+  const noRedis = problemsOf(t, { REDIS_PASSWORD: PASSWORD });
+  t.match(noRedis.join('\n'), /REDIS_PASSWORD are set but no Redis is/);
+  t.notOk(noRedis.join('\n').includes(PASSWORD), 'no password echoed');
+});
