@@ -1,4 +1,4 @@
-// Renders the login page in headless Chromium and saves docs/login-page.png for the README.
+// Renders the login page in headless Chromium and saves docs/login-page.png for docs/login-page.md.
 // `npm run screenshot` builds first; this script then starts the real gateway from dist/ in its
 // embedded demo mode (no Redis, PostgreSQL or upstream needed) on a free 127.0.0.1 port, opens a
 // protected URL the way a user would, photographs the login page it lands on, and stops.

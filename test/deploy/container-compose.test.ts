@@ -34,7 +34,7 @@ async function portIsFree(port: number): Promise<boolean> {
 }
 
 // Bounded, but longer than .taprc's 240 s: with an empty cache the stand-ins and the first build
-// take minutes (README "Tested with real containers").
+// take minutes (docs/deploying.md, "Tested with real containers").
 t.setTimeout(20 * 60_000);
 await requirePodman();
 for (const port of [8000, 8001]) {

@@ -1,7 +1,7 @@
 // The container image built from the real Dockerfile (unchanged) and run with podman: it starts
 // as uid 1000, its HEALTHCHECK passes, a login through it reaches the app behind it, it runs with a
 // read-only root filesystem, and SIGTERM drains (/readyz turns 503 first) and exits 0 within the
-// grace period. The image's size and start time are reported (README "Deploying").
+// grace period. The image's size and start time are reported (docs/deploying.md).
 // The base image is a local stand-in (test/helpers/containers.ts): no registry is reachable in CI.
 import t from 'tap';
 import { formLogin, cookieLine } from './lib/stack.js';
@@ -15,7 +15,7 @@ const MB = 1024 * 1024;
 const GRACE_SECONDS = 10;
 
 // Bounded, but longer than .taprc's 240 s: with an empty cache the stand-ins and the first build
-// take minutes (README "Tested with real containers").
+// take minutes (docs/deploying.md, "Tested with real containers").
 t.setTimeout(20 * 60_000);
 await requirePodman();
 const { tag, seconds: buildSeconds } = await buildGatewayImage();

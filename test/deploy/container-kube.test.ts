@@ -64,7 +64,7 @@ function renderKustomization(): Manifest[] {
 }
 
 // Bounded, but longer than .taprc's 240 s: with an empty cache the stand-ins and the first build
-// take minutes (README "Tested with real containers").
+// take minutes (docs/deploying.md, "Tested with real containers").
 t.setTimeout(20 * 60_000);
 await requirePodman();
 const rendered = renderKustomization();

@@ -126,8 +126,8 @@ t.test("Traefik's forwardAuth with the shipped regex: the app gets its own cooki
   t.equal(onlyOurs.Cookie, undefined, 'nothing left: no Cookie header at all');
 });
 
-t.test("the README shows the examples' regex (X-Gateway-Identity and Cookie included)", async (t) => {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+t.test("the forward-auth docs show the examples' regex (X-Gateway-Identity and Cookie included)", async (t) => {
+  const readme = readFileSync(new URL('../../docs/forward-auth.md', import.meta.url), 'utf8');
   const regex = dynamic.http.middlewares['session-gateway']?.forwardAuth.authResponseHeadersRegex ?? '';
   t.ok(readme.includes(`authResponseHeadersRegex: ${regex}`), `README quotes ${regex}`);
   for (const shown of readme.matchAll(/authResponseHeadersRegex: ([^`\s]+)/g)) checkRegex(t, shown[1] ?? '', 'README');

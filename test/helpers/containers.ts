@@ -41,7 +41,7 @@ export const podman = (args: string[], timeoutMs?: number) => run('podman', args
 
 /**
  * Fails with one clear line when podman cannot run containers here: the container tests never skip
- * (README "Deploying"; .ci/run installs podman and writes /etc/containers/containers.conf).
+ * (docs/deploying.md; .ci/run installs podman and writes /etc/containers/containers.conf).
  */
 export async function requirePodman(): Promise<void> {
   for (const tool of ['podman', 'mmdebstrap']) {
@@ -55,7 +55,7 @@ export async function requirePodman(): Promise<void> {
     await podman(['info', '--format', '{{.Host.OCIRuntime.Name}}'], 60_000);
   } catch (error) {
     const line = String((error as Error).message).split('\n').find((l) => /error|denied|not/i.test(l)) ?? (error as Error).message.split('\n')[0];
-    throw new Error(`podman cannot work on this machine (see README "Deploying" for /etc/containers/containers.conf): ${line}`);
+    throw new Error(`podman cannot work on this machine (see docs/deploying.md for /etc/containers/containers.conf): ${line}`);
   }
 }
 
@@ -174,7 +174,7 @@ async function nodeBinary(): Promise<string> {
  * Stand-in for the official node image (tagged with every name given): Debian minbase, the
  * official Node binary in /usr/local/bin, npm in /usr/local/lib/node_modules, user and group
  * `node` (1000). It carries the host's CA bundle and points Node and npm at it, so npm works
- * inside a build behind a TLS-inspecting proxy (README "Deploying").
+ * inside a build behind a TLS-inspecting proxy (docs/deploying.md).
  */
 export async function ensureNodeImage(tags: string[]): Promise<void> {
   const [primary, ...aliases] = tags;

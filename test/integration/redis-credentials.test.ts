@@ -120,8 +120,8 @@ t.test('standalone Redis with requirepass', async (t) => {
   });
 });
 
-t.test('an ACL user with exactly the README least-privilege line, default user off', async (t) => {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+t.test('an ACL user with exactly the documented least-privilege line, default user off', async (t) => {
+  const readme = readFileSync(new URL('../../docs/sessions.md', import.meta.url), 'utf8');
   const line = /^user gateway on (>\S+) (.+)$/m.exec(readme);
   t.ok(line, 'README documents `user gateway on >… …`');
   if (!line) return;
