@@ -3,8 +3,8 @@
 // happens once per session per half token lifetime. This prints both, per algorithm.
 //
 //   npm run build && node bench/identity-token.mjs      # ITERATIONS=20000 by default
-import { createIdentityTokens } from '../dist/proxy/signed-identity.js';
-import { generateSigningKey } from '../dist/proxy/identity-keys.js';
+import { createIdentityTokens } from '../dist/identity/signed-identity.js';
+import { generateSigningKey } from '../dist/identity/keys.js';
 
 const ITERATIONS = Number(process.env.ITERATIONS ?? 20_000);
 const identity = { user: 'alice', email: 'alice@example.com', groups: ['staff', 'ops'] };

@@ -7,18 +7,18 @@ import type { Socket } from 'node:net';
 import cookie from '@fastify/cookie';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { requestObserver } from './admin/metrics.js';
-import { jwksRoute } from './auth/jwks.js';
-import { authRoutes } from './auth/routes.js';
-import { createVerifier, verifyRoutes } from './auth/verify.js';
-import { createVerifyFastPath } from './auth/verify-fast-path.js';
+import { jwksRoute } from './identity/jwks.js';
+import { authRoutes } from './login/routes.js';
+import { createVerifier, verifyRoutes } from './forward-auth/verify.js';
+import { createVerifyFastPath } from './forward-auth/fast-path.js';
 import type { GatewayDeps } from './context.js';
 import { GatewayError, badHost, badPath, methodNotAllowed } from './errors.js';
 import { hostRefusal } from './http.js';
 import { requestLoggerFactory, writeAccessLine } from './logger.js';
 import { renderErrorPage, ERROR_PAGE_STYLE_HASH } from './pages.js';
-import { normaliseRequestUrl, pathForLog } from './proxy/paths.js';
+import { normaliseRequestUrl, pathForLog } from './access/paths.js';
 import { ALLOWED_METHODS_HEADER, isRefusedMethod, refuseTunnels, routeEveryMethod } from './proxy/methods.js';
-import { proxyRoutes } from './proxy/plugin.js';
+import { proxyRoutes } from './proxy/routes.js';
 
 const kBadPath = Symbol('badPath');
 /** Set on a request cut by GATEWAY_REQUEST_TIMEOUT, so its abort is counted as 408, not 499. */
@@ -38,7 +38,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   const fastVerify = createVerifyFastPath(deps, verifier);
   const app = Fastify({
     // Our own server so that the common forward-auth call is answered before fastify's router
-    // (verify-fast-path.ts); everything else goes to fastify's handler unchanged.
+    // (forward-auth/fast-path.ts); everything else goes to fastify's handler unchanged.
     serverFactory: (handler) => createGatewayServer(config, (req, res) => fastVerify.handle(req, res, handler)),
     loggerInstance: deps.logger as FastifyBaseLogger,
     // One access-log line of our own per request (SPEC 7) instead of fastify's two.

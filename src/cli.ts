@@ -4,15 +4,15 @@
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import pino from 'pino';
-import { migrate } from './auth/migrations.js';
-import { hashPassword } from './auth/passwords.js';
-import { addUser, deleteUser, explainMissingOwnTable, identityValueProblem, isLegacyTable, listUsers, newUserProblem, ownTableOnly, setDisabled, setLegacyPassword, setPassword, UserAdminError } from './auth/user-admin.js';
-import { createPgPool } from './auth/user-store.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { migrate } from './users/migrations.js';
+import { hashPassword } from './users/passwords.js';
+import { addUser, deleteUser, explainMissingOwnTable, identityValueProblem, isLegacyTable, listUsers, newUserProblem, ownTableOnly, setDisabled, setLegacyPassword, setPassword, UserAdminError } from './users/user-admin.js';
+import { createPgPool } from './users/user-store.js';
+import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { createLogger } from './logger.js';
-import { exportPrivateKeyPem, generateSigningKey } from './proxy/identity-keys.js';
+import { exportPrivateKeyPem, generateSigningKey } from './identity/keys.js';
 import { startGateway } from './server.js';
-import { connectRedis, createRedisClient } from './session/redis-client.js';
+import { connectRedis, createRedisClient } from './redis-client.js';
 import { createRedisSessionStore } from './session/redis-store.js';
 import type { SessionStore } from './session/types.js';
 

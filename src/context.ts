@@ -2,11 +2,11 @@
 // to buildApp. Nothing in here is created per request.
 import type { Logger } from 'pino';
 import type { Metrics } from './admin/metrics.js';
-import type { CsrfTokens } from './auth/csrf.js';
-import type { LoginThrottle } from './auth/throttle.js';
-import type { UserStore } from './auth/user-store.js';
-import type { Config } from './config.js';
-import type { IdentityTokens } from './proxy/signed-identity.js';
+import type { CsrfTokens } from './login/csrf.js';
+import type { LoginThrottle } from './login/throttle.js';
+import type { UserStore } from './users/user-store.js';
+import type { Config } from './config/config.js';
+import type { IdentityTokens } from './identity/signed-identity.js';
 import type { ActiveSession, SessionManager } from './session/manager.js';
 
 export interface GatewayDeps {

@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { CookieSerializeOptions } from '@fastify/cookie';
-import type { Config } from './config.js';
+import type { Config } from './config/config.js';
 
 /** A browser navigation gets a redirect to the login page; anything else gets a 401 (SPEC 3). */
 export function isBrowserNavigation(request: FastifyRequest): boolean {

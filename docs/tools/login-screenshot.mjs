@@ -5,7 +5,7 @@
 //   SCREENSHOT_OUT=path   where to write the PNG (default docs/login-page.png)
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../dist/config.js';
+import { loadConfig } from '../../dist/config/config.js';
 import { createLogger } from '../../dist/logger.js';
 import { startGateway } from '../../dist/server.js';
 import { launchChromium } from '../../test/helpers/chromium.mjs';

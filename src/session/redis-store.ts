@@ -2,7 +2,7 @@
 // session's idle/max deadlines, and every command touches one key, so the layout works
 // unchanged on Redis Cluster. Invalidations travel on one pub/sub channel to every replica.
 import { Cluster, Redis } from 'ioredis';
-import { reconnectDelay, type RedisClient } from './redis-client.js';
+import { reconnectDelay, type RedisClient } from '../redis-client.js';
 import { decodeRecord, encodeRecord } from './codec.js';
 import type { InvalidationListener, SessionStore, StoredSession } from './types.js';
 

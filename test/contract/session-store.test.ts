@@ -3,7 +3,7 @@
 import t from 'tap';
 import { Redis } from 'ioredis';
 import { createMemorySessionStore } from '../../src/session/memory-store.js';
-import { connectRedis, createRedisClient } from '../../src/session/redis-client.js';
+import { connectRedis, createRedisClient } from '../../src/redis-client.js';
 import { createRedisSessionStore } from '../../src/session/redis-store.js';
 import type { SessionRecord, SessionStore } from '../../src/session/types.js';
 import { uniquePrefix } from '../helpers/gateway.js';

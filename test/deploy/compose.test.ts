@@ -8,7 +8,7 @@ import { posix } from 'node:path';
 import pg from 'pg';
 import t from 'tap';
 import { parse } from 'yaml';
-import { ConfigError, loadConfig, SECRET_VARIABLES } from '../../src/config.js';
+import { ConfigError, loadConfig, SECRET_VARIABLES } from '../../src/config/config.js';
 import { startTestGateway, uniquePrefix } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
 import { services } from '../helpers/services.js';
@@ -16,7 +16,7 @@ import { applySeed, asUserOf, cookieLine, formLogin, startLegacyApp } from './li
 
 const deployDir = new URL('../../deploy/', import.meta.url);
 const composeText = readFileSync(new URL('docker-compose.yml', deployDir), 'utf8');
-const configSource = readFileSync(new URL('../../src/config.ts', import.meta.url), 'utf8');
+const configSource = readFileSync(new URL('../../src/config/config.ts', import.meta.url), 'utf8');
 
 interface Service {
   image?: string;
@@ -78,7 +78,7 @@ t.test('every GATEWAY_*, REDIS_* and DATABASE_URL variable is one the gateway re
       if (!/^(GATEWAY_|REDIS_|DATABASE_URL|LOG_LEVEL)/.test(name)) continue;
       const base = name.replace(/_FILE$/, '');
       const read = name.endsWith('_FILE') ? (SECRET_VARIABLES as readonly string[]).includes(base) : configSource.includes(`'${name}'`);
-      t.ok(read, `${g}: ${name} is read by src/config.ts`);
+      t.ok(read, `${g}: ${name} is read by src/config/config.ts`);
     }
     let config;
     try {

@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { parseAllDocuments, parse, stringify } from 'yaml';
-import { hashPassword } from '../../src/auth/passwords.js';
+import { hashPassword } from '../../src/users/passwords.js';
 import { send } from '../helpers/http.js';
 import { freePort } from '../helpers/services.js';
 import { buildExampleAppImage, buildGatewayImage, ensurePostgresImage, ensureRedisImage, eventually, podman, qualified, removeAtTeardown, requirePodman } from '../helpers/containers.js';

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import t from 'tap';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/config.js';
 import { startTestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/services.js';
 import { all, assignments, copyPaths, parseDockerfile, type Stage } from './lib/dockerfile.js';
@@ -99,7 +99,7 @@ t.test('HEALTHCHECK probes /healthz on the admin port, the port the gateway real
   const argv = JSON.parse(cmd) as string[];
   t.equal(argv[0], 'node', 'exec form, with Node (no curl in the slim image)');
   t.match(argv.join(' '), /\/healthz/, 'hits /healthz');
-  t.match(argv.join(' '), new RegExp(`GATEWAY_ADMIN_PORT\\|\\|${adminPortDefault}\\b`), `follows GATEWAY_ADMIN_PORT, default ${adminPortDefault} like src/config.ts`);
+  t.match(argv.join(' '), new RegExp(`GATEWAY_ADMIN_PORT\\|\\|${adminPortDefault}\\b`), `follows GATEWAY_ADMIN_PORT, default ${adminPortDefault} like src/config/config.ts`);
   t.ok(check.flags.interval && check.flags.timeout && check.flags['start-period'], 'interval, timeout and start period set');
   const exposed = all(final, 'EXPOSE').flatMap((e) => e.rest.split(/\s+/));
   t.ok(exposed.includes(String(adminPortDefault)), 'the admin port is EXPOSEd');

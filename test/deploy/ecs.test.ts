@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { CreateServiceRequest$, RegisterTaskDefinitionRequest$ } from '@aws-sdk/client-ecs';
 import type { ContainerDefinition, CreateServiceRequest, RegisterTaskDefinitionRequest } from '@aws-sdk/client-ecs';
-import { loadConfig } from '../../src/config.js';
-import { parseDurationMs } from '../../src/duration.js';
+import { loadConfig } from '../../src/config/config.js';
+import { parseDurationMs } from '../../src/config/duration.js';
 import { parseDockerfile } from './lib/dockerfile.js';
 import { shapeProblems } from './lib/aws-shape.js';
 
@@ -71,7 +71,7 @@ t.test('the gateway is the essential front container, on the ports it really use
   const ports = Object.fromEntries((gateway.portMappings ?? []).map((p) => [p.name ?? '', p.containerPort]));
   t.same(ports, { http: config.port, admin: config.adminPort }, 'proxy and admin ports as loadConfig reads them');
   for (const name of Object.keys(envOf(gateway))) {
-    t.ok(readFileSync(new URL('../../src/config.ts', import.meta.url), 'utf8').includes(`'${name}'`), `${name} is read by src/config.ts`);
+    t.ok(readFileSync(new URL('../../src/config/config.ts', import.meta.url), 'utf8').includes(`'${name}'`), `${name} is read by src/config/config.ts`);
   }
   const dockerfile = parseDockerfile(readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8'));
   const imageCheck = dockerfile.stages.at(-1)?.instructions.find((i) => i.keyword === 'HEALTHCHECK');

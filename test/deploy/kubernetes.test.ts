@@ -15,8 +15,8 @@ import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitorin
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IService } from 'kubernetes-models/v1/Service';
-import { ConfigError, loadConfig } from '../../src/config.js';
-import { parseDurationMs } from '../../src/duration.js';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { parseDurationMs } from '../../src/config/duration.js';
 
 const dir = new URL('../../deploy/kubernetes/', import.meta.url);
 const read = (file: string) => readFileSync(new URL(file, dir), 'utf8');
@@ -194,7 +194,7 @@ t.test('secrets come from the Secret as files, and the configuration is complete
   }
   t.equal(pod?.volumes?.find((v) => v.secret)?.secret?.secretName, secret.metadata.name, 'the mounted volume is that Secret');
   for (const name of Object.keys(env)) {
-    if (/^(GATEWAY_|REDIS_|DATABASE_URL|LOG_LEVEL)/.test(name)) t.ok(readFileSync(new URL('../../src/config.ts', import.meta.url), 'utf8').includes(`'${name.replace(/_FILE$/, '')}'`), `${name} is read by src/config.ts`);
+    if (/^(GATEWAY_|REDIS_|DATABASE_URL|LOG_LEVEL)/.test(name)) t.ok(readFileSync(new URL('../../src/config/config.ts', import.meta.url), 'utf8').includes(`'${name.replace(/_FILE$/, '')}'`), `${name} is read by src/config/config.ts`);
   }
   let problems: string[] = [];
   try {

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { parse } from 'yaml';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/config.js';
 import { startTestGateway } from '../helpers/gateway.js';
 import { findExecutable } from '../helpers/services.js';
 import { LABEL_VALUES, TARGET_LABELS, declaredLabels, liveMetricNames } from './lib/metrics.js';

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { parse } from 'yaml';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/config.js';
 import { startTestGateway } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
 

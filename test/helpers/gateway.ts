@@ -2,9 +2,9 @@
 // against the services a test started, and captures its JSON log lines for assertions.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { migrate } from '../../src/auth/migrations.js';
-import { addUser } from '../../src/auth/user-admin.js';
-import { loadConfig, type Config } from '../../src/config.js';
+import { migrate } from '../../src/users/migrations.js';
+import { addUser } from '../../src/users/user-admin.js';
+import { loadConfig, type Config } from '../../src/config/config.js';
 import { createLogger } from '../../src/logger.js';
 import { startGateway, type RunningGateway } from '../../src/server.js';
 import { cookieHeader, send } from './http.js';

@@ -2,7 +2,7 @@
 // the environment and passwords on standard input, against real PostgreSQL and Redis, and its
 // effects checked on a running gateway sharing the same stores and Redis prefix.
 import t from 'tap';
-import { verifyPassword } from '../../src/auth/passwords.js';
+import { verifyPassword } from '../../src/users/passwords.js';
 import { hashSessionId } from '../../src/session/id.js';
 import { ensureBuilt, runCli, type CliResult } from '../helpers/cli.js';
 import { login, startTestGateway, TEST_SECRET, uniquePrefix, withSession } from '../helpers/gateway.js';

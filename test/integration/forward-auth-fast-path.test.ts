@@ -1,4 +1,4 @@
-// The common forward-auth call is answered before fastify's router (src/auth/verify-fast-path.ts).
+// The common forward-auth call is answered before fastify's router (src/forward-auth/fast-path.ts).
 // What a proxy and an operator see must not tell the two paths apart: the same 204, each request
 // counted once in every metric, and whatever the fast path does not answer itself (no session, a
 // refusal, an error) answered by the route exactly as before, without validating twice.

@@ -4,7 +4,7 @@
 // through Redis, bad input, and a PostgreSQL outage. Everything runs against real Redis/PostgreSQL.
 import t from 'tap';
 import { hash as bcryptHash } from '@node-rs/bcrypt';
-import { hashPassword, hashScrypt } from '../../src/auth/passwords.js';
+import { hashPassword, hashScrypt } from '../../src/users/passwords.js';
 import { login, seedUsers, startTestGateway, uniquePrefix, withSession, type TestGateway } from '../helpers/gateway.js';
 import { cookieHeader, send, type Response } from '../helpers/http.js';
 import { services } from '../helpers/services.js';

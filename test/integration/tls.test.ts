@@ -9,7 +9,7 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { seedUsers, startTestGateway, uniquePrefix } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
 import { findExecutable, freePort, services, sleep, startPostgres } from '../helpers/services.js';

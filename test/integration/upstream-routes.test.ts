@@ -5,7 +5,7 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, type ConfigError } from '../../src/config.js';
+import { loadConfig, type ConfigError } from '../../src/config/config.js';
 import { login, seedUsers, startTestGateway, uniquePrefix, withSession } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
 import { services } from '../helpers/services.js';

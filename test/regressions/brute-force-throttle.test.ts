@@ -2,10 +2,10 @@
 // are all in flight before the first is counted, spreading tries over replicas, over case or
 // padding variants of the name that the user table resolves to the same account, or over many
 // accounts from one address (password spraying), faking the source address with X-Forwarded-For.
-// Defence: src/auth/throttle.ts (per-username and per-IP fixed windows in Redis, counted before the
-// password is checked) and src/auth/routes.ts: 429 + Retry-After, even for the right password.
+// Defence: src/login/throttle.ts (per-username and per-IP fixed windows in Redis, counted before the
+// password is checked) and src/login/routes.ts: 429 + Retry-After, even for the right password.
 import t from 'tap';
-import { hashPassword } from '../../src/auth/passwords.js';
+import { hashPassword } from '../../src/users/passwords.js';
 import { uniquePrefix } from '../helpers/gateway.js';
 import type { Response } from '../helpers/http.js';
 import { jsonLogin, testBed } from './setup.js';

@@ -1,7 +1,7 @@
 // Attack: a shared cache (corporate proxy, CDN, the load balancer's cache) stores a response that
 // carries one user's session — the login answer with its Set-Cookie, /_auth/session's identity, the
 // redirect after sign-in — and serves it to the next person who asks.
-// Defence: src/auth/routes.ts sends Cache-Control: no-store (and Pragma: no-cache) on every gateway
+// Defence: src/login/routes.ts sends Cache-Control: no-store (and Pragma: no-cache) on every gateway
 // route, plus nosniff and Referrer-Policy: same-origin so no URL of the flow leaks to other sites.
 import t from 'tap';
 import { login, withSession } from '../helpers/gateway.js';

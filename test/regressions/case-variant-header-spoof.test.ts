@@ -1,7 +1,7 @@
 // Attack: a client sends the identity headers in another case (REMOTE-USER, x-FORWARDED-user), or
 // several times, hoping that a case-sensitive comparison against the configured name lets one
 // copy through, or that the app reads the first of two values.
-// Defence: src/proxy/identity-headers.ts compares names case-insensitively (configured names
+// Defence: src/identity/headers.ts compares names case-insensitively (configured names
 // included) and removes every copy before adding exactly one of its own.
 import t from 'tap';
 import { login, withSession } from '../helpers/gateway.js';

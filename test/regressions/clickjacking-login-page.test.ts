@@ -1,7 +1,7 @@
 // Attack (clickjacking): a page on another site frames the real login page, invisibly or under a
 // decoy, so the victim's clicks and keystrokes go to it — or styles and scripts are injected into it
 // to read what is typed.
-// Defence: src/auth/routes.ts — every gateway page is sent with X-Frame-Options: DENY and the login
+// Defence: src/login/routes.ts — every gateway page is sent with X-Frame-Options: DENY and the login
 // page with a CSP that forbids framing, scripts, foreign styles and foreign form targets.
 import t from 'tap';
 import { send } from '../helpers/http.js';

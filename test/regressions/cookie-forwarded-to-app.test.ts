@@ -1,6 +1,6 @@
 // Attack: a curious or compromised app behind the gateway (or anything that logs its requests)
 // harvests the gateway's session cookie from the Cookie header and replays it to act as the user.
-// Defence: src/proxy/identity-headers.ts removes the gateway's cookies (session and pre-login CSRF)
+// Defence: src/identity/headers.ts removes the gateway's cookies (session and pre-login CSRF)
 // from the forwarded Cookie header in every arrangement, leaving the app's own cookies untouched.
 import t from 'tap';
 import { login } from '../helpers/gateway.js';

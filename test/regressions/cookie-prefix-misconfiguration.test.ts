@@ -2,7 +2,7 @@
 // GATEWAY_COOKIE_DOMAIN, or a __Secure-/__Host- name without Secure. Browsers silently drop such a
 // cookie (RFC 6265bis section 4.1.3), so the gateway looked healthy while nobody could sign in: every
 // login "succeeded" and landed back on the login page.
-// Defence: src/config.ts checkCookiePrefix: start-up stops with one line naming the rule; an
+// Defence: src/config/config.ts checkCookiePrefix: start-up stops with one line naming the rule; an
 // accepted prefixed name is set with exactly what the prefix demands (Secure, Path=/, no Domain).
 import t from 'tap';
 import { login, seedUsers, startTestGateway, TEST_SECRET, uniquePrefix } from '../helpers/gateway.js';

@@ -2,9 +2,9 @@
 // client's other headers pass to the subrequest), a client adds `X-Forwarded-Method: POST` to a
 // `GET /export` that a rule (`methods: [GET]`, `deny`) refuses. The gateway used to believe any
 // method header, so the verify said 204 and nginx served the export.
-// Defence (SPEC 4): src/auth/original-request.ts believes a method header only in the convention of
+// Defence (SPEC 4): src/forward-auth/original-request.ts believes a method header only in the convention of
 // the URI header it came with (X-Original-URI + X-Original-Method, X-Forwarded-Uri +
-// X-Forwarded-Method); any other method is unknown, and src/proxy/access-rules.ts then applies
+// X-Forwarded-Method); any other method is unknown, and src/access/rules.ts then applies
 // method-scoped rules as if any method could be meant.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

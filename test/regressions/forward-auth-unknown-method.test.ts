@@ -2,8 +2,8 @@
 // the widely copied snippet (only X-Original-URI), the gateway took that GET for the client's
 // method, so every rule scoped to other methods was skipped: a user outside `writers` POSTs to
 // /api (rule: POST/PUT/DELETE need `writers`) and nginx forwards it. No header needed.
-// Defence (SPEC 4): src/auth/original-request.ts never takes the verify request's own method for
-// the client's; without a method header the method is unknown and src/proxy/access-rules.ts
+// Defence (SPEC 4): src/forward-auth/original-request.ts never takes the verify request's own method for
+// the client's; without a method header the method is unknown and src/access/rules.ts
 // applies every rule some method would reach (a deny for one method denies; groups for some
 // methods are needed). The verify fast path and the route decide alike (verify.ts ruleFor), and a
 // one-time warning names the missing header.

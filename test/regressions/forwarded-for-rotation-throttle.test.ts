@@ -5,7 +5,7 @@
 // rotated value a fresh budget.
 // Defence: src/app.ts passes GATEWAY_TRUSTED_PROXIES to fastify's trustProxy (proxy-addr): the
 // client address is the right-most X-Forwarded-For entry that is not itself a trusted proxy, and
-// src/auth/throttle.ts counts that address (SPEC section 2, issue 17 item 10).
+// src/login/throttle.ts counts that address (SPEC section 2, issue 17 item 10).
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { jsonLogin, testBed } from './setup.js';

@@ -2,8 +2,8 @@
 // is capped at cores − 1 at a time, but the queue in front of it was unbounded: 4 addresses × 50
 // parallel attempts put 200 argon2id hashes ahead of every real login (84 ms → 3.8 s), and more
 // addresses or more attempts made it as long as the attacker liked.
-// Defence: src/auth/concurrency.ts bounds the hashing queue in length and waiting time, and
-// src/auth/routes.ts lets one address have only a few sign-ins in flight: the rest of a flood is
+// Defence: src/users/concurrency.ts bounds the hashing queue in length and waiting time, and
+// src/login/routes.ts lets one address have only a few sign-ins in flight: the rest of a flood is
 // answered `503` with `Retry-After` at once (no hash, no store call), counted as `throttled`, and a
 // real login from another address finds a short queue. (The latency is measured by
 // bench/login-flood.mjs; this test asserts outcomes only.)

@@ -2,10 +2,10 @@
 // sign-up in the legacy table, a synced directory, an admin typo) is used to smuggle a second
 // header to the app (`eve\r\nX-Forwarded-User: admin`), to break the request, or to make the app
 // decode a different name than the one that signed in.
-// Defence: src/proxy/identity-headers.ts encodeHeaderValue / encodeGroups — any value that is not
+// Defence: src/identity/headers.ts encodeHeaderValue / encodeGroups — any value that is not
 // plain printable ASCII without `%` (and `,` in a group) is percent-encoded as UTF-8 in full.
 import t from 'tap';
-import { hashPassword } from '../../src/auth/passwords.js';
+import { hashPassword } from '../../src/users/passwords.js';
 import { login, withSession } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
 import type { Echo } from '../helpers/upstream.js';

@@ -1,7 +1,7 @@
 // Attack: public paths are forwarded without a session, but the app code behind them often shares
 // the middleware that trusts X-Forwarded-User — so a spoofed identity header on /public/… (or on a
 // gateway running with authentication off) would impersonate anyone there.
-// Defence: src/proxy/plugin.ts runs the same header rewrite (src/proxy/identity-headers.ts) on
+// Defence: src/proxy/routes.ts runs the same header rewrite (src/identity/headers.ts) on
 // every forwarded request, public or not, and injects identity only from a validated session.
 import t from 'tap';
 import { login, withSession } from '../helpers/gateway.js';

@@ -2,8 +2,8 @@
 // tokens with the same `aud` (`session-gateway`, equal to `iss`). A token that app A receives (or
 // logs, or leaks) was accepted by app B, which checks `aud` exactly as told: B could be called
 // as the user by anyone holding A's traffic, for the token's lifetime.
-// Defence: src/proxy/signed-identity.ts audienceForHost, used by the verify route and its fast path
-// (src/auth/verify.ts allowHeaders): in forward-auth mode the audience is `https://<host>` of the
+// Defence: src/identity/signed-identity.ts audienceForHost, used by the verify route and its fast path
+// (src/forward-auth/verify.ts allowHeaders): in forward-auth mode the audience is `https://<host>` of the
 // original request (a trusted proxy's X-Forwarded-Host, checked by hostRefusal and
 // GATEWAY_ALLOWED_HOSTS), so each app verifies its own name.
 import t from 'tap';

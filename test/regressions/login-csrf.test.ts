@@ -1,7 +1,7 @@
 // Attack (login CSRF): a page on another site makes the victim's browser sign in to the gateway
 // as the ATTACKER (auto-submitted form or fetch), so whatever the victim then types into the app
 // lands in the attacker's account. The attacker knows valid credentials; only CSRF defences stop it.
-// Defence: src/auth/routes.ts + src/auth/csrf.ts (HMAC token bound to a SameSite=Strict pre-login
+// Defence: src/login/routes.ts + src/login/csrf.ts (HMAC token bound to a SameSite=Strict pre-login
 // cookie) + src/http.ts isSameOrigin (Origin / Sec-Fetch-Site) + JSON only with
 // Content-Type: application/json, which a cross-site form cannot send.
 import t from 'tap';

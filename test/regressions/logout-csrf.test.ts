@@ -1,7 +1,7 @@
 // Attack (logout CSRF): a page on another site embeds `<img src="https://app/_auth/logout">`, links
 // to it, or auto-submits a form to it (or to a legacy logout path such as /logout), and the
 // victim is signed out without asking: an annoyance, or the first step of a login-CSRF swap.
-// Defence: src/auth/routes.ts and src/proxy/plugin.ts refuse a logout that src/http.ts
+// Defence: src/login/routes.ts and src/proxy/routes.ts refuse a logout that src/http.ts
 // isSameOrigin says came from another site (Sec-Fetch-Site, Origin): the session stays, and the
 // user is shown a button that signs out with a same-origin POST. Same-site clicks work as before.
 import t from 'tap';

@@ -2,7 +2,7 @@
 // PostgreSQL refuses NUL in text, so the lookup failed: `503`, an error log line with a stack, and
 // `gateway_store_errors_total{store="postgres"}` +1 per request — a free way to page the on-call
 // (alert fuel) and to tell this name apart from a wrong password.
-// Defence: src/auth/routes.ts refuses a username with control characters as bad credentials before
+// Defence: src/login/routes.ts refuses a username with control characters as bad credentials before
 // any user-store call: the same generic 401, counted as a failure, throttled as usual, verified
 // against the dummy hash like an unknown user (SPEC section 4).
 import t from 'tap';

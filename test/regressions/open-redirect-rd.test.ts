@@ -1,7 +1,7 @@
 // Attack: a link to the real login page with `rd` pointing elsewhere
 // (/_auth/login?rd=//evil.example), so that after a genuine sign-in the victim lands on the
 // attacker's look-alike page ("session expired, enter your password again").
-// Defence: src/proxy/paths.ts safeRedirectTarget — only same-origin absolute paths survive;
+// Defence: src/access/paths.ts safeRedirectTarget — only same-origin absolute paths survive;
 // anything else, including what a browser would turn into another host, becomes `/`.
 import t from 'tap';
 import { send } from '../helpers/http.js';

@@ -4,7 +4,7 @@
 // `X-Original-URL`/`X-Rewrite-URL`. A client sends an allowed `POST /orders` with
 // `X-HTTP-Method-Override: DELETE`, or a public `GET /public/x` with `X-Original-URL: /admin`, and
 // the app performs what the gateway refused.
-// Defence: src/proxy/identity-headers.ts (createRequestHeaderRewriter) removes every re-routing
+// Defence: src/identity/headers.ts (createRequestHeaderRewriter) removes every re-routing
 // and re-addressing header (SPEC section 4's list), in any case and underscore spelling, from
 // anyone but a GATEWAY_TRUSTED_PROXIES peer, on every request.
 import { mkdtempSync, writeFileSync } from 'node:fs';

@@ -1,8 +1,8 @@
 // Attack: crash or wedge the gateway — or slip something past it — with huge request headers,
 // cookies, URLs or login bodies (a 64 KB header, a 64 KB session cookie, thousands of cookies).
 // Defence: Node's header limit (16 KB, answered 431 before any handler runs, never raised by the
-// gateway), src/proxy/paths.ts MAX_URL_LENGTH, src/session/id.ts (a cookie over 200 characters is
-// refused before any HMAC work), src/auth/routes.ts login body and field limits.
+// gateway), src/access/paths.ts MAX_URL_LENGTH, src/session/id.ts (a cookie over 200 characters is
+// refused before any HMAC work), src/login/routes.ts login body and field limits.
 import t from 'tap';
 import { login, withSession } from '../helpers/gateway.js';
 import { cookieHeader, send } from '../helpers/http.js';

@@ -2,7 +2,7 @@
 // session id in a path parameter (`/cart;jsessionid=…`) when cookies are off; the gateway forwards
 // path parameters as they are (SPEC 4), so its access log and audit lines used to record them, a
 // credential in a log shipped to places the app's sessions are not.
-// Defence: src/proxy/paths.ts pathForLog: every log line shows path parameters as `;[Redacted]`,
+// Defence: src/access/paths.ts pathForLog: every log line shows path parameters as `;[Redacted]`,
 // like the query string, which is never logged; the app still receives the raw path.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -5,7 +5,7 @@
 // whenever its window ended while a login was still verifying and then handed its attempt back
 // (DECR on a key that had just expired creates one with no TTL), or ended between SET NX and INCR.
 // An attacker can aim for that moment: Retry-After tells them exactly when the window ends.
-// Defence: src/auth/throttle.ts counts and hands back with one atomic Lua step per counter that
+// Defence: src/login/throttle.ts counts and hands back with one atomic Lua step per counter that
 // (re)sets the expiry, and never recreates a counter whose window has ended.
 import { hash as bcryptHash } from '@node-rs/bcrypt';
 import t from 'tap';

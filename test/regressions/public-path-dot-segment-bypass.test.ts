@@ -1,7 +1,7 @@
 // Attack: with GATEWAY_PUBLIC_PATHS=/public, reach the protected /admin without a session through a
 // path the gateway matches as "/public/…" but the app resolves to "/admin": dot segments, encoded
 // dots or slashes, doubled slashes, backslashes, and Tomcat/Jetty path parameters (`..;`).
-// Defence: src/proxy/paths.ts normalises before authorising (and forwards exactly the authorised
+// Defence: src/access/paths.ts normalises before authorising (and forwards exactly the authorised
 // path), and answers 400 to what it cannot normalise unambiguously; src/app.ts rewriteUrl.
 import t from 'tap';
 import { login, withSession } from '../helpers/gateway.js';

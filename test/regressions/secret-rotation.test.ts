@@ -2,10 +2,10 @@
 // a guessed, leaked-then-retired or default secret, or keep replaying a cookie signed with a secret
 // the operator has since removed. Users must not be logged out by a routine rotation either.
 // Defence: src/session/id.ts (the first secret signs, all listed verify, a cookie signed with a
-// listed older one is re-signed on use) and src/config.ts (secrets of at least 32 characters).
+// listed older one is re-signed on use) and src/config/config.ts (secrets of at least 32 characters).
 import { createHmac } from 'node:crypto';
 import t from 'tap';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/config.js';
 import { login } from '../helpers/gateway.js';
 import { apiGet, testBed } from './setup.js';
 

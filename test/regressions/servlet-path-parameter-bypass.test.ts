@@ -4,8 +4,8 @@
 // `admins` into it (`/admin;x/secret`, `/admin;`, `/;x/admin`), walks into a `deny`-ed area
 // (`/internal;a/b`), through the proxy, through /_auth/verify and through WebSocket upgrades; and
 // `/logout;jsessionid=…` logs out of the app while the gateway session lives on.
-// Defence (SPEC 4): src/proxy/paths.ts withoutPathParameters gives the container's reading,
-// src/proxy/access-rules.ts requires both readings to allow, src/proxy/plugin.ts treats a logout
+// Defence (SPEC 4): src/access/paths.ts withoutPathParameters gives the container's reading,
+// src/access/rules.ts requires both readings to allow, src/proxy/routes.ts treats a logout
 // path matching either reading as a logout; the app still receives the raw path. `..;` (which
 // Tomcat and Jetty resolve as `..`) is refused with 400 by the normaliser before any rule.
 import { rmSync, writeFileSync } from 'node:fs';

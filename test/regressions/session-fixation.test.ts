@@ -1,7 +1,7 @@
 // Attack (session fixation): the attacker puts a cookie value of their choosing (or their own valid
 // session) into the victim's browser — via a sibling subdomain, a header-injection bug, a shared
 // computer — and waits for the victim to sign in, hoping the gateway adopts that value.
-// Defence: src/auth/routes.ts issues a brand-new id at every login and destroys the one presented;
+// Defence: src/login/routes.ts issues a brand-new id at every login and destroys the one presented;
 // src/session/id.ts never accepts a value it did not sign.
 import { createHmac, randomBytes } from 'node:crypto';
 import t from 'tap';

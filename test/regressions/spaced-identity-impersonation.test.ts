@@ -3,11 +3,11 @@
 // `alice ` and signs in with her own password. Leading and trailing spaces are optional
 // whitespace that every HTTP parser strips (RFC 9110 5.5), so a raw header value `alice ` reaches
 // the app as `alice`: Mallory is Alice. The same for a group ` admins` and an e-mail.
-// Defence: src/proxy/identity-headers.ts encodeHeaderValue — a value starting or ending with a
+// Defence: src/identity/headers.ts encodeHeaderValue — a value starting or ending with a
 // space is percent-encoded in full (SPEC section 4), on the proxy and on /_auth/verify; the CLI
 // refuses such names (test/integration/cli.test.ts).
 import t from 'tap';
-import { hashPassword } from '../../src/auth/passwords.js';
+import { hashPassword } from '../../src/users/passwords.js';
 import { login, withSession } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
 import type { Echo } from '../helpers/upstream.js';

@@ -3,7 +3,7 @@
 // created a per-username counter (up to ~940 bytes with a long name) for the whole window: one
 // address wrote ~500 keys/s into the sessions' Redis, so the store's memory grew with the
 // attacker's request rate, not with the number of users.
-// Defence: src/auth/throttle.ts asks the IP first and never increments a counter already at its
+// Defence: src/login/throttle.ts asks the IP first and never increments a counter already at its
 // limit: an attempt the IP limit refuses writes nothing, one the user limit refuses writes nothing
 // per username; names are hashed into fixed-size keys. What one address can leave in Redis per
 // window is one IP counter plus GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP small username counters.

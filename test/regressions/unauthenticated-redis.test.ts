@@ -2,8 +2,8 @@
 // (Sentinel mode had no way to): anyone who reaches Redis on the network reads the user index,
 // deletes sessions or writes their own. Operators of managed Redis (ElastiCache, MemoryDB, Azure
 // Cache) could not use the gateway in Sentinel mode at all.
-// Defence: src/config.ts (REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD and their _FILE forms) and
-// src/session/redis-client.ts (credentials in every mode; startup bounded when they are refused).
+// Defence: src/config/config.ts (REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD and their _FILE forms) and
+// src/redis-client.ts (credentials in every mode; startup bounded when they are refused).
 import t from 'tap';
 import { send } from '../helpers/http.js';
 import { login, seedUsers, startTestGateway, withSession } from '../helpers/gateway.js';

@@ -1,7 +1,7 @@
 // Attack: a client sends identity headers spelled with underscores (X_Forwarded_User). Node keeps
 // them as distinct headers, but PHP, CGI, WSGI and many Rack/Java setups map `-` and `_` to the
 // same HTTP_X_FORWARDED_USER variable, so a forwarded underscore spelling impersonates anyone.
-// Defence: src/proxy/identity-headers.ts strips every identity name compared with `_` ≡ `-`.
+// Defence: src/identity/headers.ts strips every identity name compared with `_` ≡ `-`.
 import t from 'tap';
 import { login, withSession } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';

@@ -1,9 +1,9 @@
 // Attack: find out which usernames exist (or are disabled) from the login answers, to aim guessing
 // and phishing: a different status, message, header, cookie, page — or a throttle that only ever
 // triggers for real accounts.
-// Defence: src/auth/routes.ts answers every failure with the same 401 and generic message (the
+// Defence: src/login/routes.ts answers every failure with the same 401 and generic message (the
 // reason goes to the audit log only), and counts unknown names like known ones in
-// src/auth/throttle.ts. (Equal timing is checked by hand with bench/login-timing.mjs.)
+// src/login/throttle.ts. (Equal timing is checked by hand with bench/login-timing.mjs.)
 import t from 'tap';
 import { uniquePrefix } from '../helpers/gateway.js';
 import type { Response } from '../helpers/http.js';

@@ -13,7 +13,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { send } from '../helpers/http.js';
 import { sleep } from '../helpers/services.js';
 import { testBed } from './setup.js';

@@ -3,7 +3,7 @@
 // routes only the common methods, so every one of them answered 404 and never reached the app,
 // forward-auth refused them, and a rule scoped to them could not be checked. TRACE (which echoes
 // the request, cookies included) and CONNECT (a tunnel) must not reach the app at all.
-// Defence (SPEC 4): src/proxy/plugin.ts registers every method Node's parser accepts with fastify
+// Defence (SPEC 4): src/proxy/routes.ts registers every method Node's parser accepts with fastify
 // and @fastify/http-proxy, behind the same authenticate step; TRACE and CONNECT get 405. Tested
 // against a real WebDAV server (Debian's Apache httpd, mod_dav_fs) with a real client (cadaver)
 // and raw requests for the methods cadaver does not send.

@@ -1,7 +1,7 @@
 // Access rules as tables: parsing and validation of the rules file, first-match-wins matching
 // with segment-boundary prefixes and methods, and the verdict for anonymous and signed-in users.
 import t from 'tap';
-import { createAccessRules, decideAccess, parseAccessRules, type AccessRuleSpec } from '../../src/proxy/access-rules.js';
+import { createAccessRules, decideAccess, parseAccessRules, type AccessRuleSpec } from '../../src/access/rules.js';
 
 const YAML_RULES = `
 rules:
@@ -144,7 +144,7 @@ t.test('the shipped example rules file is valid', async (t) => {
 });
 
 t.test('rules that can never match are reported: ordering mistakes silently open or close paths', async (t) => {
-  const { findShadowedRules } = await import('../../src/proxy/access-rules.js');
+  const { findShadowedRules } = await import('../../src/access/rules.js');
   const rules = rulesFrom(`
 - path: /admin
   policy: { groups: [admins] }

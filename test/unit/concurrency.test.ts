@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createInFlightGate, createLimiter, LimiterBusyError } from '../../src/auth/concurrency.js';
+import { createInFlightGate, createLimiter, LimiterBusyError } from '../../src/users/concurrency.js';
 
 t.test('the limiter never runs more than its maximum at once, and runs everything', async (t) => {
   const limiter = createLimiter(2);

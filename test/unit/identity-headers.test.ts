@@ -8,7 +8,7 @@ import {
   normaliseHeaderName,
   removeCookies,
   type ForwardingContext,
-} from '../../src/proxy/identity-headers.js';
+} from '../../src/identity/headers.js';
 
 t.test('encodeHeaderValue: plain printable ASCII travels as is, anything else is percent-encoded in full', async (t) => {
   const cases: Array<[string, string]> = [

@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ConfigError, loadConfig } from '../../src/config.js';
-import { exportPrivateKeyPem, generateSigningKey } from '../../src/proxy/identity-keys.js';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { exportPrivateKeyPem, generateSigningKey } from '../../src/identity/keys.js';
 
 const SESSION_SECRET = 's'.repeat(32);
 const HMAC_SECRET = 'h'.repeat(32);

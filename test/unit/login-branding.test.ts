@@ -5,8 +5,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { MAX_CSS_BYTES, MAX_LOGO_BYTES, MAX_TEMPLATE_BYTES, sniffImage } from '../../src/auth/login-branding.js';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { MAX_CSS_BYTES, MAX_LOGO_BYTES, MAX_TEMPLATE_BYTES, sniffImage } from '../../src/login/login-branding.js';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
 
 /** A valid 1×1 PNG. */
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');

@@ -3,8 +3,8 @@
 // and nothing else may be allowed. Plus the colour contrast of the built-in stylesheet (WCAG AA).
 import { createHash } from 'node:crypto';
 import t from 'tap';
-import type { LoginBranding } from '../../src/auth/login-branding.js';
-import { createLoginPage, renderLoginPage, type LoginPageModel } from '../../src/auth/login-page.js';
+import type { LoginBranding } from '../../src/login/login-branding.js';
+import { createLoginPage, renderLoginPage, type LoginPageModel } from '../../src/login/login-page.js';
 import { PAGE_STYLE, PAGE_STYLE_HASH } from '../../src/pages.js';
 
 const base: LoginPageModel = { title: 'Sign in', action: '/_auth/login', csrfToken: 'tok', rd: '/x' };

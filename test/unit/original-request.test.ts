@@ -2,7 +2,7 @@
 // the proxy path, never taken from an untrusted peer, refused when two spellings disagree.
 import t from 'tap';
 import type { IncomingHttpHeaders } from 'node:http';
-import { originalRequest } from '../../src/auth/original-request.js';
+import { originalRequest } from '../../src/forward-auth/original-request.js';
 
 const OWN = { path: '/_auth/verify' };
 const trusted = (headers: IncomingHttpHeaders) => originalRequest({ headers, peerTrusted: true, ...OWN });

@@ -5,7 +5,7 @@ import {
   escapeHtml,
   renderLoginPage,
   type LoginPageModel,
-} from '../../src/auth/login-page.js';
+} from '../../src/login/login-page.js';
 import {
   ERROR_PAGE_STYLE_HASH,
   PAGE_STYLE_HASH,

@@ -14,7 +14,7 @@ import {
   hashScrypt,
   verifyPassword,
   type HashScheme,
-} from '../../src/auth/passwords.js';
+} from '../../src/users/passwords.js';
 
 const PW = 'correct horse battery staple';
 const WRONG = 'correct horse battery stapler';

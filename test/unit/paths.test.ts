@@ -6,7 +6,7 @@ import {
   normaliseRequestUrl,
   safeRedirectTarget,
   withoutPathParameters,
-} from '../../src/proxy/paths.js';
+} from '../../src/access/paths.js';
 
 // [rawUrl, expected path, expected url (defaults to expected path)]
 const accepted: ReadonlyArray<readonly [string, string, string?]> = [

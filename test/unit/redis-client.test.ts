@@ -3,7 +3,7 @@
 // and never connect here; the integration tests (redis-credentials.test.ts) sign in for real.
 import t from 'tap';
 import { Cluster, Redis } from 'ioredis';
-import { createRedisClient } from '../../src/session/redis-client.js';
+import { createRedisClient } from '../../src/redis-client.js';
 
 const CA = '-----BEGIN CERTIFICATE-----\n';
 const sentinels = [{ host: '127.0.0.1', port: 26379 }];

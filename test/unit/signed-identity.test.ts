@@ -4,8 +4,8 @@
 import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { calculateJwkThumbprint, createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import t from 'tap';
-import { exportPrivateKeyPem, generateSigningKey, parseSigningKey, type SigningKey } from '../../src/proxy/identity-keys.js';
-import { createIdentityTokens, type IdentityTokenOptions } from '../../src/proxy/signed-identity.js';
+import { exportPrivateKeyPem, generateSigningKey, parseSigningKey, type SigningKey } from '../../src/identity/keys.js';
+import { createIdentityTokens, type IdentityTokenOptions } from '../../src/identity/signed-identity.js';
 
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
 const alice = { idHash: 'hash-a', record: { user: 'alice', email: 'alice@example.com', groups: ['staff', 'ops'] } };

@@ -1,6 +1,6 @@
 // The in-process throttle of the embedded mode, with an injected clock.
 import t from 'tap';
-import { createMemoryThrottle } from '../../src/auth/throttle.js';
+import { createMemoryThrottle } from '../../src/login/throttle.js';
 
 t.test('memory throttle: failures accumulate per user and per IP within a fixed window', async (t) => {
   let clock = 0;

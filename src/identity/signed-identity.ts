@@ -13,10 +13,10 @@
 import { createHmac, randomBytes, sign } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
+import type { Config } from '../config/config.js';
 import { canonicalHost } from '../http.js';
 import type { Identity } from '../session/types.js';
-import { generateSigningKey, type IdentityTokenAlg, type SigningKey } from './identity-keys.js';
+import { generateSigningKey, type IdentityTokenAlg, type SigningKey } from './keys.js';
 
 export const IDENTITY_TOKEN_HEADER = 'x-gateway-identity';
 export const DEFAULT_ISSUER = 'session-gateway';

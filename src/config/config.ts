@@ -3,12 +3,12 @@
 // broken deployment in one round instead of one restart per typo.
 import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
-import { readLoginBranding, type LoginBranding } from './auth/login-branding.js';
+import { readLoginBranding, type LoginBranding } from '../login/login-branding.js';
 import { parseDurationMs } from './duration.js';
-import { canonicalHost, isWellFormedHost } from './http.js';
-import { findShadowedRules, parseAccessRules, type AccessRuleSpec } from './proxy/access-rules.js';
-import { prefixBase } from './proxy/paths.js';
-import { describeAlgKey, describeKey, IDENTITY_TOKEN_ALGS, parseSigningKey, type AsymmetricAlg, type IdentityTokenAlg, type SigningKey } from './proxy/identity-keys.js';
+import { canonicalHost, isWellFormedHost } from '../http.js';
+import { findShadowedRules, parseAccessRules, type AccessRuleSpec } from '../access/rules.js';
+import { prefixBase } from '../access/paths.js';
+import { describeAlgKey, describeKey, IDENTITY_TOKEN_ALGS, parseSigningKey, type AsymmetricAlg, type IdentityTokenAlg, type SigningKey } from '../identity/keys.js';
 
 export type RedisConfig = (
   | { mode: 'standalone'; url: string }

@@ -7,13 +7,13 @@ import type { GatewayDeps } from '../context.js';
 import { GatewayError, sessionStoreUnavailable } from '../errors.js';
 import { clearSessionCookie, isSameOrigin, noStore, setSessionCookie, wantsJson } from '../http.js';
 import { PAGE_STYLE_HASH, renderLogoutConfirmPage } from '../pages.js';
-import { safeRedirectTarget } from '../proxy/paths.js';
+import { safeRedirectTarget } from '../access/paths.js';
 import { CSRF_COOKIE, CSRF_TTL_SECONDS, dropsSecureCookies, SECURE_COOKIE_OVER_HTTP } from './csrf.js';
 import { createLoginPage } from './login-page.js';
-import { createInFlightGate, LimiterBusyError } from './concurrency.js';
-import { createFirstSeen, hashPassword, isUnrecognisedHash, UNRECOGNISED_HASH_HINT, verifyPassword } from './passwords.js';
-import { hasControlCharacters } from './user-admin.js';
-import type { UserRecord } from './user-store.js';
+import { createInFlightGate, LimiterBusyError } from '../users/concurrency.js';
+import { createFirstSeen, hashPassword, isUnrecognisedHash, UNRECOGNISED_HASH_HINT, verifyPassword } from '../users/passwords.js';
+import { hasControlCharacters } from '../users/user-admin.js';
+import type { UserRecord } from '../users/user-store.js';
 
 const LOGIN_BODY_LIMIT_BYTES = 16 * 1024;
 const MAX_USERNAME_LENGTH = 256;

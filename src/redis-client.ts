@@ -2,7 +2,7 @@
 // make a Redis outage fail fast (so protected requests answer 503 promptly, SPEC section 7)
 // while the client keeps reconnecting by itself with a bounded backoff.
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import type { RedisConfig } from '../config.js';
+import type { RedisConfig } from './config/config.js';
 
 export type RedisClient = Redis | Cluster;
 

@@ -11,7 +11,7 @@
 // username counters of fixed size (names are hashed into keys). A successful login clears the
 // user's count and hands the IP its attempt back, so only failures accumulate.
 import { createHash } from 'node:crypto';
-import type { RedisClient } from '../session/redis-client.js';
+import type { RedisClient } from '../redis-client.js';
 
 export type ThrottleVerdict = { allowed: true } | { allowed: false; retryAfterSeconds: number; by: 'user' | 'ip' };
 

@@ -4,17 +4,17 @@ import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import { statusClass } from '../admin/metrics.js';
-import { CSRF_COOKIE } from '../auth/csrf.js';
+import { CSRF_COOKIE } from '../login/csrf.js';
 import type { GatewayDeps } from '../context.js';
 import { accessDenied, upstreamTimeout, upstreamUnavailable } from '../errors.js';
 import { clearSessionCookie, isBrowserNavigation, isSameOrigin, publicOrigin, setSessionCookie } from '../http.js';
 import { userForAudit } from '../session/manager.js';
-import { createAccessRules, decideAccess, forwardedIdentity, type AccessRule } from './access-rules.js';
+import { createAccessRules, decideAccess, forwardedIdentity, type AccessRule } from '../access/rules.js';
 import { isGatewayCookie } from './gateway-cookies.js';
 import { dropHopByHopHeaders } from './hop-by-hop.js';
-import { createRequestHeaderRewriter, type ForwardingContext } from './identity-headers.js';
+import { createRequestHeaderRewriter, type ForwardingContext } from '../identity/headers.js';
 import { PROXIED_METHODS } from './methods.js';
-import { createPathMatcher, pathForLog, withoutPathParameters } from './paths.js';
+import { createPathMatcher, pathForLog, withoutPathParameters } from '../access/paths.js';
 import { createWebSocketProxy } from './websocket.js';
 
 /**

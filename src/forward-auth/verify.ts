@@ -8,14 +8,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayDeps } from '../context.js';
 import { isSameOrigin, requestHost } from '../http.js';
 import { escapeHtml } from '../pages.js';
-import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule } from '../proxy/access-rules.js';
-import { encodeGroups, encodeHeaderValue, removeCookies } from '../proxy/identity-headers.js';
-import { pathForLog } from '../proxy/paths.js';
-import { IDENTITY_TOKEN_HEADER } from '../proxy/signed-identity.js';
+import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule } from '../access/rules.js';
+import { encodeGroups, encodeHeaderValue, removeCookies } from '../identity/headers.js';
+import { pathForLog } from '../access/paths.js';
+import { IDENTITY_TOKEN_HEADER } from '../identity/signed-identity.js';
 import { userForAudit, type ActiveSession } from '../session/manager.js';
-import { CSRF_COOKIE } from './csrf.js';
+import { CSRF_COOKIE } from '../login/csrf.js';
 import { originalRequest, type OriginalRequest } from './original-request.js';
-import { takePrevalidated } from './verify-fast-path.js';
+import { takePrevalidated } from './fast-path.js';
 
 // nginx's auth_request subrequest, Traefik's and Caddy's calls are GETs whatever the client sent
 // (HEAD comes with GET); the other methods are accepted for proxies configured otherwise. The
@@ -29,7 +29,7 @@ type Level = keyof typeof LEVEL_RANK;
 
 type PeerSocket = Socket & { [kTrustedPeer]?: boolean };
 
-/** What the fastify route and the fast path (verify-fast-path.ts) share: one decision, built once. */
+/** What the fastify route and the fast path (forward-auth/fast-path.ts) share: one decision, built once. */
 export interface Verifier {
   /** GATEWAY_ACCESS_LOG and GATEWAY_VERIFY_ACCESS_LOG leave verify's info lines out (the default). */
   readonly quiet: boolean;

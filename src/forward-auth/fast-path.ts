@@ -11,7 +11,7 @@ import { fastifyCookie } from '@fastify/cookie';
 import { requestObserver } from '../admin/metrics.js';
 import type { GatewayDeps } from '../context.js';
 import { hostRefusal } from '../http.js';
-import { decideAccess } from '../proxy/access-rules.js';
+import { decideAccess } from '../access/rules.js';
 import type { Validation } from '../session/manager.js';
 import { originalRequest } from './original-request.js';
 import type { Verifier } from './verify.js';

@@ -2,7 +2,7 @@
 // authorised. The proxy calls /_auth/verify and names the request it holds in headers. Those headers
 // are believed only from a trusted proxy: anyone else could name a public path and be waved through.
 import type { IncomingHttpHeaders } from 'node:http';
-import { normaliseRequestUrl } from '../proxy/paths.js';
+import { normaliseRequestUrl } from '../access/paths.js';
 
 export interface OriginalRequest {
   /** Normalised path (SPEC 4): what access is decided on. */
@@ -12,7 +12,7 @@ export interface OriginalRequest {
   /**
    * Upper case; null when no method header came in the URI header's convention. The verify
    * request's own method says nothing: nginx's auth_request subrequest is always a GET, Traefik's
-   * and Caddy's too. Rules then apply as if any method could be meant (access-rules.ts).
+   * and Caddy's too. Rules then apply as if any method could be meant (access/rules.ts).
    */
   method: string | null;
   /**
