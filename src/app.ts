@@ -103,7 +103,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
         path: pathForLog(request.normalisedPath),
         status,
         ms: Math.round(reply.elapsedTime * 10) / 10,
-        user: request.session?.record.user ?? null,
+        user: request.principal?.record.user ?? null,
         ip: request.ip,
       });
     }
@@ -146,7 +146,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   function logClientError(method: string | null, path: string | null, status: number, ms: number, request: FastifyRequest | null, peer: string | null = null): void {
     observeRequest(method ?? 'OTHER', status, ms / 1_000);
     if (!config.accessLog) return;
-    const line = { method, path: path === null ? null : pathForLog(path), status, ms: Math.round(ms * 10) / 10, user: request?.session?.record.user ?? null, ip: request?.ip ?? peer };
+    const line = { method, path: path === null ? null : pathForLog(path), status, ms: Math.round(ms * 10) / 10, user: request?.principal?.record.user ?? null, ip: request?.ip ?? peer };
     (request?.log ?? deps.logger).info(line, 'request');
   }
 

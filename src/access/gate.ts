@@ -13,9 +13,12 @@
 //   not in the request, and the next is asked; the first that finds its credential decides
 //   (valid, or invalid/expired/revoked: a presented credential that fails is never rescued by
 //   another one). `Principal.ambient` says whether a browser attaches the credential by itself
-//   (cookie, Basic: yes; a bearer token: no); the cross-site WebSocket rule reads it.
+//   (cookie, Basic: yes; a bearer token: no); the cross-site WebSocket rule reads it. Doors keep the
+//   principal on `request.principal` (access log, WebSocket audit). The verify fast path only takes
+//   requests carrying the session cookie; any other credential is decided by the verify route.
 // - Step-up. A rule that needs a second factor (`"mfa": true`) is checked in `decide`, right after
-//   the rule has allowed the principal (marked STEP-UP below): return a new verdict kind
+//   the rule has allowed the principal (marked STEP-UP below), from a field the authenticator
+//   fills (e.g. `Principal.secondFactor`, from the session record): return a new verdict kind
 //   (e.g. `{ kind: 'second-factor', rule, principal }`). Every door renders verdicts in an
 //   exhaustive `switch` that ends in `unreachable(verdict)`, so the compiler lists each door that
 //   must learn to render it (a redirect to /_auth/mfa, or a 401 naming it).

@@ -194,7 +194,7 @@ export function createWebSocketProxy(app: FastifyInstance, options: WebSocketPro
 
   function link(request: FastifyRequest, client: WebSocket, upstream: WebSocket): void {
     const started = performance.now();
-    const user = request.session?.record.user ?? null;
+    const user = request.principal?.record.user ?? null;
     const cookieValue = request.cookies[config.cookieName];
     let reason: CloseReason | null = null;
     let alive = true;
