@@ -53,7 +53,7 @@ const replica = (name: string) =>
     GATEWAY_UPSTREAM: upstream.url,
     GATEWAY_REDIS_PREFIX: prefix,
     GATEWAY_USER_QUERY: userQuery(name),
-    GATEWAY_USER_RECHECK_INTERVAL: '1s',
+    GATEWAY_USER_RECHECK_INTERVAL: `${INTERVAL_MS / 1_000}s`,
     GATEWAY_IDENTITY_JWT: 'true',
     GATEWAY_IDENTITY_HMAC_SECRET: HMAC_SECRET,
   });
