@@ -1,7 +1,7 @@
-// Sessions follow the users table (GATEWAY_USER_RECHECK_INTERVAL): two replicas on real Redis and a
-// real PostgreSQL whose legacy table (GATEWAY_USER_QUERY) is changed by plain SQL, as the app that
-// owns it would, with no CLI call. Disabled, deleted or a new password hash: the session is refused
-// on every replica within 2 s at a 1 s interval; a new e-mail or groups reach the app's headers and
+// Sessions follow the users table (GATEWAY_USER_RECHECK_INTERVAL): two proxy replicas and a
+// forward-auth one on real Redis and a real PostgreSQL whose legacy table (GATEWAY_USER_QUERY) is
+// changed by plain SQL, as the app that owns it would, with no CLI call. Disabled, deleted or a new
+// password hash: the session is refused on every replica and door within 2 s at a 1 s interval; a new e-mail or groups reach the app's headers and
 // the identity token. PostgreSQL down: sessions go on and the error is counted. Many sessions of one
 // user cost one query per interval per replica (counted by the query itself, in PostgreSQL).
 import { jwtVerify } from 'jose';
@@ -9,6 +9,7 @@ import pg from 'pg';
 import t from 'tap';
 import { hashPassword } from '../../src/users/passwords.js';
 import { startTestGateway, uniquePrefix, withSession, type TestGateway } from '../helpers/gateway.js';
+import { callVerify } from '../helpers/forward-auth.js';
 import { send, type Response } from '../helpers/http.js';
 import { scrapeMetric } from '../helpers/metrics.js';
 import { sleep, startPostgres, startRedis } from '../helpers/services.js';
@@ -46,11 +47,11 @@ t.teardown(() => upstream.close());
 const prefix = uniquePrefix();
 const userQuery = (replica: string) =>
   `SELECT login AS username, pass AS password_hash, mail AS email, roles AS groups, NOT active AS disabled, count_read('${replica}', login) AS counted FROM app_accounts WHERE login = $1`;
-const replica = (name: string) =>
+const replica = (name: string, door: Record<string, string> = { GATEWAY_UPSTREAM: upstream.url }) =>
   startTestGateway(t, {
+    ...door,
     REDIS_URL: redis.url,
     DATABASE_URL: db.url,
-    GATEWAY_UPSTREAM: upstream.url,
     GATEWAY_REDIS_PREFIX: prefix,
     GATEWAY_USER_QUERY: userQuery(name),
     GATEWAY_USER_RECHECK_INTERVAL: `${INTERVAL_MS / 1_000}s`,
@@ -59,6 +60,8 @@ const replica = (name: string) =>
   });
 const a = await replica('a');
 const b = await replica('b');
+// A third door on the same sessions: forward-auth (no upstream; a proxy on 127.0.0.1 asks /_auth/verify).
+const c = await replica('c', { GATEWAY_TRUSTED_PROXIES: '127.0.0.1' });
 const replicas: Array<[string, TestGateway]> = [['a', a], ['b', b]];
 
 async function signIn(gateway: TestGateway, username: string, password = PASSWORD): Promise<string> {
@@ -68,6 +71,16 @@ async function signIn(gateway: TestGateway, username: string, password = PASSWOR
   return cookie;
 }
 const get = (gateway: TestGateway, cookie: string): Promise<Response> => send(`${gateway.url}/app`, { headers: withSession(gateway, cookie, { accept: 'application/json' }) });
+/** What each door says of a session: true when it lets the request through. */
+const doors: Array<[string, (cookie: string) => Promise<boolean>]> = [
+  ...replicas.map(([name, gateway]): [string, (cookie: string) => Promise<boolean>] => [name, async (cookie) => statusOk((await get(gateway, cookie)).status, 200, name)]),
+  ['c (forward-auth)', async (cookie) => statusOk((await callVerify(c, { ...withSession(c, cookie), 'x-forwarded-uri': '/app', 'x-forwarded-host': 'app.example.com', 'x-forwarded-proto': 'https' }, { from: '127.0.0.1' })).status, 204, 'c')],
+];
+function statusOk(status: number, ok: number, name: string): boolean {
+  if (status === ok) return true;
+  if (status === 401) return false;
+  throw new Error(`${name}: unexpected ${status}`);
+}
 
 /**
  * Requests the app through every replica every 100 ms until each has refused the session; returns
@@ -76,42 +89,37 @@ const get = (gateway: TestGateway, cookie: string): Promise<Response> => send(`$
  */
 async function refusalTimes(cookie: string, since: number, limitMs: number): Promise<Record<string, number>> {
   const refusedAt: Record<string, number> = {};
-  while (Object.keys(refusedAt).length < replicas.length && performance.now() - since < limitMs) {
-    for (const [name, gateway] of replicas) {
-      const res = await get(gateway, cookie);
-      if (res.status === 401) refusedAt[name] ??= performance.now() - since;
-      else if (refusedAt[name] !== undefined) throw new Error(`${name} accepted a session it had refused (${res.status})`);
-      else if (res.status !== 200) throw new Error(`${name}: unexpected ${res.status} ${res.body}`);
+  while (Object.keys(refusedAt).length < doors.length && performance.now() - since < limitMs) {
+    for (const [name, passes] of doors) {
+      if (!(await passes(cookie))) refusedAt[name] ??= performance.now() - since;
+      else if (refusedAt[name] !== undefined) throw new Error(`${name} accepted a session it had refused`);
     }
     await sleep(100);
   }
-  return Object.fromEntries(replicas.map(([name]) => [name, refusedAt[name] ?? Infinity]));
+  return Object.fromEntries(doors.map(([name]) => [name, refusedAt[name] ?? Infinity]));
 }
 
-async function bothAccept(cookie: string): Promise<void> {
-  for (const [name, gateway] of replicas) {
-    const res = await get(gateway, cookie);
-    if (res.status !== 200) throw new Error(`${name} refused a valid session: ${res.status} ${res.body}`);
-  }
+async function everyDoorAccepts(cookie: string): Promise<void> {
+  for (const [name, passes] of doors) if (!(await passes(cookie))) throw new Error(`${name} refused a valid session`);
 }
 
 const auditLines = () =>
-  [...a.logs, ...b.logs].map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.audit === 'revocation' && l.by === 'user_recheck');
+  [...a.logs, ...b.logs, ...c.logs].map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.audit === 'revocation' && l.by === 'user_recheck');
 
-t.test('a user disabled in the table is refused on every replica within 2 s', async (t) => {
+t.test('a user disabled in the table is refused on every replica and door within 2 s', async (t) => {
   const cookie = await signIn(a, 'dana');
-  await bothAccept(cookie);
+  await everyDoorAccepts(cookie);
   await sleep(1_200);
-  await bothAccept(cookie); // still the user's: the recheck read an active user
+  await everyDoorAccepts(cookie); // still the user's: the recheck read an active user
   await pool.query('UPDATE app_accounts SET active = false WHERE login = $1', ['dana']);
   const times = await refusalTimes(cookie, performance.now(), 4_000);
   for (const [name, ms] of Object.entries(times)) t.ok(ms <= DEADLINE_MS, `replica ${name} refused after ${Math.round(ms)} ms`);
   t.match(auditLines().filter((l) => l.user === 'dana'), [{ user: 'dana', reason: 'disabled', outcome: 'success', sessions: 1 }], 'one audit line');
 });
 
-t.test('a user deleted from the table is refused on every replica within 2 s', async (t) => {
+t.test('a user deleted from the table is refused on every replica and door within 2 s', async (t) => {
   const cookie = await signIn(b, 'dave');
-  await bothAccept(cookie);
+  await everyDoorAccepts(cookie);
   await pool.query('DELETE FROM app_accounts WHERE login = $1', ['dave']);
   const times = await refusalTimes(cookie, performance.now(), 4_000);
   for (const [name, ms] of Object.entries(times)) t.ok(ms <= DEADLINE_MS, `replica ${name} refused after ${Math.round(ms)} ms`);
@@ -120,14 +128,14 @@ t.test('a user deleted from the table is refused on every replica within 2 s', a
 
 t.test('a password hash changed in the table ends the old sessions on every replica within 2 s, not a new one', async (t) => {
   const old = await signIn(a, 'pat');
-  await bothAccept(old);
+  await everyDoorAccepts(old);
   await pool.query('UPDATE app_accounts SET pass = $2 WHERE login = $1', ['pat', await hashPassword('a brand new passphrase')]);
   const since = performance.now();
   const fresh = await signIn(b, 'pat', 'a brand new passphrase');
   const times = await refusalTimes(old, since, 4_000);
   for (const [name, ms] of Object.entries(times)) t.ok(ms <= DEADLINE_MS, `replica ${name} refused the old session after ${Math.round(ms)} ms`);
   await sleep(1_200);
-  await bothAccept(fresh);
+  await everyDoorAccepts(fresh);
   t.pass('the session signed in with the new password lives on');
   t.match(auditLines().filter((l) => l.user === 'pat'), [{ reason: 'password_changed', sessions: 1 }]);
   const stored = await send(`${a.url}/_auth/session`, { headers: withSession(a, fresh) });
@@ -136,7 +144,7 @@ t.test('a password hash changed in the table ends the old sessions on every repl
 
 t.test('a changed e-mail and groups reach the headers and the identity token on every replica', async (t) => {
   const cookie = await signIn(a, 'eve');
-  await bothAccept(cookie);
+  await everyDoorAccepts(cookie);
   await pool.query('UPDATE app_accounts SET mail = $2, roles = $3 WHERE login = $1', ['eve', 'eve@new.example', 'ops,auditors']);
   const since = performance.now();
   const seenAt: Record<string, number> = {};
@@ -182,13 +190,13 @@ t.test('many sessions of one user: one query per interval per replica', async (t
 
 t.test('PostgreSQL stopped: sessions keep working, the error is counted, the check is retried', async (t) => {
   const cookie = await signIn(a, 'olga');
-  await bothAccept(cookie);
+  await everyDoorAccepts(cookie);
   const errorsBefore = await scrapeMetric(a.adminUrl, 'gateway_store_errors_total', { store: 'postgres' });
   await db.stop();
   try {
     const started = performance.now();
     while (performance.now() - started < 3_000) {
-      await bothAccept(cookie);
+      await everyDoorAccepts(cookie);
       await sleep(100);
     }
     t.pass('accepted on both replicas for 3 s with PostgreSQL down');
