@@ -14,6 +14,7 @@ import { send, type Response } from '../helpers/http.js';
 import { scrapeMetric } from '../helpers/metrics.js';
 import { sleep, startPostgres, startRedis } from '../helpers/services.js';
 import { startEchoUpstream, type Echo } from '../helpers/upstream.js';
+import { openSocket, startWebSocketUpstream, wsUrl } from '../helpers/websocket.js';
 
 const PASSWORD = 'correct horse battery';
 const HMAC_SECRET = 'identity-hmac-secret-0123456789-abcdefgh';
@@ -37,7 +38,7 @@ await pool.query(`
     $$ INSERT INTO account_reads VALUES (replica, login) RETURNING true $$;
 `);
 const hash = await hashPassword(PASSWORD);
-const USERS = ['dana', 'dave', 'pat', 'eve', 'olga', 'nick'];
+const USERS = ['dana', 'dave', 'pat', 'eve', 'olga', 'nick', 'walt'];
 for (const login of USERS) await pool.query('INSERT INTO app_accounts VALUES ($1, $2, $3, $4, true)', [login, hash, `${login}@example.com`, 'staff']);
 const reads = async (replica: string, login: string) =>
   Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM account_reads WHERE replica = $1 AND login = $2', [replica, login])).rows[0]?.n);
@@ -166,6 +167,20 @@ t.test('a changed e-mail and groups reach the headers and the identity token on 
     const { payload } = await jwtVerify(String(echo.headers['x-gateway-identity']), new TextEncoder().encode(HMAC_SECRET));
     t.match(payload, { sub: 'eve', email: 'eve@new.example', groups: ['ops', 'auditors'] }, `replica ${name}: the identity token`);
   }
+});
+
+t.test('an open WebSocket of a user disabled in the table closes with 1008, with no request at all', async (t) => {
+  const app = await startWebSocketUpstream();
+  t.teardown(() => app.close());
+  const d = await replica('d', { GATEWAY_UPSTREAM: app.url, GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL: '1s' });
+  const cookie = await signIn(d, 'walt');
+  const socket = await openSocket(wsUrl(d.url, '/feed'), { headers: withSession(d, cookie) });
+  t.equal(await socket.next(), 'hello');
+  await pool.query('UPDATE app_accounts SET active = false WHERE login = $1', ['walt']);
+  const since = performance.now();
+  t.same(await socket.closed(4_000), { code: 1008, reason: 'session ended' });
+  const ms = performance.now() - since;
+  t.ok(ms <= 3_000, `closed ${Math.round(ms)} ms after the UPDATE (revalidated every 1 s, user read every 1 s)`);
 });
 
 t.test('many sessions of one user: one query per interval per replica', async (t) => {
