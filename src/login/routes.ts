@@ -147,7 +147,7 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
       await throttle.succeeded(input.username, ip).catch(() => undefined);
       // A new id at every login, and the old one (if any) ended: no session fixation.
       await sessions.destroy(request.cookies[config.cookieName]).catch(() => undefined);
-      const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups });
+      const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups }, { passwordHash: user.passwordHash });
       setSessionCookie(reply, config, created.cookieValue);
       reply.clearCookie(CSRF_COOKIE, { path: prefix });
       metrics.logins.inc({ outcome: 'success' });
