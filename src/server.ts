@@ -94,6 +94,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     maxLifetimeMs: config.maxLifetimeMs,
     touchIntervalMs: config.touchIntervalMs,
     staleGraceMs: config.staleSessionGraceMs,
+    maxSessionsPerUser: config.maxSessionsPerUser,
     events: {
       cacheLookup: (result) => cacheCounters[result].inc(),
       validated: (outcome) => validationCounters[outcome].inc(),
