@@ -139,6 +139,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     checks,
     isDraining: () => draining,
     beforeScrape: () => metrics.sessionCacheEntries.set(sessions.cacheSize),
+    sessionApi: config.adminToken ? { token: config.adminToken, sessions, logger } : null,
   });
 
   try {
