@@ -24,7 +24,7 @@ export function buildAdminApp(options: {
 }): FastifyInstance {
   // No request logging here: nothing on this listener may put an Authorization header in a log.
   // maxParamLength: a too-long user name gets the API's own 400, not the router's 414.
-  const app = Fastify({ logger: false, maxParamLength: 1_024 });
+  const app = Fastify({ logger: false, routerOptions: { maxParamLength: 1_024 } });
 
   if (options.sessionApi) void app.register(sessionApi, options.sessionApi);
 

@@ -1,17 +1,19 @@
 // GATEWAY_MAX_SESSIONS_PER_USER (issue 15.3) against real Redis and PostgreSQL, with two gateway
 // replicas sharing them: concurrent sign-ins of one user on both replicas leave exactly the cap
-// alive, the oldest sessions are the ones ended, both replicas refuse them at once (their caches
+// alive (standalone and Cluster), the oldest sessions are the ones ended, both replicas refuse them at once (their caches
 // had them), an open WebSocket of an ended session is closed, and each ending is audited.
 import t from 'tap';
 import { hashSessionId, createCookieSigner } from '../../src/session/id.js';
 import { seedUsers, startTestGateway, TEST_SECRET, uniquePrefix, withSession, type TestGateway } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
+import { startCluster } from '../helpers/redis-topologies.js';
 import { services } from '../helpers/services.js';
 import { openSocket, startWebSocketUpstream, wsUrl } from '../helpers/websocket.js';
 
 const PASSWORD = 'correct horse battery';
 const CAP = 2;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+type Asserts = Pick<typeof t, 'equal' | 'ok' | 'notOk' | 'same' | 'match' | 'teardown'>;
 
 const { redis, pg } = await services(t);
 await seedUsers(t, pg.url, [
@@ -20,7 +22,7 @@ await seedUsers(t, pg.url, [
 ]);
 const app = await startWebSocketUpstream();
 t.teardown(() => app.close());
-const base = { REDIS_URL: redis.url, DATABASE_URL: pg.url, GATEWAY_UPSTREAM: app.url };
+const base = { DATABASE_URL: pg.url, GATEWAY_UPSTREAM: app.url };
 
 interface SignIn {
   cookie: string;
@@ -61,8 +63,9 @@ async function statusSoon(gateway: TestGateway, cookie: string, expected: number
 const capAudits = (gateway: TestGateway, user: string) =>
   gateway.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((l) => l.audit === 'revocation' && l.reason === 'session_cap' && l.user === user);
 
-t.test('concurrent sign-ins on two replicas: exactly the cap alive, the oldest ended everywhere, its WebSocket closed', async (t) => {
-  const env = { ...base, GATEWAY_REDIS_PREFIX: uniquePrefix(), GATEWAY_MAX_SESSIONS_PER_USER: String(CAP) };
+/** Two replicas on one store, a WebSocket open on an old session, then four sign-ins at once. */
+async function concurrentSignIns(t: Asserts, store: Record<string, string>): Promise<void> {
+  const env = { ...base, ...store, GATEWAY_REDIS_PREFIX: uniquePrefix(), GATEWAY_MAX_SESSIONS_PER_USER: String(CAP) };
   const a = await startTestGateway(t, env);
   const b = await startTestGateway(t, env);
 
@@ -98,10 +101,19 @@ t.test('concurrent sign-ins on two replicas: exactly the cap alive, the oldest e
   for (const line of audits) t.match(line, { audit: 'revocation', user: 'alice', by: 'login', reason: 'session_cap', outcome: 'success', ip: '127.0.0.1' });
   const logs = [...a.logs, ...b.logs].join('\n');
   for (const s of all) t.notOk(logs.includes(s.cookie), 'no session cookie in any log line');
+}
+
+t.test('concurrent sign-ins on two replicas: exactly the cap alive, the oldest ended everywhere, its WebSocket closed', async (t) => {
+  await concurrentSignIns(t, { REDIS_URL: redis.url });
+});
+
+t.test('the same on Redis Cluster (the script touches the index key only; sessions live on other nodes)', async (t) => {
+  const cluster = await startCluster(t);
+  await concurrentSignIns(t, { REDIS_CLUSTER_NODES: cluster.nodes });
 });
 
 t.test('without GATEWAY_MAX_SESSIONS_PER_USER there is no cap', async (t) => {
-  const gw = await startTestGateway(t, { ...base, GATEWAY_REDIS_PREFIX: uniquePrefix() });
+  const gw = await startTestGateway(t, { ...base, REDIS_URL: redis.url, GATEWAY_REDIS_PREFIX: uniquePrefix() });
   const sessions = [await signIn(gw, 'bob'), await signIn(gw, 'bob'), await signIn(gw, 'bob'), await signIn(gw, 'bob')];
   for (const s of sessions) t.equal(await statusWith(gw, s.cookie), 200);
   t.equal((await gw.running.deps.sessions.listByUser('bob')).length, 4);
@@ -109,7 +121,7 @@ t.test('without GATEWAY_MAX_SESSIONS_PER_USER there is no cap', async (t) => {
 });
 
 t.test('a cap of 1: each sign-in ends the previous session, the new one works', async (t) => {
-  const gw = await startTestGateway(t, { ...base, GATEWAY_REDIS_PREFIX: uniquePrefix(), GATEWAY_MAX_SESSIONS_PER_USER: '1' });
+  const gw = await startTestGateway(t, { ...base, REDIS_URL: redis.url, GATEWAY_REDIS_PREFIX: uniquePrefix(), GATEWAY_MAX_SESSIONS_PER_USER: '1' });
   const older = await signIn(gw, 'bob');
   const newer = await signIn(gw, 'bob');
   t.equal(await statusWith(gw, older.cookie), 401);
