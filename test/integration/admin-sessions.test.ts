@@ -8,7 +8,7 @@ import t from 'tap';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
 import { login, seedUsers, startTestGateway, TEST_SECRET, uniquePrefix, withSession, type TestGateway } from '../helpers/gateway.js';
 import { send, type Response } from '../helpers/http.js';
-import { services } from '../helpers/services.js';
+import { services, startRedis } from '../helpers/services.js';
 import { startEchoUpstream } from '../helpers/upstream.js';
 
 await ensureBuilt();
@@ -143,4 +143,18 @@ t.test('without GATEWAY_ADMIN_TOKEN the API does not exist', async (t) => {
   t.equal(await statusWith(b, bobOnB), 200, 'nothing was revoked');
   t.equal((await admin('GET', '/healthz', undefined, b)).status, 200);
   t.equal((await admin('GET', '/metrics', undefined, a)).status, 200, 'the other admin routes stay open, with or without the token');
+});
+
+t.test('Redis down: 503 with a clear body, never a 500; the token is still checked first', async (t) => {
+  const own = await startRedis();
+  t.teardown(() => own.stop());
+  const gw = await startTestGateway(t, { ...base, REDIS_URL: own.url, GATEWAY_ADMIN_TOKEN: TOKEN, GATEWAY_REDIS_COMMAND_TIMEOUT: '300ms' });
+  await own.stop();
+  for (const method of ['GET', 'DELETE']) {
+    const res = await admin(method, '/sessions/alice', bearer, gw);
+    t.equal(res.status, 503, `${method}: ${res.body}`);
+    t.same(res.json(), { error: 'session store unavailable' });
+    t.equal((await admin(method, '/sessions/alice', 'Bearer wrong', gw)).status, 401);
+  }
+  t.match(parsedLogs(gw).find((l) => l.audit === 'revocation'), { user: 'alice', by: 'admin_api', outcome: 'error' }, 'a failed revocation is audited as such');
 });
