@@ -2,12 +2,14 @@
 // replicas sharing them: concurrent sign-ins of one user on both replicas leave exactly the cap
 // alive (standalone and Cluster), the oldest sessions are the ones ended, both replicas refuse them at once (their caches
 // had them), an open WebSocket of an ended session is closed, and each ending is audited.
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
 import t from 'tap';
 import { hashSessionId, createCookieSigner } from '../../src/session/id.js';
 import { seedUsers, startTestGateway, TEST_SECRET, uniquePrefix, withSession, type TestGateway } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
 import { startCluster } from '../helpers/redis-topologies.js';
-import { services } from '../helpers/services.js';
+import { services, startRedis } from '../helpers/services.js';
 import { openSocket, startWebSocketUpstream, wsUrl } from '../helpers/websocket.js';
 
 const PASSWORD = 'correct horse battery';
@@ -127,4 +129,27 @@ t.test('a cap of 1: each sign-in ends the previous session, the new one works', 
   t.equal(await statusWith(gw, older.cookie), 401);
   t.equal(await statusWith(gw, newer.cookie), 200);
   t.match(capAudits(gw, 'bob'), [{ sessions: 1 }]);
+});
+
+t.test('with exactly the least-privilege ACL line of docs/sessions.md (the script runs under it)', async (t) => {
+  const own = await startRedis();
+  t.teardown(() => own.stop());
+  const line = /^user gateway on >\S+ (.+)$/m.exec(readFileSync(new URL('../../docs/sessions.md', import.meta.url), 'utf8'));
+  t.ok(line, 'docs/sessions.md has the ACL line');
+  const PW = 'Acl-Cap-Pw-3b7e';
+  const admin = new Redis(own.url);
+  t.teardown(() => admin.quit());
+  await admin.call('ACL', 'SETUSER', 'gateway', 'reset', 'on', `>${PW}`, ...(line?.[1] ?? '').split(' '));
+  await admin.call('ACL', 'LOG', 'RESET');
+  // The line grants keys and channels under the default prefix `sgw:` only.
+  const gw = await startTestGateway(t, { ...base, REDIS_URL: own.url, REDIS_USERNAME: 'gateway', REDIS_PASSWORD: PW, GATEWAY_MAX_SESSIONS_PER_USER: '1' });
+  const older = await signIn(gw, 'bob');
+  t.equal(await statusWith(gw, older.cookie), 200);
+  const newer = await signIn(gw, 'bob');
+  t.equal(await statusWith(gw, older.cookie), 401, 'the cap ended the older session');
+  t.equal(await statusWith(gw, newer.cookie), 200);
+  const denied = ((await admin.call('ACL', 'LOG')) as unknown[][] | null) ?? [];
+  // CLIENT SETINFO (ioredis, Redis 7.2+) is optional and its refusal ignored (docs/sessions.md).
+  const relevant = denied.map((entry) => String(entry[entry.indexOf('object') + 1])).filter((object) => !object.startsWith('client'));
+  t.same(relevant, [], 'Redis refused nothing the cap needs');
 });
