@@ -8,6 +8,7 @@ import type { UserStore } from './users/user-store.js';
 import type { Config } from './config/config.js';
 import type { IdentityTokens } from './identity/signed-identity.js';
 import type { ActiveSession, SessionManager } from './session/manager.js';
+import type { Tracing } from './tracing/index.js';
 
 export interface GatewayDeps {
   config: Config;
@@ -21,6 +22,8 @@ export interface GatewayDeps {
   upstream: URL | null;
   /** The signed X-Gateway-Identity token; null when GATEWAY_IDENTITY_JWT is off. */
   identityTokens: IdentityTokens | null;
+  /** OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT); absent or null: off. */
+  tracing?: Tracing | null;
 }
 
 declare module 'fastify' {
