@@ -273,7 +273,10 @@ function readTracing(r: EnvReader): TracingOptions | null {
     r.problem(`OTEL_TRACES_SAMPLER_ARG must be a ratio between 0 and 1 (got ${JSON.stringify(ratioText)})`);
   }
   const serviceName = r.optional('OTEL_SERVICE_NAME');
-  if (!specific && !generic) return null;
+  const exporter = r.optional('OTEL_TRACES_EXPORTER')?.toLowerCase() ?? 'otlp';
+  if (exporter !== 'otlp' && exporter !== 'none') r.problem(`OTEL_TRACES_EXPORTER must be otlp or none (got ${JSON.stringify(exporter)})`);
+  const disabled = r.boolean('OTEL_SDK_DISABLED', false) || exporter === 'none';
+  if ((!specific && !generic) || disabled) return null;
   const url = specific ? specific.toString() : `${generic?.toString().replace(/\/$/, '')}/v1/traces`;
   return { url, serviceName, sampler: (SAMPLER_NAMES.has(sampler) ? sampler : 'parentbased_always_on') as SamplerName, samplerRatio: ratio >= 0 && ratio <= 1 ? ratio : 1 };
 }
