@@ -28,6 +28,8 @@ const ROUNDS = Number(env.PAIRED_ROUNDS ?? 5);
 const DURATION = env.PAIRED_DURATION ?? '8s';
 const CONNECTIONS = Number(env.PAIRED_CONNECTIONS ?? 8);
 const BASELINE = env.PAIRED_BASELINE_CLI ?? null;
+/** PAIRED_PACED=false: no pause, each wrk as fast as its target answers (saturated, all at once). */
+const PACED = env.PAIRED_PACED !== 'false';
 const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const work = mkdtempSync(join(tmpdir(), 'sgw-paired-'));
@@ -150,7 +152,7 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
 
   for (let round = 1; round <= ROUNDS; round++) {
     const before = targets.map((t) => ticks(t.pid));
-    const results = await Promise.all(targets.map((t) => wrk(t.url, headersOf(t), DURATION)));
+    const results = await Promise.all(targets.map((t) => wrk(t.url, headersOf(t), DURATION, PACED)));
     targets.forEach((t, i) => {
       const r = results[i];
       if (r.non2xx > 0) throw new Error(`${t.key}: ${r.non2xx} non-2xx answers`);
@@ -162,7 +164,7 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
   const by = Object.fromEntries(targets.map((t) => [t.key, t]));
   const heads = targets[0].samples.map((_, r) => `r${r + 1}`);
   const lines = [
-    `wrk -t1 -c${CONNECTIONS} -d${DURATION} per target, all targets at once, paced (10 ms pause per connection), ${ROUNDS} rounds.`,
+    `wrk -t1 -c${CONNECTIONS} -d${DURATION} per target, all targets at once, ${PACED ? 'paced (10 ms pause per connection)' : 'not paced'}, ${ROUNDS} rounds.`,
     '',
     `| target | CPU µs/req median | ${heads.join(' | ')} | requests/round |`,
     `| --- | ---: | ${heads.map(() => '---:').join(' | ')} | ---: |`,

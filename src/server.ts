@@ -138,7 +138,15 @@ export async function startGateway(config: Config, options: StartOptions): Promi
 
   // Loaded only when configured: with tracing off no OpenTelemetry module is ever imported.
   if (config.tracing) {
-    const tracing = await startTracing(config.tracing);
+    let lastReported = 0;
+    const tracing = await startTracing(config.tracing, {
+      // A collector outage fails every batch: one line a minute is enough.
+      exportFailed: (err) => {
+        if (Date.now() - lastReported < 60_000) return;
+        lastReported = Date.now();
+        logger.warn({ err: describe(err) }, 'tracing: spans could not be exported (dropped); retrying with the next batch');
+      },
+    });
     deps.tracing = tracing;
     closers.unshift(() => tracing.shutdown());
     logger.info({ endpoint: withoutCredentials(config.tracing.url), sampler: config.tracing.sampler }, 'tracing: spans are exported over OTLP/HTTP');

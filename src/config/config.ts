@@ -276,9 +276,16 @@ function readTracing(r: EnvReader): TracingOptions | null {
   const exporter = r.optional('OTEL_TRACES_EXPORTER')?.toLowerCase() ?? 'otlp';
   if (exporter !== 'otlp' && exporter !== 'none') r.problem(`OTEL_TRACES_EXPORTER must be otlp or none (got ${JSON.stringify(exporter)})`);
   const disabled = r.boolean('OTEL_SDK_DISABLED', false) || exporter === 'none';
+  const exportDelayMs = r.integer('OTEL_BSP_SCHEDULE_DELAY', 5_000, { min: 1, max: MAX_TIMER_MS });
   if ((!specific && !generic) || disabled) return null;
   const url = specific ? specific.toString() : `${generic?.toString().replace(/\/$/, '')}/v1/traces`;
-  return { url, serviceName, sampler: (SAMPLER_NAMES.has(sampler) ? sampler : 'parentbased_always_on') as SamplerName, samplerRatio: ratio >= 0 && ratio <= 1 ? ratio : 1 };
+  return {
+    url,
+    serviceName,
+    sampler: (SAMPLER_NAMES.has(sampler) ? sampler : 'parentbased_always_on') as SamplerName,
+    samplerRatio: ratio >= 0 && ratio <= 1 ? ratio : 1,
+    exportDelayMs,
+  };
 }
 
 /**

@@ -21,8 +21,8 @@ export interface TracingOptions {
   sampler: SamplerName;
   /** The ratio of the `traceidratio` samplers, 0 … 1. */
   samplerRatio: number;
-  /** How long finished spans wait to be sent in one batch (the SDK's default is 5 s). */
-  exportDelayMs?: number;
+  /** OTEL_BSP_SCHEDULE_DELAY: how long finished spans wait to be sent in one batch (5 s). */
+  exportDelayMs: number;
 }
 
 export type SpanValue = string | number | boolean;
@@ -47,10 +47,15 @@ export interface SpanHooks {
 let hooks: SpanHooks | null = null;
 let running = 0;
 
+export interface TracingEvents {
+  /** An export failed (collector down, refused, timed out); the spans of that batch are dropped. */
+  exportFailed?(err: unknown): void;
+}
+
 /** Loads the SDK and starts exporting; only called when an endpoint is configured. */
-export async function startTracing(options: TracingOptions): Promise<Tracing> {
+export async function startTracing(options: TracingOptions, events: TracingEvents = {}): Promise<Tracing> {
   const sdk = await import('./sdk.js');
-  const tracing = sdk.createTracing(options);
+  const tracing = sdk.createTracing(options, events);
   hooks = sdk.spanHooks;
   running += 1;
   let stopped = false;

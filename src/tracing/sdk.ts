@@ -6,7 +6,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders, IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, defaultTextMapGetter, defaultTextMapSetter, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { W3CTraceContextPropagator, setGlobalErrorHandler } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, detectResources, resourceAttributesEnvDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -30,7 +30,7 @@ import {
   ATTR_URL_PATH,
   ATTR_URL_SCHEME,
 } from '@opentelemetry/semantic-conventions';
-import type { SamplerName, SpanAttributes, SpanHooks, SpanValue, TracingOptions } from './index.js';
+import type { SamplerName, SpanAttributes, SpanHooks, SpanValue, TracingEvents, TracingOptions } from './index.js';
 
 interface Current {
   context: Context;
@@ -50,13 +50,15 @@ const propagator = new W3CTraceContextPropagator();
 /** Upstream calls in flight, by request: started in one reply-from callback, ended in another. */
 const upstreamSpans = new WeakMap<object, Span>();
 
-export function createTracing(options: TracingOptions): { traceRequests(listener: RequestListener): RequestListener; shutdown(): Promise<void> } {
+export function createTracing(options: TracingOptions, events: TracingEvents): { traceRequests(listener: RequestListener): RequestListener; shutdown(): Promise<void> } {
+  // The SDK reports failed exports here (one handler per process: the latest gateway's).
+  setGlobalErrorHandler((err) => events.exportFailed?.(err));
   const provider = new TracerProvider({
     resource: resourceFor(options),
     sampler: samplerFor(options.sampler, options.samplerRatio),
     spanProcessors: [
       // Headers, timeout, compression and certificates: the exporter reads OTEL_EXPORTER_OTLP_* itself.
-      new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: options.url }), scheduledDelayMillis: options.exportDelayMs ?? 5_000 }),
+      new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: options.url }), scheduledDelayMillis: options.exportDelayMs }),
     ],
   });
   const tracer = provider.getTracer('session-gateway', VERSION);
@@ -91,7 +93,8 @@ export function createTracing(options: TracingOptions): { traceRequests(listener
       };
     },
     async shutdown() {
-      await provider.shutdown();
+      // The last batch, sent now; a collector that is down costs at most the export timeout.
+      await provider.shutdown().catch((err: unknown) => events.exportFailed?.(err));
     },
   };
 }

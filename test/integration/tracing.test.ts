@@ -4,9 +4,9 @@
 // the traceparent of the gateway's upstream span.
 import t from 'tap';
 import { send } from '../helpers/http.js';
-import { seedUsers, startTestGateway, uniquePrefix, withSession } from '../helpers/gateway.js';
+import { login, seedUsers, startTestGateway, uniquePrefix, withSession } from '../helpers/gateway.js';
 import { SPAN_KIND, startOtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
-import { services, sleep } from '../helpers/services.js';
+import { freePort, services, sleep } from '../helpers/services.js';
 import { startEchoUpstream, type Echo } from '../helpers/upstream.js';
 
 const { redis, pg } = await services(t);
@@ -135,4 +135,31 @@ t.test('a session not in the local cache: the check is a miss and reads Redis un
   t.equal(read?.attributes['db.operation.name'], 'GET');
   const sent = TRACEPARENT.exec(String(fresh.json<Echo>().headers.traceparent));
   t.equal(sent?.[1], root?.traceId, "the app's traceparent is of the request's trace");
+});
+
+t.test('a collector that does not answer: requests are served all the same, and the log says so once', async (t) => {
+  // Read by the exporter itself from the environment (as OpenTelemetry defines it).
+  process.env.OTEL_EXPORTER_OTLP_TIMEOUT = '1000';
+  t.teardown(() => delete process.env.OTEL_EXPORTER_OTLP_TIMEOUT);
+  const gone = await freePort();
+  const gw = await startTestGateway(t, {
+    REDIS_URL: redis.url,
+    DATABASE_URL: pg.url,
+    GATEWAY_UPSTREAM: upstream.url,
+    GATEWAY_REDIS_PREFIX: uniquePrefix(),
+    GATEWAY_COOKIE_SECURE: 'false',
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${gone}`,
+    OTEL_BSP_SCHEDULE_DELAY: '50',
+  });
+  const cookie = await login(gw, 'alice', 'correct horse');
+  const failed = () => gw.logs.filter((l) => l.includes('tracing: spans could not be exported'));
+  for (let i = 0; i < 3; i++) {
+    t.equal((await send(`${gw.url}/reports/${i}`, { headers: withSession(gw, cookie) })).status, 200);
+    await sleep(200);
+  }
+  for (let waited = 0; failed().length === 0 && waited < 5_000; waited += 100) await sleep(100);
+  t.equal(failed().length, 1, 'said while serving, once');
+  t.match(failed()[0], /"level":40/);
+  await gw.stop();
+  t.equal(failed().length, 1, 'and not again at shutdown (once a minute at most)');
 });

@@ -32,14 +32,15 @@ t.test('the endpoints: the generic one gets /v1/traces, the traces one is used a
 
 t.test('defaults and explicit sampler, ratio and service name', async (t) => {
   const defaults = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing;
-  t.same(defaults, { url: 'http://collector:4318/v1/traces', serviceName: null, sampler: 'parentbased_always_on', samplerRatio: 1 });
+  t.same(defaults, { url: 'http://collector:4318/v1/traces', serviceName: null, sampler: 'parentbased_always_on', samplerRatio: 1, exportDelayMs: 5_000 });
   const set = loadConfig({
     OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
     OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
     OTEL_TRACES_SAMPLER_ARG: '0.25',
     OTEL_SERVICE_NAME: 'login-gateway',
+    OTEL_BSP_SCHEDULE_DELAY: '1000',
   }).tracing;
-  t.same(set, { url: 'http://collector:4318/v1/traces', serviceName: 'login-gateway', sampler: 'parentbased_traceidratio', samplerRatio: 0.25 });
+  t.same(set, { url: 'http://collector:4318/v1/traces', serviceName: 'login-gateway', sampler: 'parentbased_traceidratio', samplerRatio: 0.25, exportDelayMs: 1_000 });
 });
 
 t.test('wrong values: one line each, naming the variable', async (t) => {
@@ -49,9 +50,10 @@ t.test('wrong values: one line each, naming the variable', async (t) => {
     OTEL_TRACES_SAMPLER: 'jaeger_remote',
     OTEL_TRACES_SAMPLER_ARG: '1.5',
     OTEL_TRACES_EXPORTER: 'zipkin',
+    OTEL_BSP_SCHEDULE_DELAY: '5s',
   });
-  t.equal(lines.length, 5, lines.join('\n'));
-  for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_TRACES_SAMPLER', 'OTEL_TRACES_SAMPLER_ARG', 'OTEL_TRACES_EXPORTER']) {
+  t.equal(lines.length, 6, lines.join('\n'));
+  for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_TRACES_SAMPLER', 'OTEL_TRACES_SAMPLER_ARG', 'OTEL_TRACES_EXPORTER', 'OTEL_BSP_SCHEDULE_DELAY']) {
     t.equal(lines.filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}:`)).length, 1, name);
   }
   t.match(problems({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER_ARG: 'half' })[0], /^OTEL_TRACES_SAMPLER_ARG must be a ratio between 0 and 1/);
