@@ -170,10 +170,16 @@ export const spanHooks: SpanHooks = {
   },
 };
 
-/** Marks a span failed with the error's code or class; never its message (it may hold user input). */
+/**
+ * Marks a span failed with the error's code (its cause's first: the proxy wraps the socket's error)
+ * or class; never its message (it may hold user input).
+ */
 function fail(span: Span, err: unknown): void {
-  const code = (err as { code?: unknown } | null)?.code;
-  const type = typeof code === 'string' && code !== '' ? code : err instanceof Error ? err.name : 'error';
+  const codeOf = (e: unknown): string | null => {
+    const code = (e as { code?: unknown } | null)?.code;
+    return typeof code === 'string' && code !== '' ? code : null;
+  };
+  const type = codeOf((err as { cause?: unknown } | null)?.cause) ?? codeOf(err) ?? (err instanceof Error ? err.name : 'error');
   span.setAttribute(ATTR_ERROR_TYPE, type);
   span.setStatus({ code: SpanStatusCode.ERROR });
 }

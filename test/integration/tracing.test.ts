@@ -20,10 +20,13 @@ const CLIENT_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const CLIENT_SPAN = '00f067aa0ba902b7';
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/;
 
+// An app that is down, behind its own prefix.
+const downPort = await freePort();
 const gw = await startTestGateway(t, {
   REDIS_URL: redis.url,
   DATABASE_URL: pg.url,
   GATEWAY_UPSTREAM: upstream.url,
+  GATEWAY_UPSTREAM_ROUTES: `/down=http://127.0.0.1:${downPort}`,
   GATEWAY_REDIS_PREFIX: uniquePrefix(),
   GATEWAY_COOKIE_SECURE: 'false',
   // Short, so the third request misses the local cache and reads Redis.
@@ -45,6 +48,7 @@ const continued = await send(`${gw.url}/reports/1?token=secret`, {
 });
 await sleep(1_100);
 const fresh = await send(`${gw.url}/reports/2`, { headers: withSession(gw, cookie) });
+const down = await send(`${gw.url}/down/x`, { headers: withSession(gw, cookie) });
 // Shutdown sends what is left of the batch.
 await gw.stop();
 
@@ -71,8 +75,8 @@ t.test('the spans reach the receiver as OTLP/HTTP, with the service name', async
 });
 
 t.test('one trace per request: each has exactly one server span, every other span hangs under it', async (t) => {
-  t.equal(serverSpans.length, 3, 'three requests, three server spans');
-  t.equal(byTrace.size, 3, 'three traces');
+  t.equal(serverSpans.length, 4, 'four requests, four server spans');
+  t.equal(byTrace.size, 4, 'four traces');
   for (const [traceId, spans] of byTrace) {
     const roots = spans.filter((s) => s.kind === SPAN_KIND.server);
     t.equal(roots.length, 1, `trace ${traceId} has one server span`);
@@ -135,6 +139,41 @@ t.test('a session not in the local cache: the check is a miss and reads Redis un
   t.equal(read?.attributes['db.operation.name'], 'GET');
   const sent = TRACEPARENT.exec(String(fresh.json<Echo>().headers.traceparent));
   t.equal(sent?.[1], root?.traceId, "the app's traceparent is of the request's trace");
+});
+
+t.test('an app that is down: the upstream span and the request fail, with the error code', async (t) => {
+  t.equal(down.status, 502);
+  const spans = traceOf('/down/x');
+  const root = only(spans, 'GET', SPAN_KIND.server);
+  t.equal(root?.attributes['http.response.status_code'], 502);
+  t.equal(root?.status, 2, 'the request span is an error');
+  const call = only(spans, 'GET', SPAN_KIND.client);
+  t.equal(call?.parentSpanId, root?.spanId);
+  t.equal(call?.status, 2, 'the upstream span is an error');
+  t.equal(call?.attributes['error.type'], 'ECONNREFUSED');
+  t.equal(call?.attributes['http.response.status_code'], undefined, 'no response, no status');
+});
+
+t.test('not sampled: nothing recorded, the app still gets a traceparent (not sampled) of the same trace', async (t) => {
+  const before = receiver.spans.length;
+  const quiet = await startTestGateway(t, {
+    REDIS_URL: redis.url,
+    DATABASE_URL: pg.url,
+    GATEWAY_UPSTREAM: upstream.url,
+    GATEWAY_REDIS_PREFIX: uniquePrefix(),
+    GATEWAY_COOKIE_SECURE: 'false',
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_TRACES_SAMPLER: 'parentbased_always_off',
+  });
+  const res = await send(`${quiet.url}/public-or-not`, { headers: { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-00`, accept: 'application/json' } });
+  t.equal(res.status, 401);
+  const session = await login(quiet, 'alice', 'correct horse');
+  const proxied = await send(`${quiet.url}/reports/3`, { headers: withSession(quiet, session, { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-00` }) });
+  const sent = /^00-([0-9a-f]{32})-([0-9a-f]{16})-00$/.exec(String(proxied.json<Echo>().headers.traceparent));
+  t.equal(sent?.[1], CLIENT_TRACE);
+  t.not(sent?.[2], CLIENT_SPAN, "the gateway's own span id");
+  await quiet.stop();
+  t.equal(receiver.spans.length, before, 'no span exported');
 });
 
 t.test('a collector that does not answer: requests are served all the same, and the log says so once', async (t) => {
