@@ -130,7 +130,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
         (request as TimedRequest)[kProxyStarted] = performance.now();
         // Hop-by-hop first, so nothing the gateway adds next can be named away by the client.
         const forwarded = rewriteRequestHeaders(dropHopByHopHeaders(headers as IncomingHttpHeaders), forwardingContext(request as FastifyRequest, upstream));
-        return traceUpstream(request, forwarded, request.method, upstream.origin + request.normalisedPath);
+        return traceUpstream(request, forwarded, request.method, upstream, request.normalisedPath);
       },
       rewriteHeaders(headers, request) {
         // The app's Connection/Keep-Alive describe its connection to the gateway, not the client's.

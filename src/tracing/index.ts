@@ -40,7 +40,7 @@ export interface Tracing {
 export interface SpanHooks {
   span<T>(name: string, fn: () => Promise<T>, attributes: SpanAttributes | undefined, client: boolean): Promise<T>;
   tag(key: string, value: SpanValue): void;
-  upstreamStart(key: object, headers: IncomingHttpHeaders, method: string, url: string): void;
+  upstreamStart(key: object, headers: IncomingHttpHeaders, method: string, upstream: URL, path: string): void;
   upstreamEnd(key: object, status: number | null, error: unknown): void;
 }
 
@@ -108,8 +108,8 @@ export function tagSpan(key: string, value: SpanValue): void {
  * The upstream call starts: a client span, whose W3C `traceparent` (and `tracestate`) replace what
  * the client sent in the headers forwarded to the app. `key` is the request, to end it by.
  */
-export function traceUpstream(key: object, headers: IncomingHttpHeaders, method: string, url: string): IncomingHttpHeaders {
-  if (hooks !== null) hooks.upstreamStart(key, headers, method, url);
+export function traceUpstream(key: object, headers: IncomingHttpHeaders, method: string, upstream: URL, path: string): IncomingHttpHeaders {
+  if (hooks !== null) hooks.upstreamStart(key, headers, method, upstream, path);
   return headers;
 }
 

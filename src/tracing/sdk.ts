@@ -129,22 +129,21 @@ export const spanHooks: SpanHooks = {
     if (here !== undefined) trace.getSpan(here.context)?.setAttribute(key, value);
   },
 
-  upstreamStart(key: object, headers: IncomingHttpHeaders, method: string, url: string): void {
+  upstreamStart(key: object, headers: IncomingHttpHeaders, method: string, upstream: URL, path: string): void {
     const here = current.getStore();
     if (here === undefined) return;
     // The client's own trace headers never reach the app as they came: ours replace them.
     delete headers.traceparent;
     delete headers.tracestate;
-    const target = new URL(url);
     const span = here.tracer.startSpan(
       method,
       {
         kind: SpanKind.CLIENT,
         attributes: {
           [ATTR_HTTP_REQUEST_METHOD]: method,
-          [ATTR_SERVER_ADDRESS]: target.hostname,
-          [ATTR_SERVER_PORT]: Number(target.port) || (target.protocol === 'https:' ? 443 : 80),
-          [ATTR_URL_FULL]: `${target.origin}${target.pathname}`,
+          [ATTR_SERVER_ADDRESS]: upstream.hostname,
+          [ATTR_SERVER_PORT]: Number(upstream.port) || (upstream.protocol === 'https:' ? 443 : 80),
+          [ATTR_URL_FULL]: `${upstream.origin}${path}`,
         },
       },
       here.context,
