@@ -49,6 +49,8 @@ const continued = await send(`${gw.url}/reports/1?token=secret`, {
 await sleep(1_100);
 const fresh = await send(`${gw.url}/reports/2`, { headers: withSession(gw, cookie) });
 const down = await send(`${gw.url}/down/x`, { headers: withSession(gw, cookie) });
+// Forward-auth: answered by the verify fast path, before fastify's router.
+const verified = await send(`${gw.url}/_auth/verify`, { headers: withSession(gw, cookie, { 'x-forwarded-uri': '/reports/4' }) });
 // Shutdown sends what is left of the batch.
 await gw.stop();
 
@@ -75,8 +77,8 @@ t.test('the spans reach the receiver as OTLP/HTTP, with the service name', async
 });
 
 t.test('one trace per request: each has exactly one server span, every other span hangs under it', async (t) => {
-  t.equal(serverSpans.length, 4, 'four requests, four server spans');
-  t.equal(byTrace.size, 4, 'four traces');
+  t.equal(serverSpans.length, 5, 'five requests, five server spans');
+  t.equal(byTrace.size, 5, 'five traces');
   for (const [traceId, spans] of byTrace) {
     const roots = spans.filter((s) => s.kind === SPAN_KIND.server);
     t.equal(roots.length, 1, `trace ${traceId} has one server span`);
@@ -139,6 +141,16 @@ t.test('a session not in the local cache: the check is a miss and reads Redis un
   t.equal(read?.attributes['db.operation.name'], 'GET');
   const sent = TRACEPARENT.exec(String(fresh.json<Echo>().headers.traceparent));
   t.equal(sent?.[1], root?.traceId, "the app's traceparent is of the request's trace");
+});
+
+t.test('forward-auth: the verify request is a trace with its session check', async (t) => {
+  t.equal(verified.status, 204);
+  const spans = traceOf('/_auth/verify');
+  const root = only(spans, 'GET', SPAN_KIND.server);
+  t.equal(root?.attributes['http.response.status_code'], 204);
+  const check = only(spans, 'session check');
+  t.equal(check?.parentSpanId, root?.spanId);
+  t.equal(check?.attributes['gateway.session.outcome'], 'valid');
 });
 
 t.test('an app that is down: the upstream span and the request fail, with the error code', async (t) => {
