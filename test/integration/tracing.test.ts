@@ -74,6 +74,9 @@ t.test('the spans reach the receiver as OTLP/HTTP, with the service name', async
   t.ok(receiver.requests.every((r) => r.path === '/v1/traces'), 'to <endpoint>/v1/traces');
   t.equal(new Set(receiver.spans.map((s) => s.resource['service.name'])).size, 1);
   t.equal(receiver.spans[0]?.resource['service.name'], 'gateway-under-test');
+  const everything = JSON.stringify(receiver.spans);
+  t.notOk(everything.includes(cookie.slice(0, 20)), 'no session cookie in any span');
+  t.notOk(everything.includes('alice'), 'no user name in any span');
 });
 
 t.test('one trace per request: each has exactly one server span, every other span hangs under it', async (t) => {
