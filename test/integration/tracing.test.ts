@@ -31,6 +31,8 @@ const gw = await startTestGateway(t, {
   GATEWAY_COOKIE_SECURE: 'false',
   // Short, so the third request misses the local cache and reads Redis.
   GATEWAY_SESSION_CACHE_TTL: '1s',
+  // And so that it reads the user again (issue 15 item 1) under that session check.
+  GATEWAY_USER_RECHECK_INTERVAL: '1s',
   OTEL_EXPORTER_OTLP_ENDPOINT: `${receiver.url}/`,
   OTEL_SERVICE_NAME: 'gateway-under-test',
 });
@@ -142,6 +144,8 @@ t.test('a session not in the local cache: the check is a miss and reads Redis un
   const read = only(spans, 'redis get session', SPAN_KIND.client);
   t.equal(read?.parentSpanId, check?.spanId, 'the Redis read is a child of the session check');
   t.equal(read?.attributes['db.operation.name'], 'GET');
+  const recheck = only(spans, 'postgresql find user', SPAN_KIND.client);
+  t.equal(recheck?.parentSpanId, check?.spanId, "the user's recheck in PostgreSQL is a child of the session check");
   const sent = TRACEPARENT.exec(String(fresh.json<Echo>().headers.traceparent));
   t.equal(sent?.[1], root?.traceId, "the app's traceparent is of the request's trace");
 });
