@@ -38,6 +38,15 @@ interface Current {
 }
 
 const current = new AsyncLocalStorage<Current>();
+/**
+ * Methods named as they are in span names and `http.request.method`; any other is `HTTP` and
+ * `_OTHER` (OpenTelemetry's rule), so a client cannot make up span names.
+ */
+const KNOWN_METHODS = new Set([
+  'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH',
+  'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'REPORT', 'MKCALENDAR', 'SEARCH', 'ACL',
+]);
+const methodOf = (method: string | undefined): string | null => (method !== undefined && KNOWN_METHODS.has(method) ? method : null);
 /** The gateway's own version (service.version), from its package.json beside dist/ or src/. */
 const VERSION = (() => {
   try {
@@ -69,12 +78,13 @@ export function createTracing(options: TracingOptions, events: TracingEvents): {
         const parent = propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
         const url = req.url ?? '/';
         const query = url.indexOf('?');
+        const method = methodOf(req.method);
         const span = tracer.startSpan(
-          req.method ?? 'HTTP',
+          method ?? 'HTTP',
           {
             kind: SpanKind.SERVER,
             attributes: {
-              [ATTR_HTTP_REQUEST_METHOD]: req.method ?? '_OTHER',
+              [ATTR_HTTP_REQUEST_METHOD]: method ?? '_OTHER',
               // Never the query string: it may carry tokens.
               [ATTR_URL_PATH]: query === -1 ? url : url.slice(0, query),
               [ATTR_URL_SCHEME]: 'encrypted' in req.socket ? 'https' : 'http',
@@ -135,12 +145,13 @@ export const spanHooks: SpanHooks = {
     // The client's own trace headers never reach the app as they came: ours replace them.
     delete headers.traceparent;
     delete headers.tracestate;
+    const known = methodOf(method);
     const span = here.tracer.startSpan(
-      method,
+      known ?? 'HTTP',
       {
         kind: SpanKind.CLIENT,
         attributes: {
-          [ATTR_HTTP_REQUEST_METHOD]: method,
+          [ATTR_HTTP_REQUEST_METHOD]: known ?? '_OTHER',
           [ATTR_SERVER_ADDRESS]: upstream.hostname,
           [ATTR_SERVER_PORT]: Number(upstream.port) || (upstream.protocol === 'https:' ? 443 : 80),
           [ATTR_URL_FULL]: `${upstream.origin}${path}`,

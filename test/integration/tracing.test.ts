@@ -51,6 +51,8 @@ const continued = await send(`${gw.url}/reports/1?token=secret`, {
 await sleep(1_100);
 const fresh = await send(`${gw.url}/reports/2`, { headers: withSession(gw, cookie) });
 const down = await send(`${gw.url}/down/x`, { headers: withSession(gw, cookie) });
+// A method outside the known set (Node parses it; the gateway refuses or forwards it): no span named after it.
+const madeUp = await send(`${gw.url}/reports/5`, { method: 'PURGE', headers: withSession(gw, cookie) });
 // Forward-auth: answered by the verify fast path, before fastify's router.
 const verified = await send(`${gw.url}/_auth/verify`, { headers: withSession(gw, cookie, { 'x-forwarded-uri': '/reports/4' }) });
 // Shutdown sends what is left of the batch.
@@ -82,8 +84,8 @@ t.test('the spans reach the receiver as OTLP/HTTP, with the service name', async
 });
 
 t.test('one trace per request: each has exactly one server span, every other span hangs under it', async (t) => {
-  t.equal(serverSpans.length, 5, 'five requests, five server spans');
-  t.equal(byTrace.size, 5, 'five traces');
+  t.equal(serverSpans.length, 6, 'six requests, six server spans');
+  t.equal(byTrace.size, 6, 'six traces');
   for (const [traceId, spans] of byTrace) {
     const roots = spans.filter((s) => s.kind === SPAN_KIND.server);
     t.equal(roots.length, 1, `trace ${traceId} has one server span`);
@@ -148,6 +150,14 @@ t.test('a session not in the local cache: the check is a miss and reads Redis un
   t.equal(recheck?.parentSpanId, check?.spanId, "the user's recheck in PostgreSQL is a child of the session check");
   const sent = TRACEPARENT.exec(String(fresh.json<Echo>().headers.traceparent));
   t.equal(sent?.[1], root?.traceId, "the app's traceparent is of the request's trace");
+});
+
+t.test('a method outside the known set: the span is named HTTP, the method _OTHER (no span name chosen by a client)', async (t) => {
+  t.ok(madeUp.status > 0, `answered (${madeUp.status})`);
+  const spans = traceOf('/reports/5');
+  const root = only(spans, 'HTTP', SPAN_KIND.server);
+  t.equal(root?.attributes['http.request.method'], '_OTHER');
+  t.notOk(receiver.spans.some((s) => s.name.includes('PURGE')));
 });
 
 t.test('forward-auth: the verify request is a trace with its session check', async (t) => {
