@@ -2,6 +2,7 @@
 // GATEWAY_USER_QUERY, or (embedded default mode) one generated user held in memory.
 import pg from 'pg';
 import { userStoreUnavailable } from '../errors.js';
+import { postgresCall } from '../tracing/index.js';
 import { isLegacyTable, OWN_TABLE_PASSWORD_QUERY, UserAdminError, writePasswordHash } from './user-admin.js';
 
 export interface UserRecord {
@@ -71,21 +72,21 @@ export function createPostgresUserStore(
     kind: 'postgres',
     find: (username) =>
       guarded(async () => {
-        const result = await pool.query(userQuery, [username]);
+        const result = await postgresCall('find user', userQuery, () => pool.query(userQuery, [username]));
         const row = result.rows[0] as Record<string, unknown> | undefined;
         return row ? rowToUser(row, username) : null;
       }),
     rehash: (username, newHash) =>
       guarded(async () => {
         if (!rehashQuery) return false;
-        const result = await pool.query(rehashQuery, [username, newHash]);
+        const result = await postgresCall('rehash', rehashQuery, () => pool.query(rehashQuery, [username, newHash]));
         return (result.rowCount ?? 0) > 0;
       }),
     setPasswordHash: (username, newHash) =>
       guarded(async () => {
         if (!passwordQuery) return 'no_query';
         try {
-          await writePasswordHash(pool, passwordQuery, username, newHash);
+          await postgresCall('set_password', passwordQuery, () => writePasswordHash(pool, passwordQuery, username, newHash));
           return 'ok';
         } catch (err) {
           if (err instanceof UserAdminError) return 'no_user';
