@@ -1,9 +1,9 @@
 // SIGHUP (SPEC section 8) on a real `session-gateway serve` process: what lives in files is read
 // again and swapped without a restart, nothing running is dropped, and a set that fails
 // validation is refused with one line per problem while the old one stays in force.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { X509Certificate, createHash, generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import t from 'tap';
 import { createCookieSigner } from '../../src/session/id.js';
-import { ensureBuilt, freePort, spawnCli, waitForStatus, type ServeProcess } from '../helpers/cli.js';
+import { ROOT, ensureBuilt, freePort, spawnCli, waitForStatus, type ServeProcess } from '../helpers/cli.js';
 import { seedUsers, uniquePrefix } from '../helpers/gateway.js';
 import { cookieHeader, send } from '../helpers/http.js';
 import { scrapeMetric } from '../helpers/metrics.js';
@@ -332,4 +332,84 @@ t.test('login branding and identity keys replaced with SIGHUP; an invalid templa
   t.equal((await jwks()).keys[0]?.kid, newKid, 'so do the keys');
   t.equal(await scrapeMetric(gw.adminUrl, 'gateway_config_reloads_total', { outcome: 'success' }), 1);
   t.equal(await scrapeMetric(gw.adminUrl, 'gateway_config_reloads_total', { outcome: 'failure' }), 1);
+});
+
+/** The watcher container's script, as docs/operations.md shows it (the block after `# reload-watcher`). */
+function documentedWatcher(): string {
+  const doc = readFileSync(join(ROOT, 'docs', 'operations.md'), 'utf8').split('\n');
+  const start = doc.findIndex((line) => line.trim() === '# reload-watcher');
+  if (start === -1) throw new Error('docs/operations.md has no reload-watcher script');
+  const indent = /^\s*/.exec(doc[start] ?? '')?.[0] ?? '';
+  const lines: string[] = [];
+  for (const line of doc.slice(start + 1)) {
+    if (!line.startsWith(indent) || line.trim() === '') break;
+    lines.push(line.slice(indent.length));
+  }
+  return lines.join('\n');
+}
+
+t.test('the Kubernetes watcher in docs/operations.md reloads the gateway when the kubelet swaps a mounted Secret', async (t) => {
+  // A Secret volume as the kubelet lays it out: files are symlinks through `..data`, which is
+  // re-pointed at a new timestamped directory in one rename when the Secret changes.
+  const mount = mkdtempSync(join(dir, 'mount-'));
+  const version = (name: string, secret: string) => {
+    mkdirSync(join(mount, name));
+    writeFileSync(join(mount, name, 'session-secret'), secret);
+  };
+  const publish = (name: string) => {
+    symlinkSync(name, join(mount, '..data_tmp'));
+    renameSync(join(mount, '..data_tmp'), join(mount, '..data'));
+  };
+  version('..2026_12_03_v1', SECRET_A);
+  publish('..2026_12_03_v1');
+  symlinkSync('..data/session-secret', join(mount, 'session-secret'));
+
+  // The gateway's command line ends in `dist/cli.js serve`, as in the image; a directory of its
+  // own in front keeps the test's pkill from reaching any other gateway on this machine.
+  const own = mkdtempSync(join(dir, 'gw-'));
+  symlinkSync(join(ROOT, 'dist'), join(own, 'dist'));
+  const port = await freePort();
+  const adminPort = await freePort();
+  const gateway = spawn(process.execPath, [join(own, 'dist', 'cli.js'), 'serve'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(port), GATEWAY_ADMIN_HOST: '127.0.0.1', GATEWAY_ADMIN_PORT: String(adminPort),
+      GATEWAY_UPSTREAM: upstream.url, REDIS_URL: redis.url, DATABASE_URL: pg.url, GATEWAY_REDIS_PREFIX: uniquePrefix(),
+      GATEWAY_SESSION_SECRET_FILE: join(mount, 'session-secret'),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  gateway.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+  gateway.stderr.resume();
+  t.teardown(() => void (gateway.exitCode === null && gateway.kill('SIGKILL')));
+  const url = `http://127.0.0.1:${port}`;
+  await waitForStatus(`http://127.0.0.1:${adminPort}/readyz`, 200);
+
+  const script = documentedWatcher()
+    .replace('dir=/run/secrets/session-gateway', `dir=${mount}`)
+    .replace('sleep 10', 'sleep 0.2')
+    .replace("'dist/cli[.]js serve'", `'${own}/dist/cli[.]js serve'`);
+  t.match(script, /pkill -HUP -f '.*dist\/cli\[\.\]js serve'/, 'the documented script, scoped to this gateway');
+  const watcher = spawn('sh', ['-c', script], { stdio: 'ignore' });
+  t.teardown(() => void (watcher.exitCode === null && watcher.kill('SIGKILL')));
+  await sleep(600);
+  t.equal(watcher.exitCode, null, 'the watcher runs and has not signalled itself');
+  t.notOk(out.includes('"reload"'), 'no reload while nothing changed');
+
+  const gw = { url } as Gateway;
+  t.ok(createCookieSigner([SECRET_A]).unsign(await login(gw, 'alice', 'alice-pass-123')), 'signed with the first secret');
+  version('..2026_12_03_v2', `${SECRET_B},${SECRET_A}`);
+  publish('..2026_12_03_v2');
+  const deadline = Date.now() + 10_000;
+  while (!out.includes('configuration reloaded: GATEWAY_SESSION_SECRET')) {
+    if (Date.now() > deadline) throw new Error(`no reload after the Secret changed:\n${out}`);
+    await sleep(50);
+  }
+  t.ok(createCookieSigner([SECRET_B]).unsign(await login(gw, 'alice', 'alice-pass-123')), 'after the swap a login is signed with the new secret');
+  await sleep(600);
+  t.equal(out.split('configuration reloaded').length - 1, 1, 'one reload per change');
+  t.equal(watcher.exitCode, null, 'the watcher keeps watching');
+  t.equal(gateway.exitCode, null, 'the gateway keeps serving');
 });
