@@ -413,3 +413,48 @@ t.test('the Kubernetes watcher in docs/operations.md reloads the gateway when th
   t.equal(watcher.exitCode, null, 'the watcher keeps watching');
   t.equal(gateway.exitCode, null, 'the gateway keeps serving');
 });
+
+t.test('access rules file changed + SIGHUP: what is allowed changes without a restart; an invalid file is refused and the old rules stay', async (t) => {
+  const rulesFile = join(dir, 'rules.yaml');
+  writeFileSync(rulesFile, 'rules:\n  - path: /status\n    policy: public\n  - path: /admin\n    policy: { groups: [admins] }\n');
+  const gw = await startGateway({ GATEWAY_SESSION_SECRET: SECRET_A, GATEWAY_ACCESS_RULES: rulesFile, GATEWAY_TRUSTED_PROXIES: '127.0.0.1' });
+  const alice = await login(gw, 'alice', 'alice-pass-123');
+  const verify = (path: string) =>
+    send(`${gw.url}/_auth/verify`, { headers: { ...asUser(alice), 'x-forwarded-method': 'GET', 'x-forwarded-proto': 'http', 'x-forwarded-host': '127.0.0.1', 'x-forwarded-uri': path } });
+  const statuses = async () => ({
+    admin: (await send(`${gw.url}/admin`, { headers: asUser(alice) })).status,
+    verifyAdmin: (await verify('/admin')).status,
+    anonymousOpen: (await send(`${gw.url}/open`)).status,
+  });
+  t.same(await statuses(), { admin: 403, verifyAdmin: 403, anonymousOpen: 401 }, 'first rules: /admin is for admins, /open needs a session');
+
+  // Requests keep flowing through the swap: none refused, none failed.
+  let running = true;
+  const seen: number[] = [];
+  const failures: string[] = [];
+  const loop = (async () => {
+    while (running) {
+      await send(`${gw.url}/status`).then((r) => void seen.push(r.status), (err: Error) => void failures.push(err.message));
+    }
+  })();
+
+  writeFileSync(rulesFile, 'rules:\n  - path: /status\n    policy: public\n  - path: /open\n    policy: public\n  - path: /admin\n    policy: { groups: [staff] }\n');
+  const lines = await gw.hup();
+  t.ok(lines.some((l) => l.reload === 'success' && Array.isArray(l.changed) && l.changed.includes('GATEWAY_ACCESS_RULES')), 'the reload names the rules');
+  t.same(await statuses(), { admin: 200, verifyAdmin: 200, anonymousOpen: 200 }, 'new rules: staff may see /admin (proxy and forward-auth), /open is public');
+  t.equal((await send(`${gw.url}/open`)).json<Echo>().headers['x-forwarded-user'], undefined, 'a public path carries no identity');
+
+  writeFileSync(rulesFile, 'rules:\n  - path: /admin\n    policy: everyone\n');
+  const refused = await gw.hup();
+  running = false;
+  await loop;
+  t.ok(
+    refused.some((l) => l.level === 50 && String(l.msg) === 'configuration reload refused: GATEWAY_ACCESS_RULES: rule #1: `policy` must be public, authenticated, deny or { groups: [...] }'),
+    'the problem is named, one line',
+  );
+  t.same(await statuses(), { admin: 200, verifyAdmin: 200, anonymousOpen: 200 }, 'the rules in force stay');
+  t.equal(await scrapeMetric(gw.adminUrl, 'gateway_config_reloads_total', { outcome: 'success' }), 1);
+  t.equal(await scrapeMetric(gw.adminUrl, 'gateway_config_reloads_total', { outcome: 'failure' }), 1);
+  t.same(failures, [], 'no request failed during the reloads');
+  t.ok(seen.length > 0 && seen.every((s) => s === 200), `every one of ${seen.length} requests during the reloads was answered 200`);
+});
