@@ -87,7 +87,14 @@ async function serve(config: Config): Promise<number> {
     else reloadPending = true;
   });
   const gateway = await startGateway(config, { logger });
-  reload = () => void gateway.reload();
+  reload = () => {
+    try {
+      gateway.reload();
+    } catch (err) {
+      // A reload never ends the process: the running configuration simply stays.
+      logger.error({ err }, 'configuration reload failed');
+    }
+  };
   if (reloadPending) reload();
   const onSignal = (signal: string) => {
     logger.info({ signal }, 'signal received');
