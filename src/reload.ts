@@ -110,6 +110,10 @@ export function createReloader(options: ReloaderOptions): Reloader {
 function partsFor(targets: ReloadTargets): Part[] {
   const parts: Part[] = [];
   const { identityKeys, tls, sessionSecrets, loginBranding, accessRules } = targets;
+  if (accessRules) {
+    // Compiled when replaced (and refused there, old rules kept, if they cannot be): first.
+    parts.push({ name: 'GATEWAY_ACCESS_RULES', changed: (a, b) => !same(a.accessRules, b.accessRules), apply: (b) => accessRules(b.accessRules) });
+  }
   if (identityKeys) {
     parts.push({
       name: 'identity token keys',
@@ -135,9 +139,6 @@ function partsFor(targets: ReloadTargets): Part[] {
   }
   if (loginBranding) {
     parts.push({ name: 'login branding', changed: (a, b) => !same(a.loginBranding, b.loginBranding), apply: (b) => loginBranding(b.loginBranding) });
-  }
-  if (accessRules) {
-    parts.push({ name: 'GATEWAY_ACCESS_RULES', changed: (a, b) => !same(a.accessRules, b.accessRules), apply: (b) => accessRules(b.accessRules) });
   }
   return parts;
 }
