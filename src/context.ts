@@ -9,6 +9,7 @@ import type { UserStore } from './users/user-store.js';
 import type { Config } from './config/config.js';
 import type { IdentityTokens } from './identity/signed-identity.js';
 import type { ActiveSession, SessionManager } from './session/manager.js';
+import type { Gate, Principal } from './access/gate.js';
 
 export interface GatewayDeps {
   config: Config;
@@ -22,14 +23,20 @@ export interface GatewayDeps {
   upstream: URL | null;
   /** The signed X-Gateway-Identity token; null when GATEWAY_IDENTITY_JWT is off. */
   identityTokens: IdentityTokens | null;
-  /** The login page with the operator's branding (replaced on a SIGHUP reload). */
-  loginPage: ReplaceableLoginPage;
+  /** The login page with the operator's branding, replaced on a SIGHUP reload; absent: config's branding, fixed. */
+  loginPage?: ReplaceableLoginPage;
 }
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** The access decision every door asks (access/gate.ts); `replaceRules` swaps its rules. */
+    accessGate: Gate;
+  }
   interface FastifyRequest {
     /** The validated session, once the auth hook has run; null for anonymous requests. */
     session: ActiveSession | null;
+    /** Who the access gate recognised (a session, later a token …), once it has run; null: nobody. */
+    principal: Principal | null;
     /** Path after normalisation (what was authorised and what the upstream receives). */
     normalisedPath: string;
     /** performance.now() when routed: the duration of a request that never gets a response. */
