@@ -441,7 +441,7 @@ t.test('access rules file changed + SIGHUP: what is allowed changes without a re
   writeFileSync(rulesFile, 'rules:\n  - path: /status\n    policy: public\n  - path: /open\n    policy: public\n  - path: /admin\n    policy: { groups: [staff] }\n');
   const lines = await gw.hup();
   t.ok(lines.some((l) => l.reload === 'success' && Array.isArray(l.changed) && l.changed.includes('GATEWAY_ACCESS_RULES')), 'the reload names the rules');
-  t.same(await statuses(), { admin: 200, verifyAdmin: 200, anonymousOpen: 200 }, 'new rules: staff may see /admin (proxy and forward-auth), /open is public');
+  t.same(await statuses(), { admin: 200, verifyAdmin: 204, anonymousOpen: 200 }, 'new rules: staff may see /admin (proxy and forward-auth), /open is public');
   t.equal((await send(`${gw.url}/open`)).json<Echo>().headers['x-forwarded-user'], undefined, 'a public path carries no identity');
 
   writeFileSync(rulesFile, 'rules:\n  - path: /admin\n    policy: everyone\n');
@@ -452,7 +452,7 @@ t.test('access rules file changed + SIGHUP: what is allowed changes without a re
     refused.some((l) => l.level === 50 && String(l.msg) === 'configuration reload refused: GATEWAY_ACCESS_RULES: rule #1: `policy` must be public, authenticated, deny or { groups: [...] }'),
     'the problem is named, one line',
   );
-  t.same(await statuses(), { admin: 200, verifyAdmin: 200, anonymousOpen: 200 }, 'the rules in force stay');
+  t.same(await statuses(), { admin: 200, verifyAdmin: 204, anonymousOpen: 200 }, 'the rules in force stay');
   t.equal(await scrapeMetric(gw.adminUrl, 'gateway_config_reloads_total', { outcome: 'success' }), 1);
   t.equal(await scrapeMetric(gw.adminUrl, 'gateway_config_reloads_total', { outcome: 'failure' }), 1);
   t.same(failures, [], 'no request failed during the reloads');
