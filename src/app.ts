@@ -22,6 +22,7 @@ import { renderErrorPage, ERROR_PAGE_STYLE_HASH } from './pages.js';
 import { normaliseRequestUrl, pathForLog } from './access/paths.js';
 import { ALLOWED_METHODS_HEADER, isRefusedMethod, refuseTunnels, routeEveryMethod } from './proxy/methods.js';
 import { proxyRoutes } from './proxy/routes.js';
+import type { Tracing } from './tracing/index.js';
 
 const kBadPath = Symbol('badPath');
 /** Set on a request cut by GATEWAY_REQUEST_TIMEOUT, so its abort is counted as 408, not 499. */
@@ -50,7 +51,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   const app = Fastify({
     // Our own server so that the common forward-auth call is answered before fastify's router
     // (forward-auth/fast-path.ts); everything else goes to fastify's handler unchanged.
-    serverFactory: (handler) => createGatewayServer(config, (req, res) => fastVerify.handle(req, res, handler)),
+    serverFactory: (handler) => createGatewayServer(config, traceRequests(deps.tracing, (req, res) => fastVerify.handle(req, res, handler))),
     loggerInstance: deps.logger as FastifyBaseLogger,
     // One access-log line of our own per request (SPEC 7) instead of fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
@@ -192,6 +193,11 @@ export function replaceTlsContext(app: FastifyInstance, tls: { cert: string; key
   const server = app.server as Server & Partial<Pick<HttpsServer, 'setSecureContext'>>;
   if (typeof server.setSecureContext !== 'function') throw new Error('the proxy listener is plain http: TLS was not configured at start-up');
   server.setSecureContext(tlsContextOptions(tls));
+}
+
+/** With tracing on, one server span around each request; off, the listener itself (no cost). */
+function traceRequests(tracing: Tracing | null | undefined, listener: RequestListener): RequestListener {
+  return tracing ? tracing.traceRequests(listener) : listener;
 }
 
 /** The proxy listener: plain http, or https with GATEWAY_TLS_*. */

@@ -9,6 +9,7 @@ import type { UserStore } from './users/user-store.js';
 import type { Config } from './config/config.js';
 import type { IdentityTokens } from './identity/signed-identity.js';
 import type { ActiveSession, SessionManager } from './session/manager.js';
+import type { Tracing } from './tracing/index.js';
 import type { Gate, Principal } from './access/gate.js';
 
 export interface GatewayDeps {
@@ -25,6 +26,8 @@ export interface GatewayDeps {
   identityTokens: IdentityTokens | null;
   /** The login page with the operator's branding, replaced on a SIGHUP reload; absent: config's branding, fixed. */
   loginPage?: ReplaceableLoginPage;
+  /** OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT); absent or null: off. */
+  tracing?: Tracing | null;
 }
 
 declare module 'fastify' {
