@@ -10,15 +10,56 @@ t.test('a record survives encoding; malformed values decode to null', async (t) 
   }
 });
 
-t.test('the user recheck fields survive encoding; a record without them keeps the six-field form', async (t) => {
+t.test('the user recheck fields survive encoding; a record without them stays short', async (t) => {
   const base = { user: 'ann', email: 'a@example.com', groups: [], createdAt: 1_800_000_000_000, expiresAt: 1_800_043_200_000, touchedAt: 1_800_000_000_000 };
-  t.equal((JSON.parse(encodeRecord(base)) as unknown[]).length, 6);
   const checked = { ...base, checkedAt: 1_800_000_300_000, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' };
+  t.ok(encodeRecord(base).length < encodeRecord(checked).length - 22);
   t.same(decodeRecord(encodeRecord(checked)), checked);
   const noFingerprint = { ...base, checkedAt: 1_800_000_300_000 };
   t.same(decodeRecord(encodeRecord(noFingerprint)), noFingerprint);
+  const noCheckedAt = { ...base, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' };
+  t.same(decodeRecord(encodeRecord(noCheckedAt)), noCheckedAt);
   for (const bad of ['["u",null,[],1,2,3,"x",null]', '["u",null,[],1,2,3,4,5]', '["u",null,[],1,2,3,4]']) {
     t.equal(decodeRecord(bad), null, bad);
+  }
+});
+
+// What the previous version wrote (its JSON arrays, verbatim): a rolling upgrade signs nobody out.
+t.test("records written by the previous version are still read, and can still be written", async (t) => {
+  const plain = '["alice@corp","alice@example.com",["staff","vpn-users"],1800000000000,43200000,120000]';
+  const rechecked = '["bob",null,[],1800000000000,43200000,0,300000,"AbCdEfGhIjKlMnOpQrStUv"]';
+  const alice = { user: 'alice@corp', email: 'alice@example.com', groups: ['staff', 'vpn-users'], createdAt: 1_800_000_000_000, expiresAt: 1_800_043_200_000, touchedAt: 1_800_000_120_000 };
+  const bob = { user: 'bob', email: null, groups: [], createdAt: 1_800_000_000_000, expiresAt: 1_800_043_200_000, touchedAt: 1_800_000_000_000, checkedAt: 1_800_000_300_000, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' };
+  t.same(decodeRecord(plain), alice);
+  t.same(decodeRecord(rechecked), bob);
+  // GATEWAY_SESSION_COMPACT_RECORDS=false: byte for byte what the previous version writes.
+  t.equal(encodeRecord(alice, { compact: false }), plain);
+  t.equal(encodeRecord(bob, { compact: false }), rechecked);
+});
+
+t.test('the compact form: shorter, exact, and JSON where it cannot hold a record', async (t) => {
+  const record = { user: 'user123456@corp', email: 'user123456@example.com', groups: ['staff', 'engineering', 'vpn-users'], createdAt: 1_800_000_000_123, expiresAt: 1_800_043_200_123, touchedAt: 1_800_000_061_000, checkedAt: 1_800_000_000_123, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' };
+  const compact = encodeRecord(record);
+  t.ok(compact.startsWith('2\x1f'));
+  t.ok(compact.length <= encodeRecord(record, { compact: false }).length - 20, `${compact.length} bytes`);
+  t.same(decodeRecord(compact), record);
+  // Fields a later version appends are ignored; empty optional fields are absent.
+  t.same(decodeRecord(`${compact}\x1fa client description`), record);
+  const { checkedAt: _c, passwordFingerprint: _f, ...plain } = record;
+  t.same(decodeRecord(`${encodeRecord(plain)}\x1f\x1f\x1fdescription`), plain);
+  // Values the compact form cannot hold round-trip through JSON.
+  for (const odd of [
+    { ...plain, user: 'a\x1fb' },
+    { ...plain, groups: ['x\x1ey'] },
+    { ...plain, groups: [''] },
+    { ...plain, email: '' },
+    { ...plain, user: '' , groups: [] },
+    { ...plain, touchedAt: plain.createdAt + 0.5 },
+  ]) {
+    t.same(decodeRecord(encodeRecord(odd)), odd, JSON.stringify(odd));
+  }
+  for (const bad of ['2', '2\x1fu\x1f\x1f\x1f1\x1f2', '2\x1fu\x1f\x1f\x1f1\x1f2\x1fZ', '2\x1fu\x1f\x1f\x1f1\x1f2\x1f3\x1f!', '3\x1fu\x1f\x1f\x1f1\x1f2\x1f3', '2\x1fu\x1f\x1f\x1f1.5\x1f2\x1f3']) {
+    t.equal(decodeRecord(bad), null, JSON.stringify(bad));
   }
 });
 
