@@ -8,37 +8,17 @@ import { parseDurationMs } from './duration.js';
 import { canonicalHost, isWellFormedHost } from '../http.js';
 import { findShadowedRules, parseAccessRules, type AccessRuleSpec } from '../access/rules.js';
 import { prefixBase } from '../access/paths.js';
+import type { HostPort, RedisConfig, RedisCredentials } from '../redis-client.js';
+import type { IdentityTokenSettings } from '../identity/signed-identity.js';
 import { describeAlgKey, describeKey, IDENTITY_TOKEN_ALGS, parseSigningKey, type AsymmetricAlg, type IdentityTokenAlg, type SigningKey } from '../identity/keys.js';
 
-export type RedisConfig = (
-  | { mode: 'standalone'; url: string }
-  | { mode: 'sentinel'; sentinels: HostPort[]; name: string }
-  | { mode: 'cluster'; nodes: HostPort[] }
-) &
-  RedisCredentials;
-
-/** Managed Redis (SPEC section 2): each field is present only when set, so it is never guessed. */
-export interface RedisCredentials {
-  /** REDIS_USERNAME / REDIS_PASSWORD: the data nodes' ACL user (standalone: else the URL's userinfo). */
-  username?: string;
-  password?: string;
-  /** REDIS_SENTINEL_USERNAME / REDIS_SENTINEL_PASSWORD: the Sentinels' own credentials. */
-  sentinelUsername?: string;
-  sentinelPassword?: string;
-  /** REDIS_TLS=true (Sentinel and Cluster; standalone says rediss:// instead). */
-  tls?: true;
-}
+export type { HostPort, RedisConfig, RedisCredentials };
 
 export interface UpstreamRoute {
   /** Normalised path prefix without a trailing slash, e.g. `/reports`. */
   prefix: string;
   /** Origin only: the path is forwarded unchanged. */
   url: URL;
-}
-
-export interface HostPort {
-  host: string;
-  port: number;
 }
 
 export interface Config {
@@ -121,20 +101,7 @@ export interface Config {
   /** True when none of Redis, PostgreSQL and the upstream is configured. */
   embedded: boolean;
   /** The signed X-Gateway-Identity token (GATEWAY_IDENTITY_JWT); null: off. */
-  identityToken: IdentityTokenConfig | null;
-}
-
-export interface IdentityTokenConfig {
-  alg: IdentityTokenAlg;
-  /** From GATEWAY_IDENTITY_JWT_KEY_FILES: the first signs, all are published. Empty: one generated per process. */
-  keys: SigningKey[];
-  /** HS256 only. */
-  hmacSecret: string | null;
-  /** null: GATEWAY_PUBLIC_URL's origin, else 'session-gateway'. */
-  issuer: string | null;
-  /** null: the upstream's origin. */
-  audience: string | null;
-  lifetimeMs: number;
+  identityToken: IdentityTokenSettings | null;
 }
 
 export class ConfigError extends Error {
@@ -406,7 +373,7 @@ function readSecrets(r: EnvReader, redisConfigured: boolean): { values: string[]
   return { values, generated: false };
 }
 
-function readIdentityToken(r: EnvReader, redisConfigured: boolean, sessionSecrets: string[]): IdentityTokenConfig | null {
+function readIdentityToken(r: EnvReader, redisConfigured: boolean, sessionSecrets: string[]): IdentityTokenSettings | null {
   if (!r.boolean('GATEWAY_IDENTITY_JWT', DEFAULT_IDENTITY_JWT)) return null;
   const hmacSecret = r.optional('GATEWAY_IDENTITY_HMAC_SECRET');
   const alg = r.oneOf('GATEWAY_IDENTITY_JWT_ALG', hmacSecret ? 'HS256' : DEFAULT_IDENTITY_JWT_ALG, IDENTITY_TOKEN_ALGS) as IdentityTokenAlg;
