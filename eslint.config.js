@@ -19,7 +19,7 @@ export default tseslint.config(
     // scripts/check-whitespace.mjs.
     plugins: { '@stylistic': stylistic },
     rules: {
-      '@stylistic/indent': ['error', 2],
+      '@stylistic/indent': ['error', 2, { ignoredNodes: ['TSUnionType > TSTypeLiteral', 'TSUnionType > TSTypeLiteral *'] }],
       '@stylistic/quotes': ['error', 'single', { avoidEscape: true, allowTemplateLiterals: 'always' }],
       '@stylistic/semi': ['error', 'always'],
       '@stylistic/comma-dangle': ['error', 'always-multiline'],

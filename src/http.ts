@@ -118,8 +118,11 @@ function allowedHostSet(config: HostSettings): ReadonlySet<string> | null {
   return set;
 }
 
-/** Checked once per connection: a proxy's keep-alive connection carries many requests. */
-function peerTrusted(socket: Socket & { [kPeerTrusted]?: boolean }, config: ProxyTrustSettings): boolean {
+/**
+ * Whether the TCP peer is in GATEWAY_TRUSTED_PROXIES (so its X-Forwarded-* headers are believed).
+ * Checked once per connection: a proxy's keep-alive connection carries many requests.
+ */
+export function peerTrusted(socket: Socket & { [kPeerTrusted]?: boolean }, config: ProxyTrustSettings): boolean {
   let verdict = socket[kPeerTrusted];
   if (verdict === undefined) {
     const address = socket.remoteAddress ?? '';

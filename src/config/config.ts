@@ -52,6 +52,10 @@ export interface Config {
   staleSessionGraceMs: number;
   adminHost: string;
   adminPort: number;
+  /** GATEWAY_ADMIN_TOKEN: bearer token of the admin listener's session API; null: the API is off. */
+  adminToken: string | null;
+  /** GATEWAY_MAX_SESSIONS_PER_USER: at sign-in, the user's oldest sessions beyond this end (0: no cap). */
+  maxSessionsPerUser: number;
   /** null: the in-process session store (embedded default mode). */
   redis: RedisConfig | null;
   /** PEM CA bundle that Redis's TLS certificate (rediss://) must chain to; null: the system CAs. */
@@ -71,6 +75,8 @@ export interface Config {
   maxLifetimeMs: number;
   /** How often a session's idle deadline is pushed forward in the store (at most once per interval). */
   touchIntervalMs: number;
+  /** GATEWAY_USER_RECHECK_INTERVAL: a session's user is read again from the user store this often; 0: never. */
+  userRecheckIntervalMs: number;
   cacheMaxEntries: number;
   cacheTtlMs: number;
   cookieName: string;
@@ -125,6 +131,7 @@ export const SECRET_VARIABLES = [
   'REDIS_PASSWORD',
   'REDIS_SENTINEL_USERNAME',
   'REDIS_SENTINEL_PASSWORD',
+  'GATEWAY_ADMIN_TOKEN',
 ] as const;
 
 // Every default, named once and used by the reading code below. docs/configuration.md's table
@@ -144,6 +151,7 @@ export const DEFAULT_VERIFY_ACCESS_LOG = false;
 export const DEFAULT_SHUTDOWN_DELAY_MS = 0;
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 25_000;
 export const DEFAULT_STALE_SESSION_GRACE_MS = 0;
+export const DEFAULT_USER_RECHECK_INTERVAL_MS = 5 * 60_000;
 export const DEFAULT_ADMIN_PORT = 9180;
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2_000;
 export const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 5_000;
@@ -155,6 +163,8 @@ export const DEFAULT_SESSION_TOUCH_INTERVAL_DIVISOR = 10;
 export const DEFAULT_SESSION_TOUCH_INTERVAL_MIN_MS = 1_000;
 export const DEFAULT_SESSION_CACHE_SIZE = 100_000;
 export const DEFAULT_SESSION_CACHE_TTL_MS = 60_000;
+/** GATEWAY_MAX_SESSIONS_PER_USER: 0, no cap. */
+export const DEFAULT_MAX_SESSIONS_PER_USER = 0;
 export const DEFAULT_COOKIE_NAME = 'sgw_session';
 export const DEFAULT_AUTH_PREFIX = '/_auth';
 export const DEFAULT_ALLOW_PLAINTEXT_PASSWORDS = false;
@@ -224,8 +234,11 @@ function readAll(r: EnvReader): Config {
     shutdownDelayMs: r.duration('GATEWAY_SHUTDOWN_DELAY', DEFAULT_SHUTDOWN_DELAY_MS, { max: MAX_TIMER_MS }),
     shutdownTimeoutMs: r.duration('GATEWAY_SHUTDOWN_TIMEOUT', DEFAULT_SHUTDOWN_TIMEOUT_MS, { max: MAX_TIMER_MS }),
     staleSessionGraceMs: r.duration('GATEWAY_STALE_SESSION_GRACE', DEFAULT_STALE_SESSION_GRACE_MS),
+    userRecheckIntervalMs: r.duration('GATEWAY_USER_RECHECK_INTERVAL', DEFAULT_USER_RECHECK_INTERVAL_MS, { min: 0 }),
     adminHost: r.string('GATEWAY_ADMIN_HOST', embedded ? DEFAULT_EMBEDDED_HOST : DEFAULT_HOST),
     adminPort: r.integer('GATEWAY_ADMIN_PORT', DEFAULT_ADMIN_PORT, { min: 0, max: 65535 }),
+    adminToken: readAdminToken(r),
+    maxSessionsPerUser: r.integer('GATEWAY_MAX_SESSIONS_PER_USER', DEFAULT_MAX_SESSIONS_PER_USER, { min: 0 }),
     redis,
     redisTlsCa: readRedisCaFile(r),
     redisCommandTimeoutMs: r.duration('GATEWAY_REDIS_COMMAND_TIMEOUT', DEFAULT_REDIS_COMMAND_TIMEOUT_MS, { min: 1, max: MAX_TIMER_MS }),
@@ -422,6 +435,25 @@ function readSigningKeys(r: EnvReader, files: string[], alg: AsymmetricAlg): Sig
     }
   });
   return keys;
+}
+
+/**
+ * The admin API's bearer token opens every user's sessions: long enough not to be guessed, and
+ * made of what an `Authorization` header carries as it is (no spaces or control characters).
+ * The value is never echoed in a problem line.
+ */
+function readAdminToken(r: EnvReader): string | null {
+  const token = r.optional('GATEWAY_ADMIN_TOKEN');
+  if (token === null) return null;
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    r.problem('GATEWAY_ADMIN_TOKEN must be printable ASCII without spaces (it travels in an Authorization header)');
+    return null;
+  }
+  if (token.length < MIN_SECRET_LENGTH) {
+    r.problem(`GATEWAY_ADMIN_TOKEN must be at least ${MIN_SECRET_LENGTH} characters (e.g. \`openssl rand -base64 32\`)`);
+    return null;
+  }
+  return token;
 }
 
 function readTls(r: EnvReader): { cert: string; key: string } | null {

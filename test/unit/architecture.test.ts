@@ -26,7 +26,6 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
  * matches no import fails the test, so the list only shrinks.
  */
 const TEMPORARY_EXCEPTIONS: ReadonlyArray<{ from: string; to: string; why: string }> = [
-  { from: 'src/forward-auth/fast-path.ts', to: 'src/forward-auth/verify.ts', why: 'cycle verify ↔ fast-path (gone once both render the gate’s verdict)' },
   { from: 'src/proxy/routes.ts', to: 'src/login/csrf.ts', why: 'proxy → login other than logout.ts (the CSRF cookie name, for the proxy’s own logout)' },
 ];
 
@@ -206,8 +205,9 @@ t.test('every temporary exception still matches an import (delete it with the im
 t.test('each rule catches a planted violation', async (t) => {
   const plant = (from: string, to: string, typeOnly = false): Import[] => [...IMPORTS, { from, to, typeOnly, line: 1 }];
   t.not(cycles(graph(plant('src/errors.ts', 'src/app.ts', true))).length, 0, 'a cycle through app.ts, even of types');
-  t.match(lowRoomViolations(plant('src/errors.ts', 'src/context.ts', true)), [/^src\/session\/manager\.ts:\d+ imports src\/errors\.ts, which src\/errors\.ts:1 imports src\/context\.ts$/], 'session/ reaching context.ts through errors.ts');
-  t.same(lowRoomViolations(plant('src/users/user-store.ts', 'src/config/config.ts', true)).length, 1, 'users/ importing a type of config/');
+  const through = lowRoomViolations(plant('src/errors.ts', 'src/context.ts', true));
+  t.ok(through.some((v) => /^src\/session\/manager\.ts:\d+ imports src\/errors\.ts, which src\/errors\.ts:1 imports src\/context\.ts$/.test(v)), 'session/ reaching context.ts through errors.ts');
+  t.ok(lowRoomViolations(plant('src/users/user-store.ts', 'src/config/config.ts', true)).some((v) => v.startsWith('src/users/user-store.ts:1 imports src/config/config.ts')), 'users/ importing a type of config/');
   t.same(proxyLoginViolations(plant('src/proxy/websocket.ts', 'src/login/routes.ts')).length, 1, 'proxy/ importing login/routes.ts');
   t.same(proxyLoginViolations(plant('src/proxy/websocket.ts', 'src/login/logout.ts')).length, 0, 'proxy/ importing login/logout.ts');
   t.same(configValueViolations(plant('src/login/routes.ts', 'src/config/config.ts')).length, 1, 'a door importing a value of config/');

@@ -45,6 +45,8 @@ const EXPECTED: Record<string, { values?: Cell[]; words?: string }> = {
   GATEWAY_SHUTDOWN_DELAY: { values: [ms(config.DEFAULT_SHUTDOWN_DELAY_MS)] },
   GATEWAY_SHUTDOWN_TIMEOUT: { values: [ms(config.DEFAULT_SHUTDOWN_TIMEOUT_MS)] },
   GATEWAY_STALE_SESSION_GRACE: { values: [ms(config.DEFAULT_STALE_SESSION_GRACE_MS)] },
+  GATEWAY_USER_RECHECK_INTERVAL: { values: [ms(config.DEFAULT_USER_RECHECK_INTERVAL_MS)] },
+  GATEWAY_MAX_SESSIONS_PER_USER: { values: [config.DEFAULT_MAX_SESSIONS_PER_USER] },
   GATEWAY_ADMIN_HOST: { values: [config.DEFAULT_HOST, config.DEFAULT_EMBEDDED_HOST] },
   GATEWAY_ADMIN_PORT: { values: [config.DEFAULT_ADMIN_PORT] },
   GATEWAY_REDIS_COMMAND_TIMEOUT: { values: [ms(config.DEFAULT_REDIS_COMMAND_TIMEOUT_MS)] },
@@ -179,6 +181,8 @@ t.test('the reading code uses the constants', async (t) => {
   t.equal(service.shutdownTimeoutMs, config.DEFAULT_SHUTDOWN_TIMEOUT_MS);
   t.equal(service.staleSessionGraceMs, config.DEFAULT_STALE_SESSION_GRACE_MS);
   t.equal(service.adminPort, config.DEFAULT_ADMIN_PORT);
+  t.equal(service.userRecheckIntervalMs, config.DEFAULT_USER_RECHECK_INTERVAL_MS);
+  t.equal(service.maxSessionsPerUser, config.DEFAULT_MAX_SESSIONS_PER_USER);
   t.equal(service.redisCommandTimeoutMs, config.DEFAULT_REDIS_COMMAND_TIMEOUT_MS);
   t.equal(service.redisConnectTimeoutMs, config.DEFAULT_REDIS_CONNECT_TIMEOUT_MS);
   t.equal(service.idleTimeoutMs, config.DEFAULT_SESSION_IDLE_TIMEOUT_MS);
