@@ -5,7 +5,7 @@ import type { BlockList, Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { CookieSerializeOptions } from '@fastify/cookie';
 
-// The settings these helpers read, each a few fields of Config: callers pass their Config
+// The settings these functions read, each a few fields of Config: callers pass their Config
 // (structural typing), and nothing here depends on how the configuration is read.
 
 /** GATEWAY_PUBLIC_URL. */
