@@ -10,6 +10,7 @@ import { findShadowedRules, parseAccessRules, type AccessRuleSpec } from '../acc
 import { prefixBase } from '../access/paths.js';
 import type { HostPort, RedisConfig, RedisCredentials } from '../redis-client.js';
 import type { IdentityTokenSettings } from '../identity/signed-identity.js';
+import { SAMPLERS, type SamplerName, type TracingOptions } from '../tracing/index.js';
 import { describeAlgKey, describeKey, IDENTITY_TOKEN_ALGS, parseSigningKey, type AsymmetricAlg, type IdentityTokenAlg, type SigningKey } from '../identity/keys.js';
 
 export type { HostPort, RedisConfig, RedisCredentials };
@@ -108,6 +109,8 @@ export interface Config {
   embedded: boolean;
   /** The signed X-Gateway-Identity token (GATEWAY_IDENTITY_JWT); null: off. */
   identityToken: IdentityTokenSettings | null;
+  /** OpenTelemetry tracing (standard OTEL_* variables); null: off, and no SDK is loaded. */
+  tracing: TracingOptions | null;
 }
 
 export class ConfigError extends Error {
@@ -182,6 +185,11 @@ export const DEFAULT_IDENTITY_JWT = false;
 /** GATEWAY_IDENTITY_JWT_ALG without GATEWAY_IDENTITY_HMAC_SECRET (with it: HS256). */
 export const DEFAULT_IDENTITY_JWT_ALG: IdentityTokenAlg = 'EdDSA';
 export const DEFAULT_IDENTITY_JWT_LIFETIME_MS = 60_000;
+export const DEFAULT_OTEL_TRACES_SAMPLER: SamplerName = 'parentbased_always_on';
+export const DEFAULT_OTEL_TRACES_SAMPLER_ARG = 1;
+export const DEFAULT_OTEL_TRACES_EXPORTER = 'otlp';
+export const DEFAULT_OTEL_SDK_DISABLED = false;
+export const DEFAULT_OTEL_BSP_SCHEDULE_DELAY_MS = 5_000;
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
@@ -274,6 +282,40 @@ function readAll(r: EnvReader): Config {
     logLevel: r.oneOf('LOG_LEVEL', DEFAULT_LOG_LEVEL, LOG_LEVELS),
     embedded,
     identityToken: readIdentityToken(r, redis !== null, secrets.values),
+    tracing: readTracing(r),
+  };
+}
+
+const SAMPLER_NAMES = new Set<string>(SAMPLERS);
+
+/**
+ * The standard OpenTelemetry variables, read as the specification defines them: the generic
+ * endpoint gets `/v1/traces` appended, the traces endpoint is used as it is. Checked here so that a
+ * typo is one line at start-up rather than a silently different sampler.
+ */
+function readTracing(r: EnvReader): TracingOptions | null {
+  const specific = r.url('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', ['http:', 'https:']);
+  const generic = r.url('OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']);
+  const sampler = r.optional('OTEL_TRACES_SAMPLER')?.toLowerCase() ?? DEFAULT_OTEL_TRACES_SAMPLER;
+  if (!SAMPLER_NAMES.has(sampler)) r.problem(`OTEL_TRACES_SAMPLER must be one of ${SAMPLERS.join(', ')} (got ${JSON.stringify(sampler)})`);
+  const ratioText = r.optional('OTEL_TRACES_SAMPLER_ARG');
+  const ratio = ratioText === null ? DEFAULT_OTEL_TRACES_SAMPLER_ARG : Number(ratioText);
+  if (ratioText !== null && (!/^\d*\.?\d+$/.test(ratioText) || ratio > 1)) {
+    r.problem(`OTEL_TRACES_SAMPLER_ARG must be a ratio between 0 and 1 (got ${JSON.stringify(ratioText)})`);
+  }
+  const serviceName = r.optional('OTEL_SERVICE_NAME');
+  const exporter = r.optional('OTEL_TRACES_EXPORTER')?.toLowerCase() ?? DEFAULT_OTEL_TRACES_EXPORTER;
+  if (exporter !== 'otlp' && exporter !== 'none') r.problem(`OTEL_TRACES_EXPORTER must be otlp or none (got ${JSON.stringify(exporter)})`);
+  const disabled = r.boolean('OTEL_SDK_DISABLED', DEFAULT_OTEL_SDK_DISABLED) || exporter === 'none';
+  const exportDelayMs = r.integer('OTEL_BSP_SCHEDULE_DELAY', DEFAULT_OTEL_BSP_SCHEDULE_DELAY_MS, { min: 1, max: MAX_TIMER_MS });
+  if ((!specific && !generic) || disabled) return null;
+  const url = specific ? specific.toString() : `${generic?.toString().replace(/\/$/, '')}/v1/traces`;
+  return {
+    url,
+    serviceName,
+    sampler: (SAMPLER_NAMES.has(sampler) ? sampler : DEFAULT_OTEL_TRACES_SAMPLER) as SamplerName,
+    samplerRatio: ratio >= 0 && ratio <= 1 ? ratio : DEFAULT_OTEL_TRACES_SAMPLER_ARG,
+    exportDelayMs,
   };
 }
 

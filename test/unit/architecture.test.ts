@@ -21,12 +21,13 @@ import ts from 'typescript';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /**
- * Imports that break a rule today in files being rewritten on another branch. Each entry is one
+ * Imports that break a rule today, in files other work is changing. Each entry is one
  * import `from → to` (paths from the repository root); delete it with the import. An entry that
  * matches no import fails the test, so the list only shrinks.
  */
 const TEMPORARY_EXCEPTIONS: ReadonlyArray<{ from: string; to: string; why: string }> = [
   { from: 'src/proxy/routes.ts', to: 'src/login/csrf.ts', why: 'proxy → login other than logout.ts (the CSRF cookie name, for the proxy’s own logout)' },
+  { from: 'src/tracing/sdk.ts', to: 'src/tracing/index.ts', why: 'cycle index.ts (loads sdk.ts) ↔ sdk.ts (its types): move the shared types to tracing/types.ts' },
 ];
 
 const LOW_ROOMS = ['src/access/', 'src/identity/', 'src/session/', 'src/users/'];

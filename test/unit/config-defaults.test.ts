@@ -73,6 +73,15 @@ const EXPECTED: Record<string, { values?: Cell[]; words?: string }> = {
   GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL: { values: [ms(config.DEFAULT_WEBSOCKET_REVALIDATE_INTERVAL_MS)], words: 'or half the idle timeout if shorter' },
   GATEWAY_WEBSOCKET_MAX_MESSAGE_BYTES: { values: [config.DEFAULT_WEBSOCKET_MAX_MESSAGE_BYTES] },
   LOG_LEVEL: { values: [config.DEFAULT_LOG_LEVEL] },
+  OTEL_TRACES_SAMPLER: { values: [config.DEFAULT_OTEL_TRACES_SAMPLER] },
+  OTEL_TRACES_SAMPLER_ARG: { values: [config.DEFAULT_OTEL_TRACES_SAMPLER_ARG] },
+  OTEL_BSP_SCHEDULE_DELAY: { values: [config.DEFAULT_OTEL_BSP_SCHEDULE_DELAY_MS] },
+  OTEL_SDK_DISABLED: { values: [config.DEFAULT_OTEL_SDK_DISABLED] },
+  OTEL_TRACES_EXPORTER: { values: [config.DEFAULT_OTEL_TRACES_EXPORTER] },
+  // Derived: OTEL_EXPORTER_OTLP_ENDPOINT with the path the reading code appends.
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: { words: '<endpoint>/v1/traces' },
+  // The service name tracing/sdk.ts gives its resource (not a configuration constant).
+  OTEL_SERVICE_NAME: { values: ['session-gateway'] },
   // The query users/ runs without GATEWAY_USER_QUERY, named by its table.
   GATEWAY_USER_QUERY: { words: `reads \`${/\bFROM (\w+)/.exec(DEFAULT_USER_QUERY)?.[1] ?? '?'}\`` },
 };
@@ -204,6 +213,8 @@ t.test('the reading code uses the constants', async (t) => {
   const withTokens = config.loadConfig({ GATEWAY_IDENTITY_JWT: 'true' });
   t.equal(withTokens.identityToken?.alg, config.DEFAULT_IDENTITY_JWT_ALG);
   t.equal(withTokens.identityToken?.lifetimeMs, config.DEFAULT_IDENTITY_JWT_LIFETIME_MS);
+  const traced = config.loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' });
+  t.match(traced.tracing, { sampler: config.DEFAULT_OTEL_TRACES_SAMPLER, samplerRatio: config.DEFAULT_OTEL_TRACES_SAMPLER_ARG, exportDelayMs: config.DEFAULT_OTEL_BSP_SCHEDULE_DELAY_MS }, 'OTEL_* defaults');
   const sentinel = config.loadConfig({ REDIS_SENTINELS: '127.0.0.1:26379', REDIS_SENTINEL_NAME: 'm', GATEWAY_SESSION_SECRET: 'x'.repeat(32) });
   t.equal(sentinel.redis?.tls === true, config.DEFAULT_REDIS_TLS, 'REDIS_TLS');
 });
