@@ -13,13 +13,14 @@ const JWKS_MAX_AGE_SECONDS = 300;
 
 /** `identityTokens`: the gateway's (GatewayDeps has the field), null when signing is off. */
 export async function jwksRoute(app: FastifyInstance, options: { identityTokens: Pick<IdentityTokens, 'jwksJson'> | null }): Promise<void> {
-  const jwks = options.identityTokens?.jwksJson;
-  if (!jwks) return;
+  const tokens = options.identityTokens;
+  if (!tokens?.jwksJson) return;
+  // Read per request: a SIGHUP reload may publish a new key set (the algorithm, hence the mode, stays).
   app.get('/jwks.json', async (_request, reply) =>
     reply
       .header('cache-control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`)
       .header('x-content-type-options', 'nosniff')
       .type('application/json')
-      .send(jwks),
+      .send(tokens.jwksJson),
   );
 }

@@ -9,12 +9,13 @@ import { GatewayError, sessionStoreUnavailable } from '../errors.js';
 import { isSameOrigin, noStore, setSessionCookie, wantsJson } from '../http.js';
 import { safeRedirectTarget } from '../access/paths.js';
 import { CSRF_COOKIE, CSRF_TTL_SECONDS, dropsSecureCookies, SECURE_COOKIE_OVER_HTTP } from './csrf.js';
-import { createLoginPage } from './login-page.js';
+import { createReplaceableLoginPage } from './login-page.js';
 import { createLogout } from './logout.js';
 import { createInFlightGate, LimiterBusyError } from '../users/concurrency.js';
 import { createFirstSeen, hashPassword, isUnrecognisedHash, UNRECOGNISED_HASH_HINT, verifyPassword } from '../users/passwords.js';
 import { hasControlCharacters } from '../users/user-admin.js';
 import type { UserRecord } from '../users/user-store.js';
+import { describeClient } from '../session/client.js';
 
 const LOGIN_BODY_LIMIT_BYTES = 16 * 1024;
 const MAX_USERNAME_LENGTH = 256;
@@ -39,9 +40,9 @@ type FailureReason = 'unknown_user' | 'wrong_password' | 'disabled' | 'no_passwo
 
 export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
   const { config, sessions, users, throttle, csrf, metrics } = deps;
+  const loginPage = deps.loginPage ?? createReplaceableLoginPage(config.loginBranding);
   const prefix = config.authPrefix;
   const loginPath = `${prefix}/login`;
-  const loginPage = createLoginPage(config.loginBranding);
   const loginsInFlight = createInFlightGate(MAX_LOGINS_IN_FLIGHT_PER_ADDRESS);
   // Once per user and process: the hint is for the operator, not a line per attempt.
   const unrecognisedHashUsers = createFirstSeen();
@@ -66,11 +67,12 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
       path: prefix,
       maxAge: CSRF_TTL_SECONDS,
     });
-    reply.header('content-security-policy', loginPage.csp);
+    const page = loginPage.current;
+    reply.header('content-security-policy', page.csp);
     return reply
       .code(status)
       .type('text/html; charset=utf-8')
-      .send(loginPage.render({ title: config.loginTitle, action: loginPath, csrfToken: tokens.token, ...model }));
+      .send(page.render({ title: config.loginTitle, action: loginPath, csrfToken: tokens.token, ...model }));
   };
 
   app.get('/login', async (request, reply) => {
@@ -147,7 +149,7 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
       await throttle.succeeded(input.username, ip).catch(() => undefined);
       // A new id at every login, and the old one (if any) ended: no session fixation.
       await sessions.destroy(request.cookies[config.cookieName]).catch(() => undefined);
-      const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups }, { passwordHash: user.passwordHash });
+      const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups }, { passwordHash: user.passwordHash, client: describeClient(request.headers['user-agent']) });
       // GATEWAY_MAX_SESSIONS_PER_USER; a store failure here was counted and logged by the manager.
       const capped = await sessions.endSessionsBeyondCap(user.username).catch(() => 0);
       if (capped > 0) request.log.info({ audit: 'revocation', user: user.username, sessions: capped, by: 'login', reason: 'session_cap', ip, outcome: 'success' }, 'oldest sessions ended: session cap');
