@@ -1,10 +1,35 @@
 // Small request helpers shared by the auth routes and the proxy: content negotiation, origins,
 // and the session cookie's attributes.
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import type { BlockList, Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { CookieSerializeOptions } from '@fastify/cookie';
-import type { Config } from './config/config.js';
+
+// The settings these functions read, each a few fields of Config: callers pass their Config
+// (structural typing), and nothing here depends on how the configuration is read.
+
+/** GATEWAY_PUBLIC_URL. */
+export interface OriginSettings {
+  publicUrl: URL | null;
+}
+
+/** GATEWAY_TRUSTED_PROXIES. */
+export interface ProxyTrustSettings {
+  trustedProxies: Pick<BlockList, 'check'> | null;
+}
+
+/** What the Host check reads: GATEWAY_ALLOWED_HOSTS (canonical), GATEWAY_PUBLIC_URL and the trusted proxies. */
+export interface HostSettings extends OriginSettings, ProxyTrustSettings {
+  allowedHosts: readonly string[] | null;
+}
+
+/** GATEWAY_COOKIE_NAME/_SECURE/_DOMAIN, and the session's absolute lifetime (the cookie's Max-Age). */
+export interface CookieSettings {
+  cookieName: string;
+  cookieSecure: boolean;
+  cookieDomain: string | null;
+  maxLifetimeMs: number;
+}
 
 /** A browser navigation gets a redirect to the login page; anything else gets a 401 (SPEC 3). */
 export function isBrowserNavigation(request: FastifyRequest): boolean {
@@ -21,7 +46,7 @@ export function wantsJson(request: FastifyRequest): boolean {
  * X-Forwarded-Proto/-Host believed only from trusted proxies, via fastify's trustProxy). That host
  * has passed hostRefusal() before any route ran, so it is a bare host[:port], never a path.
  */
-export function publicOrigin(request: FastifyRequest, config: Config): string {
+export function publicOrigin(request: FastifyRequest, config: OriginSettings): string {
   if (config.publicUrl) return config.publicUrl.origin;
   return `${request.protocol}://${request.host}`;
 }
@@ -51,7 +76,7 @@ export function canonicalHost(host: string): { name: string; withPort: string } 
 }
 
 const kPeerTrusted = Symbol('hostCheckPeerTrusted');
-const allowedSets = new WeakMap<Config, ReadonlySet<string> | null>();
+const allowedSets = new WeakMap<HostSettings, ReadonlySet<string> | null>();
 
 /**
  * Why a request must get 400 before anything else reads its Host, or null (every door asks: the
@@ -61,7 +86,7 @@ const allowedSets = new WeakMap<Config, ReadonlySet<string> | null>();
  * GATEWAY_ALLOWED_HOSTS, that host must also be one of them (or GATEWAY_PUBLIC_URL's): a page
  * reached through a rebound DNS name is refused, and no URL is built from a name nobody chose.
  */
-export function hostRefusal(req: IncomingMessage, config: Config): string | null {
+export function hostRefusal(req: IncomingMessage, config: HostSettings): string | null {
   const host = req.headers.host;
   if (host === undefined || !isWellFormedHost(host)) return 'malformed Host header';
   const effective = requestHost(req, config);
@@ -76,14 +101,14 @@ export function hostRefusal(req: IncomingMessage, config: Config): string | null
  * The host the client asked for: a trusted proxy's X-Forwarded-Host (its last entry, as fastify's
  * request.host reads it), else the Host header. Checked by hostRefusal before any route runs.
  */
-export function requestHost(req: IncomingMessage, config: Config): string {
+export function requestHost(req: IncomingMessage, config: ProxyTrustSettings): string {
   const forwarded = req.headers['x-forwarded-host'];
   if (forwarded === undefined || forwarded === '' || !peerTrusted(req.socket, config)) return req.headers.host ?? '';
   const value = Array.isArray(forwarded) ? forwarded.join(',') : forwarded;
   return value.slice(value.lastIndexOf(',') + 1).trim();
 }
 
-function allowedHostSet(config: Config): ReadonlySet<string> | null {
+function allowedHostSet(config: HostSettings): ReadonlySet<string> | null {
   let set = allowedSets.get(config);
   if (set === undefined) {
     const hosts = config.allowedHosts;
@@ -97,7 +122,7 @@ function allowedHostSet(config: Config): ReadonlySet<string> | null {
  * Whether the TCP peer is in GATEWAY_TRUSTED_PROXIES (so its X-Forwarded-* headers are believed).
  * Checked once per connection: a proxy's keep-alive connection carries many requests.
  */
-export function peerTrusted(socket: Socket & { [kPeerTrusted]?: boolean }, config: Config): boolean {
+export function peerTrusted(socket: Socket & { [kPeerTrusted]?: boolean }, config: ProxyTrustSettings): boolean {
   let verdict = socket[kPeerTrusted];
   if (verdict === undefined) {
     const address = socket.remoteAddress ?? '';
@@ -112,7 +137,7 @@ export function peerTrusted(socket: Socket & { [kPeerTrusted]?: boolean }, confi
  * True unless the browser says the request came from another origin. Browsers send Origin on
  * every POST and Sec-Fetch-Site on every request; non-browser clients send neither.
  */
-export function isSameOrigin(request: FastifyRequest, config: Config): boolean {
+export function isSameOrigin(request: FastifyRequest, config: OriginSettings): boolean {
   const fetchSite = request.headers['sec-fetch-site'];
   if (fetchSite !== undefined && fetchSite !== 'same-origin' && fetchSite !== 'none') return false;
   const origin = request.headers.origin;
@@ -120,7 +145,7 @@ export function isSameOrigin(request: FastifyRequest, config: Config): boolean {
   return origin === publicOrigin(request, config);
 }
 
-export function sessionCookieOptions(config: Config): CookieSerializeOptions {
+export function sessionCookieOptions(config: CookieSettings): CookieSerializeOptions {
   return {
     httpOnly: true,
     sameSite: 'lax',
@@ -132,11 +157,11 @@ export function sessionCookieOptions(config: Config): CookieSerializeOptions {
   };
 }
 
-export function setSessionCookie(reply: FastifyReply, config: Config, value: string): void {
+export function setSessionCookie(reply: FastifyReply, config: CookieSettings, value: string): void {
   reply.setCookie(config.cookieName, value, sessionCookieOptions(config));
 }
 
-export function clearSessionCookie(reply: FastifyReply, config: Config): void {
+export function clearSessionCookie(reply: FastifyReply, config: CookieSettings): void {
   const { maxAge: _maxAge, ...options } = sessionCookieOptions(config);
   reply.clearCookie(config.cookieName, options);
 }

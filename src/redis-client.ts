@@ -2,13 +2,35 @@
 // make a Redis outage fail fast (so protected requests answer 503 promptly, SPEC section 7)
 // while the client keeps reconnecting by itself with a bounded backoff.
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import type { RedisConfig } from './config/config.js';
 
 export type RedisClient = Redis | Cluster;
 
+/** Where Redis is (SPEC section 2: one of three shapes) and how to sign in; config.ts reads it from the environment. */
+export type RedisConfig = (
+  | { mode: 'standalone'; url: string }
+  | { mode: 'sentinel'; sentinels: HostPort[]; name: string }
+  | { mode: 'cluster'; nodes: HostPort[] }
+) &
+  RedisCredentials;
+
+/** Managed Redis (SPEC section 2): each field is present only when set, so it is never guessed. */
+export interface RedisCredentials {
+  /** REDIS_USERNAME / REDIS_PASSWORD: the data nodes' ACL user (standalone: else the URL's userinfo). */
+  username?: string;
+  password?: string;
+  /** REDIS_SENTINEL_USERNAME / REDIS_SENTINEL_PASSWORD: the Sentinels' own credentials. */
+  sentinelUsername?: string;
+  sentinelPassword?: string;
+  /** REDIS_TLS=true (Sentinel and Cluster; standalone says rediss:// instead). */
+  tls?: true;
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
 const MAX_RECONNECT_DELAY_MS = 2_000;
-const COMMAND_TIMEOUT_MS = 2_000;
-const CONNECT_TIMEOUT_MS = 5_000;
 
 export function reconnectDelay(attempt: number): number {
   return Math.min(50 * 2 ** Math.min(attempt, 10), MAX_RECONNECT_DELAY_MS);
@@ -27,18 +49,20 @@ const baseOptions: RedisOptions = {
 export interface RedisClientOptions {
   /** A PEM CA bundle for rediss:// (managed Redis with a private CA); TLS itself comes from the URL. */
   tlsCa?: string | null;
-  commandTimeoutMs?: number;
-  connectTimeoutMs?: number;
+  /** GATEWAY_REDIS_COMMAND_TIMEOUT: a command unanswered this long fails. */
+  commandTimeoutMs: number;
+  /** GATEWAY_REDIS_CONNECT_TIMEOUT: a connection attempt this long is retried. */
+  connectTimeoutMs: number;
 }
 
-export function createRedisClient(config: RedisConfig, options: RedisClientOptions = {}): RedisClient {
+export function createRedisClient(config: RedisConfig, options: RedisClientOptions): RedisClient {
   const { tlsCa = null } = options;
   const tlsOptions: RedisOptions = tlsCa ? { tls: { ca: tlsCa } } : {};
   const commonOptions: RedisOptions = {
     ...baseOptions,
     ...credentialOptions(config),
-    commandTimeout: options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS,
-    connectTimeout: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+    commandTimeout: options.commandTimeoutMs,
+    connectTimeout: options.connectTimeoutMs,
   };
   // Sentinel and Cluster have no URL to say rediss://: REDIS_TLS=true, or a private CA, turns TLS on.
   const tls = config.tls === true || tlsCa !== null ? { ca: tlsCa ?? undefined } : null;

@@ -9,38 +9,20 @@ import { parseDurationMs } from './duration.js';
 import { canonicalHost, isWellFormedHost } from '../http.js';
 import { findShadowedRules, parseAccessRules, type AccessRuleSpec } from '../access/rules.js';
 import { prefixBase } from '../access/paths.js';
+import type { HostPort, RedisConfig, RedisCredentials } from '../redis-client.js';
+import type { IdentityTokenSettings } from '../identity/signed-identity.js';
 import { SAMPLERS, type SamplerName, type TracingOptions } from '../tracing/index.js';
 import { describeAlgKey, describeKey, IDENTITY_TOKEN_ALGS, parseSigningKey, type AsymmetricAlg, type IdentityTokenAlg, type SigningKey } from '../identity/keys.js';
 
-export type RedisConfig = (
-  | { mode: 'standalone'; url: string }
-  | { mode: 'sentinel'; sentinels: HostPort[]; name: string }
-  | { mode: 'cluster'; nodes: HostPort[] }
-) &
-  RedisCredentials;
-
-/** Managed Redis (SPEC section 2): each field is present only when set, so it is never guessed. */
-export interface RedisCredentials {
-  /** REDIS_USERNAME / REDIS_PASSWORD: the data nodes' ACL user (standalone: else the URL's userinfo). */
-  username?: string;
-  password?: string;
-  /** REDIS_SENTINEL_USERNAME / REDIS_SENTINEL_PASSWORD: the Sentinels' own credentials. */
-  sentinelUsername?: string;
-  sentinelPassword?: string;
-  /** REDIS_TLS=true (Sentinel and Cluster; standalone says rediss:// instead). */
-  tls?: true;
-}
+export type { HostPort, RedisConfig, RedisCredentials };
+/** The signed identity token's settings (GATEWAY_IDENTITY_JWT_*); the type lives beside the code that uses them. */
+export type IdentityTokenConfig = IdentityTokenSettings;
 
 export interface UpstreamRoute {
   /** Normalised path prefix without a trailing slash, e.g. `/reports`. */
   prefix: string;
   /** Origin only: the path is forwarded unchanged. */
   url: URL;
-}
-
-export interface HostPort {
-  host: string;
-  port: number;
 }
 
 export interface Config {
@@ -131,22 +113,9 @@ export interface Config {
   /** True when none of Redis, PostgreSQL and the upstream is configured. */
   embedded: boolean;
   /** The signed X-Gateway-Identity token (GATEWAY_IDENTITY_JWT); null: off. */
-  identityToken: IdentityTokenConfig | null;
+  identityToken: IdentityTokenSettings | null;
   /** OpenTelemetry tracing (standard OTEL_* variables); null: off, and no SDK is loaded. */
   tracing: TracingOptions | null;
-}
-
-export interface IdentityTokenConfig {
-  alg: IdentityTokenAlg;
-  /** From GATEWAY_IDENTITY_JWT_KEY_FILES: the first signs, all are published. Empty: one generated per process. */
-  keys: SigningKey[];
-  /** HS256 only. */
-  hmacSecret: string | null;
-  /** null: GATEWAY_PUBLIC_URL's origin, else 'session-gateway'. */
-  issuer: string | null;
-  /** null: the upstream's origin. */
-  audience: string | null;
-  lifetimeMs: number;
 }
 
 export class ConfigError extends Error {
@@ -173,6 +142,62 @@ export const SECRET_VARIABLES = [
   'GATEWAY_ADMIN_TOKEN',
 ] as const;
 
+// Every default, named once and used by the reading code below. docs/configuration.md's table
+// (and README's copy of it) states the same values; test/unit/config-defaults.test.ts holds them equal.
+export const DEFAULT_HOST = '0.0.0.0';
+/** GATEWAY_HOST and GATEWAY_ADMIN_HOST in the embedded mode, which prints a password: loopback. */
+export const DEFAULT_EMBEDDED_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 8000;
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+export const DEFAULT_PRESERVE_HOST = true;
+export const DEFAULT_HEADER_USER = 'X-Forwarded-User';
+export const DEFAULT_HEADER_EMAIL = 'X-Forwarded-Email';
+export const DEFAULT_HEADER_GROUPS = 'X-Forwarded-Groups';
+export const DEFAULT_ACCESS_LOG = true;
+export const DEFAULT_VERIFY_ACCESS_LOG = false;
+export const DEFAULT_SHUTDOWN_DELAY_MS = 0;
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 25_000;
+export const DEFAULT_STALE_SESSION_GRACE_MS = 0;
+export const DEFAULT_USER_RECHECK_INTERVAL_MS = 5 * 60_000;
+export const DEFAULT_ADMIN_PORT = 9180;
+export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2_000;
+export const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 5_000;
+export const DEFAULT_REDIS_TLS = false;
+export const DEFAULT_SESSION_IDLE_TIMEOUT_MS = 30 * 60_000;
+export const DEFAULT_SESSION_MAX_LIFETIME_MS = 12 * 3_600_000;
+/** GATEWAY_SESSION_TOUCH_INTERVAL: this fraction of the idle timeout, and at least the minimum below. */
+export const DEFAULT_SESSION_TOUCH_INTERVAL_DIVISOR = 10;
+export const DEFAULT_SESSION_TOUCH_INTERVAL_MIN_MS = 1_000;
+export const DEFAULT_SESSION_CACHE_SIZE = 100_000;
+export const DEFAULT_SESSION_CACHE_TTL_MS = 60_000;
+/** GATEWAY_MAX_SESSIONS_PER_USER: 0, no cap. */
+export const DEFAULT_MAX_SESSIONS_PER_USER = 0;
+export const DEFAULT_COOKIE_NAME = 'sgw_session';
+export const DEFAULT_AUTH_PREFIX = '/_auth';
+export const DEFAULT_ALLOW_PLAINTEXT_PASSWORDS = false;
+export const DEFAULT_REDIS_PREFIX = 'sgw:';
+/** GATEWAY_SESSION_COMPACT_RECORDS: `false` only during a rolling upgrade from the previous release. */
+export const DEFAULT_SESSION_COMPACT_RECORDS = true;
+export const DEFAULT_LOGIN_MAX_ATTEMPTS = 5;
+export const DEFAULT_LOGIN_WINDOW_MS = 15 * 60_000;
+/** GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP: this many times GATEWAY_LOGIN_MAX_ATTEMPTS. */
+export const DEFAULT_LOGIN_MAX_ATTEMPTS_PER_IP_FACTOR = 10;
+export const DEFAULT_LOGIN_TITLE = 'Sign in';
+/** GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL: this, or half the idle timeout if that is shorter. */
+export const DEFAULT_WEBSOCKET_REVALIDATE_INTERVAL_MS = 30_000;
+export const DEFAULT_WEBSOCKET_MAX_MESSAGE_BYTES = 1024 * 1024;
+export const DEFAULT_LOG_LEVEL = 'info';
+export const DEFAULT_IDENTITY_JWT = false;
+/** GATEWAY_IDENTITY_JWT_ALG without GATEWAY_IDENTITY_HMAC_SECRET (with it: HS256). */
+export const DEFAULT_IDENTITY_JWT_ALG: IdentityTokenAlg = 'EdDSA';
+export const DEFAULT_IDENTITY_JWT_LIFETIME_MS = 60_000;
+export const DEFAULT_OTEL_TRACES_SAMPLER: SamplerName = 'parentbased_always_on';
+export const DEFAULT_OTEL_TRACES_SAMPLER_ARG = 1;
+export const DEFAULT_OTEL_TRACES_EXPORTER = 'otlp';
+export const DEFAULT_OTEL_SDK_DISABLED = false;
+export const DEFAULT_OTEL_BSP_SCHEDULE_DELAY_MS = 5_000;
+
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 const COOKIE_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
@@ -197,52 +222,52 @@ function readAll(r: EnvReader): Config {
   const databaseUrl = r.url('DATABASE_URL', ['postgres:', 'postgresql:'])?.toString() ?? null;
   const embedded = !upstream && !redis && !databaseUrl;
   const secrets = readSecrets(r, redis !== null);
-  const idleTimeoutMs = r.duration('GATEWAY_SESSION_IDLE_TIMEOUT', 30 * 60_000, { min: 1_000 });
-  const maxLifetimeMs = r.duration('GATEWAY_SESSION_MAX_LIFETIME', 12 * 3_600_000, { min: 1_000 });
-  const loginMaxAttempts = r.integer('GATEWAY_LOGIN_MAX_ATTEMPTS', 5, { min: 1 });
+  const idleTimeoutMs = r.duration('GATEWAY_SESSION_IDLE_TIMEOUT', DEFAULT_SESSION_IDLE_TIMEOUT_MS, { min: 1_000 });
+  const maxLifetimeMs = r.duration('GATEWAY_SESSION_MAX_LIFETIME', DEFAULT_SESSION_MAX_LIFETIME_MS, { min: 1_000 });
+  const loginMaxAttempts = r.integer('GATEWAY_LOGIN_MAX_ATTEMPTS', DEFAULT_LOGIN_MAX_ATTEMPTS, { min: 1 });
   const authPrefix = readAuthPrefix(r);
   const publicPaths = r.pathList('GATEWAY_PUBLIC_PATHS');
   return {
     upstream,
     upstreamRoutes: readUpstreamRoutes(r, upstream, authPrefix),
     // Embedded demo mode prints a password: it listens on loopback unless told otherwise.
-    host: r.string('GATEWAY_HOST', embedded ? '127.0.0.1' : '0.0.0.0'),
-    port: r.integer('GATEWAY_PORT', 8000, { min: 0, max: 65535 }),
+    host: r.string('GATEWAY_HOST', embedded ? DEFAULT_EMBEDDED_HOST : DEFAULT_HOST),
+    port: r.integer('GATEWAY_PORT', DEFAULT_PORT, { min: 0, max: 65535 }),
     tls: readTls(r),
     publicUrl: readPublicUrl(r),
     allowedHosts: readAllowedHosts(r),
     ...readTrustedProxies(r),
-    upstreamTimeoutMs: r.duration('GATEWAY_UPSTREAM_TIMEOUT', 30_000, { min: 1, max: MAX_TIMER_MS }),
-    requestTimeoutMs: r.duration('GATEWAY_REQUEST_TIMEOUT', 60_000, { min: 100, max: MAX_TIMER_MS }),
+    upstreamTimeoutMs: r.duration('GATEWAY_UPSTREAM_TIMEOUT', DEFAULT_UPSTREAM_TIMEOUT_MS, { min: 1, max: MAX_TIMER_MS }),
+    requestTimeoutMs: r.duration('GATEWAY_REQUEST_TIMEOUT', DEFAULT_REQUEST_TIMEOUT_MS, { min: 100, max: MAX_TIMER_MS }),
     hsts: readHsts(r),
-    preserveHost: r.boolean('GATEWAY_PRESERVE_HOST', true),
-    headerUser: r.headerName('GATEWAY_HEADER_USER', 'X-Forwarded-User'),
-    headerEmail: r.headerName('GATEWAY_HEADER_EMAIL', 'X-Forwarded-Email'),
-    headerGroups: r.headerName('GATEWAY_HEADER_GROUPS', 'X-Forwarded-Groups'),
-    accessLog: r.boolean('GATEWAY_ACCESS_LOG', true),
-    verifyAccessLog: r.boolean('GATEWAY_VERIFY_ACCESS_LOG', false),
-    shutdownDelayMs: r.duration('GATEWAY_SHUTDOWN_DELAY', 0, { max: MAX_TIMER_MS }),
-    shutdownTimeoutMs: r.duration('GATEWAY_SHUTDOWN_TIMEOUT', 25_000, { max: MAX_TIMER_MS }),
-    staleSessionGraceMs: r.duration('GATEWAY_STALE_SESSION_GRACE', 0),
-    userRecheckIntervalMs: r.duration('GATEWAY_USER_RECHECK_INTERVAL', 5 * 60_000, { min: 0 }),
-    adminHost: r.string('GATEWAY_ADMIN_HOST', embedded ? '127.0.0.1' : '0.0.0.0'),
-    adminPort: r.integer('GATEWAY_ADMIN_PORT', 9180, { min: 0, max: 65535 }),
+    preserveHost: r.boolean('GATEWAY_PRESERVE_HOST', DEFAULT_PRESERVE_HOST),
+    headerUser: r.headerName('GATEWAY_HEADER_USER', DEFAULT_HEADER_USER),
+    headerEmail: r.headerName('GATEWAY_HEADER_EMAIL', DEFAULT_HEADER_EMAIL),
+    headerGroups: r.headerName('GATEWAY_HEADER_GROUPS', DEFAULT_HEADER_GROUPS),
+    accessLog: r.boolean('GATEWAY_ACCESS_LOG', DEFAULT_ACCESS_LOG),
+    verifyAccessLog: r.boolean('GATEWAY_VERIFY_ACCESS_LOG', DEFAULT_VERIFY_ACCESS_LOG),
+    shutdownDelayMs: r.duration('GATEWAY_SHUTDOWN_DELAY', DEFAULT_SHUTDOWN_DELAY_MS, { max: MAX_TIMER_MS }),
+    shutdownTimeoutMs: r.duration('GATEWAY_SHUTDOWN_TIMEOUT', DEFAULT_SHUTDOWN_TIMEOUT_MS, { max: MAX_TIMER_MS }),
+    staleSessionGraceMs: r.duration('GATEWAY_STALE_SESSION_GRACE', DEFAULT_STALE_SESSION_GRACE_MS),
+    userRecheckIntervalMs: r.duration('GATEWAY_USER_RECHECK_INTERVAL', DEFAULT_USER_RECHECK_INTERVAL_MS, { min: 0 }),
+    adminHost: r.string('GATEWAY_ADMIN_HOST', embedded ? DEFAULT_EMBEDDED_HOST : DEFAULT_HOST),
+    adminPort: r.integer('GATEWAY_ADMIN_PORT', DEFAULT_ADMIN_PORT, { min: 0, max: 65535 }),
     adminToken: readAdminToken(r),
-    maxSessionsPerUser: r.integer('GATEWAY_MAX_SESSIONS_PER_USER', 0, { min: 0 }),
+    maxSessionsPerUser: r.integer('GATEWAY_MAX_SESSIONS_PER_USER', DEFAULT_MAX_SESSIONS_PER_USER, { min: 0 }),
     redis,
     redisTlsCa: readRedisCaFile(r),
-    redisCommandTimeoutMs: r.duration('GATEWAY_REDIS_COMMAND_TIMEOUT', 2_000, { min: 1, max: MAX_TIMER_MS }),
-    redisConnectTimeoutMs: r.duration('GATEWAY_REDIS_CONNECT_TIMEOUT', 5_000, { min: 1, max: MAX_TIMER_MS }),
+    redisCommandTimeoutMs: r.duration('GATEWAY_REDIS_COMMAND_TIMEOUT', DEFAULT_REDIS_COMMAND_TIMEOUT_MS, { min: 1, max: MAX_TIMER_MS }),
+    redisConnectTimeoutMs: r.duration('GATEWAY_REDIS_CONNECT_TIMEOUT', DEFAULT_REDIS_CONNECT_TIMEOUT_MS, { min: 1, max: MAX_TIMER_MS }),
     upstreamTlsCa: r.file('GATEWAY_UPSTREAM_CA_FILE'),
     databaseUrl,
     sessionSecrets: secrets.values,
     sessionSecretGenerated: secrets.generated,
     idleTimeoutMs,
     maxLifetimeMs,
-    touchIntervalMs: r.duration('GATEWAY_SESSION_TOUCH_INTERVAL', Math.max(1_000, Math.floor(idleTimeoutMs / 10)), { min: 0 }),
-    cacheMaxEntries: r.integer('GATEWAY_SESSION_CACHE_SIZE', 100_000, { min: 0 }),
-    cacheTtlMs: r.duration('GATEWAY_SESSION_CACHE_TTL', 60_000, { min: 0 }),
-    cookieName: r.cookieName('GATEWAY_COOKIE_NAME', 'sgw_session'),
+    touchIntervalMs: r.duration('GATEWAY_SESSION_TOUCH_INTERVAL', Math.max(DEFAULT_SESSION_TOUCH_INTERVAL_MIN_MS, Math.floor(idleTimeoutMs / DEFAULT_SESSION_TOUCH_INTERVAL_DIVISOR)), { min: 0 }),
+    cacheMaxEntries: r.integer('GATEWAY_SESSION_CACHE_SIZE', DEFAULT_SESSION_CACHE_SIZE, { min: 0 }),
+    cacheTtlMs: r.duration('GATEWAY_SESSION_CACHE_TTL', DEFAULT_SESSION_CACHE_TTL_MS, { min: 0 }),
+    cookieName: r.cookieName('GATEWAY_COOKIE_NAME', DEFAULT_COOKIE_NAME),
     cookieSecure: r.boolean('GATEWAY_COOKIE_SECURE', !embedded),
     cookieDomain: r.optional('GATEWAY_COOKIE_DOMAIN'),
     authPrefix,
@@ -252,17 +277,17 @@ function readAll(r: EnvReader): Config {
     userQuery: readQuery(r, 'GATEWAY_USER_QUERY', 1),
     userRehashQuery: readQuery(r, 'GATEWAY_USER_REHASH_QUERY', 2),
     userPasswordQuery: readQuery(r, 'GATEWAY_USER_PASSWORD_QUERY', 2) ?? r.optional('GATEWAY_USER_REHASH_QUERY'),
-    allowPlaintextPasswords: r.boolean('GATEWAY_ALLOW_PLAINTEXT_PASSWORDS', false),
-    redisPrefix: r.string('GATEWAY_REDIS_PREFIX', 'sgw:'),
-    sessionCompactRecords: r.boolean('GATEWAY_SESSION_COMPACT_RECORDS', true),
+    allowPlaintextPasswords: r.boolean('GATEWAY_ALLOW_PLAINTEXT_PASSWORDS', DEFAULT_ALLOW_PLAINTEXT_PASSWORDS),
+    redisPrefix: r.string('GATEWAY_REDIS_PREFIX', DEFAULT_REDIS_PREFIX),
+    sessionCompactRecords: r.boolean('GATEWAY_SESSION_COMPACT_RECORDS', DEFAULT_SESSION_COMPACT_RECORDS),
     loginMaxAttempts,
-    loginWindowMs: r.duration('GATEWAY_LOGIN_WINDOW', 15 * 60_000, { min: 1_000 }),
-    loginMaxAttemptsPerIp: r.integer('GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP', loginMaxAttempts * 10, { min: 1 }),
-    loginTitle: r.string('GATEWAY_LOGIN_TITLE', 'Sign in'),
+    loginWindowMs: r.duration('GATEWAY_LOGIN_WINDOW', DEFAULT_LOGIN_WINDOW_MS, { min: 1_000 }),
+    loginMaxAttemptsPerIp: r.integer('GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP', loginMaxAttempts * DEFAULT_LOGIN_MAX_ATTEMPTS_PER_IP_FACTOR, { min: 1 }),
+    loginTitle: r.string('GATEWAY_LOGIN_TITLE', DEFAULT_LOGIN_TITLE),
     websocketRevalidateIntervalMs: readWebSocketRevalidateInterval(r, idleTimeoutMs),
-    websocketMaxMessageBytes: r.integer('GATEWAY_WEBSOCKET_MAX_MESSAGE_BYTES', 1024 * 1024, { min: 125 }),
+    websocketMaxMessageBytes: r.integer('GATEWAY_WEBSOCKET_MAX_MESSAGE_BYTES', DEFAULT_WEBSOCKET_MAX_MESSAGE_BYTES, { min: 125 }),
     loginBranding: readLoginBranding(r),
-    logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
+    logLevel: r.oneOf('LOG_LEVEL', DEFAULT_LOG_LEVEL, LOG_LEVELS),
     embedded,
     identityToken: readIdentityToken(r, redis !== null, secrets.values),
     tracing: readTracing(r),
@@ -279,25 +304,25 @@ const SAMPLER_NAMES = new Set<string>(SAMPLERS);
 function readTracing(r: EnvReader): TracingOptions | null {
   const specific = r.url('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', ['http:', 'https:']);
   const generic = r.url('OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']);
-  const sampler = r.optional('OTEL_TRACES_SAMPLER')?.toLowerCase() ?? 'parentbased_always_on';
+  const sampler = r.optional('OTEL_TRACES_SAMPLER')?.toLowerCase() ?? DEFAULT_OTEL_TRACES_SAMPLER;
   if (!SAMPLER_NAMES.has(sampler)) r.problem(`OTEL_TRACES_SAMPLER must be one of ${SAMPLERS.join(', ')} (got ${JSON.stringify(sampler)})`);
   const ratioText = r.optional('OTEL_TRACES_SAMPLER_ARG');
-  const ratio = ratioText === null ? 1 : Number(ratioText);
+  const ratio = ratioText === null ? DEFAULT_OTEL_TRACES_SAMPLER_ARG : Number(ratioText);
   if (ratioText !== null && (!/^\d*\.?\d+$/.test(ratioText) || ratio > 1)) {
     r.problem(`OTEL_TRACES_SAMPLER_ARG must be a ratio between 0 and 1 (got ${JSON.stringify(ratioText)})`);
   }
   const serviceName = r.optional('OTEL_SERVICE_NAME');
-  const exporter = r.optional('OTEL_TRACES_EXPORTER')?.toLowerCase() ?? 'otlp';
+  const exporter = r.optional('OTEL_TRACES_EXPORTER')?.toLowerCase() ?? DEFAULT_OTEL_TRACES_EXPORTER;
   if (exporter !== 'otlp' && exporter !== 'none') r.problem(`OTEL_TRACES_EXPORTER must be otlp or none (got ${JSON.stringify(exporter)})`);
-  const disabled = r.boolean('OTEL_SDK_DISABLED', false) || exporter === 'none';
-  const exportDelayMs = r.integer('OTEL_BSP_SCHEDULE_DELAY', 5_000, { min: 1, max: MAX_TIMER_MS });
+  const disabled = r.boolean('OTEL_SDK_DISABLED', DEFAULT_OTEL_SDK_DISABLED) || exporter === 'none';
+  const exportDelayMs = r.integer('OTEL_BSP_SCHEDULE_DELAY', DEFAULT_OTEL_BSP_SCHEDULE_DELAY_MS, { min: 1, max: MAX_TIMER_MS });
   if ((!specific && !generic) || disabled) return null;
   const url = specific ? specific.toString() : `${generic?.toString().replace(/\/$/, '')}/v1/traces`;
   return {
     url,
     serviceName,
-    sampler: (SAMPLER_NAMES.has(sampler) ? sampler : 'parentbased_always_on') as SamplerName,
-    samplerRatio: ratio >= 0 && ratio <= 1 ? ratio : 1,
+    sampler: (SAMPLER_NAMES.has(sampler) ? sampler : DEFAULT_OTEL_TRACES_SAMPLER) as SamplerName,
+    samplerRatio: ratio >= 0 && ratio <= 1 ? ratio : DEFAULT_OTEL_TRACES_SAMPLER_ARG,
     exportDelayMs,
   };
 }
@@ -356,7 +381,7 @@ function readRedisCredentials(r: EnvReader, url: URL | null, sentinelMode: boole
     r.problem('REDIS_SENTINEL_USERNAME/REDIS_SENTINEL_PASSWORD only apply with REDIS_SENTINELS');
   }
   if (sentinelUsername !== null && sentinelPassword === null) r.problem('REDIS_SENTINEL_USERNAME needs REDIS_SENTINEL_PASSWORD');
-  const tls = r.boolean('REDIS_TLS', false);
+  const tls = r.boolean('REDIS_TLS', DEFAULT_REDIS_TLS);
   if (tls && url) r.problem('REDIS_TLS applies to REDIS_SENTINELS and REDIS_CLUSTER_NODES; for REDIS_URL write rediss:// instead');
   return {
     ...(username !== null && { username }),
@@ -411,12 +436,12 @@ function readSecrets(r: EnvReader, redisConfigured: boolean): { values: string[]
   return { values, generated: false };
 }
 
-function readIdentityToken(r: EnvReader, redisConfigured: boolean, sessionSecrets: string[]): IdentityTokenConfig | null {
-  if (!r.boolean('GATEWAY_IDENTITY_JWT', false)) return null;
+function readIdentityToken(r: EnvReader, redisConfigured: boolean, sessionSecrets: string[]): IdentityTokenSettings | null {
+  if (!r.boolean('GATEWAY_IDENTITY_JWT', DEFAULT_IDENTITY_JWT)) return null;
   const hmacSecret = r.optional('GATEWAY_IDENTITY_HMAC_SECRET');
-  const alg = r.oneOf('GATEWAY_IDENTITY_JWT_ALG', hmacSecret ? 'HS256' : 'EdDSA', IDENTITY_TOKEN_ALGS) as IdentityTokenAlg;
+  const alg = r.oneOf('GATEWAY_IDENTITY_JWT_ALG', hmacSecret ? 'HS256' : DEFAULT_IDENTITY_JWT_ALG, IDENTITY_TOKEN_ALGS) as IdentityTokenAlg;
   const keyFiles = r.list('GATEWAY_IDENTITY_JWT_KEY_FILES');
-  const lifetimeMs = r.duration('GATEWAY_IDENTITY_JWT_LIFETIME', 60_000, { min: 10_000 });
+  const lifetimeMs = r.duration('GATEWAY_IDENTITY_JWT_LIFETIME', DEFAULT_IDENTITY_JWT_LIFETIME_MS, { min: 10_000 });
   if (lifetimeMs > MAX_IDENTITY_TOKEN_LIFETIME_MS) {
     r.problem(`GATEWAY_IDENTITY_JWT_LIFETIME must be at most 5m: a token stays valid that long after its session is revoked (got ${JSON.stringify(r.optional('GATEWAY_IDENTITY_JWT_LIFETIME'))})`);
   }
@@ -516,10 +541,10 @@ function readHsts(r: EnvReader): string | null {
 }
 
 function readAuthPrefix(r: EnvReader): string {
-  const prefix = r.string('GATEWAY_AUTH_PREFIX', '/_auth');
+  const prefix = r.string('GATEWAY_AUTH_PREFIX', DEFAULT_AUTH_PREFIX);
   if (!/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(prefix)) {
     r.problem(`GATEWAY_AUTH_PREFIX must be a path like /_auth (got ${JSON.stringify(prefix)})`);
-    return '/_auth';
+    return DEFAULT_AUTH_PREFIX;
   }
   return prefix;
 }
@@ -561,7 +586,7 @@ function readTrustedProxies(r: EnvReader): { trustedProxies: BlockList | null; t
 }
 
 function readWebSocketRevalidateInterval(r: EnvReader, idleTimeoutMs: number): number {
-  const intervalMs = r.duration('GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL', Math.min(30_000, Math.floor(idleTimeoutMs / 2)), { min: 100, max: MAX_TIMER_MS });
+  const intervalMs = r.duration('GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL', Math.min(DEFAULT_WEBSOCKET_REVALIDATE_INTERVAL_MS, Math.floor(idleTimeoutMs / 2)), { min: 100, max: MAX_TIMER_MS });
   // A socket's client messages count as activity only at each check: checking less often than
   // twice per idle timeout would let an active socket's session expire under it.
   if (intervalMs > idleTimeoutMs / 2) {

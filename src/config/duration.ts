@@ -24,11 +24,3 @@ export function parseDurationMs(text: string): number | null {
   }
   return Math.round(total);
 }
-
-/** Formats milliseconds the way an operator would write them, for messages and the README. */
-export function formatDuration(ms: number): string {
-  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
-  if (ms % 1_000 === 0) return `${ms / 1_000}s`;
-  return `${ms}ms`;
-}

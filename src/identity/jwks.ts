@@ -3,7 +3,7 @@
 // Not registered in HMAC mode (nothing public to publish) or when signing is off: those get the
 // prefix's 404.
 import type { FastifyInstance } from 'fastify';
-import type { GatewayDeps } from '../context.js';
+import type { IdentityTokens } from './signed-identity.js';
 
 /**
  * Short, so a key added for rotation reaches apps within minutes; apps' JWKS clients also refetch
@@ -11,8 +11,9 @@ import type { GatewayDeps } from '../context.js';
  */
 const JWKS_MAX_AGE_SECONDS = 300;
 
-export async function jwksRoute(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
-  const tokens = deps.identityTokens;
+/** `identityTokens`: the gateway's (GatewayDeps has the field), null when signing is off. */
+export async function jwksRoute(app: FastifyInstance, options: { identityTokens: Pick<IdentityTokens, 'jwksJson'> | null }): Promise<void> {
+  const tokens = options.identityTokens;
   if (!tokens?.jwksJson) return;
   // Read per request: a SIGHUP reload may publish a new key set (the algorithm, hence the mode, stays).
   app.get('/jwks.json', async (_request, reply) =>

@@ -13,7 +13,6 @@
 import { createHmac, randomBytes, sign } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import type { Config } from '../config/config.js';
 import { canonicalHost } from '../http.js';
 import type { Identity } from '../session/types.js';
 import { generateSigningKey, type IdentityTokenAlg, type SigningKey } from './keys.js';
@@ -170,12 +169,36 @@ function encodeHeader(header: Record<string, string>): string {
   return Buffer.from(JSON.stringify(header)).toString('base64url');
 }
 
+/** GATEWAY_IDENTITY_JWT_* as read at start-up (config.ts's `identityToken`). */
+export interface IdentityTokenSettings {
+  alg: IdentityTokenAlg;
+  /** From GATEWAY_IDENTITY_JWT_KEY_FILES: the first signs, all are published. Empty: one generated per process. */
+  keys: SigningKey[];
+  /** HS256 only. */
+  hmacSecret: string | null;
+  /** null: GATEWAY_PUBLIC_URL's origin, else 'session-gateway'. */
+  issuer: string | null;
+  /** null: the upstream's origin. */
+  audience: string | null;
+  lifetimeMs: number;
+}
+
+/** What the start-up below reads: a few fields of Config, which callers pass as it is. */
+export interface IdentityTokenStartup {
+  /** null: signed identity tokens are off. */
+  identityToken: IdentityTokenSettings | null;
+  publicUrl: URL | null;
+  upstream: URL | null;
+  /** The embedded demo mode: a generated key is expected there, so no warning. */
+  embedded: boolean;
+}
+
 /**
  * Start-up: the configured tokens with defaults resolved (issuer: the public origin, audience:
  * the upstream's origin), and one key generated for this process when none is configured
  * (allowed only without Redis, i.e. a single replica; config.ts enforces that).
  */
-export function identityTokensFromConfig(config: Config, logger: Logger): IdentityTokens | null {
+export function identityTokensFromConfig(config: IdentityTokenStartup, logger: Logger): IdentityTokens | null {
   const settings = config.identityToken;
   if (!settings) return null;
   let keys = settings.keys;

@@ -4,6 +4,7 @@ import t from 'tap';
 import { Redis } from 'ioredis';
 import { createMemorySessionStore } from '../../src/session/memory-store.js';
 import { connectRedis, createRedisClient } from '../../src/redis-client.js';
+import { DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_REDIS_CONNECT_TIMEOUT_MS } from '../../src/config/config.js';
 import { createRedisSessionStore } from '../../src/session/redis-store.js';
 import type { SessionRecord, SessionStore } from '../../src/session/types.js';
 import { uniquePrefix } from '../helpers/gateway.js';
@@ -125,14 +126,14 @@ contract('memory', async () => createMemorySessionStore());
 const redisService = await startRedis();
 t.teardown(() => redisService.stop());
 contract('redis', async () => {
-  const client = createRedisClient({ mode: 'standalone', url: redisService.url });
+  const client = createRedisClient({ mode: 'standalone', url: redisService.url }, { commandTimeoutMs: DEFAULT_REDIS_COMMAND_TIMEOUT_MS, connectTimeoutMs: DEFAULT_REDIS_CONNECT_TIMEOUT_MS });
   await connectRedis(client, 5_000);
   t.teardown(() => client.disconnect());
   return createRedisSessionStore(client, { prefix: uniquePrefix() });
 });
 
 t.test('redis: the per-user index never outlives its sessions', async (t) => {
-  const client = createRedisClient({ mode: 'standalone', url: redisService.url });
+  const client = createRedisClient({ mode: 'standalone', url: redisService.url }, { commandTimeoutMs: DEFAULT_REDIS_COMMAND_TIMEOUT_MS, connectTimeoutMs: DEFAULT_REDIS_CONNECT_TIMEOUT_MS });
   await connectRedis(client, 5_000);
   t.teardown(() => client.disconnect());
   const prefix = uniquePrefix();
@@ -149,7 +150,7 @@ t.test('redis: the per-user index never outlives its sessions', async (t) => {
 // A rolling upgrade: records the previous version wrote (JSON arrays) are read and touched by this
 // one; with GATEWAY_SESSION_COMPACT_RECORDS=false it writes only that form, which old replicas read.
 t.test('redis: records of the previous version are read; the old form is written when asked', async (t) => {
-  const client = createRedisClient({ mode: 'standalone', url: redisService.url });
+  const client = createRedisClient({ mode: 'standalone', url: redisService.url }, { commandTimeoutMs: DEFAULT_REDIS_COMMAND_TIMEOUT_MS, connectTimeoutMs: DEFAULT_REDIS_CONNECT_TIMEOUT_MS });
   await connectRedis(client, 5_000);
   t.teardown(() => client.disconnect());
   const prefix = uniquePrefix();

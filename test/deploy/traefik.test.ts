@@ -36,7 +36,7 @@ const MUST_NOT_COPY = ['X-Forwarded-For', 'X-Forwarded-Host', 'X-Forwarded-Proto
 /** SPEC 4: headers that make apps re-route or re-address a request; the proxy in front removes them. */
 const REROUTING = ['Forwarded', 'X-Real-IP', 'X-Original-URL', 'X-Rewrite-URL', 'X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override', 'X-Forwarded-Prefix', 'X-Forwarded-Port', 'X-Forwarded-Server', 'X-Client-IP', 'True-Client-IP', 'CF-Connecting-IP'];
 
-function checkRegex(t: Pick<typeof import("tap").default, "match" | "notMatch">, source: string, where: string): void {
+function checkRegex(t: Pick<typeof import('tap').default, 'match' | 'notMatch'>, source: string, where: string): void {
   const regex = goRegex(source);
   for (const name of MUST_COPY) t.match(name, regex, `${where}: ${name} is replaced by the gateway's answer`);
   for (const name of MUST_NOT_COPY) t.notMatch(name, regex, `${where}: ${name} is not taken from the verify answer`);

@@ -36,7 +36,7 @@ async function tokenFor(gateway: TestGateway, host: string, named: boolean): Pro
   return String(res.headers['x-gateway-identity']);
 }
 
-t.test("a token app A receives is refused by app B, and accepted by A", async (t) => {
+t.test('a token app A receives is refused by app B, and accepted by A', async (t) => {
   for (const named of [false, true]) {
     const forA = await tokenFor(gw, 'app-a.example', named);
     const { payload } = await jwtVerify(forA, key, { audience: 'https://app-a.example', algorithms: ['HS256'] });

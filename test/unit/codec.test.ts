@@ -40,7 +40,7 @@ t.test('the client description survives encoding in a few bytes; older records s
 });
 
 // What the previous version wrote (its JSON arrays, verbatim): a rolling upgrade signs nobody out.
-t.test("records written by the previous version are still read, and can still be written", async (t) => {
+t.test('records written by the previous version are still read, and can still be written', async (t) => {
   const plain = '["alice@corp","alice@example.com",["staff","vpn-users"],1800000000000,43200000,120000]';
   const rechecked = '["bob",null,[],1800000000000,43200000,0,300000,"AbCdEfGhIjKlMnOpQrStUv"]';
   const alice = { user: 'alice@corp', email: 'alice@example.com', groups: ['staff', 'vpn-users'], createdAt: 1_800_000_000_000, expiresAt: 1_800_043_200_000, touchedAt: 1_800_000_120_000 };
@@ -74,7 +74,7 @@ t.test('the compact form: shorter, exact, and JSON where it cannot hold a record
     { ...plain, groups: ['x\x1ey'] },
     { ...plain, groups: [''] },
     { ...plain, email: '' },
-    { ...plain, user: '' , groups: [] },
+    { ...plain, user: '', groups: [] },
     { ...plain, touchedAt: plain.createdAt + 0.5 },
   ]) {
     t.same(decodeRecord(encodeRecord(odd)), odd, JSON.stringify(odd));
