@@ -8,11 +8,14 @@ import type { UserStore } from './users/user-store.js';
 import type { Config } from './config/config.js';
 import type { IdentityTokens } from './identity/signed-identity.js';
 import type { ActiveSession, SessionManager } from './session/manager.js';
+import type { TokenServices } from './tokens/services.js';
 
 export interface GatewayDeps {
   config: Config;
   sessions: SessionManager;
   users: UserStore;
+  /** API tokens and HTTP Basic: the Authorization header as a credential (SPEC 9). */
+  tokens: TokenServices;
   throttle: LoginThrottle;
   csrf: CsrfTokens;
   metrics: Metrics;

@@ -100,6 +100,12 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       help: 'Proxied WebSockets currently open.',
       registers,
     }),
+    tokenValidations: new Counter({
+      name: 'gateway_token_validations_total',
+      help: 'API token checks (Bearer, or a token as the Basic password) by outcome: valid, invalid, expired, revoked, disabled (user unknown or disabled).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
     websocketCloses: new Counter({
       name: 'gateway_websocket_closes_total',
       help: 'Proxied WebSockets closed, by reason: client, upstream, session_ended, store_unavailable, shutdown, unresponsive, protocol_error.',

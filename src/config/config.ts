@@ -122,6 +122,10 @@ export interface Config {
   embedded: boolean;
   /** The signed X-Gateway-Identity token (GATEWAY_IDENTITY_JWT); null: off. */
   identityToken: IdentityTokenConfig | null;
+  /** GATEWAY_BASIC_AUTH: `Authorization: Basic` (password or API token) accepted for non-browser clients. */
+  basicAuth: boolean;
+  /** GATEWAY_BASIC_AUTH_CACHE: how long a verified Basic credential is remembered in-process (0: never). */
+  basicAuthCacheMs: number;
 }
 
 export interface IdentityTokenConfig {
@@ -248,6 +252,9 @@ function readAll(r: EnvReader): Config {
     logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
     embedded,
     identityToken: readIdentityToken(r, redis !== null, secrets.values),
+    basicAuth: r.boolean('GATEWAY_BASIC_AUTH', false),
+    // A password checked this long ago still opens requests: kept short, like a session's cache.
+    basicAuthCacheMs: r.duration('GATEWAY_BASIC_AUTH_CACHE', 5 * 60_000, { min: 0, max: 24 * 3_600_000 }),
   };
 }
 
