@@ -207,6 +207,7 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: FastifyE
   const message = status >= 500 && !(error instanceof GatewayError) ? 'Internal error.' : error.message;
   const code = (error as GatewayError).code;
   reply.code(status).header('cache-control', 'no-store');
+  if (error instanceof GatewayError && error.headers) reply.headers(error.headers);
   if ((request.headers.accept ?? '').includes('text/html')) {
     return reply.header('content-security-policy', ERROR_PAGE_CSP).type('text/html; charset=utf-8').send(renderErrorPage(status, titleFor(status), message));
   }

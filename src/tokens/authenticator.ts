@@ -10,7 +10,8 @@ import type { TokenOutcome, TokenVerifier } from './verifier.js';
 export type CredentialVerdict =
   /** No gateway credential in the request. */
   | { kind: 'none' }
-  | { kind: 'valid'; identity: Identity; via: 'token' | 'basic' }
+  /** `id`: stable per credential (`t:<token hash>`, `b:<keyed hash>`), never the credential itself. */
+  | { kind: 'valid'; identity: Identity; via: 'token' | 'basic'; id: string; cached: boolean }
   | { kind: 'invalid'; scheme: 'bearer' | 'basic'; user: string | null; reason: string }
   | { kind: 'throttled'; user: string; retryAfterSeconds: number }
   | { kind: 'busy' };
@@ -45,7 +46,7 @@ export function createHeaderAuthenticator(options: { tokens: TokenVerifier | nul
       if (token !== null) {
         if (!tokens) return { kind: 'invalid', scheme: 'bearer', user: null, reason: 'tokens_unavailable' };
         const validation = await tokens.verify(token);
-        if (validation.outcome === 'valid') return { kind: 'valid', identity: validation.identity, via: 'token' };
+        if (validation.outcome === 'valid') return { kind: 'valid', identity: validation.identity, via: 'token', id: `t:${validation.tokenHash}`, cached: true };
         return { kind: 'invalid', scheme: 'bearer', user: null, reason: validation.outcome satisfies TokenOutcome };
       }
       if (basic === null) return { kind: 'none' };
@@ -59,7 +60,7 @@ export function createHeaderAuthenticator(options: { tokens: TokenVerifier | nul
 function basicVerdict(result: BasicResult): CredentialVerdict {
   switch (result.outcome) {
     case 'valid':
-      return { kind: 'valid', identity: result.identity, via: 'basic' };
+      return { kind: 'valid', identity: result.identity, via: 'basic', id: result.id, cached: result.cached };
     case 'invalid':
       return { kind: 'invalid', scheme: 'basic', user: result.user, reason: result.reason };
     case 'throttled':

@@ -31,7 +31,8 @@ export interface BasicThrottle {
 export type BasicFailure = 'malformed' | 'unknown_user' | 'wrong_password' | 'disabled' | 'no_password' | 'invalid_username' | 'bad_token';
 
 export type BasicResult =
-  | { outcome: 'valid'; identity: Identity; via: 'password' | 'token'; cached: boolean }
+  /** `id`: stable per credential and meaningless outside this process (keys caches of derived values). */
+  | { outcome: 'valid'; identity: Identity; via: 'password' | 'token'; cached: boolean; id: string }
   | { outcome: 'invalid'; user: string | null; reason: BasicFailure }
   | { outcome: 'throttled'; user: string; retryAfterSeconds: number; by: 'user' | 'ip' }
   | { outcome: 'busy'; user: string };
@@ -110,7 +111,7 @@ export function createBasicVerifier(options: BasicVerifierOptions): BasicVerifie
     await options.throttle.succeeded(user, ip).catch(() => undefined);
     const identity: Identity = { user: found.username, email: found.email, groups: found.groups };
     if (enabled) cache.set(k, { identity });
-    return { outcome: 'valid', identity, via: 'password', cached: false };
+    return { outcome: 'valid', identity, via: 'password', cached: false, id: `b:${k}` };
   }
 
   return {
@@ -123,11 +124,11 @@ export function createBasicVerifier(options: BasicVerifierOptions): BasicVerifie
         if (!options.tokens) return { outcome: 'invalid', user, reason: 'bad_token' };
         const validation = await options.tokens.verify(password);
         if (validation.outcome !== 'valid' || validation.identity.user !== user) return { outcome: 'invalid', user, reason: 'bad_token' };
-        return { outcome: 'valid', identity: validation.identity, via: 'token', cached: true };
+        return { outcome: 'valid', identity: validation.identity, via: 'token', cached: true, id: `t:${validation.tokenHash}` };
       }
       const k = cacheKey(user, password);
       const hit = enabled && invalidation.live() ? cache.get(k) : undefined;
-      if (hit) return { outcome: 'valid', identity: hit.identity, via: 'password', cached: true };
+      if (hit) return { outcome: 'valid', identity: hit.identity, via: 'password', cached: true, id: `b:${k}` };
       let pending = inflight.get(k);
       if (!pending) {
         pending = check(user, password, ip, k).finally(() => inflight.delete(k));

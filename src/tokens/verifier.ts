@@ -15,7 +15,7 @@ import type { TokenRecord, TokenStore } from './token-store.js';
 export type TokenOutcome = 'valid' | 'invalid' | 'expired' | 'revoked' | 'disabled';
 export const TOKEN_OUTCOMES: readonly TokenOutcome[] = ['valid', 'invalid', 'expired', 'revoked', 'disabled'];
 
-export type TokenValidation = { outcome: 'valid'; identity: Identity; name: string } | { outcome: Exclude<TokenOutcome, 'valid'> };
+export type TokenValidation = { outcome: 'valid'; identity: Identity; name: string; tokenHash: string } | { outcome: Exclude<TokenOutcome, 'valid'> };
 
 export interface TokenVerifierOptions {
   store: TokenStore;
@@ -100,7 +100,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const succeed = (entry: Entry): TokenValidation => {
     events.validated?.('valid');
     maybeMarkUsed(entry);
-    return { outcome: 'valid', identity: entry.identity, name: entry.name };
+    return { outcome: 'valid', identity: entry.identity, name: entry.name, tokenHash: entry.tokenHash };
   };
 
   const maybeMarkUsed = (entry: Entry) => {
