@@ -146,7 +146,10 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
       await throttle.succeeded(input.username, ip).catch(() => undefined);
       // A new id at every login, and the old one (if any) ended: no session fixation.
       await sessions.destroy(request.cookies[config.cookieName]).catch(() => undefined);
-      const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups });
+      const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups }, { passwordHash: user.passwordHash });
+      // GATEWAY_MAX_SESSIONS_PER_USER; a store failure here was counted and logged by the manager.
+      const capped = await sessions.endSessionsBeyondCap(user.username).catch(() => 0);
+      if (capped > 0) request.log.info({ audit: 'revocation', user: user.username, sessions: capped, by: 'login', reason: 'session_cap', ip, outcome: 'success' }, 'oldest sessions ended: session cap');
       setSessionCookie(reply, config, created.cookieValue);
       reply.clearCookie(CSRF_COOKIE, { path: prefix });
       metrics.logins.inc({ outcome: 'success' });

@@ -2,11 +2,17 @@
 // a typical session well under the 400 bytes of Redis memory the hot-path issue budgets.
 import type { SessionRecord } from './types.js';
 
-// The two later times are stored as offsets from login: shorter numbers, same precision.
-type Encoded = [user: string, email: string | null, groups: string[], createdAt: number, lifetimeMs: number, touchedAfterMs: number];
+// The later times are stored as offsets from login: shorter numbers, same precision. The user
+// recheck's two fields come last and only when set, so a record without them keeps the old form.
+type Encoded =
+  | [user: string, email: string | null, groups: string[], createdAt: number, lifetimeMs: number, touchedAfterMs: number]
+  | [user: string, email: string | null, groups: string[], createdAt: number, lifetimeMs: number, touchedAfterMs: number, checkedAfterMs: number, passwordFingerprint: string | null];
 
 export function encodeRecord(r: SessionRecord): string {
-  const encoded: Encoded = [r.user, r.email, r.groups, r.createdAt, r.expiresAt - r.createdAt, r.touchedAt - r.createdAt];
+  const encoded: Encoded =
+    r.checkedAt === undefined && r.passwordFingerprint === undefined
+      ? [r.user, r.email, r.groups, r.createdAt, r.expiresAt - r.createdAt, r.touchedAt - r.createdAt]
+      : [r.user, r.email, r.groups, r.createdAt, r.expiresAt - r.createdAt, r.touchedAt - r.createdAt, (r.checkedAt ?? r.createdAt) - r.createdAt, r.passwordFingerprint ?? null];
   return JSON.stringify(encoded);
 }
 
@@ -18,10 +24,15 @@ export function decodeRecord(text: string): SessionRecord | null {
   } catch {
     return null;
   }
-  if (!Array.isArray(value) || value.length !== 6) return null;
-  const [user, email, groups, createdAt, lifetimeMs, touchedAfterMs] = value as unknown[];
+  if (!Array.isArray(value) || (value.length !== 6 && value.length !== 8)) return null;
+  const [user, email, groups, createdAt, lifetimeMs, touchedAfterMs, checkedAfterMs, fingerprint] = value as unknown[];
   if (typeof user !== 'string' || (email !== null && typeof email !== 'string')) return null;
   if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) return null;
   if (typeof createdAt !== 'number' || typeof lifetimeMs !== 'number' || typeof touchedAfterMs !== 'number') return null;
-  return { user, email, groups: groups as string[], createdAt, expiresAt: createdAt + lifetimeMs, touchedAt: createdAt + touchedAfterMs };
+  const record: SessionRecord = { user, email, groups: groups as string[], createdAt, expiresAt: createdAt + lifetimeMs, touchedAt: createdAt + touchedAfterMs };
+  if (value.length === 6) return record;
+  if (typeof checkedAfterMs !== 'number' || (fingerprint !== null && typeof fingerprint !== 'string')) return null;
+  record.checkedAt = createdAt + checkedAfterMs;
+  if (fingerprint !== null) record.passwordFingerprint = fingerprint;
+  return record;
 }

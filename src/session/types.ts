@@ -14,6 +14,10 @@ export interface SessionRecord extends Identity {
   expiresAt: number;
   /** When the idle deadline was last pushed forward in the store, epoch ms. */
   touchedAt: number;
+  /** When the user was last read from the user store (sign-in or a recheck), epoch ms; absent: at login. */
+  checkedAt?: number;
+  /** A keyed, truncated hash of the password hash read then (never the hash), to notice a change. */
+  passwordFingerprint?: string;
 }
 
 export interface StoredSession {
@@ -36,6 +40,12 @@ export interface SessionStore {
   listByUser(user: string): Promise<StoredSession[]>;
   /** Deletes every session of a user and tells every replica; returns how many. */
   deleteByUser(user: string): Promise<number>;
+  /**
+   * Ends the user's oldest sessions (earliest max-lifetime end, i.e. earliest sign-in) beyond the
+   * newest `keep`, tells every replica, and returns the ids it ended. Atomic per user: concurrent
+   * calls on any number of replicas leave exactly `keep` (or fewer) sessions, never end one twice.
+   */
+  endOldest(user: string, keep: number): Promise<string[]>;
   /** Resolves when the store answers; rejects otherwise. */
   ping(): Promise<void>;
   /** Whether invalidations from other replicas are currently being received. */
