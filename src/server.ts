@@ -25,6 +25,7 @@ import type { SessionStore, ValidationOutcome } from './session/types.js';
 import { startWhoamiServer } from './demo/whoami.js';
 import { identityTokensFromConfig } from './identity/signed-identity.js';
 import { createTokenServices } from './tokens/services.js';
+import { tokenApiRoutes } from './admin/token-api.js';
 import { TOKEN_OUTCOMES, type TokenOutcome } from './tokens/verifier.js';
 
 export interface RunningGateway {
@@ -172,7 +173,9 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     checks,
     isDraining: () => draining,
     beforeScrape: () => metrics.sessionCacheEntries.set(sessions.cacheSize),
-    sessionApi: config.adminToken ? { token: config.adminToken, sessions, logger } : null,
+    sessionApi: config.adminToken
+      ? { token: config.adminToken, sessions, logger, routes: tokens.store ? [tokenApiRoutes({ store: tokens.store, invalidation: tokens.invalidation, logger })] : [] }
+      : null,
   });
 
   try {
