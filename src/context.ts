@@ -9,13 +9,15 @@ import type { Config } from './config/config.js';
 import type { IdentityTokens } from './identity/signed-identity.js';
 import type { ActiveSession, SessionManager } from './session/manager.js';
 import type { TokenServices } from './tokens/services.js';
+import type { Tracing } from './tracing/index.js';
+import type { Gate, Principal } from './access/gate.js';
 
 export interface GatewayDeps {
   config: Config;
   sessions: SessionManager;
   users: UserStore;
-  /** API tokens and HTTP Basic: the Authorization header as a credential (SPEC 9). */
-  tokens: TokenServices;
+  /** API tokens and HTTP Basic: the Authorization header as a credential (SPEC 9); absent: no such credentials. */
+  tokens?: TokenServices;
   throttle: LoginThrottle;
   csrf: CsrfTokens;
   metrics: Metrics;
@@ -24,12 +26,20 @@ export interface GatewayDeps {
   upstream: URL | null;
   /** The signed X-Gateway-Identity token; null when GATEWAY_IDENTITY_JWT is off. */
   identityTokens: IdentityTokens | null;
+  /** OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT); absent or null: off. */
+  tracing?: Tracing | null;
 }
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** The access decision every door asks (access/gate.ts); `replaceRules` swaps its rules. */
+    accessGate: Gate;
+  }
   interface FastifyRequest {
     /** The validated session, once the auth hook has run; null for anonymous requests. */
     session: ActiveSession | null;
+    /** Who the access gate recognised (a session, later a token …), once it has run; null: nobody. */
+    principal: Principal | null;
     /** Path after normalisation (what was authorised and what the upstream receives). */
     normalisedPath: string;
     /** performance.now() when routed: the duration of a request that never gets a response. */
