@@ -69,3 +69,12 @@ function basicVerdict(result: BasicResult): CredentialVerdict {
       return { kind: 'busy' };
   }
 }
+
+/**
+ * `WWW-Authenticate` for a non-browser 401 with GATEWAY_BASIC_AUTH (RFC 7617): the realm is the
+ * login page's title, reduced to characters a quoted string carries safely.
+ */
+export function basicChallengeFor(title: string): string {
+  const realm = title.replace(/[^\x20-\x7e]|["\\]/g, '').trim() || 'session-gateway';
+  return `Basic realm="${realm}", charset="UTF-8"`;
+}

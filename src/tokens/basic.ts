@@ -5,7 +5,7 @@
 // the password, and useless outside this process): one password hash per interval, not per
 // request. A miss goes the login form's way: throttle (per user and per address) → look up the user
 // → verify against the stored hash or the dummy one → one answer for every failure.
-import { createHmac, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Identity } from '../session/types.js';
 import { LimiterBusyError } from '../users/concurrency.js';
@@ -47,7 +47,7 @@ export interface BasicVerifierOptions {
   invalidation: TokenInvalidation;
   cacheTtlMs: number;
   maxEntries?: number;
-  /** For a test: the HMAC key (random per process otherwise). */
+  /** For a test: the HMAC key, 64 bytes below 0x80 (random per process otherwise). */
   key?: Buffer;
 }
 
@@ -74,7 +74,7 @@ export function parseBasicCredentials(encoded: string): { user: string; password
 }
 
 export function createBasicVerifier(options: BasicVerifierOptions): BasicVerifier {
-  const key = options.key ?? randomBytes(32);
+  const hmac = createHmacSha256(options.key ?? randomBytes(64).map((b) => b & 0x7f));
   const enabled = options.cacheTtlMs > 0;
   const cache = new LRUCache<string, Entry>({ max: options.maxEntries ?? 10_000, ttl: Math.max(1, options.cacheTtlMs) });
   // A client firing requests in parallel with one credential costs one hash, not one each.
@@ -89,7 +89,9 @@ export function createBasicVerifier(options: BasicVerifierOptions): BasicVerifie
     // A revoked token used as a password is found by the token verifier on every request.
   });
 
-  const cacheKey = (user: string, password: string) => createHmac('sha256', key).update(user).update('\0').update(password).digest('base64url');
+  // Of the header's base64 as sent: a hot request is one HMAC and one lookup, nothing decoded. Two
+  // spellings of one credential (padding) are two entries, each verified on its own.
+  const cacheKey = (encoded: string) => hmac(encoded);
 
   async function check(user: string, password: string, ip: string, k: string): Promise<BasicResult> {
     const verdict = await options.throttle.begin(user, ip);
@@ -110,13 +112,17 @@ export function createBasicVerifier(options: BasicVerifierOptions): BasicVerifie
     if (reason || !found) return { outcome: 'invalid', user, reason: reason ?? 'unknown_user' };
     await options.throttle.succeeded(user, ip).catch(() => undefined);
     const identity: Identity = { user: found.username, email: found.email, groups: found.groups };
-    if (enabled) cache.set(k, { identity });
-    return { outcome: 'valid', identity, via: 'password', cached: false, id: `b:${k}` };
+    if (k !== '') cache.set(k, { identity });
+    return { outcome: 'valid', identity, via: 'password', cached: false, id: `b:${k !== '' ? k : user}` };
   }
 
   return {
     async verify(credentials, ip) {
-      const parsed = parseBasicCredentials(credentials);
+      const encoded = credentials.trim();
+      const k = enabled && encoded.length <= MAX_ENCODED_LENGTH ? cacheKey(encoded) : '';
+      const hit = k !== '' && invalidation.live() ? cache.get(k) : undefined;
+      if (hit) return { outcome: 'valid', identity: hit.identity, via: 'password', cached: true, id: `b:${k}` };
+      const parsed = parseBasicCredentials(encoded);
       if (!parsed) return { outcome: 'invalid', user: null, reason: 'malformed' };
       const { user, password } = parsed;
       if (isGatewayToken(password)) {
@@ -126,13 +132,12 @@ export function createBasicVerifier(options: BasicVerifierOptions): BasicVerifie
         if (validation.outcome !== 'valid' || validation.identity.user !== user) return { outcome: 'invalid', user, reason: 'bad_token' };
         return { outcome: 'valid', identity: validation.identity, via: 'token', cached: true, id: `t:${validation.tokenHash}` };
       }
-      const k = cacheKey(user, password);
-      const hit = enabled && invalidation.live() ? cache.get(k) : undefined;
-      if (hit) return { outcome: 'valid', identity: hit.identity, via: 'password', cached: true, id: `b:${k}` };
-      let pending = inflight.get(k);
+      // One check per credential at a time (keyed like the cache; without a cache, per name and password).
+      const flight = k !== '' ? k : cacheKey(encoded);
+      let pending = inflight.get(flight);
       if (!pending) {
-        pending = check(user, password, ip, k).finally(() => inflight.delete(k));
-        inflight.set(k, pending);
+        pending = check(user, password, ip, k).finally(() => inflight.delete(flight));
+        inflight.set(flight, pending);
       }
       return pending;
     },
@@ -140,4 +145,17 @@ export function createBasicVerifier(options: BasicVerifierOptions): BasicVerifie
       return cache.size;
     },
   };
+}
+
+/**
+ * HMAC-SHA256 (RFC 2104) of ASCII text under a key of one block (64 bytes), computed with two
+ * one-shot hashes: H((K ^ opad) || H((K ^ ipad) || m)). With every key byte below 0x80 both padded
+ * keys are ASCII, so the inner input is a plain string; half the cost of crypto.createHmac, which
+ * matters on the hot path of a client sending Basic with every request. 448 random key bits.
+ */
+export function createHmacSha256(key: Uint8Array): (text: string) => string {
+  if (key.length !== 64 || key.some((b) => b >= 0x80)) throw new Error('the key must be 64 bytes, each below 0x80');
+  const ipad = Buffer.from(key.map((b) => b ^ 0x36)).toString('latin1');
+  const opad = Buffer.from(key.map((b) => b ^ 0x5c));
+  return (text) => hash('sha256', Buffer.concat([opad, hash('sha256', ipad + text, 'buffer')]), 'base64url');
 }

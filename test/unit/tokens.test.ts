@@ -57,3 +57,13 @@ t.test('GATEWAY_BASIC_AUTH and GATEWAY_BASIC_AUTH_CACHE', async (t) => {
     t.ok(problems.some((p) => p.startsWith('GATEWAY_BASIC_AUTH_CACHE must be a duration')), problems.join('\n'));
   }
 });
+
+t.test('the Basic cache key is a real HMAC-SHA256', async (t) => {
+  const { createHmac, randomBytes } = await import('node:crypto');
+  const { createHmacSha256 } = await import('../../src/tokens/basic.js');
+  const key = Buffer.from(randomBytes(64).map((b) => b & 0x7f));
+  const hmac = createHmacSha256(key);
+  for (const text of ['', 'YWxpY2U6cHc=', 'x'.repeat(5000)]) t.equal(hmac(text), createHmac('sha256', key).update(text).digest('base64url'));
+  t.throws(() => createHmacSha256(Buffer.alloc(64, 0x80)));
+  t.throws(() => createHmacSha256(Buffer.alloc(32)));
+});
