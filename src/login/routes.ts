@@ -15,6 +15,7 @@ import { createInFlightGate, LimiterBusyError } from '../users/concurrency.js';
 import { createFirstSeen, hashPassword, isUnrecognisedHash, UNRECOGNISED_HASH_HINT, verifyPassword } from '../users/passwords.js';
 import { hasControlCharacters } from '../users/user-admin.js';
 import type { UserRecord } from '../users/user-store.js';
+import { describeClient } from '../session/client.js';
 
 const LOGIN_BODY_LIMIT_BYTES = 16 * 1024;
 const MAX_USERNAME_LENGTH = 256;
@@ -148,7 +149,7 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
       await throttle.succeeded(input.username, ip).catch(() => undefined);
       // A new id at every login, and the old one (if any) ended: no session fixation.
       await sessions.destroy(request.cookies[config.cookieName]).catch(() => undefined);
-      const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups }, { passwordHash: user.passwordHash });
+      const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups }, { passwordHash: user.passwordHash, client: describeClient(request.headers['user-agent']) });
       // GATEWAY_MAX_SESSIONS_PER_USER; a store failure here was counted and logged by the manager.
       const capped = await sessions.endSessionsBeyondCap(user.username).catch(() => 0);
       if (capped > 0) request.log.info({ audit: 'revocation', user: user.username, sessions: capped, by: 'login', reason: 'session_cap', ip, outcome: 'success' }, 'oldest sessions ended: session cap');

@@ -3,16 +3,22 @@
 import type { SessionRecord } from './types.js';
 
 // The later times are stored as offsets from login: shorter numbers, same precision. The user
-// recheck's two fields come last and only when set, so a record without them keeps the old form.
+// recheck's two fields come last and only when set, so a record without them keeps the old form;
+// the client description (a few bytes, e.g. "Firefox on Linux") after them, only when known.
 type Encoded =
   | [user: string, email: string | null, groups: string[], createdAt: number, lifetimeMs: number, touchedAfterMs: number]
-  | [user: string, email: string | null, groups: string[], createdAt: number, lifetimeMs: number, touchedAfterMs: number, checkedAfterMs: number, passwordFingerprint: string | null];
+  | [user: string, email: string | null, groups: string[], createdAt: number, lifetimeMs: number, touchedAfterMs: number, checkedAfterMs: number, passwordFingerprint: string | null]
+  | [user: string, email: string | null, groups: string[], createdAt: number, lifetimeMs: number, touchedAfterMs: number, checkedAfterMs: number | null, passwordFingerprint: string | null, client: string];
 
 export function encodeRecord(r: SessionRecord): string {
+  const base = [r.user, r.email, r.groups, r.createdAt, r.expiresAt - r.createdAt, r.touchedAt - r.createdAt] as const;
+  const checked = r.checkedAt === undefined ? null : r.checkedAt - r.createdAt;
   const encoded: Encoded =
-    r.checkedAt === undefined && r.passwordFingerprint === undefined
-      ? [r.user, r.email, r.groups, r.createdAt, r.expiresAt - r.createdAt, r.touchedAt - r.createdAt]
-      : [r.user, r.email, r.groups, r.createdAt, r.expiresAt - r.createdAt, r.touchedAt - r.createdAt, (r.checkedAt ?? r.createdAt) - r.createdAt, r.passwordFingerprint ?? null];
+    r.client !== undefined
+      ? [...base, checked, r.passwordFingerprint ?? null, r.client]
+      : r.checkedAt === undefined && r.passwordFingerprint === undefined
+        ? [...base]
+        : [...base, checked ?? 0, r.passwordFingerprint ?? null];
   return JSON.stringify(encoded);
 }
 
@@ -24,15 +30,19 @@ export function decodeRecord(text: string): SessionRecord | null {
   } catch {
     return null;
   }
-  if (!Array.isArray(value) || (value.length !== 6 && value.length !== 8)) return null;
-  const [user, email, groups, createdAt, lifetimeMs, touchedAfterMs, checkedAfterMs, fingerprint] = value as unknown[];
+  if (!Array.isArray(value) || (value.length !== 6 && value.length !== 8 && value.length !== 9)) return null;
+  const [user, email, groups, createdAt, lifetimeMs, touchedAfterMs, checkedAfterMs, fingerprint, client] = value as unknown[];
   if (typeof user !== 'string' || (email !== null && typeof email !== 'string')) return null;
   if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) return null;
   if (typeof createdAt !== 'number' || typeof lifetimeMs !== 'number' || typeof touchedAfterMs !== 'number') return null;
   const record: SessionRecord = { user, email, groups: groups as string[], createdAt, expiresAt: createdAt + lifetimeMs, touchedAt: createdAt + touchedAfterMs };
   if (value.length === 6) return record;
-  if (typeof checkedAfterMs !== 'number' || (fingerprint !== null && typeof fingerprint !== 'string')) return null;
-  record.checkedAt = createdAt + checkedAfterMs;
+  if (fingerprint !== null && typeof fingerprint !== 'string') return null;
+  if (value.length === 9) {
+    if (typeof client !== 'string' || (checkedAfterMs !== null && typeof checkedAfterMs !== 'number')) return null;
+    record.client = client;
+  } else if (typeof checkedAfterMs !== 'number') return null;
+  if (typeof checkedAfterMs === 'number') record.checkedAt = createdAt + checkedAfterMs;
   if (fingerprint !== null) record.passwordFingerprint = fingerprint;
   return record;
 }
