@@ -15,6 +15,7 @@ import { verifyRoutes } from './forward-auth/verify.js';
 import { createVerifier } from './forward-auth/verifier.js';
 import { createVerifyFastPath } from './forward-auth/fast-path.js';
 import { createGate, sessionCookieAuthenticator } from './access/gate.js';
+import { authorizationAuthenticator, type AuthorizationEvents } from './tokens/gate-authenticator.js';
 import type { GatewayDeps } from './context.js';
 import { GatewayError, badHost, badPath, methodNotAllowed } from './errors.js';
 import { hostRefusal } from './http.js';
@@ -45,7 +46,11 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     publicPaths: config.publicPaths,
     rules: config.accessRules,
     logoutPaths: config.logoutPaths,
-    authenticators: [sessionCookieAuthenticator({ cookieName: config.cookieName, validate: (cookie) => deps.sessions.validate(cookie) })],
+    authenticators: [
+      sessionCookieAuthenticator({ cookieName: config.cookieName, validate: (cookie) => deps.sessions.validate(cookie) }),
+      // Then `Authorization`: API tokens, and HTTP Basic with GATEWAY_BASIC_AUTH (tokens/).
+      ...(deps.tokens ? [authorizationAuthenticator(deps.tokens.authenticator, authorizationEvents(deps))] : []),
+    ],
   });
   const verifier = createVerifier({ config, gate, logger: deps.logger, identityTokens: deps.identityTokens });
   const fastVerify = createVerifyFastPath(deps, verifier);
@@ -245,6 +250,7 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: FastifyE
   const message = status >= 500 && !(error instanceof GatewayError) ? 'Internal error.' : error.message;
   const code = (error as GatewayError).code;
   reply.code(status).header('cache-control', 'no-store');
+  if (error instanceof GatewayError && error.headers) reply.headers(error.headers);
   if ((request.headers.accept ?? '').includes('text/html')) {
     return reply.header('content-security-policy', ERROR_PAGE_CSP).type('text/html; charset=utf-8').send(renderErrorPage(status, titleFor(status), message));
   }
@@ -266,4 +272,43 @@ function titleFor(status: number): string {
     case 504: return 'Gateway timeout';
     default: return status >= 500 ? 'Server error' : 'Request refused';
   }
+}
+
+/**
+ * Audit lines and counters for credentials in `Authorization`: a Basic password check that is not
+ * served from the cache is a sign-in (gateway_logins_total, the login's audit line, `method:
+ * basic`); a refused API token is logged with why. Never the credential itself.
+ */
+function authorizationEvents(deps: GatewayDeps): AuthorizationEvents {
+  const { metrics, logger } = deps;
+  return {
+    checked(verdict, ip) {
+      switch (verdict.kind) {
+        case 'valid':
+          if (verdict.via === 'basic' && !verdict.cached) {
+            metrics.logins.inc({ outcome: 'success' });
+            logger.info({ audit: 'login', method: 'basic', user: verdict.identity.user, ip, outcome: 'success' }, 'login succeeded');
+          }
+          return;
+        case 'invalid':
+          if (verdict.scheme === 'basic') {
+            metrics.logins.inc({ outcome: 'failure' });
+            logger.warn({ audit: 'login', method: 'basic', user: verdict.user, ip, outcome: 'failure', reason: verdict.reason }, 'login failed');
+          } else {
+            logger.warn({ audit: 'token', ip, outcome: verdict.reason }, 'API token refused');
+          }
+          return;
+        case 'throttled':
+          metrics.logins.inc({ outcome: 'throttled' });
+          logger.warn({ audit: 'login', method: 'basic', user: verdict.user, ip, outcome: 'throttled' }, 'login throttled');
+          return;
+        case 'busy':
+          metrics.logins.inc({ outcome: 'throttled' });
+          logger.warn({ audit: 'login', method: 'basic', ip, outcome: 'throttled', by: 'busy' }, 'login refused: too many sign-ins at once');
+          return;
+        case 'none':
+          return;
+      }
+    },
+  };
 }

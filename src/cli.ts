@@ -7,7 +7,7 @@ import pino from 'pino';
 import { migrate } from './users/migrations.js';
 import { hashPassword } from './users/passwords.js';
 import { addUser, deleteUser, explainMissingOwnTable, identityValueProblem, isLegacyTable, listUsers, newUserProblem, ownTableOnly, setDisabled, setLegacyPassword, setPassword, UserAdminError } from './users/user-admin.js';
-import { createPgPool } from './users/user-store.js';
+import { createPgPool, createPostgresUserStore } from './users/user-store.js';
 import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { createLogger } from './logger.js';
 import { exportPrivateKeyPem, generateSigningKey } from './identity/keys.js';
@@ -16,18 +16,27 @@ import { connectRedis, createRedisClient } from './redis-client.js';
 import { createRedisSessionStore } from './session/redis-store.js';
 import { summariseSession } from './session/summary.js';
 import type { SessionStore } from './session/types.js';
+import { parseDurationMs } from './config/duration.js';
+import { invalidationChannel, tokenMessage, userMessage } from './tokens/invalidation.js';
+import { migrateTokens } from './tokens/migrations.js';
+import { tokenNameProblem } from './tokens/token.js';
+import { createToken, describeToken, explainMissingTokenTable, TokenAdminError } from './tokens/token-admin.js';
+import { createPostgresTokenStore } from './tokens/token-store.js';
 
 class UsageError extends Error {}
 
 const USAGE = `usage: session-gateway <command>
   serve                                   run the gateway (default)
-  migrate                                 create or update the gateway_users table
+  migrate                                 create or update the gateway_users and gateway_tokens tables
   users add <name> [--email E] [--groups a,b] --password-stdin
   users passwd <name> --password-stdin    (also revokes that user's sessions)
   users disable|enable|delete <name>      (disable and delete also revoke sessions)
   users list
   sessions list <name>                    one JSON line per session
   sessions revoke <name>                  prints how many were revoked
+  tokens create <user> --name N [--expires 90d]   prints a new API token (shown once)
+  tokens list <user>                      one JSON line per token (never the token)
+  tokens revoke <user> <name>             on every replica at once
   hash-password --password-stdin          prints an argon2id hash
   keys generate [--alg EdDSA|ES256]       prints a PEM private key for GATEWAY_IDENTITY_JWT_KEY_FILES`;
 
@@ -42,6 +51,8 @@ async function main(argv: string[]): Promise<number> {
       email: { type: 'string' },
       groups: { type: 'string' },
       alg: { type: 'string' },
+      name: { type: 'string' },
+      expires: { type: 'string' },
       'password-stdin': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -63,6 +74,7 @@ async function main(argv: string[]): Promise<number> {
     case 'migrate':
       return withPool(config, async (pool) => {
         await migrate(pool);
+        await migrateTokens(pool);
         console.log('migrated');
       });
     case 'users':
@@ -71,6 +83,10 @@ async function main(argv: string[]): Promise<number> {
       });
     case 'sessions':
       return sessionsCommand(config, rest);
+    case 'tokens':
+      return tokensCommand(config, rest, values).catch((err: unknown) => {
+        throw explainMissingTokenTable(explainMissingOwnTable(err));
+      });
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
@@ -180,6 +196,67 @@ async function sessionsCommand(config: Config, args: string[]): Promise<number> 
   });
 }
 
+async function tokensCommand(config: Config, args: string[], values: { name?: string | undefined; expires?: string | undefined }): Promise<number> {
+  const [action, user, ...extra] = args;
+  if (!user) throw new UsageError('tokens needs create|list|revoke and a user name');
+  checkName(user);
+  switch (action) {
+    case 'create': {
+      if (extra.length > 0) throw new UsageError('tokens create takes one user name and --name');
+      if (values.name === undefined) throw new UsageError('tokens create needs --name N');
+      const problem = tokenNameProblem(values.name);
+      if (problem) throw new UsageError(problem);
+      const expiresInMs = values.expires === undefined ? null : parseDurationMs(values.expires);
+      if (expiresInMs === null && values.expires !== undefined) throw new UsageError(`--expires must be a duration like 90d, 12h or 3600 (got ${JSON.stringify(values.expires)})`);
+      if (expiresInMs !== null && expiresInMs <= 0) throw new UsageError('--expires must be longer than 0');
+      const name = values.name;
+      return withPool(config, async (pool) => {
+        const users = createPostgresUserStore(pool, { userQuery: config.userQuery });
+        const created = await createToken(createPostgresTokenStore(pool), (n) => users.find(n), { user, name, expiresInMs });
+        auditToken(config, { audit: 'token_created', user, token: name, expires: created.expiresAt === null ? null : new Date(created.expiresAt).toISOString() }, 'API token created');
+        // Standard output is the token alone, so `TOKEN=$(session-gateway tokens create …)` works.
+        console.log(created.token);
+      });
+    }
+    case 'list':
+      if (extra.length > 0) throw new UsageError('tokens list takes exactly one user name');
+      return withPool(config, async (pool) => {
+        for (const record of await createPostgresTokenStore(pool).list(user)) console.log(JSON.stringify(describeToken(record)));
+      });
+    case 'revoke': {
+      const [name, ...more] = extra;
+      if (!name || more.length > 0) throw new UsageError('tokens revoke needs a user name and a token name');
+      return withPool(config, async (pool) => {
+        const tokenHash = await createPostgresTokenStore(pool).revoke(user, name);
+        if (tokenHash === null) throw new TokenAdminError(`user ${JSON.stringify(user)} has no token named ${JSON.stringify(name)}`);
+        const told = await publishInvalidation(config, tokenMessage(tokenHash));
+        auditToken(config, { audit: 'revocation', user, token: name, by: 'cli', command: 'tokens revoke', outcome: 'success' }, 'API token revoked');
+        console.log(`revoked ${name}${told ? '' : ' (no Redis configured: a running gateway stops accepting it within GATEWAY_SESSION_CACHE_TTL)'}`);
+      });
+    }
+    default:
+      throw new UsageError(`unknown tokens action ${JSON.stringify(action)}`);
+  }
+}
+
+function auditToken(config: Config, line: Record<string, unknown>, message: string): void {
+  const audit = createLogger(config.logLevel, pino.destination({ dest: 2, sync: true }));
+  audit.info(line, message);
+}
+
+/** Tells every running replica (their caches) through the session invalidation channel; false without Redis. */
+async function publishInvalidation(config: Config, message: string): Promise<boolean> {
+  if (!config.redis) return false;
+  const redis = createRedisClient(config.redis, { tlsCa: config.redisTlsCa, commandTimeoutMs: config.redisCommandTimeoutMs, connectTimeoutMs: config.redisConnectTimeoutMs });
+  try {
+    await connectRedis(redis, 10_000);
+    await redis.publish(invalidationChannel(config.redisPrefix), message);
+    return true;
+  } finally {
+    redis.disconnect();
+  }
+}
+
 /**
  * A name with leading/trailing whitespace or control characters is a typo or an attack (SPEC 4:
  * it would reach apps as another name, or break the store); refused before anything is stored.
@@ -195,6 +272,8 @@ async function revokeIfPossible(config: Config, user: string, reason: string): P
   await withSessionStore(config, async (store) => {
     revoked = await store.deleteByUser(user);
   });
+  // Cached Basic credentials and tokens of the user are read again on every replica.
+  await publishInvalidation(config, userMessage(user));
   auditRevocation(config, user, revoked, reason);
   return `${revoked} session(s) revoked`;
 }
@@ -267,7 +346,7 @@ main(process.argv.slice(2)).then(
       console.error(`session-gateway: ${(err as Error).message}\n${USAGE}`);
       process.exit(2);
     }
-    if (err instanceof UserAdminError) {
+    if (err instanceof UserAdminError || err instanceof TokenAdminError) {
       console.error(`session-gateway: ${err.message}`);
       process.exit(1);
     }

@@ -9,6 +9,7 @@ import type { UserStore } from './users/user-store.js';
 import type { Config } from './config/config.js';
 import type { IdentityTokens } from './identity/signed-identity.js';
 import type { ActiveSession, SessionManager } from './session/manager.js';
+import type { TokenServices } from './tokens/services.js';
 import type { Tracing } from './tracing/index.js';
 import type { Gate, Principal } from './access/gate.js';
 
@@ -16,6 +17,8 @@ export interface GatewayDeps {
   config: Config;
   sessions: SessionManager;
   users: UserStore;
+  /** API tokens and HTTP Basic: the Authorization header as a credential (SPEC 9); absent: no such credentials. */
+  tokens?: TokenServices;
   throttle: LoginThrottle;
   csrf: CsrfTokens;
   metrics: Metrics;

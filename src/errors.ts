@@ -4,11 +4,14 @@
 export class GatewayError extends Error {
   readonly code: string;
   readonly statusCode: number;
-  constructor(code: string, statusCode: number, message: string, options?: { cause?: unknown }) {
+  /** Response headers that belong to the refusal (`Retry-After`). */
+  readonly headers: Readonly<Record<string, string>> | null;
+  constructor(code: string, statusCode: number, message: string, options?: { cause?: unknown; headers?: Record<string, string> }) {
     super(message, options);
     this.name = 'GatewayError';
     this.code = code;
     this.statusCode = statusCode;
+    this.headers = options?.headers ?? null;
   }
 }
 
@@ -45,3 +48,11 @@ export const upstreamRefusedUpgrade = (status: number) =>
   new GatewayError('GW_ERR_UPSTREAM_REFUSED_UPGRADE', status, 'The application refused the WebSocket connection.');
 
 export const shuttingDown = () => new GatewayError('GW_ERR_SHUTTING_DOWN', 503, 'The gateway is shutting down; try again shortly.');
+
+/** HTTP Basic checks refused by the sign-in throttle (the login form's budget). */
+export const tooManySignInAttempts = (retryAfterSeconds: number) =>
+  new GatewayError('GW_ERR_TOO_MANY_ATTEMPTS', 429, 'Too many failed sign-in attempts. Try again later.', { headers: { 'retry-after': String(retryAfterSeconds) } });
+
+/** A password check shed because too many are waiting for a hash (users/concurrency.ts). */
+export const signInBusy = (retryAfterSeconds: number) =>
+  new GatewayError('GW_ERR_SIGN_IN_BUSY', 503, 'Too many sign-ins at once. Please try again in a few seconds.', { headers: { 'retry-after': String(retryAfterSeconds) } });

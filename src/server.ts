@@ -3,11 +3,12 @@
 import { randomBytes } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { createMetrics, type Metrics } from './admin/metrics.js';
 import { buildAdminApp, type DependencyCheck } from './admin/server.js';
 import { createCsrfTokens, dropsSecureCookies } from './login/csrf.js';
-import { hashPassword, prepareDummyHash } from './users/passwords.js';
+import { hashPassword, prepareDummyHash, verifyPassword } from './users/passwords.js';
 import { createMemoryThrottle, createRedisThrottle } from './login/throttle.js';
 import { checkConfiguredQueries, createMemoryUserStore, createPgPool, createPostgresUserStore, type UserStore } from './users/user-store.js';
 import { loadConfig, type Config } from './config/config.js';
@@ -22,6 +23,9 @@ import { createRedisSessionStore } from './session/redis-store.js';
 import type { SessionStore, ValidationOutcome } from './session/types.js';
 import { startWhoamiServer } from './demo/whoami.js';
 import { identityTokensFromConfig } from './identity/signed-identity.js';
+import { createTokenServices } from './tokens/services.js';
+import { tokenApiRoutes } from './admin/token-api.js';
+import { TOKEN_OUTCOMES, type TokenOutcome } from './tokens/verifier.js';
 import { createReplaceableLoginPage } from './login/login-page.js';
 import { buildApp, replaceTlsContext } from './app.js';
 import { createReloader, type ReloadResult } from './reload.js';
@@ -76,7 +80,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   const redis = config.redis ? createRedisClient(config.redis, { tlsCa: config.redisTlsCa, commandTimeoutMs: config.redisCommandTimeoutMs, connectTimeoutMs: config.redisConnectTimeoutMs }) : null;
   const store = createStore(config, redis, metrics, logger);
   closers.push(() => store.close());
-  const { users, checkUsers, stopChecks } = await createUsers(config, metrics, logger, options.announce).catch(async (err: unknown) => {
+  const { users, pool, checkUsers, stopChecks } = await createUsers(config, metrics, logger, options.announce).catch(async (err: unknown) => {
     await store.close().catch(() => undefined);
     redis?.disconnect();
     throw err;
@@ -127,12 +131,37 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   });
   const upstream = config.upstream ?? whoami?.url ?? null;
   const limits = { maxPerUser: config.loginMaxAttempts, maxPerIp: config.loginMaxAttemptsPerIp, windowMs: config.loginWindowMs };
+  const throttle = redis ? createRedisThrottle(redis, config.redisPrefix, limits) : createMemoryThrottle(limits);
+  const tokenCounters = Object.fromEntries(TOKEN_OUTCOMES.map((o) => [o, metrics.tokenValidations.labels(o)])) as Record<TokenOutcome, ReturnType<typeof metrics.tokenValidations.labels>>;
+  const tokens = createTokenServices({
+    pool,
+    sessionStore: store,
+    redis,
+    redisPrefix: config.redisPrefix,
+    findUser: (name) => users.find(name),
+    verifyPassword: (stored, password, options) => verifyPassword(stored, password, options),
+    allowPlaintext: config.allowPlaintextPasswords,
+    throttle,
+    cacheMaxEntries: config.cacheMaxEntries,
+    cacheTtlMs: config.cacheTtlMs,
+    lastUsedIntervalMs: config.touchIntervalMs,
+    basicAuth: config.basicAuth,
+    basicAuthCacheMs: config.basicAuthCacheMs,
+    events: {
+      validated: (outcome) => tokenCounters[outcome].inc(),
+      storeError: (err, operation) => {
+        metrics.storeErrors.inc({ store: 'postgres' });
+        logger.warn({ err: describe(err), operation }, 'token store operation failed');
+      },
+    },
+  });
   const loginPage = createReplaceableLoginPage(config.loginBranding);
   const deps: GatewayDeps = {
     config,
     sessions,
     users,
-    throttle: redis ? createRedisThrottle(redis, config.redisPrefix, limits) : createMemoryThrottle(limits),
+    tokens,
+    throttle,
     csrf: createCsrfTokens(secrets),
     metrics,
     logger,
@@ -175,7 +204,9 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     checks,
     isDraining: () => draining,
     beforeScrape: () => metrics.sessionCacheEntries.set(sessions.cacheSize),
-    sessionApi: config.adminToken ? { token: config.adminToken, sessions, logger } : null,
+    sessionApi: config.adminToken
+      ? { token: config.adminToken, sessions, logger, routes: tokens.store ? [tokenApiRoutes({ store: tokens.store, invalidation: tokens.invalidation, logger })] : [] }
+      : null,
   });
 
   try {
@@ -281,7 +312,7 @@ async function createUsers(
   metrics: Metrics,
   logger: Logger,
   announce: (text: string) => void = (text) => process.stderr.write(text),
-): Promise<{ users: UserStore; checkUsers: (() => Promise<void>) | null; stopChecks: () => void }> {
+): Promise<{ users: UserStore; pool: pg.Pool | null; checkUsers: (() => Promise<void>) | null; stopChecks: () => void }> {
   if (config.databaseUrl) {
     const pool = createPgPool(config.databaseUrl);
     let lastLogged = 0;
@@ -302,7 +333,7 @@ async function createUsers(
       await users.close().catch(() => undefined);
       throw err;
     });
-    return { users, checkUsers: () => users.ping(), stopChecks };
+    return { users, pool, checkUsers: () => users.ping(), stopChecks };
   }
   const password = randomBytes(12).toString('base64url');
   const users = createMemoryUserStore([
@@ -314,7 +345,7 @@ async function createUsers(
   }
   const warning = config.embedded ? '  WARNING: embedded demo mode, NOT FOR PRODUCTION (set REDIS_URL, DATABASE_URL, GATEWAY_UPSTREAM)\n' : '';
   announce(`\n${warning}  session-gateway demo user: ${EMBEDDED_USER}\n  password (shown once):     ${password}\n\n`);
-  return { users, checkUsers: null, stopChecks: () => undefined };
+  return { users, pool: null, checkUsers: null, stopChecks: () => undefined };
 }
 
 /**

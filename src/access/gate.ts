@@ -38,6 +38,8 @@ export interface Credentials {
   readonly cookies: Readonly<Record<string, string | undefined>>;
   /** The request's headers (`authorization` for tokens and Basic). */
   readonly headers: IncomingHttpHeaders;
+  /** The client's address as the gateway believes it (trusted proxies): password checks are throttled by it. */
+  readonly ip?: string;
 }
 
 /** Someone the gateway recognised, by whatever credential. */

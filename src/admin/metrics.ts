@@ -100,6 +100,12 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       help: 'Proxied WebSockets currently open.',
       registers,
     }),
+    tokenValidations: new Counter({
+      name: 'gateway_token_validations_total',
+      help: 'API token checks (Bearer, or a token as the Basic password) by outcome: valid, invalid, expired, revoked, disabled (user unknown or disabled).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
     configReloads: new Counter({
       name: 'gateway_config_reloads_total',
       help: 'SIGHUP reloads of what lives in files: applied (success) or refused with the old configuration kept (failure).',

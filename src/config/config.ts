@@ -114,6 +114,10 @@ export interface Config {
   embedded: boolean;
   /** The signed X-Gateway-Identity token (GATEWAY_IDENTITY_JWT); null: off. */
   identityToken: IdentityTokenSettings | null;
+  /** GATEWAY_BASIC_AUTH: `Authorization: Basic` (password or API token) accepted for non-browser clients. */
+  basicAuth: boolean;
+  /** GATEWAY_BASIC_AUTH_CACHE: how long a verified Basic credential is remembered in-process (0: never). */
+  basicAuthCacheMs: number;
   /** OpenTelemetry tracing (standard OTEL_* variables); null: off, and no SDK is loaded. */
   tracing: TracingOptions | null;
 }
@@ -179,6 +183,9 @@ export const DEFAULT_ALLOW_PLAINTEXT_PASSWORDS = false;
 export const DEFAULT_REDIS_PREFIX = 'sgw:';
 /** GATEWAY_SESSION_COMPACT_RECORDS: `false` only during a rolling upgrade from the previous release. */
 export const DEFAULT_SESSION_COMPACT_RECORDS = true;
+/** GATEWAY_BASIC_AUTH, GATEWAY_BASIC_AUTH_CACHE (docs/tokens.md). */
+export const DEFAULT_BASIC_AUTH = false;
+export const DEFAULT_BASIC_AUTH_CACHE_MS = 5 * 60_000;
 export const DEFAULT_LOGIN_MAX_ATTEMPTS = 5;
 export const DEFAULT_LOGIN_WINDOW_MS = 15 * 60_000;
 /** GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP: this many times GATEWAY_LOGIN_MAX_ATTEMPTS. */
@@ -290,6 +297,9 @@ function readAll(r: EnvReader): Config {
     logLevel: r.oneOf('LOG_LEVEL', DEFAULT_LOG_LEVEL, LOG_LEVELS),
     embedded,
     identityToken: readIdentityToken(r, redis !== null, secrets.values),
+    basicAuth: r.boolean('GATEWAY_BASIC_AUTH', DEFAULT_BASIC_AUTH),
+    // A password checked this long ago still opens requests: kept short, like a session's cache.
+    basicAuthCacheMs: r.duration('GATEWAY_BASIC_AUTH_CACHE', DEFAULT_BASIC_AUTH_CACHE_MS, { min: 0, max: 24 * 3_600_000 }),
     tracing: readTracing(r),
   };
 }

@@ -21,7 +21,7 @@ export interface Verifier {
   readonly quiet: boolean;
   peerTrusted(socket: Socket): boolean;
   /** The gate's verdict for the request the proxy names (an unknown one has no path). */
-  decide(target: OriginalRequest, cookies: Readonly<Record<string, string | undefined>>, request: IncomingMessage): Promise<Verdict>;
+  decide(target: OriginalRequest, cookies: Readonly<Record<string, string | undefined>>, request: IncomingMessage, ip?: string): Promise<Verdict>;
   /** The headers of a 204: identity (narrowed by the rule), the signed token (its `aud` from `request`'s host), no-store. */
   allowHeaders(verdict: Extract<Verdict, { kind: 'allow' }>, request: IncomingMessage): Record<string, string>;
   /**
@@ -61,14 +61,14 @@ export function createVerifier({ config, gate, logger, identityTokens }: Verifie
     appCookies,
     quiet: !(config.accessLog && config.verifyAccessLog),
     peerTrusted: (socket) => peerTrusted(socket, config),
-    decide(target, cookies, request) {
+    decide(target, cookies, request, ip) {
       if (target.known && target.method === null && !warnedNoMethod && gate.methodScoped) {
         warnedNoMethod = true;
         logger.warn(
           'forward-auth: a request came without X-Forwarded-Method (with X-Forwarded-Uri) or X-Original-Method (with X-Original-URI); rules with `methods:` are applied as if any method were meant, so they may refuse more than intended: have the proxy send the method header',
         );
       }
-      return gate.decide({ path: target.known ? target.path : null, method: target.method, credentials: { cookies, headers: request.headers } });
+      return gate.decide({ path: target.known ? target.path : null, method: target.method, credentials: ip === undefined ? { cookies, headers: request.headers } : { cookies, headers: request.headers, ip } });
     },
     allowHeaders(verdict, request) {
       const { record } = verdict.forwarded;

@@ -9,6 +9,7 @@ import { escapeHtml } from '../pages.js';
 import { auditRefusal, refusesCrossSiteWebSocket, unreachable } from '../access/gate.js';
 import { originalRequest, type OriginalRequest } from './original-request.js';
 import type { Verifier } from './verifier.js';
+import { basicChallengeFor } from '../tokens/authenticator.js';
 
 // nginx's auth_request subrequest, Traefik's and Caddy's calls are GETs whatever the client sent
 // (HEAD comes with GET); the other methods are accepted for proxies configured otherwise. The
@@ -25,6 +26,7 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, veri
   const fixedOrigin = config.publicUrl?.origin ?? null;
   const trusted = config.trustedProxies;
   let warnedUnnamed = false;
+  const basicChallenge = deps.tokens?.authenticator.basicEnabled === true ? basicChallengeFor(config.loginTitle) : null;
 
   // The proxy sends no body (or one we never need): never parse it, never answer 415 or 413 for it.
   app.removeAllContentTypeParsers();
@@ -45,7 +47,7 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, veri
     if (!target.known) warnUnnamed(request);
 
     // The fast path may have decided this very request already and handed it over.
-    const verdict = await (verifier.takeHandedOver(request.raw) ?? verifier.decide(target, request.cookies, request.raw));
+    const verdict = await (verifier.takeHandedOver(request.raw) ?? verifier.decide(target, request.cookies, request.raw, request.ip));
     switch (verdict.kind) {
       case 'undecidable':
         return forbidden(request, reply, verdict.reason);
@@ -97,6 +99,8 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, veri
         .type('text/html; charset=utf-8')
         .send(`<!doctype html><meta http-equiv="refresh" content="0;url=${href}"><title>Sign in</title><a href="${href}">Sign in</a>\n`);
     }
+    // A client that speaks only Basic learns it may send it (through Traefik, which hands this 401 on).
+    if (basicChallenge !== null) reply.header('www-authenticate', basicChallenge);
     return reply.send({ error: 'authentication required', login });
   }
 

@@ -17,6 +17,7 @@ import { PROXIED_METHODS } from './methods.js';
 import { createPathMatcher } from '../access/paths.js';
 import { createWebSocketProxy } from './websocket.js';
 import { endUpstream, traceUpstream } from '../tracing/index.js';
+import { basicChallengeFor } from '../tokens/authenticator.js';
 
 /**
  * No cap on connections to the app: an HTTP/1.1 connection carries one request at a time, so any
@@ -39,11 +40,25 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
   const ownCookieNames = [config.cookieName, CSRF_COOKIE];
   const upstreamByClass = new Map<string, ReturnType<typeof metrics.upstreamDuration.labels>>();
   const identityTokens = deps.identityTokens;
-  const rewriteRequestHeaders = createRequestHeaderRewriter({
+  const rewriteIdentityHeaders = createRequestHeaderRewriter({
     names: { user: config.headerUser, email: config.headerEmail, groups: config.headerGroups },
     cookieNames: [config.cookieName, CSRF_COOKIE],
     preserveHost: config.preserveHost,
   });
+  // An Authorization header that carried a gateway credential (API token, Basic with
+  // GATEWAY_BASIC_AUTH) stays here, whether or not it was the one that decided; any other reaches
+  // the app as before (SPEC 9).
+  const ownsAuthorization = deps.tokens?.authenticator.owns ?? null;
+  const rewriteRequestHeaders: typeof rewriteIdentityHeaders =
+    ownsAuthorization === null
+      ? rewriteIdentityHeaders
+      : (headers, ctx) => {
+        const rewritten = rewriteIdentityHeaders(headers, ctx);
+        const authorization = rewritten.authorization;
+        if (typeof authorization === 'string' && ownsAuthorization(authorization)) delete rewritten.authorization;
+        return rewritten;
+      };
+  const basicChallenge = deps.tokens?.authenticator.basicEnabled === true ? basicChallengeFor(config.loginTitle) : null;
 
   /** A renewed cookie (signed with a retired secret) goes out with whatever is answered. */
   const renewCookie = (reply: FastifyReply, principal: Principal | null) => {
@@ -53,7 +68,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
 
   /** The preHandler of every proxied route: it renders the gate's verdict; no access, no forwarding. */
   const authenticate = async (request: FastifyRequest, reply: FastifyReply) => {
-    const verdict = await gate.decide({ path: request.normalisedPath, method: request.method, credentials: { cookies: request.cookies, headers: request.headers }, logout: true });
+    const verdict = await gate.decide({ path: request.normalisedPath, method: request.method, credentials: { cookies: request.cookies, headers: request.headers, ip: request.ip }, logout: true });
     switch (verdict.kind) {
       case 'logout':
         return logout.fromAppPath(request, reply);
@@ -81,6 +96,8 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
           const expired = verdict.outcome === 'expired' ? '&expired=1' : '';
           return reply.redirect(`${loginUrl}?rd=${rd}${expired}`, 302);
         }
+        // Clients that speak only Basic (WebDAV, CalDAV, git) learn that they may send it.
+        if (basicChallenge !== null) reply.header('www-authenticate', basicChallenge);
         return reply.code(401).send({ error: 'authentication required', login: loginUrl });
       }
       case 'undecidable': // only a door that cannot name the path gets this; the proxy always can
