@@ -8,6 +8,17 @@ import type { UserStore } from './users/user-store.js';
 import type { Config } from './config/config.js';
 import type { IdentityTokens } from './identity/signed-identity.js';
 import type { ActiveSession, SessionManager } from './session/manager.js';
+import type { MfaService } from './mfa/service.js';
+import type { PendingStore } from './mfa/pending.js';
+
+/** The second factor (GATEWAY_MFA optional or required). */
+export interface MfaDeps {
+  service: MfaService;
+  /** Sign-ins whose password was right and whose second step is still to come. */
+  pending: PendingStore;
+  /** Wrong codes, counted like wrong passwords (same limits, counters of their own). */
+  throttle: LoginThrottle;
+}
 
 export interface GatewayDeps {
   config: Config;
@@ -21,6 +32,8 @@ export interface GatewayDeps {
   upstream: URL | null;
   /** The signed X-Gateway-Identity token; null when GATEWAY_IDENTITY_JWT is off. */
   identityTokens: IdentityTokens | null;
+  /** null: GATEWAY_MFA=off. */
+  mfa: MfaDeps | null;
 }
 
 declare module 'fastify' {

@@ -22,6 +22,11 @@ import { createRedisSessionStore } from './session/redis-store.js';
 import type { SessionStore, ValidationOutcome } from './session/types.js';
 import { startWhoamiServer } from './demo/whoami.js';
 import { identityTokensFromConfig } from './identity/signed-identity.js';
+import type { MfaDeps } from './context.js';
+import type pg from 'pg';
+import { createMfaService } from './mfa/service.js';
+import { createMemoryMfaStore, createPostgresMfaStore } from './mfa/store.js';
+import { createMemoryPendingStore, createRedisPendingStore } from './mfa/pending.js';
 
 export interface RunningGateway {
   app: FastifyInstance;
@@ -68,7 +73,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   const redis = config.redis ? createRedisClient(config.redis, { tlsCa: config.redisTlsCa, commandTimeoutMs: config.redisCommandTimeoutMs, connectTimeoutMs: config.redisConnectTimeoutMs }) : null;
   const store = createStore(config, redis, metrics, logger);
   closers.push(() => store.close());
-  const { users, checkUsers, stopChecks } = await createUsers(config, metrics, logger, options.announce).catch(async (err: unknown) => {
+  const { users, pool, checkUsers, stopChecks } = await createUsers(config, metrics, logger, options.announce).catch(async (err: unknown) => {
     await store.close().catch(() => undefined);
     redis?.disconnect();
     throw err;
@@ -117,6 +122,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     logger,
     upstream,
     identityTokens: identityTokensFromConfig(config, logger),
+    mfa: createMfa(config, redis, pool, limits),
   };
 
   if (redis) {
@@ -171,6 +177,17 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   return { app, admin, deps, proxyPort, adminPort, shutdown };
 }
 
+/** GATEWAY_MFA optional|required: the gateway_mfa table (or memory in the embedded mode), pending sign-ins next to the sessions. */
+function createMfa(config: Config, redis: RedisClient | null, pool: pg.Pool | null, limits: { maxPerUser: number; maxPerIp: number; windowMs: number }): MfaDeps | null {
+  if (config.mfaMode === 'off') return null;
+  const mfaPrefix = `${config.redisPrefix}mfa:`;
+  return {
+    service: createMfaService({ mode: config.mfaMode, keys: config.mfaKeys, store: pool ? createPostgresMfaStore(pool) : createMemoryMfaStore() }),
+    pending: redis ? createRedisPendingStore(redis, config.redisPrefix) : createMemoryPendingStore(),
+    throttle: redis ? createRedisThrottle(redis, mfaPrefix, limits) : createMemoryThrottle(limits),
+  };
+}
+
 function createStore(config: Config, redis: RedisClient | null, metrics: Metrics, logger: Logger): SessionStore {
   if (!redis) return createMemorySessionStore();
   let lastLogged = 0;
@@ -191,7 +208,7 @@ async function createUsers(
   metrics: Metrics,
   logger: Logger,
   announce: (text: string) => void = (text) => process.stderr.write(text),
-): Promise<{ users: UserStore; checkUsers: (() => Promise<void>) | null; stopChecks: () => void }> {
+): Promise<{ users: UserStore; pool: pg.Pool | null; checkUsers: (() => Promise<void>) | null; stopChecks: () => void }> {
   if (config.databaseUrl) {
     const pool = createPgPool(config.databaseUrl);
     const users = createPostgresUserStore(pool, {
@@ -206,7 +223,7 @@ async function createUsers(
       await users.close().catch(() => undefined);
       throw err;
     });
-    return { users, checkUsers: () => users.ping(), stopChecks };
+    return { users, pool, checkUsers: () => users.ping(), stopChecks };
   }
   const password = randomBytes(12).toString('base64url');
   const users = createMemoryUserStore([
@@ -218,7 +235,7 @@ async function createUsers(
   }
   const warning = config.embedded ? '  WARNING: embedded demo mode, NOT FOR PRODUCTION (set REDIS_URL, DATABASE_URL, GATEWAY_UPSTREAM)\n' : '';
   announce(`\n${warning}  session-gateway demo user: ${EMBEDDED_USER}\n  password (shown once):     ${password}\n\n`);
-  return { users, checkUsers: null, stopChecks: () => undefined };
+  return { users, pool: null, checkUsers: null, stopChecks: () => undefined };
 }
 
 /**

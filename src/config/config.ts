@@ -122,6 +122,10 @@ export interface Config {
   embedded: boolean;
   /** The signed X-Gateway-Identity token (GATEWAY_IDENTITY_JWT); null: off. */
   identityToken: IdentityTokenConfig | null;
+  /** GATEWAY_MFA: whether a second factor may be (optional) or must be (required) used. */
+  mfaMode: 'off' | 'optional' | 'required';
+  /** GATEWAY_MFA_ENCRYPTION_KEY: the first encrypts TOTP secrets, all decrypt. Empty when off. */
+  mfaKeys: string[];
 }
 
 export interface IdentityTokenConfig {
@@ -158,6 +162,7 @@ export const SECRET_VARIABLES = [
   'REDIS_PASSWORD',
   'REDIS_SENTINEL_USERNAME',
   'REDIS_SENTINEL_PASSWORD',
+  'GATEWAY_MFA_ENCRYPTION_KEY',
 ] as const;
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -248,7 +253,24 @@ function readAll(r: EnvReader): Config {
     logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
     embedded,
     identityToken: readIdentityToken(r, redis !== null, secrets.values),
+    ...readMfa(r, secrets.values),
   };
+}
+
+const MFA_MODES = new Set(['off', 'optional', 'required']);
+
+function readMfa(r: EnvReader, sessionSecrets: string[]): { mfaMode: Config['mfaMode']; mfaKeys: string[] } {
+  const mfaMode = r.oneOf('GATEWAY_MFA', 'off', MFA_MODES) as Config['mfaMode'];
+  const mfaKeys = r.list('GATEWAY_MFA_ENCRYPTION_KEY');
+  if (mfaMode === 'off') return { mfaMode, mfaKeys: [] };
+  if (mfaKeys.length === 0) {
+    r.problem(`GATEWAY_MFA_ENCRYPTION_KEY is required when GATEWAY_MFA=${mfaMode} (it encrypts TOTP secrets at rest; replicas must share it); e.g. \`openssl rand -base64 48\``);
+  }
+  mfaKeys.forEach((key, index) => {
+    if (key.length < MIN_SECRET_LENGTH) r.problem(`GATEWAY_MFA_ENCRYPTION_KEY: key #${index + 1} is shorter than ${MIN_SECRET_LENGTH} characters`);
+    else if (sessionSecrets.includes(key)) r.problem(`GATEWAY_MFA_ENCRYPTION_KEY: key #${index + 1} is also a GATEWAY_SESSION_SECRET; use a key of its own`);
+  });
+  return { mfaMode, mfaKeys };
 }
 
 /**

@@ -46,7 +46,8 @@ export interface ValidateOptions {
 export interface SessionManager {
   /** Validates a cookie value; throws a 503 GatewayError when the store cannot answer. */
   validate(cookieValue: string | undefined, options?: ValidateOptions): Promise<Validation>;
-  create(identity: Identity): Promise<{ cookieValue: string; record: SessionRecord }>;
+  /** A new session; `amr` records how the sign-in was established (default: a password alone). */
+  create(identity: Identity & { amr?: string[] }): Promise<{ cookieValue: string; record: SessionRecord }>;
   /** Ends the session a cookie names, on every replica; false if there was none. */
   destroy(cookieValue: string | undefined): Promise<boolean>;
   listByUser(user: string): Promise<StoredSession[]>;
@@ -185,7 +186,8 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     async create(identity) {
       const id = newSessionId();
       const at = now();
-      const record: SessionRecord = { ...identity, createdAt: at, expiresAt: at + maxLifetimeMs, touchedAt: at };
+      const { amr, ...who } = identity;
+      const record: SessionRecord = { ...who, createdAt: at, expiresAt: at + maxLifetimeMs, touchedAt: at, ...(amr ? { amr } : {}) };
       const idHash = hashSessionId(id);
       try {
         await store.create(idHash, record, ttlFor(record, at));

@@ -14,7 +14,15 @@ export interface SessionRecord extends Identity {
   expiresAt: number;
   /** When the idle deadline was last pushed forward in the store, epoch ms. */
   touchedAt: number;
+  /**
+   * How the sign-in was established (RFC 8176 names: `pwd`, `otp`, `hwk`); absent means a
+   * password alone, as for every session made before the second factor existed.
+   */
+  amr?: string[];
 }
+
+/** What a session without a recorded `amr` was established with. */
+export const PASSWORD_ONLY: readonly string[] = Object.freeze(['pwd']);
 
 export interface StoredSession {
   idHash: string;
