@@ -83,7 +83,8 @@ ${errorBlock(m.error)}<p>Signed in as <strong>${escapeHtml(m.user)}</strong>. Ad
 ${qrSvg(m.otpauth, `QR code to add ${m.user} to an authenticator app`)}</li>
 <li>Or type this key into the app:
 <code class="key" id="totp-key">${escapeHtml(m.key)}</code>
-<details><summary>Setup link</summary><p class="uri"><a href="${escapeHtml(m.otpauth)}">${escapeHtml(m.otpauth)}</a></p></details></li>
+<p><a href="${escapeHtml(m.otpauth)}">Open in an authenticator app on this device</a></p>
+<details><summary>Setup link as text</summary><p class="uri"><code>${escapeHtml(m.otpauth)}</code></p></details></li>
 <li>Enter the code the app shows to finish.</li>
 </ol>
 ${codeForm(m, 'Code from the app', 'Turn on two-step verification', 'Six digits; a new one appears every 30 seconds.')}
