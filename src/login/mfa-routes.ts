@@ -8,7 +8,7 @@
 // password throttle's rules, on counters of their own.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayDeps, MfaDeps } from '../context.js';
-import { sessionStoreUnavailable, userStoreUnavailable } from '../errors.js';
+import { GatewayError, sessionStoreUnavailable, userStoreUnavailable } from '../errors.js';
 import { isSameOrigin, setSessionCookie, wantsJson } from '../http.js';
 import { safeRedirectTarget } from '../access/paths.js';
 import type { ActiveSession } from '../session/manager.js';
@@ -114,22 +114,16 @@ export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: Mf
     return reply.code(401).send({ error: 'sign in first', login: loginPath });
   };
 
-  /** A form or JSON POST: same origin, a code, and (forms) the CSRF token; null once answered. */
-  function readPost(request: FastifyRequest, reply: FastifyReply, json: boolean): CodeInput | null {
-    if (!isSameOrigin(request, config)) {
-      reply.code(403).send({ error: 'Cross-origin requests are refused.' });
-      return null;
-    }
+  /**
+   * A form or JSON POST: same origin, a code, and (forms) the CSRF token. Refusals are thrown, so
+   * the gateway's error handler answers a browser with a page and anything else with JSON.
+   */
+  function readPost(request: FastifyRequest, json: boolean): CodeInput {
+    if (!isSameOrigin(request, config)) throw new GatewayError('GW_ERR_CROSS_ORIGIN', 403, 'Cross-origin requests are refused.');
     const body = (typeof request.body === 'object' && request.body !== null ? request.body : {}) as Record<string, unknown>;
     const code = typeof body.code === 'string' ? body.code.trim() : '';
-    if (code === '' || code.length > MAX_CODE_LENGTH) {
-      reply.code(400).send({ error: 'A code is required.' });
-      return null;
-    }
-    if (!json && !csrf.verify(request.cookies[CSRF_COOKIE], body.csrf)) {
-      reply.code(403).send({ error: 'The form expired. Please go back and try again.' });
-      return null;
-    }
+    if (code === '' || code.length > MAX_CODE_LENGTH) throw new GatewayError('GW_ERR_CODE_REQUIRED', 400, 'A code is required.');
+    if (!json && !csrf.verify(request.cookies[CSRF_COOKIE], body.csrf)) throw new GatewayError('GW_ERR_FORM_EXPIRED', 403, 'The form expired. Please go back, reload the page and try again.');
     return { code, rd: typeof body.rd === 'string' ? body.rd : null, csrf: body.csrf };
   }
 
@@ -193,8 +187,7 @@ export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: Mf
 
   app.post('/mfa', async (request, reply) => {
     const json = prefersJson(request);
-    const input = readPost(request, reply, json);
-    if (!input) return reply;
+    const input = readPost(request, json);
     const subject = await subjectOf(request);
     if (!subject) return nobody(request, reply);
     const rd = returnTo(subject, input.rd);
@@ -263,8 +256,7 @@ export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: Mf
 
   app.post('/mfa/setup', async (request, reply) => {
     const json = prefersJson(request);
-    const input = readPost(request, reply, json);
-    if (!input) return reply;
+    const input = readPost(request, json);
     const subject = await subjectOf(request);
     if (!subject) return nobody(request, reply);
     const rd = returnTo(subject, input.rd);
