@@ -86,7 +86,11 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
       if (secret === null) return { ok: false, method: 'totp', reason: 'undecryptable' };
       const step = matchTotp(secret, typed, now());
       if (step === null) return { ok: false, method: 'totp', reason: 'wrong' };
-      return (await store.useStep(user, step)) ? { ok: true, method: 'totp' } : { ok: false, method: 'totp', reason: 'replayed' };
+      if (!(await store.useStep(user, step))) return { ok: false, method: 'totp', reason: 'replayed' };
+      // Encrypted under a key that is no longer the first: move it to the current key, so the old
+      // one can be dropped once every active user has signed in (never fails the sign-in).
+      if (secrets.isStale(stored)) await store.reencrypt(user, stored, secrets.encrypt(secret, user)).catch(() => undefined);
+      return { ok: true, method: 'totp' };
     },
     status: (user) => store.status(user),
     reset: (user) => store.reset(user),

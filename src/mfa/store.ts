@@ -26,6 +26,8 @@ export interface MfaStore {
   useStep(user: string, step: number): Promise<boolean>;
   /** Consumes the recovery code stored under one of `hashes`; false when there is none. */
   useRecoveryCode(user: string, hashes: string[]): Promise<boolean>;
+  /** Replaces a stored secret by the same secret under the current key (after a key rotation). */
+  reencrypt(user: string, from: string, to: string): Promise<void>;
   /** Removes every factor and recovery code of a user; false when there was nothing. */
   reset(user: string): Promise<boolean>;
 }
@@ -82,6 +84,9 @@ export function createPostgresMfaStore(pool: pg.Pool): MfaStore {
       );
       return result.rowCount === 1;
     },
+    async reencrypt(user, from, to) {
+      await pool.query('UPDATE gateway_mfa SET totp_secret = $3, updated_at = now() WHERE username = $1 AND totp_secret = $2', [user, from, to]);
+    },
     async reset(user) {
       const result = await pool.query('DELETE FROM gateway_mfa WHERE username = $1', [user]);
       return (result.rowCount ?? 0) > 0;
@@ -133,6 +138,10 @@ export function createMemoryMfaStore(): MfaStore {
       if (left.length === row.recovery.length) return false;
       row.recovery = left;
       return true;
+    },
+    async reencrypt(user, from, to) {
+      const row = rows.get(user);
+      if (row?.secret === from) row.secret = to;
     },
     async reset(user) {
       return rows.delete(user);

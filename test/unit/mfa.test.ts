@@ -141,3 +141,18 @@ t.test('the signed identity token carries amr', async (t) => {
   t.same(claims(tokens.tokenFor({ idHash: 'a', record: identity })).amr, ['pwd'], 'a password session');
   t.same(claims(tokens.tokenFor({ idHash: 'b', record: { ...identity, amr: ['pwd', 'otp'] } })).amr, ['pwd', 'otp'], 'after the second step');
 });
+
+t.test('after a key rotation, a sign-in moves the secret to the new key', async (t) => {
+  let now = 1_800_000_000_000;
+  const store = createMemoryMfaStore();
+  const before = createMfaService({ mode: 'optional', store, keys: [KEY_A], now: () => now });
+  const enrolment = await before.enrolment('alice', 'example.com');
+  if (enrolment.enrolled) throw new Error('unexpected');
+  t.ok((await before.confirm('alice', totpCode(enrolment.secret, now))).ok);
+  const rotated = createMfaService({ mode: 'optional', store, keys: [KEY_B, KEY_A], now: () => now });
+  now += 30_000;
+  t.same(await rotated.verify('alice', totpCode(enrolment.secret, now)), { ok: true, method: 'totp' }, 'the old key still opens it');
+  const onlyNew = createMfaService({ mode: 'optional', store, keys: [KEY_B], now: () => now });
+  now += 30_000;
+  t.same(await onlyNew.verify('alice', totpCode(enrolment.secret, now)), { ok: true, method: 'totp' }, 'and now it is under the new key alone');
+});
