@@ -15,7 +15,8 @@ import type { Config } from './config/config.js';
 import type { GatewayDeps } from './context.js';
 import { createCookieSigner } from './session/id.js';
 import { createLocalSessionCache } from './session/local-cache.js';
-import { createSessionManager } from './session/manager.js';
+import { createSessionManager, type UserCheckOptions } from './session/manager.js';
+import { createPasswordFingerprints } from './users/fingerprint.js';
 import { createMemorySessionStore } from './session/memory-store.js';
 import { connectRedis, createRedisClient, type RedisClient } from './redis-client.js';
 import { createRedisSessionStore } from './session/redis-store.js';
@@ -99,6 +100,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     maxLifetimeMs: config.maxLifetimeMs,
     touchIntervalMs: config.touchIntervalMs,
     staleGraceMs: config.staleSessionGraceMs,
+    userCheck: userRecheck(config, users, secrets, metrics),
     events: {
       cacheLookup: (result) => cacheCounters[result].inc(),
       validated: (outcome) => validationCounters[outcome].inc(),
@@ -108,6 +110,9 @@ export async function startGateway(config: Config, options: StartOptions): Promi
       },
       storeLookup: (seconds) => metrics.storeOperationDuration.observe({ store: 'redis', operation: 'get_session' }, seconds),
       invalidation: (kind) => metrics.sessionCacheInvalidations.inc({ kind }),
+      // SPEC 7: every revocation has an audit line; here the users table, not a person, revoked.
+      userSessionsEnded: (user, reason, ended) =>
+        logger.warn({ audit: 'revocation', user, sessions: ended, by: 'user_recheck', reason, outcome: 'success' }, 'sessions ended: the user changed in the user store'),
     },
   });
   const upstream = config.upstream ?? whoami?.url ?? null;
@@ -188,6 +193,29 @@ function createMfa(config: Config, redis: RedisClient | null, pool: pg.Pool | nu
   };
 }
 
+/**
+ * GATEWAY_USER_RECHECK_INTERVAL: how the session manager reads a session's user again. A store
+ * error is already counted (and logged, at most every few seconds) by the user store itself.
+ */
+function userRecheck(config: Config, users: UserStore, secrets: string[], metrics: Metrics): UserCheckOptions | undefined {
+  if (config.userRecheckIntervalMs <= 0) return undefined;
+  return {
+    intervalMs: config.userRecheckIntervalMs,
+    ...createPasswordFingerprints(secrets),
+    async read(user) {
+      const started = performance.now();
+      try {
+        const found = await users.find(user);
+        return found ? { email: found.email, groups: found.groups, disabled: found.disabled, passwordHash: found.passwordHash } : 'gone';
+      } catch {
+        return 'error';
+      } finally {
+        if (users.kind === 'postgres') metrics.storeOperationDuration.observe({ store: 'postgres', operation: 'recheck_user' }, (performance.now() - started) / 1_000);
+      }
+    },
+  };
+}
+
 function createStore(config: Config, redis: RedisClient | null, metrics: Metrics, logger: Logger): SessionStore {
   if (!redis) return createMemorySessionStore();
   let lastLogged = 0;
@@ -211,12 +239,17 @@ async function createUsers(
 ): Promise<{ users: UserStore; pool: pg.Pool | null; checkUsers: (() => Promise<void>) | null; stopChecks: () => void }> {
   if (config.databaseUrl) {
     const pool = createPgPool(config.databaseUrl);
+    let lastLogged = 0;
     const users = createPostgresUserStore(pool, {
       userQuery: config.userQuery,
       rehashQuery: config.userRehashQuery,
       onError: (err) => {
         metrics.storeErrors.inc({ store: 'postgres' });
-        logger.error({ err: describe(err) }, 'PostgreSQL error');
+        // During an outage every user's recheck fails once per interval: one line a few seconds is enough.
+        if (Date.now() - lastLogged > 5_000) {
+          lastLogged = Date.now();
+          logger.error({ err: describe(err) }, 'PostgreSQL error');
+        }
       },
     });
     const stopChecks = await checkQueries(pool, config, logger).catch(async (err: unknown) => {

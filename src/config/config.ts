@@ -91,6 +91,8 @@ export interface Config {
   maxLifetimeMs: number;
   /** How often a session's idle deadline is pushed forward in the store (at most once per interval). */
   touchIntervalMs: number;
+  /** GATEWAY_USER_RECHECK_INTERVAL: a session's user is read again from the user store this often; 0: never. */
+  userRecheckIntervalMs: number;
   cacheMaxEntries: number;
   cacheTtlMs: number;
   cookieName: string;
@@ -216,6 +218,7 @@ function readAll(r: EnvReader): Config {
     shutdownDelayMs: r.duration('GATEWAY_SHUTDOWN_DELAY', 0, { max: MAX_TIMER_MS }),
     shutdownTimeoutMs: r.duration('GATEWAY_SHUTDOWN_TIMEOUT', 25_000, { max: MAX_TIMER_MS }),
     staleSessionGraceMs: r.duration('GATEWAY_STALE_SESSION_GRACE', 0),
+    userRecheckIntervalMs: r.duration('GATEWAY_USER_RECHECK_INTERVAL', 5 * 60_000, { min: 0 }),
     adminHost: r.string('GATEWAY_ADMIN_HOST', embedded ? '127.0.0.1' : '0.0.0.0'),
     adminPort: r.integer('GATEWAY_ADMIN_PORT', 9180, { min: 0, max: 65535 }),
     redis,

@@ -71,7 +71,13 @@ interface CachedToken {
   token: string;
   /** Epoch ms after which the token has less than half of its lifetime left. */
   refreshAt: number;
+  /** What it says of the user: a session whose e-mail or groups changed (user recheck) gets a new one. */
+  email: string | null;
+  groups: string[];
 }
+
+const sameIdentity = (cached: CachedToken, identity: Identity) =>
+  cached.email === identity.email && (cached.groups === identity.groups || (cached.groups.length === identity.groups.length && cached.groups.every((g, i) => g === identity.groups[i])));
 
 export function createIdentityTokens(options: IdentityTokenOptions): IdentityTokens {
   const now = options.now ?? Date.now;
@@ -93,7 +99,7 @@ export function createIdentityTokens(options: IdentityTokenOptions): IdentityTok
       jti: randomBytes(16).toString('base64url'),
     };
     const signingInput = `${signer.header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
-    return { token: `${signingInput}.${signer.sign(signingInput)}`, refreshAt: (iat + lifetimeSeconds / 2) * 1_000 };
+    return { token: `${signingInput}.${signer.sign(signingInput)}`, refreshAt: (iat + lifetimeSeconds / 2) * 1_000, email: identity.email, groups: identity.groups };
   };
 
   return {
@@ -103,7 +109,7 @@ export function createIdentityTokens(options: IdentityTokenOptions): IdentityTok
       const at = now();
       const key = audience === options.audience ? session.idHash : `${session.idHash}@${audience}`;
       const cached = cache.get(key);
-      if (cached !== undefined && at < cached.refreshAt) return cached.token;
+      if (cached !== undefined && at < cached.refreshAt && sameIdentity(cached, session.record)) return cached.token;
       const fresh = issue(session.record, audience, at);
       cache.set(key, fresh);
       return fresh.token;

@@ -163,7 +163,7 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
         if (json) return reply.code(200).send({ next });
         return reply.code(303).header('location', next).send();
       }
-      const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups });
+      const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups }, { passwordHash: user.passwordHash });
       setSessionCookie(reply, config, created.cookieValue);
       reply.clearCookie(CSRF_COOKIE, { path: prefix });
       metrics.logins.inc({ outcome: 'success' });

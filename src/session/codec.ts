@@ -2,14 +2,22 @@
 // a typical session well under the 400 bytes of Redis memory the hot-path issue budgets.
 import type { SessionRecord } from './types.js';
 
-// The two later times are stored as offsets from login: shorter numbers, same precision. The
-// sign-in methods (amr) follow only when they are more than a password, so a password session is
-// stored exactly as before and replicas of an older version still read it during a rolling update.
-type Encoded = [user: string, email: string | null, groups: string[], createdAt: number, lifetimeMs: number, touchedAfterMs: number, amr?: string[]];
+// The later times are stored as offsets from login: shorter numbers, same precision. The user
+// recheck's two fields come next and only when set, so a record without them keeps the old form.
+// The sign-in methods (amr) come last and only when they are more than a password, so a password
+// session is stored exactly as before and replicas of an older version still read it.
+type Base = [user: string, email: string | null, groups: string[], createdAt: number, lifetimeMs: number, touchedAfterMs: number];
+type Encoded = Base | [...Base, checkedAfterMs: number, passwordFingerprint: string | null] | [...Base, checkedAfterMs: number, passwordFingerprint: string | null, amr: string[]];
 
 export function encodeRecord(r: SessionRecord): string {
-  const encoded: Encoded = [r.user, r.email, r.groups, r.createdAt, r.expiresAt - r.createdAt, r.touchedAt - r.createdAt];
-  if (r.amr && !(r.amr.length === 1 && r.amr[0] === 'pwd')) encoded.push(r.amr);
+  const base: Base = [r.user, r.email, r.groups, r.createdAt, r.expiresAt - r.createdAt, r.touchedAt - r.createdAt];
+  const amr = r.amr && !(r.amr.length === 1 && r.amr[0] === 'pwd') ? r.amr : null;
+  const checked = r.checkedAt !== undefined || r.passwordFingerprint !== undefined || amr !== null;
+  const encoded: Encoded = !checked
+    ? base
+    : amr === null
+      ? [...base, (r.checkedAt ?? r.createdAt) - r.createdAt, r.passwordFingerprint ?? null]
+      : [...base, (r.checkedAt ?? r.createdAt) - r.createdAt, r.passwordFingerprint ?? null, amr];
   return JSON.stringify(encoded);
 }
 
@@ -21,13 +29,19 @@ export function decodeRecord(text: string): SessionRecord | null {
   } catch {
     return null;
   }
-  if (!Array.isArray(value) || (value.length !== 6 && value.length !== 7)) return null;
-  const [user, email, groups, createdAt, lifetimeMs, touchedAfterMs, amr] = value as unknown[];
-  if (amr !== undefined && !(Array.isArray(amr) && amr.every((m) => typeof m === 'string'))) return null;
+  if (!Array.isArray(value) || (value.length !== 6 && value.length !== 8 && value.length !== 9)) return null;
+  const [user, email, groups, createdAt, lifetimeMs, touchedAfterMs, checkedAfterMs, fingerprint, amr] = value as unknown[];
   if (typeof user !== 'string' || (email !== null && typeof email !== 'string')) return null;
   if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) return null;
   if (typeof createdAt !== 'number' || typeof lifetimeMs !== 'number' || typeof touchedAfterMs !== 'number') return null;
   const record: SessionRecord = { user, email, groups: groups as string[], createdAt, expiresAt: createdAt + lifetimeMs, touchedAt: createdAt + touchedAfterMs };
-  if (amr !== undefined) record.amr = amr as string[];
+  if (value.length === 6) return record;
+  if (typeof checkedAfterMs !== 'number' || (fingerprint !== null && typeof fingerprint !== 'string')) return null;
+  record.checkedAt = createdAt + checkedAfterMs;
+  if (fingerprint !== null) record.passwordFingerprint = fingerprint;
+  if (value.length === 9) {
+    if (!Array.isArray(amr) || !amr.every((m) => typeof m === 'string')) return null;
+    record.amr = amr as string[];
+  }
   return record;
 }

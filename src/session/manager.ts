@@ -18,7 +18,31 @@ export interface SessionManagerOptions {
   staleGraceMs?: number;
   now?: () => number;
   events?: SessionEvents;
+  /** Sessions follow the user store (GATEWAY_USER_RECHECK_INTERVAL); absent: never re-read. */
+  userCheck?: UserCheckOptions;
 }
+
+/** What the user store says about a user now. */
+export interface FreshUser {
+  email: string | null;
+  groups: string[];
+  disabled: boolean;
+  passwordHash: string | null;
+}
+
+export interface UserCheckOptions {
+  /** A session's user is read again when it was last read this long ago (> 0). */
+  intervalMs: number;
+  /** Reads the user: 'gone' when the store no longer has it, 'error' when the store cannot answer. */
+  read(user: string): Promise<FreshUser | 'gone' | 'error'>;
+  /** The fingerprint a session keeps of a password hash (keyed and truncated: never the hash). */
+  fingerprint(passwordHash: string | null): string;
+  /** Whether a kept fingerprint names this hash (also under a key since retired). */
+  samePassword(passwordHash: string | null, fingerprint: string): boolean;
+}
+
+/** Why a recheck ended sessions. */
+export type UserEndReason = 'disabled' | 'deleted' | 'password_changed';
 
 /** Hooks for metrics and logs, so this module stays free of both. */
 export interface SessionEvents {
@@ -27,6 +51,8 @@ export interface SessionEvents {
   storeError?(err: unknown, operation: string): void;
   storeLookup?(seconds: number): void;
   invalidation?(kind: 'session' | 'reset'): void;
+  /** A recheck found the user changed in the store and ended `sessions` of its sessions (an audit line). */
+  userSessionsEnded?(user: string, reason: UserEndReason, sessions: number): void;
 }
 
 export interface ActiveSession {
@@ -46,8 +72,11 @@ export interface ValidateOptions {
 export interface SessionManager {
   /** Validates a cookie value; throws a 503 GatewayError when the store cannot answer. */
   validate(cookieValue: string | undefined, options?: ValidateOptions): Promise<Validation>;
-  /** A new session; `amr` records how the sign-in was established (default: a password alone). */
-  create(identity: Identity & { amr?: string[] }): Promise<{ cookieValue: string; record: SessionRecord }>;
+  /**
+   * A new session. `amr` records how the sign-in was established (default: a password alone);
+   * `passwordHash`: the hash the sign-in checked, kept only as a fingerprint to notice a change.
+   */
+  create(identity: Identity & { amr?: string[] }, options?: { passwordHash?: string | null }): Promise<{ cookieValue: string; record: SessionRecord }>;
   /** Ends the session a cookie names, on every replica; false if there was none. */
   destroy(cookieValue: string | undefined): Promise<boolean>;
   listByUser(user: string): Promise<StoredSession[]>;
@@ -62,6 +91,17 @@ export interface SessionManager {
 }
 
 const REVOKED_MEMORY = { max: 10_000, ttl: 60 * 60_000 };
+/** Users whose last read is remembered (beyond this, a user's sessions may each read it again). */
+const USER_READS_MAX = 10_000;
+
+/** One read of a user, shared by every session of that user on this replica for one interval. */
+interface UserRead {
+  /** When the read started: what the sessions it serves record as their last check. */
+  at: number;
+  result: Promise<FreshUser | 'gone' | 'error'>;
+  /** Set once a disabled or deleted user's sessions were ended on the strength of this read. */
+  ended?: Promise<void>;
+}
 
 export function createSessionManager(options: SessionManagerOptions): SessionManager {
   const { store, signer, cache, idleTimeoutMs, maxLifetimeMs, touchIntervalMs } = options;
@@ -74,6 +114,9 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   // and the refusal can say "revoked" rather than "expired".
   const revoked = new LRUCache<string, true>(REVOKED_MEMORY);
   const invalidationListeners: InvalidationListener[] = [];
+  const userCheck = options.userCheck && options.userCheck.intervalMs > 0 ? options.userCheck : null;
+  const recheckAfterMs = userCheck?.intervalMs ?? Infinity;
+  const userReads = new LRUCache<string, UserRead>({ max: USER_READS_MAX });
 
   store.onInvalidation((event) => {
     events.invalidation?.(event.kind);
@@ -99,6 +142,81 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     if (touch) maybeTouch(entry);
     const renewedCookie = entry.signedWithOldSecret ? signer.sign(entry.id) : null;
     return { outcome: 'valid', session: { idHash: entry.idHash, record: entry.record, renewedCookie } };
+  };
+
+  /** Whether the session's user is due to be read again (one subtraction on the hot path). */
+  const recheckDue = (record: SessionRecord, at: number) => at - (record.checkedAt ?? record.createdAt) >= recheckAfterMs;
+
+  /** The user's read for this interval: a recent one (any session's) if there is one, else a new one. */
+  const readUser = (check: UserCheckOptions, user: string, at: number): UserRead => {
+    const recent = userReads.get(user);
+    if (recent && at - recent.at < check.intervalMs) return recent;
+    const read: UserRead = { at, result: check.read(user).catch(() => 'error' as const) };
+    userReads.set(user, read);
+    return read;
+  };
+
+  /**
+   * Reads the user again before the request goes on: disabled or deleted ends all the user's
+   * sessions, a password hash that differs from the sign-in's ends this one (every replica, through
+   * the store's invalidation); a changed e-mail or groups is adopted and written back. When the
+   * store cannot answer, the session goes on and the read is retried after the interval.
+   */
+  const recheck = async (check: UserCheckOptions, entry: CachedSession, touch: boolean): Promise<Validation> => {
+    const { user } = entry.record;
+    const read = readUser(check, user, now());
+    const fresh = await read.result;
+    // The store's error is counted where it happens; the read is tried again after the interval.
+    if (fresh === 'error') return succeed(entry, touch);
+    if (revoked.has(entry.idHash)) return fail('revoked');
+    const end = async (reason: UserEndReason): Promise<Validation> => {
+      cache.forget(entry.idHash);
+      revoked.set(entry.idHash, true);
+      // A disabled or deleted user loses every session (once per read); a new password, only the
+      // sessions signed in with the old one.
+      if (reason === 'password_changed') await endSessions(user, reason, [entry.idHash]);
+      else await (read.ended ??= endSessions(user, reason, null));
+      return fail('revoked');
+    };
+    if (fresh === 'gone') return end('deleted');
+    if (fresh.disabled) return end('disabled');
+    const kept = entry.record.passwordFingerprint;
+    if (kept !== undefined && !check.samePassword(fresh.passwordHash, kept)) return end('password_changed');
+    const at = now();
+    const fingerprint = check.fingerprint(fresh.passwordHash);
+    const record: SessionRecord = {
+      ...entry.record,
+      email: fresh.email,
+      groups: fresh.groups,
+      checkedAt: read.at,
+      passwordFingerprint: fingerprint,
+      touchedAt: touch ? at : entry.record.touchedAt,
+    };
+    entry.record = record;
+    // Written back so other replicas and later cache misses see the check and the new identity;
+    // never awaited, and no idle-deadline write of its own while it is in flight.
+    if (!inflightTouches.has(entry.idHash)) {
+      inflightTouches.add(entry.idHash);
+      store
+        .touch(entry.idHash, record, Math.max(1, idleDeadline(record) - at))
+        .then((stillThere) => stillThere || cache.forget(entry.idHash))
+        .catch((err: unknown) => events.storeError?.(err, 'touch'))
+        .finally(() => inflightTouches.delete(entry.idHash));
+    }
+    return succeed(entry, touch);
+  };
+
+  /** Ends some sessions (null: all) of a user on every replica, with an audit line; fails closed locally. */
+  const endSessions = async (user: string, reason: UserEndReason, idHashes: string[] | null): Promise<void> => {
+    try {
+      let ended = 0;
+      if (idHashes === null) ended = await store.deleteByUser(user);
+      else for (const idHash of idHashes) if (await store.delete(idHash, user)) ended++;
+      if (ended > 0) events.userSessionsEnded?.(user, reason, ended);
+    } catch (err) {
+      // This replica already refuses them; the others find the same on their own recheck.
+      events.storeError?.(err, 'delete');
+    }
   };
 
   /** One store read per id at a time: a burst of requests for a cold session makes one call. */
@@ -160,7 +278,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     }
     const entry: CachedSession = { idHash, record, id: unsigned.id, signedWithOldSecret: unsigned.signedWithOldSecret, confirmedAt: at };
     cache.set(cookieValue, entry);
-    return succeed(entry, touch);
+    return userCheck && recheckDue(record, at) ? recheck(userCheck, entry, touch) : succeed(entry, touch);
   };
 
   return {
@@ -171,8 +289,9 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       const cached = store.invalidationsLive() ? cache.get(cookieValue) : undefined;
       events.cacheLookup?.(cached ? 'hit' : 'miss');
       if (cached) {
-        const verdict = judge(cached, now());
-        if (verdict === 'valid') return succeed(cached, touch);
+        const at = now();
+        const verdict = judge(cached, at);
+        if (verdict === 'valid') return userCheck && recheckDue(cached.record, at) ? recheck(userCheck, cached, touch) : succeed(cached, touch);
         if (verdict === 'expired') {
           cache.forget(cached.idHash);
           return fail('expired');
@@ -183,11 +302,17 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       return validateFromStore(cookieValue, staleCandidate, touch);
     },
 
-    async create(identity) {
+    async create(identity, createOptions) {
       const id = newSessionId();
       const at = now();
       const { amr, ...who } = identity;
       const record: SessionRecord = { ...who, createdAt: at, expiresAt: at + maxLifetimeMs, touchedAt: at, ...(amr ? { amr } : {}) };
+      // The sign-in read the user just now; without the hash, the first recheck adopts what it reads.
+      const passwordHash = createOptions?.passwordHash;
+      if (userCheck && passwordHash !== undefined) {
+        record.checkedAt = at;
+        record.passwordFingerprint = userCheck.fingerprint(passwordHash);
+      }
       const idHash = hashSessionId(id);
       try {
         await store.create(idHash, record, ttlFor(record, at));

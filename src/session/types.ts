@@ -14,6 +14,10 @@ export interface SessionRecord extends Identity {
   expiresAt: number;
   /** When the idle deadline was last pushed forward in the store, epoch ms. */
   touchedAt: number;
+  /** When the user was last read from the user store (sign-in or a recheck), epoch ms; absent: at login. */
+  checkedAt?: number;
+  /** A keyed, truncated hash of the password hash read then (never the hash), to notice a change. */
+  passwordFingerprint?: string;
   /**
    * How the sign-in was established (RFC 8176 names: `pwd`, `otp`, `hwk`); absent means a
    * password alone, as for every session made before the second factor existed.

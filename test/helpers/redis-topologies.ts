@@ -8,10 +8,11 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { askRedisOnce, findExecutable, freePort, logTail, onProcessExit, sleep } from './services.js';
 
 const execFileAsync = promisify(execFile);
@@ -39,9 +40,29 @@ export interface SentinelSetup {
 }
 
 export interface ClusterSetup {
-  /** `host:port,host:port,host:port`, the REDIS_CLUSTER_NODES value. */
+  /** `host:port,host:port,host:port`, the REDIS_CLUSTER_NODES value (the masters as created). */
   nodes: string;
+  /** The masters as created. */
   ports: number[];
+  /** Every node, replicas included. */
+  allPorts: number[];
+  /** One command to one node (signing in, over TLS when the cluster has them); null when it does not answer. */
+  ask(port: number, command: string, ...args: string[]): Promise<unknown>;
+  /** Kills one node (by PID, SIGKILL: a lost machine, no goodbye). */
+  killNode(port: number): Promise<void>;
+  /**
+   * Polls until another node serves the slots `port` served and every surviving node says
+   * cluster_state:ok; returns the port of the promoted node.
+   */
+  waitForFailover(port: number): Promise<number>;
+}
+
+export interface ClusterOptions {
+  password?: string;
+  /** TLS only (no plain port), on the cluster bus and replication too; PEM files. */
+  tls?: { certFile: string; keyFile: string; caFile: string };
+  /** Replicas per master (0: three masters alone). */
+  replicas?: number;
 }
 
 /** `count` distinct free ports (distinct even if the OS hands one out twice in a row). */
@@ -96,6 +117,7 @@ class RedisProcess {
     private readonly bin: string,
     private readonly args: string[],
     private readonly password?: string,
+    private readonly tlsCa: string | null = null,
   ) {}
 
   async start(): Promise<void> {
@@ -104,7 +126,8 @@ class RedisProcess {
     child.unref(); // a forgotten stop must not keep the test process alive; the exit hook kills it
     const deadline = Date.now() + READY_TIMEOUT_MS;
     while (Date.now() < deadline && isAlive(child)) {
-      if ((await askAs(this.password, this.port, 'PING')) === 'PONG') return;
+      const pong = this.tlsCa === null ? await askAs(this.password, this.port, 'PING') : await askTls(this.tlsCa, this.password, this.port, 'PING');
+      if (pong === 'PONG') return;
       await sleep(100);
     }
     const why = isAlive(child) ? `no PONG within ${READY_TIMEOUT_MS} ms` : 'process exited';
@@ -272,21 +295,29 @@ export async function startSentinelSetup(t: Teardown, auth: SentinelAuth = {}): 
 // Cluster: three masters, no replicas
 // ---------------------------------------------------------------------------
 
-export async function startCluster(t: Teardown, auth: { password?: string } = {}): Promise<ClusterSetup> {
+export async function startCluster(t: Teardown, options: ClusterOptions = {}): Promise<ClusterSetup> {
   const bin = requireExecutable('redis-server');
   const cli = requireExecutable('redis-cli');
-  const { password } = auth;
-  const ask = (port: number, command: string, ...args: string[]) => askAs(password, port, command, ...args);
+  const { password, tls } = options;
+  const tlsCa = tls ? await readFile(tls.caFile, 'utf8') : null;
+  const ask = (port: number, command: string, ...args: string[]) =>
+    tlsCa === null ? askAs(password, port, command, ...args) : askTls(tlsCa, password, port, command, ...args);
   const dir = await mkdtemp(join(tmpdir(), 'sgw-cluster-'));
   const processes = track(t, dir);
+  const count = 3 * (1 + (options.replicas ?? 0));
   // Each node needs a client port and a cluster bus port; the bus port is given explicitly
   // (cluster-port) because the default, port + 10000, may be taken or beyond 65535.
-  const allPorts = await freePorts(6);
-  const ports = allPorts.slice(0, 3);
-  const nodes = ports.map((port, i) => {
+  const freshPorts = await freePorts(2 * count);
+  const allPorts = freshPorts.slice(0, count);
+  const tlsArgs = (port: number) =>
+    tls
+      ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-ca-cert-file', tls.caFile, '--tls-auth-clients', 'no', '--tls-cluster', 'yes', '--tls-replication', 'yes']
+      : [];
+  const nodes = allPorts.map((port, i) => {
     const logFile = join(dir, `node${i}.log`);
     const args = [
       ...baseArgs(port, dir, logFile),
+      ...tlsArgs(port),
       '--dbfilename',
       `node${i}.rdb`,
       '--cluster-enabled',
@@ -296,17 +327,19 @@ export async function startCluster(t: Teardown, auth: { password?: string } = {}
       '--cluster-node-timeout',
       '2000',
       '--cluster-port',
-      String(allPorts[3 + i]),
+      String(freshPorts[count + i]),
       ...(password === undefined ? [] : ['--requirepass', password, '--masterauth', password]),
     ];
-    return new RedisProcess(`redis cluster node ${i}`, port, logFile, bin, args, password);
+    return new RedisProcess(`redis cluster node ${i}`, port, logFile, bin, args, password, tlsCa);
   });
   processes.push(...nodes);
   await Promise.all(nodes.map((n) => n.start()));
 
   try {
     const cliAuth = password === undefined ? [] : ['-a', password, '--no-auth-warning'];
-    await execFileAsync(cli, [...cliAuth, '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
+    const cliTls = tls ? ['--tls', '--cacert', tls.caFile] : [];
+    // redis-cli makes the first three nodes masters and gives each `replicas` of the others.
+    await execFileAsync(cli, [...cliAuth, ...cliTls, '--cluster', 'create', ...allPorts.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(options.replicas ?? 0), '--cluster-yes'], {
       timeout: CONVERGE_TIMEOUT_MS,
     });
   } catch (err) {
@@ -321,5 +354,72 @@ export async function startCluster(t: Teardown, auth: { password?: string } = {}
       node.logFile,
     );
   }
-  return { nodes: ports.map((p) => `127.0.0.1:${p}`).join(','), ports };
+  /** Which node serves how many of the 16384 slots: port → slot count, from a node's CLUSTER SLOTS. */
+  const slotOwners = async (via: number): Promise<Map<number, number> | null> => {
+    const reply = await ask(via, 'CLUSTER', 'SLOTS');
+    if (!Array.isArray(reply)) return null;
+    const owners = new Map<number, number>();
+    for (const range of reply as unknown[][]) {
+      const [from, to, master] = range as [number, number, unknown[]];
+      const owner = Number(master[1]);
+      owners.set(owner, (owners.get(owner) ?? 0) + to - from + 1);
+    }
+    return owners;
+  };
+  // redis-cli chose the masters; the rest are their replicas.
+  const ports = [...((await slotOwners(allPorts[0] as number)) ?? new Map<number, number>()).keys()].sort((x, y) => x - y);
+  if (ports.length !== 3) throw new Error(`test setup: expected 3 masters, CLUSTER SLOTS names ${ports.length}`);
+  // A failover promotes a replica only once it has the data: wait until each one is in sync.
+  for (const node of nodes.filter((n) => !ports.includes(n.port))) {
+    await waitUntil(
+      `cluster replica on port ${node.port} did not sync with its master`,
+      async () => infoField(await ask(node.port, 'INFO', 'replication'), 'master_link_status') === 'up',
+      CONVERGE_TIMEOUT_MS,
+      node.logFile,
+    );
+  }
+
+  return {
+    nodes: ports.map((p) => `127.0.0.1:${p}`).join(','),
+    ports,
+    allPorts,
+    ask,
+    async killNode(port) {
+      await nodes.find((n) => n.port === port)?.stop('SIGKILL');
+    },
+    async waitForFailover(port) {
+      const survivors = nodes.filter((n) => n.port !== port);
+      let promoted = 0;
+      await waitUntil(
+        `no node took over the slots of the node on port ${port}`,
+        async () => {
+          for (const node of survivors) if (infoField(await ask(node.port, 'CLUSTER', 'INFO'), 'cluster_state') !== 'ok') return false;
+          const owners = await slotOwners(survivors[0]?.port ?? 0);
+          if (!owners || owners.has(port)) return false;
+          const total = [...owners.values()].reduce((sum, n) => sum + n, 0);
+          if (total !== 16_384) return false;
+          // The promoted node: a former replica now serving slots.
+          promoted = [...owners.keys()].find((p) => !ports.includes(p)) ?? 0;
+          return promoted !== 0;
+        },
+        CONVERGE_TIMEOUT_MS,
+        survivors[0]?.logFile,
+      );
+      return promoted;
+    },
+  };
+}
+
+/** `ask` over TLS (the cluster's own CA), signing in first when there is a password. */
+async function askTls(ca: string, password: string | undefined, port: number, command: string, ...args: string[]): Promise<unknown> {
+  const client = new Redis({ host: '127.0.0.1', port, tls: { ca }, ...(password === undefined ? {} : { password }), lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return await client.call(command, ...args);
+  } catch {
+    return null;
+  } finally {
+    client.disconnect();
+  }
 }

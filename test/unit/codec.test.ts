@@ -10,6 +10,18 @@ t.test('a record survives encoding; malformed values decode to null', async (t) 
   }
 });
 
+t.test('the user recheck fields survive encoding; a record without them keeps the six-field form', async (t) => {
+  const base = { user: 'ann', email: 'a@example.com', groups: [], createdAt: 1_800_000_000_000, expiresAt: 1_800_043_200_000, touchedAt: 1_800_000_000_000 };
+  t.equal((JSON.parse(encodeRecord(base)) as unknown[]).length, 6);
+  const checked = { ...base, checkedAt: 1_800_000_300_000, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' };
+  t.same(decodeRecord(encodeRecord(checked)), checked);
+  const noFingerprint = { ...base, checkedAt: 1_800_000_300_000 };
+  t.same(decodeRecord(encodeRecord(noFingerprint)), noFingerprint);
+  for (const bad of ['["u",null,[],1,2,3,"x",null]', '["u",null,[],1,2,3,4,5]', '["u",null,[],1,2,3,4]']) {
+    t.equal(decodeRecord(bad), null, bad);
+  }
+});
+
 t.test('ids: 256 random bits; store keys are a hash; cookies are signed', async (t) => {
   const id = newSessionId();
   t.match(id, /^[A-Za-z0-9_-]{43}$/);

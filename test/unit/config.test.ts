@@ -147,6 +147,10 @@ t.test('durations: plain seconds or units', async (t) => {
   t.equal(loadConfig({ GATEWAY_SESSION_MAX_LIFETIME: '8h' }).maxLifetimeMs, 8 * 3_600_000);
   t.equal(loadConfig({ GATEWAY_LOGIN_WINDOW: '5m' }).loginWindowMs, 5 * 60_000);
   t.equal(loadConfig({ GATEWAY_STALE_SESSION_GRACE: '2m' }).staleSessionGraceMs, 120_000);
+  t.equal(loadConfig({}).userRecheckIntervalMs, 5 * 60_000, 'GATEWAY_USER_RECHECK_INTERVAL defaults to 5m');
+  t.equal(loadConfig({ GATEWAY_USER_RECHECK_INTERVAL: '0' }).userRecheckIntervalMs, 0, '0: never');
+  t.equal(loadConfig({ GATEWAY_USER_RECHECK_INTERVAL: '30s' }).userRecheckIntervalMs, 30_000);
+  assertNamed(t, problemsOf(t, { GATEWAY_USER_RECHECK_INTERVAL: 'often' }), 'GATEWAY_USER_RECHECK_INTERVAL', /duration/);
   for (const bad of ['soon', '30 m', '-5', '5x', 'm', '1h-30m', '30M']) {
     const problems = problemsOf(t, { GATEWAY_SESSION_IDLE_TIMEOUT: bad });
     t.equal(problems.length, 1, `${JSON.stringify(bad)} is refused`);

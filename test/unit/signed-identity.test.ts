@@ -102,6 +102,17 @@ t.test('cached per session until less than half of the lifetime is left, then re
   t.not(payload.jti, (await jwtVerify(first, jwks, verifyOptions)).payload.jti, 'a new jti');
 });
 
+t.test('a session whose e-mail or groups changed (user recheck) gets a new token at once', async (t) => {
+  const { issuer } = tokens();
+  const first = issuer.tokenFor(alice);
+  t.equal(issuer.tokenFor({ ...alice, record: { ...alice.record, groups: ['staff', 'ops'] } }), first, 'same identity, same token');
+  const regrouped = issuer.tokenFor({ ...alice, record: { ...alice.record, groups: ['staff'] } });
+  t.not(regrouped, first);
+  t.same(decodePayload(regrouped).groups, ['staff']);
+  const remailed = issuer.tokenFor({ ...alice, record: { ...alice.record, groups: ['staff'], email: 'alice@new.example' } });
+  t.equal(decodePayload(remailed).email, 'alice@new.example');
+});
+
 t.test('every token served has more than half of its lifetime left, whatever the sub-second phase', async (t) => {
   const { issuer, clock } = tokens({ clock: { now: T0 + 999 } });
   for (let step = 0; step < 200; step++) {
