@@ -14,6 +14,7 @@ import { exportPrivateKeyPem, generateSigningKey } from './identity/keys.js';
 import { startGateway } from './server.js';
 import { connectRedis, createRedisClient } from './redis-client.js';
 import { createRedisSessionStore } from './session/redis-store.js';
+import { summariseSession } from './session/summary.js';
 import type { SessionStore } from './session/types.js';
 import { createPostgresMfaStore } from './mfa/store.js';
 
@@ -193,17 +194,7 @@ async function sessionsCommand(config: Config, args: string[]): Promise<number> 
       console.log(String(revoked));
       return;
     }
-    for (const { idHash, record } of await store.listByUser(name)) {
-      console.log(
-        JSON.stringify({
-          id: idHash.slice(0, 12),
-          user: record.user,
-          created: new Date(record.createdAt).toISOString(),
-          lastSeen: new Date(record.touchedAt).toISOString(),
-          expires: new Date(record.expiresAt).toISOString(),
-        }),
-      );
-    }
+    for (const session of await store.listByUser(name)) console.log(JSON.stringify(summariseSession(session)));
   });
 }
 

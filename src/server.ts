@@ -101,6 +101,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     touchIntervalMs: config.touchIntervalMs,
     staleGraceMs: config.staleSessionGraceMs,
     userCheck: userRecheck(config, users, secrets, metrics),
+    maxSessionsPerUser: config.maxSessionsPerUser,
     events: {
       cacheLookup: (result) => cacheCounters[result].inc(),
       validated: (outcome) => validationCounters[outcome].inc(),
@@ -149,6 +150,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     checks,
     isDraining: () => draining,
     beforeScrape: () => metrics.sessionCacheEntries.set(sessions.cacheSize),
+    sessionApi: config.adminToken ? { token: config.adminToken, sessions, logger } : null,
   });
 
   try {

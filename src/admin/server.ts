@@ -1,7 +1,9 @@
-// The admin listener (SPEC section 6): liveness, readiness with each dependency reported, and
-// Prometheus metrics. Kept on its own port so it is never exposed through the proxy.
+// The admin listener (SPEC section 6): liveness, readiness with each dependency reported,
+// Prometheus metrics, and (with GATEWAY_ADMIN_TOKEN) the session API. Kept on its own port so it
+// is never exposed through the proxy.
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Metrics } from './metrics.js';
+import { sessionApi, type SessionApiOptions } from './session-api.js';
 
 export interface DependencyCheck {
   name: 'redis' | 'postgres';
@@ -17,8 +19,14 @@ export function buildAdminApp(options: {
   checks: DependencyCheck[];
   isDraining: () => boolean;
   beforeScrape?: () => void;
+  /** The bearer-token API (`/sessions/<user>`, and routes other features add); absent: off. */
+  sessionApi?: SessionApiOptions | null;
 }): FastifyInstance {
-  const app = Fastify({ logger: false });
+  // No request logging here: nothing on this listener may put an Authorization header in a log.
+  // maxParamLength: a too-long user name gets the API's own 400, not the router's 414.
+  const app = Fastify({ logger: false, routerOptions: { maxParamLength: 1_024 } });
+
+  if (options.sessionApi) void app.register(sessionApi, options.sessionApi);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 

@@ -72,6 +72,10 @@ export interface Config {
   staleSessionGraceMs: number;
   adminHost: string;
   adminPort: number;
+  /** GATEWAY_ADMIN_TOKEN: bearer token of the admin listener's session API; null: the API is off. */
+  adminToken: string | null;
+  /** GATEWAY_MAX_SESSIONS_PER_USER: at sign-in, the user's oldest sessions beyond this end (0: no cap). */
+  maxSessionsPerUser: number;
   /** null: the in-process session store (embedded default mode). */
   redis: RedisConfig | null;
   /** PEM CA bundle that Redis's TLS certificate (rediss://) must chain to; null: the system CAs. */
@@ -164,6 +168,7 @@ export const SECRET_VARIABLES = [
   'REDIS_PASSWORD',
   'REDIS_SENTINEL_USERNAME',
   'REDIS_SENTINEL_PASSWORD',
+  'GATEWAY_ADMIN_TOKEN',
   'GATEWAY_MFA_ENCRYPTION_KEY',
 ] as const;
 
@@ -221,6 +226,8 @@ function readAll(r: EnvReader): Config {
     userRecheckIntervalMs: r.duration('GATEWAY_USER_RECHECK_INTERVAL', 5 * 60_000, { min: 0 }),
     adminHost: r.string('GATEWAY_ADMIN_HOST', embedded ? '127.0.0.1' : '0.0.0.0'),
     adminPort: r.integer('GATEWAY_ADMIN_PORT', 9180, { min: 0, max: 65535 }),
+    adminToken: readAdminToken(r),
+    maxSessionsPerUser: r.integer('GATEWAY_MAX_SESSIONS_PER_USER', 0, { min: 0 }),
     redis,
     redisTlsCa: readRedisCaFile(r),
     redisCommandTimeoutMs: r.duration('GATEWAY_REDIS_COMMAND_TIMEOUT', 2_000, { min: 1, max: MAX_TIMER_MS }),
@@ -434,6 +441,25 @@ function readSigningKeys(r: EnvReader, files: string[], alg: AsymmetricAlg): Sig
     }
   });
   return keys;
+}
+
+/**
+ * The admin API's bearer token opens every user's sessions: long enough not to be guessed, and
+ * made of what an `Authorization` header carries as it is (no spaces or control characters).
+ * The value is never echoed in a problem line.
+ */
+function readAdminToken(r: EnvReader): string | null {
+  const token = r.optional('GATEWAY_ADMIN_TOKEN');
+  if (token === null) return null;
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    r.problem('GATEWAY_ADMIN_TOKEN must be printable ASCII without spaces (it travels in an Authorization header)');
+    return null;
+  }
+  if (token.length < MIN_SECRET_LENGTH) {
+    r.problem(`GATEWAY_ADMIN_TOKEN must be at least ${MIN_SECRET_LENGTH} characters (e.g. \`openssl rand -base64 32\`)`);
+    return null;
+  }
+  return token;
 }
 
 function readTls(r: EnvReader): { cert: string; key: string } | null {

@@ -155,6 +155,9 @@ export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: Mf
     const record = subject.kind === 'pending' ? subject.pending : subject.session.record;
     const amr = [...new Set([...amrOf(subject), 'otp'])];
     const created = await sessions.create({ user: record.user, email: record.email, groups: record.groups, amr });
+    // GATEWAY_MAX_SESSIONS_PER_USER, as after a password sign-in.
+    const capped = await sessions.endSessionsBeyondCap(record.user).catch(() => 0);
+    if (capped > 0) request.log.info({ audit: 'revocation', user: record.user, sessions: capped, by: 'login', reason: 'session_cap', ip: request.ip, outcome: 'success' }, 'oldest sessions ended: session cap');
     setSessionCookie(reply, config, created.cookieValue);
     reply.clearCookie(CSRF_COOKIE, { path: prefix });
     request.log.info({ audit: 'mfa', user: record.user, ip: request.ip, outcome: 'success', method, step: subject.kind === 'pending' ? 'sign_in' : 'step_up' }, 'second step succeeded');

@@ -164,6 +164,9 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
         return reply.code(303).header('location', next).send();
       }
       const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups }, { passwordHash: user.passwordHash });
+      // GATEWAY_MAX_SESSIONS_PER_USER; a store failure here was counted and logged by the manager.
+      const capped = await sessions.endSessionsBeyondCap(user.username).catch(() => 0);
+      if (capped > 0) request.log.info({ audit: 'revocation', user: user.username, sessions: capped, by: 'login', reason: 'session_cap', ip, outcome: 'success' }, 'oldest sessions ended: session cap');
       setSessionCookie(reply, config, created.cookieValue);
       reply.clearCookie(CSRF_COOKIE, { path: prefix });
       metrics.logins.inc({ outcome: 'success' });

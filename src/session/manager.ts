@@ -20,6 +20,8 @@ export interface SessionManagerOptions {
   events?: SessionEvents;
   /** Sessions follow the user store (GATEWAY_USER_RECHECK_INTERVAL); absent: never re-read. */
   userCheck?: UserCheckOptions;
+  /** GATEWAY_MAX_SESSIONS_PER_USER: sessions a user may hold at once (0 or unset: no cap). */
+  maxSessionsPerUser?: number;
 }
 
 /** What the user store says about a user now. */
@@ -81,6 +83,12 @@ export interface SessionManager {
   destroy(cookieValue: string | undefined): Promise<boolean>;
   listByUser(user: string): Promise<StoredSession[]>;
   revokeUser(user: string): Promise<number>;
+  /**
+   * The session cap, called right after a sign-in: ends the user's oldest sessions beyond
+   * maxSessionsPerUser on every replica (their WebSockets close) and returns how many; 0 without
+   * a cap. Throws a 503 GatewayError when the store cannot answer.
+   */
+  endSessionsBeyondCap(user: string): Promise<number>;
   /**
    * Told after this replica's cache has dropped a session that ended on any replica ('session'),
    * or was flushed because invalidations may have been missed ('reset'), so holders of
@@ -344,6 +352,24 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     async revokeUser(user) {
       const count = await store.deleteByUser(user);
       return count;
+    },
+
+    async endSessionsBeyondCap(user) {
+      const cap = options.maxSessionsPerUser ?? 0;
+      if (cap <= 0) return 0;
+      let ended: string[];
+      try {
+        ended = await store.endOldest(user, cap);
+      } catch (err) {
+        events.storeError?.(err, 'end_oldest');
+        throw sessionStoreUnavailable(err);
+      }
+      // This replica refuses them at once; the others as soon as the invalidation reaches them.
+      for (const idHash of ended) {
+        cache.forget(idHash);
+        revoked.set(idHash, true);
+      }
+      return ended.length;
     },
 
     onInvalidation(listener) {

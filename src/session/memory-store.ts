@@ -76,6 +76,20 @@ export function createMemorySessionStore(options: { now?: () => number } = {}): 
       }
       return count;
     },
+    async endOldest(user, keep) {
+      // Single-threaded: nothing can interleave, so this is atomic as the Redis script is. Same
+      // order as the Redis index: by max-lifetime end (sign-in time), then by id hash.
+      const sessionsOfUser = [...(byUser.get(user) ?? [])]
+        .map((idHash) => ({ idHash, entry: live(idHash) }))
+        .filter((s): s is { idHash: string; entry: Entry } => s.entry !== null)
+        .sort((a, b) => a.entry.record.expiresAt - b.entry.record.expiresAt || (a.idHash < b.idHash ? -1 : a.idHash > b.idHash ? 1 : 0));
+      const ended = sessionsOfUser.slice(0, Math.max(0, sessionsOfUser.length - keep)).map((s) => s.idHash);
+      for (const idHash of ended) {
+        remove(idHash, user);
+        announce(idHash);
+      }
+      return ended;
+    },
     async ping() {},
     invalidationsLive: () => true,
     onInvalidation(listener) {

@@ -13,6 +13,26 @@ export interface RedisStoreOptions {
   now?: () => number;
 }
 
+/**
+ * KEYS[1]: a user's index (score: the session's max-lifetime end, so the lowest is the oldest
+ * sign-in). ARGV[1]: now (ms); ARGV[2]: how many to keep; ARGV[3..]: entries whose session is gone.
+ * Removes the expired and gone entries, then the oldest beyond the cap, and returns those. Only
+ * commands of the documented least-privilege ACL line are called (scripts are checked against it).
+ */
+const END_OLDEST_SCRIPT = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for i = 3, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
+local all = redis.call('ZRANGE', KEYS[1], 0, -1)
+local excess = #all - tonumber(ARGV[2])
+if excess <= 0 then return {} end
+local oldest = {}
+for i = 1, excess do
+  oldest[i] = all[i]
+  redis.call('ZREM', KEYS[1], all[i])
+end
+return oldest
+`;
+
 export function createRedisSessionStore(redis: RedisClient, options: RedisStoreOptions): SessionStore {
   const { prefix } = options;
   const now = options.now ?? Date.now;
@@ -29,8 +49,10 @@ export function createRedisSessionStore(redis: RedisClient, options: RedisStoreO
     kind: 'redis',
     async create(idHash, record, ttlMs) {
       const index = userKey(record.user);
+      // The session before its index entry: whoever finds an entry whose session key is missing
+      // (endOldest) may then take that session as ended for good.
+      await redis.set(sessionKey(idHash), encodeRecord(record), 'PX', ttlMs);
       await Promise.all([
-        redis.set(sessionKey(idHash), encodeRecord(record), 'PX', ttlMs),
         redis.zadd(index, record.expiresAt, idHash),
         // Entries whose max lifetime has passed leave the index, so it never grows unbounded.
         redis.zremrangebyscore(index, '-inf', now()),
@@ -69,6 +91,23 @@ export function createRedisSessionStore(redis: RedisClient, options: RedisStoreO
       await redis.zrem(index, ...(idHashes.length > 0 ? idHashes : ['']));
       await publish(idHashes);
       return deleted.reduce((sum, n) => sum + n, 0);
+    },
+    async endOldest(user, keep) {
+      const index = userKey(user);
+      // Entries whose session already ended on its idle timeout are not sessions and must not
+      // count. Dropping them outside the script is safe: ids are never reused, touch never
+      // resurrects, and create writes a session before its entry. Each check is a one-key command
+      // (the session keys live in other Cluster slots than the index).
+      const members = await redis.zrange(index, 0, -1);
+      const present = await Promise.all(members.map((idHash) => redis.exists(sessionKey(idHash))));
+      const gone = members.filter((_, i) => present[i] === 0);
+      // The choice of whom to end is one script on the index alone, so concurrent sign-ins on
+      // several replicas are serialised by Redis and never end more, or other, sessions than the cap says.
+      const ended = (await redis.eval(END_OLDEST_SCRIPT, 1, index, String(now()), String(keep), ...gone)) as string[];
+      if (ended.length === 0) return [];
+      await Promise.all(ended.map((idHash) => redis.del(sessionKey(idHash))));
+      await publish(ended);
+      return ended;
     },
     async ping() {
       await redis.ping();

@@ -48,6 +48,12 @@ export interface SessionStore {
   listByUser(user: string): Promise<StoredSession[]>;
   /** Deletes every session of a user and tells every replica; returns how many. */
   deleteByUser(user: string): Promise<number>;
+  /**
+   * Ends the user's oldest sessions (earliest max-lifetime end, i.e. earliest sign-in) beyond the
+   * newest `keep`, tells every replica, and returns the ids it ended. Atomic per user: concurrent
+   * calls on any number of replicas leave exactly `keep` (or fewer) sessions, never end one twice.
+   */
+  endOldest(user: string, keep: number): Promise<string[]>;
   /** Resolves when the store answers; rejects otherwise. */
   ping(): Promise<void>;
   /** Whether invalidations from other replicas are currently being received. */

@@ -63,6 +63,49 @@ function contract(name: string, makeStore: () => Promise<SessionStore>) {
       t.equal(await store.deleteByUser('nobody'), 0);
     });
 
+    t.test('endOldest keeps the newest sessions, ends the oldest and announces them', async (t) => {
+      const seen: string[] = [];
+      store.onInvalidation((e) => {
+        if (e.kind === 'session') seen.push(e.idHash);
+      });
+      const at = Date.now();
+      for (const [i, idHash] of ['k3', 'k1', 'k4', 'k2'].entries()) {
+        // Created out of order: the oldest is the earliest sign-in (earliest max-lifetime end), not the first written.
+        const createdAt = at + Number(idHash.slice(1)) * 10;
+        await store.create(idHash, record('kate', { createdAt, touchedAt: createdAt, expiresAt: createdAt + 60_000 }), 10_000 + i);
+      }
+      await store.create('l1', record('liam'), 10_000);
+      t.same((await store.endOldest('kate', 2)).sort(), ['k1', 'k2']);
+      t.same((await store.listByUser('kate')).map((s) => s.idHash).sort(), ['k3', 'k4'], 'the two newest remain');
+      t.equal(await store.get('k1'), null);
+      t.equal(await store.get('k2'), null);
+      t.same(await store.endOldest('kate', 2), [], 'at the cap: nothing more ends');
+      t.ok(await store.get('l1'), 'other users are untouched');
+      t.ok(await waitFor(() => seen.includes('k1') && seen.includes('k2')), `announced: ${seen.join(',')}`);
+      t.same(await store.endOldest('nobody', 1), []);
+    });
+
+    t.test('endOldest counts only live sessions: one ended on its idle timeout leaves room', async (t) => {
+      const at = Date.now();
+      await store.create('m1', record('mia', { createdAt: at, expiresAt: at + 60_000 }), 10_000);
+      await store.create('m2', record('mia', { createdAt: at + 10, expiresAt: at + 60_010 }), 100);
+      await store.create('m3', record('mia', { createdAt: at + 20, expiresAt: at + 60_020 }), 10_000);
+      await sleep(250);
+      t.same(await store.endOldest('mia', 2), [], 'm2 is gone, so m1 and m3 are within the cap');
+      t.same((await store.listByUser('mia')).map((s) => s.idHash).sort(), ['m1', 'm3']);
+      t.same(await store.endOldest('mia', 1), ['m1']);
+    });
+
+    t.test('endOldest under concurrent calls ends each session once and leaves exactly the cap', async (t) => {
+      const at = Date.now();
+      const ids = Array.from({ length: 12 }, (_, i) => `n${String(i).padStart(2, '0')}`);
+      await Promise.all(ids.map((idHash, i) => store.create(idHash, record('nina', { createdAt: at + i, expiresAt: at + 60_000 + i }), 10_000)));
+      const results = await Promise.all(Array.from({ length: 6 }, () => store.endOldest('nina', 3)));
+      const ended = results.flat().sort();
+      t.same(ended, ids.slice(0, 9), 'the nine oldest, each ended by exactly one call');
+      t.same((await store.listByUser('nina')).map((s) => s.idHash).sort(), ids.slice(9));
+    });
+
     t.test('deletions are announced to invalidation listeners', async (t) => {
       const seen: string[] = [];
       store.onInvalidation((e) => {

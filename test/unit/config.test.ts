@@ -437,3 +437,28 @@ t.test('managed Redis credentials (REDIS_USERNAME/REDIS_PASSWORD, Sentinel pair,
   t.match(noRedis.join('\n'), /REDIS_PASSWORD are set but no Redis is/);
   t.notOk(noRedis.join('\n').includes(PASSWORD), 'no password echoed');
 });
+
+t.test('GATEWAY_MAX_SESSIONS_PER_USER: 0 (no cap) by default, a whole number otherwise', async (t) => {
+  t.equal(loadConfig({}).maxSessionsPerUser, 0);
+  t.equal(loadConfig({ GATEWAY_MAX_SESSIONS_PER_USER: '3' }).maxSessionsPerUser, 3);
+  for (const bad of ['-1', 'two', '1.5']) assertNamed(t, problemsOf(t, { GATEWAY_MAX_SESSIONS_PER_USER: bad }), 'GATEWAY_MAX_SESSIONS_PER_USER', /whole number/);
+});
+
+t.test('GATEWAY_ADMIN_TOKEN: off by default, long enough, header-safe, _FILE form, never echoed', async (t) => {
+  t.equal(loadConfig({}).adminToken, null, 'no token: the admin session API is off');
+  const token = 'T0ken-'.repeat(8);
+  t.equal(loadConfig({ GATEWAY_ADMIN_TOKEN: token }).adminToken, token);
+  const short = problemsOf(t, { GATEWAY_ADMIN_TOKEN: 'short-secret-value' });
+  assertNamed(t, short, 'GATEWAY_ADMIN_TOKEN', /at least 32 characters/);
+  t.notMatch(short.join('\n'), /short-secret-value/, 'the value is not echoed');
+  const spaced = problemsOf(t, { GATEWAY_ADMIN_TOKEN: `${'x'.repeat(20)} ${'y'.repeat(20)}` });
+  assertNamed(t, spaced, 'GATEWAY_ADMIN_TOKEN', /printable ASCII without spaces/);
+  t.notMatch(spaced.join('\n'), /xxxxxxxx/);
+
+  const dir = mkdtempSync(join(tmpdir(), 'sgw-admin-token-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'token');
+  writeFileSync(file, `${token}\n`);
+  t.equal(loadConfig({ GATEWAY_ADMIN_TOKEN_FILE: file }).adminToken, token, 'read from the mounted file, trailing newline dropped');
+  assertNamed(t, problemsOf(t, { GATEWAY_ADMIN_TOKEN: token, GATEWAY_ADMIN_TOKEN_FILE: file }), 'GATEWAY_ADMIN_TOKEN', /both set/);
+});

@@ -115,3 +115,30 @@ t.test('onInvalidation: told after the cache has dropped the session, so a re-ch
   await new Promise((r) => setImmediate(r));
   t.same(seen, ['session', 'revoked']);
 });
+
+t.test('endSessionsBeyondCap: nothing without a cap; with one, this replica refuses the ended at once', async (t) => {
+  let clock = 1_000_000;
+  const now = () => clock;
+  const store = createMemorySessionStore({ now });
+  let endOldestCalls = 0;
+  // Invalidations never arrive here (pub/sub still in flight): the manager must not wait for them.
+  const quiet: SessionStore = { ...store, onInvalidation: () => undefined, endOldest: (u, keep) => (endOldestCalls++, store.endOldest(u, keep)) };
+  const make = (maxSessionsPerUser?: number) =>
+    createSessionManager({ store: quiet, signer: createCookieSigner([SECRET]), cache: createLocalSessionCache({ maxEntries: 10, ttlMs: 60_000 }), idleTimeoutMs: 10_000, maxLifetimeMs: 30_000, touchIntervalMs: 1_000, now, ...(maxSessionsPerUser === undefined ? {} : { maxSessionsPerUser }) });
+
+  const uncapped = make();
+  await uncapped.create(identity);
+  await uncapped.create(identity);
+  t.equal(await uncapped.endSessionsBeyondCap('ivy'), 0);
+  t.equal(endOldestCalls, 0, 'no store call without a cap');
+  await uncapped.revokeUser('ivy');
+
+  const capped = make(1);
+  const older = await capped.create(identity);
+  t.equal((await capped.validate(older.cookieValue)).outcome, 'valid', 'cached');
+  clock += 1_000;
+  const newer = await capped.create(identity);
+  t.equal(await capped.endSessionsBeyondCap('ivy'), 1);
+  t.equal((await capped.validate(older.cookieValue)).outcome, 'revoked', 'dropped from this replica\'s cache without waiting for pub/sub');
+  t.equal((await capped.validate(newer.cookieValue)).outcome, 'valid');
+});
