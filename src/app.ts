@@ -9,8 +9,10 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { requestObserver } from './admin/metrics.js';
 import { jwksRoute } from './identity/jwks.js';
 import { authRoutes } from './login/routes.js';
-import { createVerifier, verifyRoutes } from './forward-auth/verify.js';
+import { verifyRoutes } from './forward-auth/verify.js';
+import { createVerifier } from './forward-auth/verifier.js';
 import { createVerifyFastPath } from './forward-auth/fast-path.js';
+import { createGate, sessionCookieAuthenticator } from './access/gate.js';
 import type { GatewayDeps } from './context.js';
 import { GatewayError, badHost, badPath, methodNotAllowed } from './errors.js';
 import { hostRefusal } from './http.js';
@@ -34,7 +36,15 @@ type HttpSocket = Socket & { _httpMessage?: ServerResponse | null };
 
 export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   const { config, metrics } = deps;
-  const verifier = createVerifier(deps);
+  // The one access decision, handed to every door (access/gate.ts). Further credential kinds are
+  // appended to `authenticators`; a configuration reload calls `app.accessGate.replaceRules(...)`.
+  const gate = createGate({
+    publicPaths: config.publicPaths,
+    rules: config.accessRules,
+    logoutPaths: config.logoutPaths,
+    authenticators: [sessionCookieAuthenticator({ cookieName: config.cookieName, validate: (cookie) => deps.sessions.validate(cookie) })],
+  });
+  const verifier = createVerifier({ config, gate, logger: deps.logger, identityTokens: deps.identityTokens });
   const fastVerify = createVerifyFastPath(deps, verifier);
   const app = Fastify({
     // Our own server so that the common forward-auth call is answered before fastify's router
@@ -61,7 +71,9 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     bodyLimit: 1024 * 1024,
   });
 
+  app.decorate('accessGate', gate);
   app.decorateRequest('session', null);
+  app.decorateRequest('principal', null);
   app.decorateRequest('normalisedPath', '');
   app.decorateRequest('receivedAt', 0);
   // WebDAV/CalDAV methods reach every route, the gateway's own included; TRACE/CONNECT get 405.
@@ -91,7 +103,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
         path: pathForLog(request.normalisedPath),
         status,
         ms: Math.round(reply.elapsedTime * 10) / 10,
-        user: request.session?.record.user ?? null,
+        user: request.principal?.record.user ?? null,
         ip: request.ip,
       });
     }
@@ -134,7 +146,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   function logClientError(method: string | null, path: string | null, status: number, ms: number, request: FastifyRequest | null, peer: string | null = null): void {
     observeRequest(method ?? 'OTHER', status, ms / 1_000);
     if (!config.accessLog) return;
-    const line = { method, path: path === null ? null : pathForLog(path), status, ms: Math.round(ms * 10) / 10, user: request?.session?.record.user ?? null, ip: request?.ip ?? peer };
+    const line = { method, path: path === null ? null : pathForLog(path), status, ms: Math.round(ms * 10) / 10, user: request?.principal?.record.user ?? null, ip: request?.ip ?? peer };
     (request?.log ?? deps.logger).info(line, 'request');
   }
 
@@ -150,7 +162,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   app.addHook('preClose', async () => fastVerify.close());
   // Forward-auth only (no upstream): the gateway's own routes, and 404 for everything else.
   const upstream = deps.upstream;
-  if (upstream !== null) await app.register(async (scope) => proxyRoutes(scope, { ...deps, upstream }));
+  if (upstream !== null) await app.register(async (scope) => proxyRoutes(scope, { ...deps, upstream }, gate));
   return app;
 }
 

@@ -8,6 +8,7 @@ import type { UserStore } from './users/user-store.js';
 import type { Config } from './config/config.js';
 import type { IdentityTokens } from './identity/signed-identity.js';
 import type { ActiveSession, SessionManager } from './session/manager.js';
+import type { Gate, Principal } from './access/gate.js';
 import type { MfaService } from './mfa/service.js';
 import type { PendingStore } from './mfa/pending.js';
 
@@ -37,9 +38,15 @@ export interface GatewayDeps {
 }
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** The access decision every door asks (access/gate.ts); `replaceRules` swaps its rules. */
+    accessGate: Gate;
+  }
   interface FastifyRequest {
     /** The validated session, once the auth hook has run; null for anonymous requests. */
     session: ActiveSession | null;
+    /** Who the access gate recognised (a session, later a token …), once it has run; null: nobody. */
+    principal: Principal | null;
     /** Path after normalisation (what was authorised and what the upstream receives). */
     normalisedPath: string;
     /** performance.now() when routed: the duration of a request that never gets a response. */

@@ -93,8 +93,11 @@ function allowedHostSet(config: Config): ReadonlySet<string> | null {
   return set;
 }
 
-/** Checked once per connection: a proxy's keep-alive connection carries many requests. */
-function peerTrusted(socket: Socket & { [kPeerTrusted]?: boolean }, config: Config): boolean {
+/**
+ * Whether the TCP peer is in GATEWAY_TRUSTED_PROXIES (so its X-Forwarded-* headers are believed).
+ * Checked once per connection: a proxy's keep-alive connection carries many requests.
+ */
+export function peerTrusted(socket: Socket & { [kPeerTrusted]?: boolean }, config: Config): boolean {
   let verdict = socket[kPeerTrusted];
   if (verdict === undefined) {
     const address = socket.remoteAddress ?? '';

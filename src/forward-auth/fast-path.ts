@@ -4,29 +4,16 @@
 // fastify's routing, hooks, per-request logger and reply machinery cost more than the decision
 // itself (bench/RESULTS.md). Everything else — no or an invalid session, a refusal, an unnamed
 // request, a WebSocket handshake, access-log lines wanted — goes on to the fastify route
-// (verify.ts), which answers it exactly as before; a validation made here is handed over with the
-// request, so it is never made, touched or counted twice.
+// (verify.ts), which answers it exactly as before; a verdict reached here is handed over with the
+// request, so its session is never validated, touched or counted twice.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fastifyCookie } from '@fastify/cookie';
 import { requestObserver } from '../admin/metrics.js';
+import type { Verdict } from '../access/gate.js';
 import type { GatewayDeps } from '../context.js';
 import { hostRefusal } from '../http.js';
-import { decideAccess } from '../access/rules.js';
-import type { Validation } from '../session/manager.js';
 import { originalRequest } from './original-request.js';
-import type { Verifier } from './verify.js';
-
-const kPrevalidated = Symbol('prevalidated');
-
-type HandedOver = IncomingMessage & { [kPrevalidated]?: Promise<Validation> };
-
-/** The validation the fast path already made for this request, if any (verify.ts uses it once). */
-export function takePrevalidated(raw: IncomingMessage): Promise<Validation> | undefined {
-  const handedOver = raw as HandedOver;
-  const validation = handedOver[kPrevalidated];
-  handedOver[kPrevalidated] = undefined;
-  return validation;
-}
+import type { Verifier } from './verifier.js';
 
 export interface VerifyFastPath {
   /** Answers the request itself or passes it to `next` (fastify); never both. */
@@ -36,7 +23,7 @@ export interface VerifyFastPath {
 }
 
 export function createVerifyFastPath(deps: GatewayDeps, verifier: Verifier): VerifyFastPath {
-  const { config, sessions } = deps;
+  const { config } = deps;
   const verifyPath = `${config.authPrefix}/verify`;
   const cookiePrefix = `${config.cookieName}=`;
   const observe = requestObserver(deps.metrics.requestDuration);
@@ -54,28 +41,28 @@ export function createVerifyFastPath(deps: GatewayDeps, verifier: Verifier): Ver
       if (cookieHeader === undefined || !cookieHeader.includes(cookiePrefix)) return next(req, res);
       const original = originalRequest({ headers: req.headers, peerTrusted: verifier.peerTrusted(req.socket), path: verifyPath });
       if (!original.ok || !original.request.known) return next(req, res);
-      const rule = verifier.ruleFor(original.request);
-      if (rule === null || rule.policy === 'public' || rule.policy === 'deny') return next(req, res);
 
       const started = performance.now();
       // The same parser (and decoding) as @fastify/cookie gives the route; anything odd is the route's.
-      let cookie: string | undefined;
+      let cookies: Record<string, string | undefined>;
       try {
-        cookie = fastifyCookie.parse(cookieHeader)[config.cookieName];
+        cookies = fastifyCookie.parse(cookieHeader);
       } catch {
         return next(req, res);
       }
-      const validation = sessions.validate(cookie);
+      const verdict = verifier.decide(original.request, cookies, req);
       let passedOn = false;
       const passOn = () => {
         passedOn = true;
-        handOver(req, res, next, validation);
+        verifier.handOver(req, verdict);
+        next(req, res);
       };
-      validation
+      verdict
         .then(
-          (result) => {
-            if (result.outcome !== 'valid' || decideAccess(rule, result.session.record) !== 'allow') return passOn();
-            res.writeHead(204, verifier.allowHeaders(rule, result.session, req));
+          (decided: Verdict) => {
+            // Only an allowed request is answered here; every other verdict is the route's to render.
+            if (decided.kind !== 'allow') return passOn();
+            res.writeHead(204, verifier.allowHeaders(decided, req));
             res.end();
             observe('GET', 204, (performance.now() - started) / 1_000);
           },
@@ -87,9 +74,4 @@ export function createVerifyFastPath(deps: GatewayDeps, verifier: Verifier): Ver
         .catch(() => (passedOn || res.headersSent ? res.destroy() : passOn()));
     },
   };
-}
-
-function handOver(req: IncomingMessage, res: ServerResponse, next: (req: IncomingMessage, res: ServerResponse) => void, validation: Promise<Validation>): void {
-  (req as HandedOver)[kPrevalidated] = validation;
-  next(req, res);
 }

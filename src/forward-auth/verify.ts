@@ -2,20 +2,13 @@
 // (SPEC 3). Only 204 (identity in headers), 401 (Location: the login URL), 403 and 503. It runs once
 // per request of the app behind the proxy, so it is registered outside the other auth routes: no
 // body parsing, none of their browser-page headers, nothing computed that a 204 does not carry.
-import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayDeps } from '../context.js';
-import { isSameOrigin, requestHost } from '../http.js';
+import { isSameOrigin } from '../http.js';
 import { escapeHtml } from '../pages.js';
-import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule } from '../access/rules.js';
-import { encodeGroups, encodeHeaderValue, removeCookies } from '../identity/headers.js';
-import { pathForLog } from '../access/paths.js';
-import { IDENTITY_TOKEN_HEADER } from '../identity/signed-identity.js';
-import { userForAudit, type ActiveSession } from '../session/manager.js';
-import { CSRF_COOKIE } from '../login/csrf.js';
+import { auditRefusal, refusesCrossSiteWebSocket, unreachable } from '../access/gate.js';
 import { originalRequest, type OriginalRequest } from './original-request.js';
-import { takePrevalidated } from './fast-path.js';
+import type { Verifier } from './verifier.js';
 
 // nginx's auth_request subrequest, Traefik's and Caddy's calls are GETs whatever the client sent
 // (HEAD comes with GET); the other methods are accepted for proxies configured otherwise. The
@@ -23,90 +16,11 @@ import { takePrevalidated } from './fast-path.js';
 // original-request.ts).
 const VERIFY_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 const HOST = /^(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
-const kTrustedPeer = Symbol('trustedPeer');
 const LEVEL_RANK = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity } as const;
 type Level = keyof typeof LEVEL_RANK;
 
-type PeerSocket = Socket & { [kTrustedPeer]?: boolean };
-
-/** What the fastify route and the fast path (forward-auth/fast-path.ts) share: one decision, built once. */
-export interface Verifier {
-  /** GATEWAY_ACCESS_LOG and GATEWAY_VERIFY_ACCESS_LOG leave verify's info lines out (the default). */
-  readonly quiet: boolean;
-  peerTrusted(socket: Socket): boolean;
-  /** The same rules as the proxy path, for the request the proxy asks about; null: cannot be decided. */
-  ruleFor(target: OriginalRequest): AccessRule | null;
-  /** The headers of a 204: identity (narrowed by the rule), the signed token (its `aud` from `request`'s host), no-store. */
-  allowHeaders(rule: AccessRule, session: ActiveSession, request: IncomingMessage): Record<string, string>;
-  /**
-   * The request's Cookie header without the gateway's cookies, or null when nothing is left. A 204
-   * carries it as `Cookie`: Traefik (authResponseHeadersRegex matching Cookie) first drops the
-   * client's header, then copies this one, so the app never receives the session (SPEC 4).
-   */
-  appCookies(request: IncomingMessage): string | null;
-}
-
-export function createVerifier(deps: GatewayDeps): Verifier {
-  const { config } = deps;
-  const access = createAccessRules(config.publicPaths, config.accessRules);
-  // Without the original request no rule can be looked up: with rules that refuse someone
-  // (deny, groups), letting any session through would open them, so refuse instead.
-  // The same for a rule that narrows the groups sent: the full list must not go out instead.
-  const rulesRestrict = config.accessRules.some((rule) => rule.policy === 'deny' || rule.policy === 'groups' || rule.forwardGroups !== null);
-  const trusted = config.trustedProxies;
-  let warnedNoMethod = false;
-  const userHeader = config.headerUser.toLowerCase();
-  const emailHeader = config.headerEmail.toLowerCase();
-  const groupsHeader = config.headerGroups.toLowerCase();
-  const gatewayCookies = new Set([config.cookieName, CSRF_COOKIE]);
-  const sessionOnly = `${config.cookieName}=`;
-  const appCookies = (request: IncomingMessage): string | null => {
-    const cookie = request.headers.cookie;
-    // The common case, answered without parsing: no cookie, or the session cookie alone.
-    if (cookie === undefined || (cookie.startsWith(sessionOnly) && !cookie.includes(';'))) return null;
-    const kept = removeCookies(cookie, gatewayCookies);
-    return kept === '' ? null : kept;
-  };
-  return {
-    appCookies,
-    quiet: !(config.accessLog && config.verifyAccessLog),
-    /** Keep-alive connections from the proxy carry many verifies: check the peer once per socket. */
-    peerTrusted(socket: PeerSocket) {
-      let verdict = socket[kTrustedPeer];
-      if (verdict === undefined) {
-        const address = socket.remoteAddress ?? '';
-        verdict = trusted !== null && address !== '' && trusted.check(address, address.includes(':') ? 'ipv6' : 'ipv4');
-        socket[kTrustedPeer] = verdict;
-      }
-      return verdict;
-    },
-    ruleFor(target) {
-      if (!target.known) return rulesRestrict ? null : DEFAULT_RULE;
-      if (target.method === null && access.methodScoped && !warnedNoMethod) {
-        warnedNoMethod = true;
-        deps.logger.warn(
-          'forward-auth: a request came without X-Forwarded-Method (with X-Forwarded-Uri) or X-Original-Method (with X-Original-URI); rules with `methods:` are applied as if any method were meant, so they may refuse more than intended: have the proxy send the method header',
-        );
-      }
-      return access.match(target.path, target.method);
-    },
-    allowHeaders(rule, session, request) {
-      const forwarded = forwardedIdentity(rule, session);
-      const { record } = forwarded;
-      const headers: Record<string, string> = { 'cache-control': 'no-store', [userHeader]: encodeHeaderValue(record.user) };
-      if (record.email) headers[emailHeader] = encodeHeaderValue(record.email);
-      if (record.groups.length > 0) headers[groupsHeader] = encodeGroups(record.groups);
-      const tokens = deps.identityTokens;
-      if (tokens) headers[IDENTITY_TOKEN_HEADER] = tokens.tokenFor(forwarded, tokens.audienceForHost(requestHost(request, config)));
-      const cookies = appCookies(request);
-      if (cookies !== null) headers.cookie = cookies;
-      return headers;
-    },
-  };
-}
-
 export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, verifier: Verifier): Promise<void> {
-  const { config, sessions } = deps;
+  const { config } = deps;
   const loginPath = `${config.authPrefix}/login`;
   const fixedOrigin = config.publicUrl?.origin ?? null;
   const trusted = config.trustedProxies;
@@ -130,26 +44,35 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, veri
     const target = original.request;
     if (!target.known) warnUnnamed(request);
 
-    const rule = verifier.ruleFor(target);
-    if (rule === null) return forbidden(request, reply, 'access rules need the original request (X-Forwarded-Uri or X-Original-URI from a trusted proxy)');
-    if (rule.policy === 'public') {
-      const cookies = verifier.appCookies(request.raw);
-      return reply.code(204).header('cache-control', 'no-store').headers(cookies === null ? {} : { cookie: cookies }).send();
+    // The fast path may have decided this very request already and handed it over.
+    const verdict = await (verifier.takeHandedOver(request.raw) ?? verifier.decide(target, request.cookies, request.raw));
+    switch (verdict.kind) {
+      case 'undecidable':
+        return forbidden(request, reply, verdict.reason);
+      case 'public': {
+        const cookies = verifier.appCookies(request.raw);
+        return reply.code(204).header('cache-control', 'no-store').headers(cookies === null ? {} : { cookie: cookies }).send();
+      }
+      case 'login':
+        return unauthenticated(request, reply, target);
+      case 'forbidden':
+        request.principal = verdict.principal;
+        request.session = verdict.principal?.session ?? null;
+        // 403 (nginx shows its own page), audited like the proxy path's refusals.
+        auditRefusal(request.log, verdict, { ip: request.ip, path: target.path });
+        return reply.code(403).header('cache-control', 'no-store').send({ error: 'access denied' });
+      case 'allow':
+        request.principal = verdict.principal;
+        request.session = verdict.principal.session;
+        // The proxy passes the handshake's headers to verify: the cross-site WebSocket rule holds here too.
+        if (request.headers['sec-websocket-key'] !== undefined && refusesCrossSiteWebSocket(verdict.principal, isSameOrigin(request, config))) {
+          return forbidden(request, reply, 'cross-origin WebSocket with a session');
+        }
+        return reply.code(204).headers(verifier.allowHeaders(verdict, request.raw)).send();
+      default:
+        return unreachable(verdict);
     }
-    if (rule.policy === 'deny') return denied(request, reply, rule, target, await userForAudit(sessions, request.cookies[config.cookieName]));
-    // The fast path may have validated this very request already and handed it over.
-    const validation = (await takePrevalidated(request.raw)) ?? (await sessions.validate(request.cookies[config.cookieName]));
-    if (validation.outcome !== 'valid') return unauthenticated(request, reply, target);
-    request.session = validation.session;
-    const { record } = validation.session;
-    if (decideAccess(rule, record) === 'forbidden') return denied(request, reply, rule, target, record.user);
-    // As on the proxy path: browsers apply no CORS to WebSockets, so one carrying a session must be
-    // opened from the gateway's own origin (the proxy passes the handshake's headers to verify).
-    if (request.headers['sec-websocket-key'] !== undefined && !isSameOrigin(request, config)) return forbidden(request, reply, 'cross-origin WebSocket with a session');
-    return reply.code(204).headers(verifier.allowHeaders(rule, validation.session, request.raw)).send();
   }
-
-
 
   /**
    * 401 with `Location: <public origin>/_auth/login?rd=<original path and query>`, as Authelia's
@@ -175,13 +98,6 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, veri
         .send(`<!doctype html><meta http-equiv="refresh" content="0;url=${href}"><title>Sign in</title><a href="${href}">Sign in</a>\n`);
     }
     return reply.send({ error: 'authentication required', login });
-  }
-
-  /** An access rule refuses: 403 (nginx shows its own page), audited like the proxy path's refusals. */
-  function denied(request: FastifyRequest, reply: FastifyReply, rule: AccessRule, target: OriginalRequest, user: string | null) {
-    // warn, not info as on the proxy path: verify's info lines are off by default (see logLevel).
-    request.log.warn({ audit: 'access_denied', user, ip: request.ip, path: pathForLog(target.path), rule: rule.index, policy: rule.policy }, 'access denied');
-    return reply.code(403).header('cache-control', 'no-store').send({ error: 'access denied' });
   }
 
   function forbidden(request: FastifyRequest, reply: FastifyReply, reason: string) {

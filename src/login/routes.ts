@@ -1,15 +1,16 @@
-// The gateway's own routes under GATEWAY_AUTH_PREFIX (SPEC section 3): login, logout, session,
-// (verify is in verify.ts). The login handler follows Authelia's order: throttle check → look up the user →
-// verify the password (always, even for unknown users) → record the attempt → new session id.
+// The gateway's own routes under GATEWAY_AUTH_PREFIX (SPEC section 3): login, logout (logout.ts),
+// session (verify is in forward-auth/). The login handler follows Authelia's order: throttle
+// check → look up the user → verify the password (always, even for unknown users) → record the
+// attempt → new session id.
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayDeps } from '../context.js';
 import { GatewayError, sessionStoreUnavailable, userStoreUnavailable } from '../errors.js';
 import { clearSessionCookie, isSameOrigin, noStore, setSessionCookie, wantsJson } from '../http.js';
-import { PAGE_STYLE_HASH, renderLogoutConfirmPage } from '../pages.js';
 import { safeRedirectTarget } from '../access/paths.js';
 import { CSRF_COOKIE, CSRF_TTL_SECONDS, dropsSecureCookies, SECURE_COOKIE_OVER_HTTP } from './csrf.js';
 import { createLoginPage } from './login-page.js';
+import { createLogout } from './logout.js';
 import { createInFlightGate, LimiterBusyError } from '../users/concurrency.js';
 import { createFirstSeen, hashPassword, isUnrecognisedHash, UNRECOGNISED_HASH_HINT, verifyPassword } from '../users/passwords.js';
 import { hasControlCharacters } from '../users/user-admin.js';
@@ -180,22 +181,7 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
     }
   });
 
-  const logout = async (request: FastifyRequest, reply: FastifyReply) => {
-    // Logout CSRF: a link, image or form on another site must not sign the user out. Browsers say
-    // where a request comes from (Sec-Fetch-Site, Origin); the user gets a button instead.
-    if (!isSameOrigin(request, config)) {
-      request.log.info({ audit: 'logout', ip: request.ip, outcome: 'cross_site_refused' }, 'logout');
-      if (wantsJson(request)) return reply.code(403).send({ error: 'Cross-site sign-out requests are refused.' });
-      reply.header('content-security-policy', `default-src 'none'; style-src ${PAGE_STYLE_HASH}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`);
-      return reply.code(200).type('text/html; charset=utf-8').send(renderLogoutConfirmPage(`${prefix}/logout`));
-    }
-    const session = await sessions.validate(request.cookies[config.cookieName]).catch(() => null);
-    await sessions.destroy(request.cookies[config.cookieName]);
-    clearSessionCookie(reply, config);
-    const user = session?.outcome === 'valid' ? session.session.record.user : null;
-    request.log.info({ audit: 'logout', user, ip: request.ip, outcome: user ? 'success' : 'no_session' }, 'logout');
-    return reply.code(303).header('location', `${loginPath}?logged_out=1`).send();
-  };
+  const logout = createLogout({ config, sessions }).route;
   app.get('/logout', logout);
   app.post('/logout', logout);
 

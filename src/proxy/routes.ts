@@ -5,16 +5,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import { statusClass } from '../admin/metrics.js';
 import { CSRF_COOKIE } from '../login/csrf.js';
+import { createLogout } from '../login/logout.js';
 import type { GatewayDeps } from '../context.js';
 import { accessDenied, upstreamTimeout, upstreamUnavailable } from '../errors.js';
-import { clearSessionCookie, isBrowserNavigation, isSameOrigin, publicOrigin, setSessionCookie } from '../http.js';
-import { userForAudit } from '../session/manager.js';
-import { createAccessRules, decideAccess, forwardedIdentity, type AccessRule } from '../access/rules.js';
+import { clearSessionCookie, isBrowserNavigation, peerTrusted, publicOrigin, setSessionCookie } from '../http.js';
+import { auditRefusal, unreachable, type Gate, type Principal, type Verdict } from '../access/gate.js';
 import { isGatewayCookie } from './gateway-cookies.js';
 import { dropHopByHopHeaders } from './hop-by-hop.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from '../identity/headers.js';
 import { PROXIED_METHODS } from './methods.js';
-import { createPathMatcher, pathForLog, withoutPathParameters } from '../access/paths.js';
+import { createPathMatcher } from '../access/paths.js';
 import { createWebSocketProxy } from './websocket.js';
 
 /**
@@ -26,24 +26,17 @@ import { createWebSocketProxy } from './websocket.js';
  */
 const UPSTREAM_CONNECTIONS = null;
 const kProxyStarted = Symbol('proxyStarted');
-/** The matched rule, kept only when it narrows the groups sent upstream. */
-const kAccessRule = Symbol('accessRule');
+/** What is forwarded for an allowed request: the principal's identity, narrowed by the rule. */
+const kForwarded = Symbol('forwarded');
 
-type TimedRequest = FastifyRequest & { [kProxyStarted]?: number; [kAccessRule]?: AccessRule };
+type TimedRequest = FastifyRequest & { [kProxyStarted]?: number; [kForwarded]?: Extract<Verdict, { kind: 'allow' }>['forwarded'] };
 
-export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { upstream: URL }): Promise<void> {
-  const { config, sessions, metrics } = deps;
-  const access = createAccessRules(config.publicPaths, config.accessRules);
-  const isLogoutPath = createPathMatcher(config.logoutPaths);
-  // SPEC 4: `/logout;jsessionid=…` is the app's logout for a Servlet container, so it is ours too.
-  const isLogout = (path: string): boolean => {
-    const servletPath = withoutPathParameters(path);
-    return isLogoutPath(path) || (servletPath !== path && isLogoutPath(servletPath));
-  };
+export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { upstream: URL }, gate: Gate): Promise<void> {
+  const { config, metrics } = deps;
+  const logout = createLogout(deps);
   const loginUrl = `${config.authPrefix}/login`;
   const ownCookieNames = [config.cookieName, CSRF_COOKIE];
   const upstreamByClass = new Map<string, ReturnType<typeof metrics.upstreamDuration.labels>>();
-  const trusted = config.trustedProxies;
   const identityTokens = deps.identityTokens;
   const rewriteRequestHeaders = createRequestHeaderRewriter({
     names: { user: config.headerUser, email: config.headerEmail, groups: config.headerGroups },
@@ -51,40 +44,59 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
     preserveHost: config.preserveHost,
   });
 
-  /** The preHandler of every proxied route: no valid session or no access, no forwarding. */
+  /** A renewed cookie (signed with a retired secret) goes out with whatever is answered. */
+  const renewCookie = (reply: FastifyReply, principal: Principal | null) => {
+    const renewed = principal?.session?.renewedCookie;
+    if (renewed) setSessionCookie(reply, config, renewed);
+  };
+
+  /** The preHandler of every proxied route: it renders the gate's verdict; no access, no forwarding. */
   const authenticate = async (request: FastifyRequest, reply: FastifyReply) => {
-    const path = request.normalisedPath;
-    if (isLogout(path)) return logoutFromAppPath(request, reply);
-    const rule = access.match(path, request.method);
-    if (rule.policy === 'public') return;
-    if (rule.policy === 'deny') return refuseAccess(request, rule, await userForAudit(sessions, request.cookies[config.cookieName]));
-    const validation = await sessions.validate(request.cookies[config.cookieName]);
-    if (validation.outcome === 'valid') {
-      request.session = validation.session;
-      if (validation.session.renewedCookie) setSessionCookie(reply, config, validation.session.renewedCookie);
-      if (decideAccess(rule, validation.session.record) === 'forbidden') return refuseAccess(request, rule, validation.session.record.user);
-      if (rule.filterGroups) (request as TimedRequest)[kAccessRule] = rule;
-      return;
+    const verdict = await gate.decide({ path: request.normalisedPath, method: request.method, credentials: { cookies: request.cookies, headers: request.headers }, logout: true });
+    switch (verdict.kind) {
+      case 'logout':
+        return logout.fromAppPath(request, reply);
+      case 'public':
+        return;
+      case 'allow':
+        request.principal = verdict.principal;
+        request.session = verdict.principal.session;
+        renewCookie(reply, verdict.principal);
+        (request as TimedRequest)[kForwarded] = verdict.forwarded;
+        return;
+      case 'forbidden':
+        // A signed-in user without the rule's group, or a `deny` rule: 403 (page or JSON), audited.
+        request.principal = verdict.principal;
+        request.session = verdict.principal?.session ?? null;
+        renewCookie(reply, verdict.principal);
+        auditRefusal(request.log, verdict, { ip: request.ip, path: request.normalisedPath });
+        throw accessDenied();
+      case 'login': {
+        // A cookie that no longer names a session is cleared so the browser stops sending it.
+        if (verdict.clearCookie) clearSessionCookie(reply, config);
+        if (isBrowserNavigation(request)) {
+          const rd = encodeURIComponent(request.url);
+          // A session that timed out: the login page says so, rather than appearing out of nowhere.
+          const expired = verdict.outcome === 'expired' ? '&expired=1' : '';
+          return reply.redirect(`${loginUrl}?rd=${rd}${expired}`, 302);
+        }
+        return reply.code(401).send({ error: 'authentication required', login: loginUrl });
+      }
+      case 'undecidable': // only a door that cannot name the path gets this; the proxy always can
+        throw accessDenied();
+      default:
+        return unreachable(verdict);
     }
-    // A cookie that no longer names a session is cleared so the browser stops sending it.
-    if (validation.outcome !== 'missing') clearSessionCookie(reply, config);
-    if (isBrowserNavigation(request)) {
-      const rd = encodeURIComponent(request.url);
-      // A session that timed out: the login page says so, rather than appearing out of nowhere.
-      const expired = validation.outcome === 'expired' ? '&expired=1' : '';
-      return reply.redirect(`${loginUrl}?rd=${rd}${expired}`, 302);
-    }
-    return reply.code(401).send({ error: 'authentication required', login: loginUrl });
   };
 
   /** What the identity header rewriter needs to know about a request (HTTP and WebSocket alike). */
   const forwardingContext = (request: FastifyRequest, upstream: URL): ForwardingContext => {
     const peerAddress = request.socket.remoteAddress ?? '';
-    const forwarded = request.session ? forwardedIdentity((request as TimedRequest)[kAccessRule], request.session) : null;
+    const forwarded = (request as TimedRequest)[kForwarded] ?? null;
     return {
       identity: forwarded?.record ?? null,
       peerAddress,
-      peerTrusted: trusted !== null && peerAddress !== '' && trusted.check(peerAddress, peerAddress.includes(':') ? 'ipv6' : 'ipv4'),
+      peerTrusted: peerTrusted(request.socket, config),
       protocol: request.socket && 'encrypted' in request.socket ? 'https' : 'http',
       host: request.headers.host,
       requestId: request.id,
@@ -172,25 +184,6 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
   // Longest prefix wins: fastify's router prefers the more specific registered path.
   for (const route of config.upstreamRoutes) await app.register(httpProxy, proxyOptions(route.url, route.prefix));
   await app.register(httpProxy, proxyOptions(deps.upstream, '/'));
-
-  /** A legacy `<a href="/logout">`: end the session here (the app never sees it), then show the login page. */
-  async function logoutFromAppPath(request: FastifyRequest, reply: FastifyReply) {
-    // From another site: not here; the gateway's own logout asks the user to confirm.
-    if (!isSameOrigin(request, config)) return reply.redirect(`${config.authPrefix}/logout`, 303);
-    const cookie = request.cookies[config.cookieName];
-    const validation = await sessions.validate(cookie).catch(() => null);
-    await sessions.destroy(cookie);
-    clearSessionCookie(reply, config);
-    const user = validation?.outcome === 'valid' ? validation.session.record.user : null;
-    request.log.info({ audit: 'logout', user, ip: request.ip, outcome: user ? 'success' : 'no_session' }, 'logout');
-    return reply.redirect(`${loginUrl}?logged_out=1`, 303);
-  }
-
-  /** A signed-in user without the rule's group, or a `deny` rule: 403 (page or JSON), audited. */
-  function refuseAccess(request: FastifyRequest, rule: AccessRule, user: string | null): never {
-    request.log.info({ audit: 'access_denied', user, ip: request.ip, path: pathForLog(request.normalisedPath), rule: rule.index, policy: rule.policy }, 'access denied');
-    throw accessDenied();
-  }
 
   function observeUpstream(request: FastifyRequest, status: number): void {
     const started = (request as TimedRequest)[kProxyStarted];

@@ -25,6 +25,7 @@ import { statusClass } from '../admin/metrics.js';
 import type { GatewayDeps } from '../context.js';
 import { badPath, badWebSocketHandshake, crossOriginWebSocket, shuttingDown, unsupportedUpgrade, upstreamRefusedUpgrade, upstreamTimeout, upstreamUnavailable, type GatewayError } from '../errors.js';
 import { isSameOrigin } from '../http.js';
+import { refusesCrossSiteWebSocket } from '../access/gate.js';
 import { checkHandshake, endToEndHeaders, hasBody, isWebSocketUpgrade, WEBSOCKET_VERSION } from './websocket-handshake.js';
 import { createWebSocketRegistry, type CloseReason, type OpenSocket } from './websocket-registry.js';
 
@@ -113,10 +114,8 @@ export function createWebSocketProxy(app: FastifyInstance, options: WebSocketPro
       if (check.status === 426) reply.header('sec-websocket-version', WEBSOCKET_VERSION);
       throw badWebSocketHandshake(check.status, check.reason);
     }
-    // Cross-site WebSocket hijacking: no CORS protects a WebSocket, so a page on another origin
-    // that the browser sends the cookie with could read the app. One carrying a session must come
-    // from the gateway's own origin, like a login POST.
-    if (request.session && !isSameOrigin(request, config)) throw crossOriginWebSocket();
+    // Cross-site WebSocket hijacking (access/gate.ts): checked once the handshake is known to be one.
+    if (refusesCrossSiteWebSocket(request.principal, isSameOrigin(request, config))) throw crossOriginWebSocket();
     if (closing) throw shuttingDown();
     const target = targetFor(request.normalisedPath);
     const url = target.url(request.url);
@@ -195,7 +194,7 @@ export function createWebSocketProxy(app: FastifyInstance, options: WebSocketPro
 
   function link(request: FastifyRequest, client: WebSocket, upstream: WebSocket): void {
     const started = performance.now();
-    const user = request.session?.record.user ?? null;
+    const user = request.principal?.record.user ?? null;
     const cookieValue = request.cookies[config.cookieName];
     let reason: CloseReason | null = null;
     let alive = true;

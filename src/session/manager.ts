@@ -381,13 +381,3 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     },
   };
 }
-
-/**
- * Who a cookie belongs to, for an audit line only: null when there is no valid session, and also
- * when the store cannot answer, so logging a refusal never turns it into a 503.
- */
-export async function userForAudit(sessions: SessionManager, cookie: string | undefined): Promise<string | null> {
-  if (cookie === undefined) return null;
-  const validation = await sessions.validate(cookie).catch(() => null);
-  return validation?.outcome === 'valid' ? validation.session.record.user : null;
-}

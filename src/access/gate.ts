@@ -1,0 +1,247 @@
+// The one access decision: who may pass, for every door (the proxied HTTP routes, WebSocket
+// upgrades, which pass through the same preHandler, the forward-auth verify route and its fast
+// path). A door turns what it knows of a request into `decide({ path, method, credentials })` and
+// only *renders* the verdict: redirect, 401, 403, 204, forward. Nothing else in the gateway matches
+// a rule, reads the path-parameter readings of a path, or looks a principal up for access. Built
+// once per app (app.ts) from plain options: no Config, no GatewayDeps.
+//
+// Seams, for what comes next:
+// - Credentials. A principal is found by an ordered list of `Authenticator`s (options.authenticators);
+//   the session cookie (`sessionCookieAuthenticator`) is the first. To add a kind (API tokens from
+//   `Authorization: Bearer sgw_pat_…`, HTTP Basic), write an `Authenticator` in its own folder
+//   (tokens/, basic/ …) and append it in app.ts. Each one answers `missing` when its credential is
+//   not in the request, and the next is asked; the first that finds its credential decides
+//   (valid, or invalid/expired/revoked: a presented credential that fails is never rescued by
+//   another one). `Principal.ambient` says whether a browser attaches the credential by itself
+//   (cookie, Basic: yes; a bearer token: no); the cross-site WebSocket rule reads it. Doors keep the
+//   principal on `request.principal` (access log, WebSocket audit). The verify fast path only takes
+//   requests carrying the session cookie; any other credential is decided by the verify route.
+// - Step-up. A rule that needs a second factor (`"mfa": true`) is checked in `decide`, right after
+//   the rule has allowed the principal (marked STEP-UP below), from a field the authenticator
+//   fills (e.g. `Principal.secondFactor`, from the session record): return a new verdict kind
+//   (e.g. `{ kind: 'second-factor', rule, principal }`). Every door renders verdicts in an
+//   exhaustive `switch` that ends in `unreachable(verdict)`, so the compiler lists each door that
+//   must learn to render it (a redirect to /_auth/mfa, or a 401 naming it).
+// - Reload. Everything compiled from the rule options lives in one immutable `CompiledRules`;
+//   `replaceRules(...)` compiles a new one (throwing, with the old one kept, if it cannot) and
+//   swaps the reference. `decide` reads the reference once at its start, so a request is decided
+//   wholly by the old rules or wholly by the new ones; the next request sees the new ones.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ActiveSession, Validation } from '../session/manager.js';
+import type { Identity } from '../session/types.js';
+import { createPathMatcher, pathForLog, withoutPathParameters } from './paths.js';
+import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule, type AccessRuleSpec } from './rules.js';
+
+/** What a request presents to prove who it is. */
+export interface Credentials {
+  /** Parsed cookies (the same parser everywhere: @fastify/cookie's). */
+  readonly cookies: Readonly<Record<string, string | undefined>>;
+  /** The request's headers (`authorization` for tokens and Basic). */
+  readonly headers: IncomingHttpHeaders;
+}
+
+/** Someone the gateway recognised, by whatever credential. */
+export interface Principal {
+  /** The authenticator that found it: `session` today. */
+  readonly kind: string;
+  /** Stable per credential: keys caches of what is derived from it (the signed identity token). */
+  readonly idHash: string;
+  readonly record: Identity;
+  /** The session, when the principal is one (cookie renewal, the WebSocket registry, access log). */
+  readonly session: ActiveSession | null;
+  /** Whether a browser sends the credential by itself, from any site (cookies, Basic). */
+  readonly ambient: boolean;
+}
+
+export type FailedOutcome = 'missing' | 'invalid' | 'expired' | 'revoked';
+
+export type Authentication = { outcome: 'valid'; principal: Principal } | { outcome: FailedOutcome; /** Whether the door should clear the session cookie. */ clearCookie: boolean };
+
+export interface Authenticator {
+  readonly kind: string;
+  /** Whether the credential is in the request at all (no store call): the audit lookup asks only those. */
+  presented(credentials: Credentials): boolean;
+  /**
+   * `missing` when this kind of credential is not in the request (the next authenticator is asked).
+   * Throws a 503 GatewayError when its store cannot answer.
+   */
+  authenticate(credentials: Credentials): Promise<Authentication>;
+}
+
+export interface AccessRequest {
+  /** Normalised path (paths.ts); null when the door could not learn which request it is asked about. */
+  path: string | null;
+  /** Upper-case method; null when not known (forward-auth without a method header). */
+  method: string | null;
+  credentials: Credentials;
+}
+
+export type Verdict =
+  | { kind: 'public'; rule: AccessRule }
+  | {
+      kind: 'allow';
+      rule: AccessRule;
+      principal: Principal;
+      /** What is forwarded: the principal with its groups narrowed by the rule (`forward_groups`). */
+      forwarded: { idHash: string; record: Identity };
+    }
+  | { kind: 'login'; rule: AccessRule; outcome: FailedOutcome; clearCookie: boolean }
+  /** `principal` null for a `deny` rule (then `user` is looked up for the audit line only). */
+  | { kind: 'forbidden'; rule: AccessRule; user: string | null; principal: Principal | null }
+  /** The path is unknown and the rules refuse someone somewhere: nothing can be allowed. */
+  | { kind: 'undecidable'; reason: string };
+
+/** An app logout path (GATEWAY_LOGOUT_PATHS): only doors that can end a session ask for it. */
+export type LogoutVerdict = { kind: 'logout' };
+
+export interface GateRules {
+  /** GATEWAY_PUBLIC_PATHS: public rules placed first. */
+  publicPaths: readonly string[];
+  /** GATEWAY_ACCESS_RULES. */
+  rules: readonly AccessRuleSpec[];
+  /** GATEWAY_LOGOUT_PATHS. */
+  logoutPaths: readonly string[];
+}
+
+export interface GateOptions extends GateRules {
+  /** Asked in order; the session cookie first. */
+  authenticators: readonly Authenticator[];
+}
+
+export interface Gate {
+  decide(request: AccessRequest & { logout: true }): Promise<Verdict | LogoutVerdict>;
+  decide(request: AccessRequest): Promise<Verdict>;
+  /** Who presents these credentials, for an audit line only: null also when a store cannot answer. */
+  userForAudit(credentials: Credentials): Promise<string | null>;
+  /** Compile new rules and use them from the next request on; throws (old rules kept) when they do not compile. */
+  replaceRules(rules: GateRules): void;
+  /** Whether any rule names methods (so an unknown method can change a decision). */
+  readonly methodScoped: boolean;
+}
+
+interface CompiledRules {
+  match(path: string, method: string | null): AccessRule;
+  methodScoped: boolean;
+  isLogoutPath(path: string): boolean;
+  /** Whether an unknown path must be refused: a rule refuses someone, or narrows what is sent. */
+  restrictsUnknownPath: boolean;
+}
+
+const UNKNOWN_PATH_REASON = 'access rules need the original request (X-Forwarded-Uri or X-Original-URI from a trusted proxy)';
+const UNDECIDABLE: Verdict = Object.freeze({ kind: 'undecidable', reason: UNKNOWN_PATH_REASON });
+const LOGOUT: LogoutVerdict = Object.freeze({ kind: 'logout' });
+
+export function createGate(options: GateOptions): Gate {
+  const authenticators = [...options.authenticators];
+  let current = compile(options);
+
+  const authenticate = async (credentials: Credentials, onlyPresented = false): Promise<Authentication> => {
+    let missing: Authentication = { outcome: 'missing', clearCookie: false };
+    for (const authenticator of authenticators) {
+      if (onlyPresented && !authenticator.presented(credentials)) continue;
+      const found = await authenticator.authenticate(credentials);
+      if (found.outcome !== 'missing') return found;
+      missing = found;
+    }
+    return missing;
+  };
+
+  const userForAudit = async (credentials: Credentials): Promise<string | null> => {
+    const found = await authenticate(credentials, true).catch(() => null);
+    return found?.outcome === 'valid' ? found.principal.record.user : null;
+  };
+
+  async function decide(request: AccessRequest & { logout?: boolean }): Promise<Verdict | LogoutVerdict> {
+    const rules = current;
+    let rule: AccessRule;
+    if (request.path === null) {
+      if (rules.restrictsUnknownPath) return UNDECIDABLE;
+      rule = DEFAULT_RULE;
+    } else {
+      if (request.logout === true && rules.isLogoutPath(request.path)) return LOGOUT;
+      rule = rules.match(request.path, request.method);
+    }
+    if (rule.policy === 'public') return { kind: 'public', rule };
+    if (rule.policy === 'deny') return { kind: 'forbidden', rule, user: await userForAudit(request.credentials), principal: null };
+    const found = await authenticate(request.credentials);
+    if (found.outcome !== 'valid') return { kind: 'login', rule, outcome: found.outcome, clearCookie: found.clearCookie };
+    const { principal } = found;
+    if (decideAccess(rule, principal.record) === 'forbidden') return { kind: 'forbidden', rule, user: principal.record.user, principal };
+    // STEP-UP: a rule asking for a second factor the principal lacks gets its own verdict here.
+    return { kind: 'allow', rule, principal, forwarded: forwardedIdentity(rule, principal) };
+  }
+
+  return {
+    decide: decide as Gate['decide'],
+    userForAudit,
+    replaceRules(rules) {
+      current = compile(rules);
+    },
+    get methodScoped() {
+      return current.methodScoped;
+    },
+  };
+}
+
+function compile(options: GateRules): CompiledRules {
+  const access = createAccessRules(options.publicPaths, options.rules);
+  const logoutPath = createPathMatcher(options.logoutPaths);
+  return Object.freeze({
+    match: access.match,
+    methodScoped: access.methodScoped,
+    // SPEC 4: `/logout;jsessionid=…` is the app's logout for a Servlet container, so it is ours too.
+    isLogoutPath: (path: string) => {
+      if (logoutPath(path)) return true;
+      const servletPath = withoutPathParameters(path);
+      return servletPath !== path && logoutPath(servletPath);
+    },
+    // Without the original request no rule can be looked up: with rules that refuse someone
+    // (deny, groups), letting any session through would open them, so refuse instead. The same
+    // for a rule that narrows the groups sent: the full list must not go out instead.
+    restrictsUnknownPath: options.rules.some((rule) => rule.policy === 'deny' || rule.policy === 'groups' || rule.forwardGroups !== null),
+  });
+}
+
+/** The session cookie: the first authenticator. */
+export function sessionCookieAuthenticator(options: { cookieName: string; validate(cookie: string | undefined): Promise<Validation> }): Authenticator {
+  const { cookieName, validate } = options;
+  return {
+    kind: 'session',
+    presented: (credentials) => credentials.cookies[cookieName] !== undefined,
+    async authenticate(credentials) {
+      // Validated even when absent: the validations metric counts anonymous requests as `missing`.
+      const validation = await validate(credentials.cookies[cookieName]);
+      if (validation.outcome !== 'valid') return { outcome: validation.outcome, clearCookie: validation.outcome !== 'missing' };
+      const session = validation.session;
+      return { outcome: 'valid', principal: { kind: 'session', idHash: session.idHash, record: session.record, session, ambient: true } };
+    },
+  };
+}
+
+/**
+ * Cross-site WebSocket hijacking: browsers apply no CORS to WebSockets, so a page on another origin
+ * that the browser attaches a cookie (or Basic credentials) for could read the app. A socket
+ * opened with such a principal must come from the gateway's own origin, like a login POST.
+ */
+export function refusesCrossSiteWebSocket(principal: Principal | null, sameOrigin: boolean): boolean {
+  return principal !== null && principal.ambient && !sameOrigin;
+}
+
+/** What refusal audit lines are written to (a pino logger, a fastify request's log). */
+export interface AuditLog {
+  warn(fields: object, message: string): void;
+}
+
+/**
+ * The one refusal audit line, the same fields from every door (docs/routing.md): who, from where,
+ * which path (path parameters redacted) and which rule. Warn: forward-auth's info lines are off by
+ * default, and a refusal must be logged whatever the door.
+ */
+export function auditRefusal(log: AuditLog, verdict: Extract<Verdict, { kind: 'forbidden' }>, request: { ip: string; path: string }): void {
+  log.warn({ audit: 'access_denied', user: verdict.user, ip: request.ip, path: pathForLog(request.path), rule: verdict.rule.index, policy: verdict.rule.policy }, 'access denied');
+}
+
+/** The end of every door's exhaustive `switch (verdict.kind)`: a new verdict kind fails to compile until each door renders it. */
+export function unreachable(verdict: never): never {
+  throw new Error(`unrendered access verdict ${JSON.stringify(verdict)}`);
+}
