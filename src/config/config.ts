@@ -186,6 +186,9 @@ export function loadConfig(env: Env = process.env): Config {
   const reader = new EnvReader(resolveFileVariables(env));
   const config = readAll(reader);
   checkCookiePrefix(reader, config);
+  if (config.mfaMode === 'off' && config.accessRules.some((rule) => rule.mfa === true)) {
+    reader.problem('GATEWAY_ACCESS_RULES: a rule with "mfa": true needs GATEWAY_MFA=optional or required (and GATEWAY_MFA_ENCRYPTION_KEY)');
+  }
   if (reader.problems.length > 0) throw new ConfigError(reader.problems);
   return config;
 }

@@ -161,3 +161,45 @@ t.test('after a key rotation, a sign-in moves the secret to the new key', async 
   now += 30_000;
   t.same(await onlyNew.verify('alice', totpCode(enrolment.secret, now)), { ok: true, method: 'totp' }, 'and now it is under the new key alone');
 });
+
+t.test('step-up rules: parsed, combined, refused without GATEWAY_MFA, decided by the gate', async (t) => {
+  const { parseAccessRules, createAccessRules } = await import('../../src/access/rules.js');
+  const { createGate } = await import('../../src/access/gate.js');
+  const parsed = parseAccessRules('[{ "path": "/admin", "policy": "authenticated", "mfa": true }, { "path": "/ops", "policy": { "groups": ["ops"] } }]');
+  t.same(parsed.problems, []);
+  t.equal(parsed.rules[0]?.mfa, true);
+  t.equal(parsed.rules[1]?.mfa, undefined, 'absent: no second factor needed');
+  t.same(parseAccessRules('[{ "path": "/a", "policy": "authenticated", "mfa": "yes" }]').problems, ['rule #1: `mfa` must be true or false']);
+  t.same(parseAccessRules('[{ "path": "/a", "policy": "public", "mfa": true }]').problems, ['rule #1: `mfa` needs a rule that signs in (authenticated or groups), not public']);
+  // Two readings of a path (path parameters): if either rule asks for a second factor, so does the request.
+  const rules = createAccessRules([], parsed.rules);
+  t.equal(rules.match('/admin/x', 'GET').mfa, true);
+  t.equal(rules.match('/admin;x=1/y', 'GET').mfa, true, 'the Servlet reading of the path is covered');
+  t.equal(rules.match('/other', 'GET').mfa, false);
+
+  const dir = (await import('node:fs')).mkdtempSync(`${(await import('node:os')).tmpdir()}/sgw-mfa-rules-`);
+  const file = `${dir}/rules.json`;
+  (await import('node:fs')).writeFileSync(file, JSON.stringify([{ path: '/admin', policy: 'authenticated', mfa: true }]));
+  t.teardown(() => (import('node:fs').then((fs) => fs.rmSync(dir, { recursive: true, force: true }))));
+  try {
+    loadConfig({ GATEWAY_ACCESS_RULES: file });
+    t.fail('expected a configuration error');
+  } catch (err) {
+    t.match((err as ConfigError).problems, [/^GATEWAY_ACCESS_RULES: a rule with "mfa": true needs GATEWAY_MFA=optional or required/]);
+  }
+
+  const principal = (secondFactor: boolean) => ({ kind: 'session', idHash: 'h', record: { user: 'ann', email: null, groups: [] }, session: null, ambient: true, secondFactor });
+  let who = principal(false);
+  const gate = createGate({
+    publicPaths: [],
+    rules: parsed.rules,
+    logoutPaths: [],
+    authenticators: [{ kind: 'session', presented: () => true, authenticate: async () => ({ outcome: 'valid', principal: who }) }],
+  });
+  const credentials = { cookies: {}, headers: {} };
+  t.match(await gate.decide({ path: '/admin', method: 'GET', credentials }), { kind: 'second-factor', principal: { secondFactor: false } }, 'password only: step-up');
+  t.match(await gate.decide({ path: '/other', method: 'GET', credentials }), { kind: 'allow' }, 'elsewhere: allowed');
+  t.match(await gate.decide({ path: null, method: 'GET', credentials }), { kind: 'undecidable' }, 'an unknown path cannot be allowed when a rule asks for a second factor');
+  who = principal(true);
+  t.match(await gate.decide({ path: '/admin', method: 'GET', credentials }), { kind: 'allow' }, 'with a second factor: allowed');
+});
