@@ -7,13 +7,17 @@
 //
 //   npm run build && node bench/paired.mjs
 //   PAIRED_BASELINE_CLI=/path/to/other/dist/cli.js PAIRED_ROUNDS=7 PAIRED_DURATION=8s node bench/paired.mjs
+//   PAIRED_TARGETS=c,t,z PAIRED_BASELINE_CLI=… node bench/paired.mjs     # tracing off vs baseline, and on
 //
 // Targets: g (stock fastify + http-proxy, no log), j (same + fastify's own pino line), c (the
 // gateway, default config), l (the gateway, GATEWAY_ACCESS_LOG=false), z (a baseline build, with
-// PAIRED_BASELINE_CLI). Needs wrk, nginx and redis-server (as run.sh).
+// PAIRED_BASELINE_CLI), t (the gateway with tracing on: every request sampled and exported over
+// OTLP/HTTP to a sink in this process; only when PAIRED_TARGETS names it). Needs wrk, nginx and
+// redis-server (as run.sh).
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +28,8 @@ const ROUNDS = Number(env.PAIRED_ROUNDS ?? 5);
 const DURATION = env.PAIRED_DURATION ?? '8s';
 const CONNECTIONS = Number(env.PAIRED_CONNECTIONS ?? 8);
 const BASELINE = env.PAIRED_BASELINE_CLI ?? null;
+/** PAIRED_PACED=false: no pause, each wrk as fast as its target answers (saturated, all at once). */
+const PACED = env.PAIRED_PACED !== 'false';
 const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const work = mkdtempSync(join(tmpdir(), 'sgw-paired-'));
@@ -96,6 +102,17 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
   start(env.NGINX ?? '/usr/sbin/nginx', ['-c', join(work, 'nginx.conf'), '-p', work]);
   const upstream = `http://127.0.0.1:${upPort}`;
   await waitHttp(upstream);
+  // The OTLP/HTTP receiver of target t: reads and counts what it is sent, answers 200.
+  const otlp = { exports: 0, bytes: 0 };
+  const sink = createHttpServer((req, res) => {
+    req.on('data', (c) => (otlp.bytes += c.length));
+    req.on('end', () => {
+      otlp.exports += 1;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise((resolve) => sink.listen(0, '127.0.0.1', resolve));
+  sink.unref();
 
   const gatewayEnv = (port, extra = {}) => ({
     GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(port), GATEWAY_ADMIN_HOST: '127.0.0.1', GATEWAY_ADMIN_PORT: '0', GATEWAY_UPSTREAM: upstream,
@@ -108,7 +125,8 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
     { key: 'c', label: 'session-gateway, default', cmd: [cli, 'serve'], gateway: true, env: {} },
     { key: 'l', label: 'session-gateway, GATEWAY_ACCESS_LOG=false', cmd: [cli, 'serve'], gateway: true, env: { GATEWAY_ACCESS_LOG: 'false' } },
     ...(BASELINE ? [{ key: 'z', label: 'session-gateway, baseline build', cmd: [BASELINE, 'serve'], gateway: true, env: {} }] : []),
-  ].filter((d) => !env.PAIRED_TARGETS || env.PAIRED_TARGETS.split(',').includes(d.key));
+    { key: 't', label: 'session-gateway, tracing on (all sampled)', cmd: [cli, 'serve'], gateway: true, optIn: true, env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sink.address().port}` } },
+  ].filter((d) => (!env.PAIRED_TARGETS ? !d.optIn : env.PAIRED_TARGETS.split(',').includes(d.key)));
   const targets = [];
   for (const d of defs) {
     const port = await freePort();
@@ -134,7 +152,7 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
 
   for (let round = 1; round <= ROUNDS; round++) {
     const before = targets.map((t) => ticks(t.pid));
-    const results = await Promise.all(targets.map((t) => wrk(t.url, headersOf(t), DURATION)));
+    const results = await Promise.all(targets.map((t) => wrk(t.url, headersOf(t), DURATION, PACED)));
     targets.forEach((t, i) => {
       const r = results[i];
       if (r.non2xx > 0) throw new Error(`${t.key}: ${r.non2xx} non-2xx answers`);
@@ -146,7 +164,7 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
   const by = Object.fromEntries(targets.map((t) => [t.key, t]));
   const heads = targets[0].samples.map((_, r) => `r${r + 1}`);
   const lines = [
-    `wrk -t1 -c${CONNECTIONS} -d${DURATION} per target, all targets at once, paced (10 ms pause per connection), ${ROUNDS} rounds.`,
+    `wrk -t1 -c${CONNECTIONS} -d${DURATION} per target, all targets at once, ${PACED ? 'paced (10 ms pause per connection)' : 'not paced'}, ${ROUNDS} rounds.`,
     '',
     `| target | CPU µs/req median | ${heads.join(' | ')} | requests/round |`,
     `| --- | ---: | ${heads.map(() => '---:').join(' | ')} | ---: |`,
@@ -155,7 +173,7 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
     `| ratio of CPU per request | median | ${heads.join(' | ')} |`,
     `| --- | ---: | ${heads.map(() => '---:').join(' | ')} |`,
   ];
-  for (const [n, d] of [['c', 'g'], ['c', 'j'], ['l', 'g'], ['j', 'g'], ['c', 'l'], ['c', 'z']]) {
+  for (const [n, d] of [['c', 'g'], ['c', 'j'], ['l', 'g'], ['j', 'g'], ['c', 'l'], ['c', 'z'], ['t', 'c']]) {
     if (!by[n] || !by[d]) continue;
     const ratios = by[n].samples.map((s, r) => s.cpuUs / by[d].samples[r].cpuUs);
     lines.push(`| ${n}/${d} | ${median(ratios).toFixed(2)} | ${ratios.map((x) => x.toFixed(2)).join(' | ')} |`);
@@ -166,6 +184,13 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
   if (log) lines.push('', `Gateway access line (c − l), µs per request: median ${median(log).toFixed(1)}; per round ${log.map((x) => x.toFixed(1)).join(', ')}`);
   if (pino) lines.push(`fastify's pino line (j − g), µs per request: median ${median(pino).toFixed(1)}; per round ${pino.map((x) => x.toFixed(1)).join(', ')}`);
   if (log && pino) lines.push(`Ratio of medians: ${(median(log) / median(pino)).toFixed(2)} (goal ≤ 1.3)`);
+  const off = diff('c', 'z');
+  if (off) lines.push(`This build − baseline (c − z), µs per request: median ${median(off).toFixed(1)}; per round ${off.map((x) => x.toFixed(1)).join(', ')}`);
+  const traced = diff('t', 'c');
+  if (traced) {
+    lines.push(`Tracing on (t − c), µs per request: median ${median(traced).toFixed(1)}; per round ${traced.map((x) => x.toFixed(1)).join(', ')}`);
+    lines.push(`OTLP sink: ${otlp.exports} exports, ${(otlp.bytes / 1024 / 1024).toFixed(1)} MiB`);
+  }
   console.log(lines.join('\n'));
 }
 

@@ -21,6 +21,7 @@ import { renderErrorPage, ERROR_PAGE_STYLE_HASH } from './pages.js';
 import { normaliseRequestUrl, pathForLog } from './access/paths.js';
 import { ALLOWED_METHODS_HEADER, isRefusedMethod, refuseTunnels, routeEveryMethod } from './proxy/methods.js';
 import { proxyRoutes } from './proxy/routes.js';
+import type { Tracing } from './tracing/index.js';
 
 const kBadPath = Symbol('badPath');
 /** Set on a request cut by GATEWAY_REQUEST_TIMEOUT, so its abort is counted as 408, not 499. */
@@ -49,7 +50,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   const app = Fastify({
     // Our own server so that the common forward-auth call is answered before fastify's router
     // (forward-auth/fast-path.ts); everything else goes to fastify's handler unchanged.
-    serverFactory: (handler) => createGatewayServer(config, (req, res) => fastVerify.handle(req, res, handler)),
+    serverFactory: (handler) => createGatewayServer(config, traceRequests(deps.tracing, (req, res) => fastVerify.handle(req, res, handler))),
     loggerInstance: deps.logger as FastifyBaseLogger,
     // One access-log line of our own per request (SPEC 7) instead of fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
@@ -176,6 +177,11 @@ const TLS_CIPHERS = [
   'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384',
   'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
+
+/** With tracing on, one server span around each request; off, the listener itself (no cost). */
+function traceRequests(tracing: Tracing | null | undefined, listener: RequestListener): RequestListener {
+  return tracing ? tracing.traceRequests(listener) : listener;
+}
 
 /** The proxy listener: plain http, or https with GATEWAY_TLS_*. */
 function createGatewayServer(config: GatewayDeps['config'], listener: RequestListener): Server {

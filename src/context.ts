@@ -8,6 +8,7 @@ import type { UserStore } from './users/user-store.js';
 import type { Config } from './config/config.js';
 import type { IdentityTokens } from './identity/signed-identity.js';
 import type { ActiveSession, SessionManager } from './session/manager.js';
+import type { Tracing } from './tracing/index.js';
 import type { Gate, Principal } from './access/gate.js';
 import type { MfaService } from './mfa/service.js';
 import type { PendingStore } from './mfa/pending.js';
@@ -35,6 +36,8 @@ export interface GatewayDeps {
   identityTokens: IdentityTokens | null;
   /** null: GATEWAY_MFA=off. */
   mfa: MfaDeps | null;
+  /** OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT); absent or null: off. */
+  tracing?: Tracing | null;
 }
 
 declare module 'fastify' {

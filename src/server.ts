@@ -28,6 +28,7 @@ import type pg from 'pg';
 import { createMfaService } from './mfa/service.js';
 import { createMemoryMfaStore, createPostgresMfaStore } from './mfa/store.js';
 import { createMemoryPendingStore, createRedisPendingStore } from './mfa/pending.js';
+import { startTracing, tagSpan } from './tracing/index.js';
 
 export interface RunningGateway {
   app: FastifyInstance;
@@ -103,8 +104,14 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     userCheck: userRecheck(config, users, secrets, metrics),
     maxSessionsPerUser: config.maxSessionsPerUser,
     events: {
-      cacheLookup: (result) => cacheCounters[result].inc(),
-      validated: (outcome) => validationCounters[outcome].inc(),
+      cacheLookup: (result) => {
+        cacheCounters[result].inc();
+        tagSpan('gateway.session.cache', result);
+      },
+      validated: (outcome) => {
+        validationCounters[outcome].inc();
+        tagSpan('gateway.session.outcome', outcome);
+      },
       storeError: (err, operation) => {
         metrics.storeErrors.inc({ store: 'redis' });
         logger.warn({ err: describe(err), operation }, 'session store operation failed');
@@ -141,6 +148,21 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   // The first unknown-user login must not be slower than the rest (it would reveal the user is unknown).
   await prepareDummyHash();
 
+  // Loaded only when configured: with tracing off no OpenTelemetry module is ever imported.
+  if (config.tracing) {
+    let lastReported = 0;
+    const tracing = await startTracing(config.tracing, {
+      // A collector outage fails every batch: one line a minute is enough.
+      exportFailed: (err) => {
+        if (Date.now() - lastReported < 60_000) return;
+        lastReported = Date.now();
+        logger.warn({ err: describe(err) }, 'tracing: spans could not be exported (dropped); retrying with the next batch');
+      },
+    });
+    deps.tracing = tracing;
+    closers.unshift(() => tracing.shutdown());
+    logger.info({ endpoint: withoutCredentials(config.tracing.url), sampler: config.tracing.sampler }, 'tracing: spans are exported over OTLP/HTTP');
+  }
   const app = await buildApp(deps);
   const checks: DependencyCheck[] = [];
   if (redis) checks.push({ name: 'redis', critical: true, check: () => store.ping() });
@@ -345,6 +367,12 @@ function describe(err: unknown): { message: string; code?: string } {
     return code ? { message: err.message, code } : { message: err.message };
   }
   return { message: String(err) };
+}
+
+/** An endpoint as logged: no userinfo, no query. */
+function withoutCredentials(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.origin}${parsed.pathname}`;
 }
 
 /** RFC 5737 / RFC 3849 ranges: what deploy examples use as placeholders, never a real proxy. */

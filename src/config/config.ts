@@ -8,6 +8,7 @@ import { parseDurationMs } from './duration.js';
 import { canonicalHost, isWellFormedHost } from '../http.js';
 import { findShadowedRules, parseAccessRules, type AccessRuleSpec } from '../access/rules.js';
 import { prefixBase } from '../access/paths.js';
+import { SAMPLERS, type SamplerName, type TracingOptions } from '../tracing/index.js';
 import { describeAlgKey, describeKey, IDENTITY_TOKEN_ALGS, parseSigningKey, type AsymmetricAlg, type IdentityTokenAlg, type SigningKey } from '../identity/keys.js';
 
 export type RedisConfig = (
@@ -132,6 +133,8 @@ export interface Config {
   mfaMode: 'off' | 'optional' | 'required';
   /** GATEWAY_MFA_ENCRYPTION_KEY: the first encrypts TOTP secrets, all decrypt. Empty when off. */
   mfaKeys: string[];
+  /** OpenTelemetry tracing (standard OTEL_* variables); null: off, and no SDK is loaded. */
+  tracing: TracingOptions | null;
 }
 
 export interface IdentityTokenConfig {
@@ -267,6 +270,40 @@ function readAll(r: EnvReader): Config {
     embedded,
     identityToken: readIdentityToken(r, redis !== null, secrets.values),
     ...readMfa(r, secrets.values),
+    tracing: readTracing(r),
+  };
+}
+
+const SAMPLER_NAMES = new Set<string>(SAMPLERS);
+
+/**
+ * The standard OpenTelemetry variables, read as the specification defines them: the generic
+ * endpoint gets `/v1/traces` appended, the traces endpoint is used as it is. Checked here so that a
+ * typo is one line at start-up rather than a silently different sampler.
+ */
+function readTracing(r: EnvReader): TracingOptions | null {
+  const specific = r.url('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', ['http:', 'https:']);
+  const generic = r.url('OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']);
+  const sampler = r.optional('OTEL_TRACES_SAMPLER')?.toLowerCase() ?? 'parentbased_always_on';
+  if (!SAMPLER_NAMES.has(sampler)) r.problem(`OTEL_TRACES_SAMPLER must be one of ${SAMPLERS.join(', ')} (got ${JSON.stringify(sampler)})`);
+  const ratioText = r.optional('OTEL_TRACES_SAMPLER_ARG');
+  const ratio = ratioText === null ? 1 : Number(ratioText);
+  if (ratioText !== null && (!/^\d*\.?\d+$/.test(ratioText) || ratio > 1)) {
+    r.problem(`OTEL_TRACES_SAMPLER_ARG must be a ratio between 0 and 1 (got ${JSON.stringify(ratioText)})`);
+  }
+  const serviceName = r.optional('OTEL_SERVICE_NAME');
+  const exporter = r.optional('OTEL_TRACES_EXPORTER')?.toLowerCase() ?? 'otlp';
+  if (exporter !== 'otlp' && exporter !== 'none') r.problem(`OTEL_TRACES_EXPORTER must be otlp or none (got ${JSON.stringify(exporter)})`);
+  const disabled = r.boolean('OTEL_SDK_DISABLED', false) || exporter === 'none';
+  const exportDelayMs = r.integer('OTEL_BSP_SCHEDULE_DELAY', 5_000, { min: 1, max: MAX_TIMER_MS });
+  if ((!specific && !generic) || disabled) return null;
+  const url = specific ? specific.toString() : `${generic?.toString().replace(/\/$/, '')}/v1/traces`;
+  return {
+    url,
+    serviceName,
+    sampler: (SAMPLER_NAMES.has(sampler) ? sampler : 'parentbased_always_on') as SamplerName,
+    samplerRatio: ratio >= 0 && ratio <= 1 ? ratio : 1,
+    exportDelayMs,
   };
 }
 

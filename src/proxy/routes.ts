@@ -16,6 +16,7 @@ import { createRequestHeaderRewriter, type ForwardingContext } from '../identity
 import { PROXIED_METHODS } from './methods.js';
 import { createPathMatcher, pathForLog } from '../access/paths.js';
 import { createWebSocketProxy } from './websocket.js';
+import { endUpstream, traceUpstream } from '../tracing/index.js';
 
 /**
  * No cap on connections to the app: an HTTP/1.1 connection carries one request at a time, so any
@@ -152,7 +153,8 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
       rewriteRequestHeaders(request, headers) {
         (request as TimedRequest)[kProxyStarted] = performance.now();
         // Hop-by-hop first, so nothing the gateway adds next can be named away by the client.
-        return rewriteRequestHeaders(dropHopByHopHeaders(headers as IncomingHttpHeaders), forwardingContext(request as FastifyRequest, upstream));
+        const forwarded = rewriteRequestHeaders(dropHopByHopHeaders(headers as IncomingHttpHeaders), forwardingContext(request as FastifyRequest, upstream));
+        return traceUpstream(request, forwarded, request.method, upstream, request.normalisedPath);
       },
       rewriteHeaders(headers, request) {
         // The app's Connection/Keep-Alive describe its connection to the gateway, not the client's.
@@ -174,9 +176,11 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
       onResponse(request, reply, res) {
         const upstream = res as unknown as { statusCode: number; stream: NodeJS.ReadableStream };
         observeUpstream(request as FastifyRequest, upstream.statusCode);
+        endUpstream(request, upstream.statusCode);
         reply.send(upstream.stream);
       },
       onError(reply, { error }) {
+        endUpstream(reply.request, null, error);
         // The client went away mid-request (its body stream broke the upstream call): its doing,
         // not the app's. No 5xx in the upstream metric (the Upstream5xx alert) and nobody to answer;
         // the request itself is counted by app.ts's onRequestAbort hook.

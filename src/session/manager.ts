@@ -2,6 +2,7 @@
 // It owns the policy (idle and max timeouts, cache trust, coalescing); stores only keep bytes.
 import { LRUCache } from 'lru-cache';
 import { sessionStoreUnavailable } from '../errors.js';
+import { traced } from '../tracing/index.js';
 import { hashSessionId, newSessionId, type CookieSigner } from './id.js';
 import type { CachedSession, LocalSessionCache } from './local-cache.js';
 import type { Identity, InvalidationListener, SessionRecord, SessionStore, StoredSession, ValidationOutcome } from './types.js';
@@ -290,7 +291,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   };
 
   return {
-    async validate(cookieValue, options) {
+    validate: (cookieValue, options) => traced('session check', async () => {
       if (!cookieValue) return fail('missing');
       const touch = options?.touch ?? true;
       // While invalidations are not flowing, a cached entry may have been revoked elsewhere.
@@ -308,7 +309,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       // A stale cached entry is kept only for the outage grace; its signature was already checked.
       const staleCandidate = cached ?? (staleGraceMs > 0 ? cache.get(cookieValue) : undefined);
       return validateFromStore(cookieValue, staleCandidate, touch);
-    },
+    }),
 
     async create(identity, createOptions) {
       const id = newSessionId();

@@ -4,6 +4,7 @@
 import { Cluster, Redis } from 'ioredis';
 import { reconnectDelay, type RedisClient } from '../redis-client.js';
 import { decodeRecord, encodeRecord } from './codec.js';
+import { redisCall } from '../tracing/index.js';
 import type { InvalidationListener, SessionStore, StoredSession } from './types.js';
 
 export interface RedisStoreOptions {
@@ -51,26 +52,26 @@ export function createRedisSessionStore(redis: RedisClient, options: RedisStoreO
       const index = userKey(record.user);
       // The session before its index entry: whoever finds an entry whose session key is missing
       // (endOldest) may then take that session as ended for good.
-      await redis.set(sessionKey(idHash), encodeRecord(record), 'PX', ttlMs);
-      await Promise.all([
+      await redisCall('create session', 'SET', () => redis.set(sessionKey(idHash), encodeRecord(record), 'PX', ttlMs));
+      await redisCall('index session', 'BATCH', () => Promise.all([
         redis.zadd(index, record.expiresAt, idHash),
         // Entries whose max lifetime has passed leave the index, so it never grows unbounded.
         redis.zremrangebyscore(index, '-inf', now()),
         // The index outlives none of its sessions: the newest one ends at most this late.
         redis.pexpireat(index, record.expiresAt),
-      ]);
+      ]));
     },
     async get(idHash) {
-      const text = await redis.get(sessionKey(idHash));
+      const text = await redisCall('get session', 'GET', () => redis.get(sessionKey(idHash)));
       return text === null ? null : decodeRecord(text);
     },
     async touch(idHash, record, ttlMs) {
       // XX: never resurrect a session that was revoked or expired in the meantime.
-      const reply = await redis.set(sessionKey(idHash), encodeRecord(record), 'PX', ttlMs, 'XX');
+      const reply = await redisCall('touch session', 'SET', () => redis.set(sessionKey(idHash), encodeRecord(record), 'PX', ttlMs, 'XX'));
       return reply === 'OK';
     },
     async delete(idHash, user) {
-      const [deleted] = await Promise.all([redis.del(sessionKey(idHash)), redis.zrem(userKey(user), idHash)]);
+      const [deleted] = await redisCall('delete session', 'BATCH', () => Promise.all([redis.del(sessionKey(idHash)), redis.zrem(userKey(user), idHash)]));
       await publish([idHash]);
       return deleted > 0;
     },

@@ -24,6 +24,7 @@ import * as argon2 from '@node-rs/argon2';
 import type { Algorithm } from '@node-rs/argon2';
 import * as bcrypt from '@node-rs/bcrypt';
 import { createLimiter, HASHING_CONCURRENCY, HASHING_QUEUE } from './concurrency.js';
+import { traced } from '../tracing/index.js';
 
 /** Every hash and verify shares these slots (see concurrency.ts for why); beyond the queue's bounds they reject with LimiterBusyError. */
 const hashingSlots = createLimiter(HASHING_CONCURRENCY, HASHING_QUEUE);
@@ -108,7 +109,7 @@ type Outcome = Match | typeof UNUSABLE;
 
 /** Hash a new password: argon2id with the current defaults, random salt. */
 export async function hashPassword(password: string): Promise<string> {
-  return hashingSlots.run(() => argon2.hash(password, argon2idOptions()));
+  return traced('password hash', () => hashingSlots.run(() => argon2.hash(password, argon2idOptions())));
 }
 
 /** Classify a stored value by its prefix; anything unrecognised is plaintext. */
@@ -129,7 +130,7 @@ export async function verifyPassword(
   password: string,
   opts: VerifyOptions,
 ): Promise<VerifyResult> {
-  return hashingSlots.run(() => verifyUnlimited(stored, password, opts), opts.queueKey);
+  return traced('password verify', () => hashingSlots.run(() => verifyUnlimited(stored, password, opts), opts.queueKey));
 }
 
 async function verifyUnlimited(stored: string | null | undefined, password: string, opts: VerifyOptions): Promise<VerifyResult> {

@@ -2,6 +2,7 @@
 // GATEWAY_USER_QUERY, or (embedded default mode) one generated user held in memory.
 import pg from 'pg';
 import { userStoreUnavailable } from '../errors.js';
+import { postgresCall } from '../tracing/index.js';
 
 export interface UserRecord {
   username: string;
@@ -63,14 +64,14 @@ export function createPostgresUserStore(
     kind: 'postgres',
     find: (username) =>
       guarded(async () => {
-        const result = await pool.query(userQuery, [username]);
+        const result = await postgresCall('find user', userQuery, () => pool.query(userQuery, [username]));
         const row = result.rows[0] as Record<string, unknown> | undefined;
         return row ? rowToUser(row, username) : null;
       }),
     rehash: (username, newHash) =>
       guarded(async () => {
         if (!rehashQuery) return false;
-        const result = await pool.query(rehashQuery, [username, newHash]);
+        const result = await postgresCall('rehash', rehashQuery, () => pool.query(rehashQuery, [username, newHash]));
         return (result.rowCount ?? 0) > 0;
       }),
     ping: () => guarded(async () => void (await pool.query('SELECT 1'))),

@@ -1,0 +1,119 @@
+// Tracing with OpenTelemetry (SPEC section 8): one trace per request, off unless an OTLP endpoint
+// is configured. This file loads nothing from OpenTelemetry; the SDK (sdk.ts) is imported only by
+// startTracing, so with tracing off each hook below costs one null check and nothing else.
+import type { IncomingHttpHeaders, RequestListener } from 'node:http';
+
+export const SAMPLERS = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+] as const;
+export type SamplerName = (typeof SAMPLERS)[number];
+
+export interface TracingOptions {
+  /** The full OTLP/HTTP traces URL (`…/v1/traces`). */
+  url: string;
+  /** OTEL_SERVICE_NAME; null: `service.name` from OTEL_RESOURCE_ATTRIBUTES, else `session-gateway`. */
+  serviceName: string | null;
+  sampler: SamplerName;
+  /** The ratio of the `traceidratio` samplers, 0 … 1. */
+  samplerRatio: number;
+  /** OTEL_BSP_SCHEDULE_DELAY: how long finished spans wait to be sent in one batch (5 s). */
+  exportDelayMs: number;
+}
+
+export type SpanValue = string | number | boolean;
+export type SpanAttributes = Readonly<Record<string, SpanValue>>;
+
+/** One gateway's tracer: wraps its listener, and ends with it. */
+export interface Tracing {
+  /** The proxy listener with one server span per request around it. */
+  traceRequests(listener: RequestListener): RequestListener;
+  /** Sends what is left and stops. */
+  shutdown(): Promise<void>;
+}
+
+/** What the call sites use; implemented by sdk.ts, present only while some Tracing runs. */
+export interface SpanHooks {
+  span<T>(name: string, fn: () => Promise<T>, attributes: SpanAttributes | undefined, client: boolean): Promise<T>;
+  tag(key: string, value: SpanValue): void;
+  upstreamStart(key: object, headers: IncomingHttpHeaders, method: string, upstream: URL, path: string): void;
+  upstreamEnd(key: object, status: number | null, error: unknown): void;
+}
+
+let hooks: SpanHooks | null = null;
+let running = 0;
+
+export interface TracingEvents {
+  /** An export failed (collector down, refused, timed out); the spans of that batch are dropped. */
+  exportFailed?(err: unknown): void;
+}
+
+/** Loads the SDK and starts exporting; only called when an endpoint is configured. */
+export async function startTracing(options: TracingOptions, events: TracingEvents = {}): Promise<Tracing> {
+  const sdk = await import('./sdk.js');
+  const tracing = sdk.createTracing(options, events);
+  hooks = sdk.spanHooks;
+  running += 1;
+  let stopped = false;
+  return {
+    traceRequests: (listener) => tracing.traceRequests(listener),
+    async shutdown() {
+      if (stopped) return;
+      stopped = true;
+      if (--running === 0) hooks = null;
+      await tracing.shutdown();
+    },
+  };
+}
+
+/** `fn` inside a child span of the current request's span (none outside a traced request). */
+export function traced<T>(name: string, fn: () => Promise<T>, attributes?: SpanAttributes): Promise<T> {
+  return hooks === null ? fn() : hooks.span(name, fn, attributes, false);
+}
+
+// Attribute names are OpenTelemetry's semantic conventions (database spans), spelt out here so
+// that this file imports nothing from OpenTelemetry.
+const REDIS = 'redis';
+const POSTGRES = 'postgresql';
+const dbAttributes = new Map<string, SpanAttributes>();
+const dbSpanAttributes = (system: string, operation: string): SpanAttributes => {
+  const key = `${system} ${operation}`;
+  let attributes = dbAttributes.get(key);
+  if (attributes === undefined) dbAttributes.set(key, (attributes = { 'db.system.name': system, 'db.operation.name': operation }));
+  return attributes;
+};
+
+/** A Redis call (span `redis <what>`; `command` is the Redis command, or BATCH for several). */
+export function redisCall<T>(what: string, command: string, fn: () => Promise<T>): Promise<T> {
+  return hooks === null ? fn() : hooks.span(`redis ${what}`, fn, dbSpanAttributes(REDIS, command), true);
+}
+
+/** A PostgreSQL query (span `postgresql <what>`), with its SQL verb as the operation; never its parameters. */
+export function postgresCall<T>(what: string, sql: string, fn: () => Promise<T>): Promise<T> {
+  if (hooks === null) return fn();
+  const verb = /^\s*(\w+)/.exec(sql)?.[1]?.toUpperCase() ?? 'QUERY';
+  return hooks.span(`postgresql ${what}`, fn, dbSpanAttributes(POSTGRES, verb), true);
+}
+
+/** An attribute on the innermost span of the current request (e.g. the session cache's hit or miss). */
+export function tagSpan(key: string, value: SpanValue): void {
+  if (hooks !== null) hooks.tag(key, value);
+}
+
+/**
+ * The upstream call starts: a client span, whose W3C `traceparent` (and `tracestate`) replace what
+ * the client sent in the headers forwarded to the app. `key` is the request, to end it by.
+ */
+export function traceUpstream(key: object, headers: IncomingHttpHeaders, method: string, upstream: URL, path: string): IncomingHttpHeaders {
+  if (hooks !== null) hooks.upstreamStart(key, headers, method, upstream, path);
+  return headers;
+}
+
+/** The app answered (`status`) or failed (`error`, no status). */
+export function endUpstream(key: object, status: number | null, error?: unknown): void {
+  if (hooks !== null) hooks.upstreamEnd(key, status, error);
+}
