@@ -2,7 +2,8 @@
 // The plugin order lives here only: path normalisation → cookies → gateway routes → proxy.
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { Socket } from 'node:net';
 import cookie from '@fastify/cookie';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -178,6 +179,22 @@ const TLS_CIPHERS = [
   'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
 
+/** Everything the TLS context holds: given whole on every swap, since setSecureContext resets what is left out. */
+function tlsContextOptions(tls: { cert: string; key: string }): SecureContextOptions {
+  return { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS };
+}
+
+/**
+ * SIGHUP reload of GATEWAY_TLS_CERT / GATEWAY_TLS_KEY: handshakes from now on use the new pair;
+ * open connections keep theirs and are not interrupted. Throws (and changes nothing) when the pair
+ * is unusable; config.ts has already checked it, the same way, before this is called.
+ */
+export function replaceTlsContext(app: FastifyInstance, tls: { cert: string; key: string }): void {
+  const server = app.server as Server & Partial<Pick<HttpsServer, 'setSecureContext'>>;
+  if (typeof server.setSecureContext !== 'function') throw new Error('the proxy listener is plain http: TLS was not configured at start-up');
+  server.setSecureContext(tlsContextOptions(tls));
+}
+
 /** With tracing on, one server span around each request; off, the listener itself (no cost). */
 function traceRequests(tracing: Tracing | null | undefined, listener: RequestListener): RequestListener {
   return tracing ? tracing.traceRequests(listener) : listener;
@@ -194,7 +211,7 @@ function createGatewayServer(config: GatewayDeps['config'], listener: RequestLis
     connectionsCheckingInterval: Math.min(5_000, Math.max(50, Math.floor(config.requestTimeoutMs / 10))),
   };
   const server: Server = config.tls
-    ? createHttpsServer({ ...timeouts, cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS }, listener)
+    ? createHttpsServer({ ...timeouts, ...tlsContextOptions(config.tls) }, listener)
     : createHttpServer(timeouts, listener);
   // Idle keep-alive connections stay 72 s, longer than the usual 60 s of load balancers, so the
   // balancer closes first. No socket inactivity timeout: responses (long polls) may take their time.

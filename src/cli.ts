@@ -81,7 +81,25 @@ async function main(argv: string[]): Promise<number> {
 
 async function serve(config: Config): Promise<number> {
   const logger = createLogger(config.logLevel);
+  // SIGHUP's default action ends the process: caught from the first moment, and a reload asked
+  // for while starting runs once the gateway is up (its files were maybe read before the change).
+  let reload: (() => void) | null = null;
+  let reloadPending = false;
+  process.on('SIGHUP', () => {
+    logger.info({ signal: 'SIGHUP' }, 'signal received: reloading what lives in files');
+    if (reload) reload();
+    else reloadPending = true;
+  });
   const gateway = await startGateway(config, { logger });
+  reload = () => {
+    try {
+      gateway.reload();
+    } catch (err) {
+      // A reload never ends the process: the running configuration simply stays.
+      logger.error({ err }, 'configuration reload failed');
+    }
+  };
+  if (reloadPending) reload();
   const onSignal = (signal: string) => {
     logger.info({ signal }, 'signal received');
     gateway.shutdown().then(

@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import type { Metrics } from './admin/metrics.js';
 import type { CsrfTokens } from './login/csrf.js';
+import type { ReplaceableLoginPage } from './login/login-page.js';
 import type { LoginThrottle } from './login/throttle.js';
 import type { UserStore } from './users/user-store.js';
 import type { Config } from './config/config.js';
@@ -36,6 +37,8 @@ export interface GatewayDeps {
   identityTokens: IdentityTokens | null;
   /** null: GATEWAY_MFA=off. */
   mfa: MfaDeps | null;
+  /** The login page with the operator's branding, replaced on a SIGHUP reload; absent: config's branding, fixed. */
+  loginPage?: ReplaceableLoginPage;
   /** OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT); absent or null: off. */
   tracing?: Tracing | null;
 }

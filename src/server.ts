@@ -6,12 +6,11 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createMetrics, type Metrics } from './admin/metrics.js';
 import { buildAdminApp, type DependencyCheck } from './admin/server.js';
-import { buildApp } from './app.js';
 import { createCsrfTokens, dropsSecureCookies } from './login/csrf.js';
 import { hashPassword, prepareDummyHash } from './users/passwords.js';
 import { createMemoryThrottle, createRedisThrottle } from './login/throttle.js';
 import { checkConfiguredQueries, createMemoryUserStore, createPgPool, createPostgresUserStore, type UserStore } from './users/user-store.js';
-import type { Config } from './config/config.js';
+import { loadConfig, type Config } from './config/config.js';
 import type { GatewayDeps } from './context.js';
 import { createCookieSigner } from './session/id.js';
 import { createLocalSessionCache } from './session/local-cache.js';
@@ -28,6 +27,9 @@ import type pg from 'pg';
 import { createMfaService } from './mfa/service.js';
 import { createMemoryMfaStore, createPostgresMfaStore } from './mfa/store.js';
 import { createMemoryPendingStore, createRedisPendingStore } from './mfa/pending.js';
+import { createReplaceableLoginPage } from './login/login-page.js';
+import { buildApp, replaceTlsContext } from './app.js';
+import { createReloader, type ReloadResult } from './reload.js';
 import { startTracing, tagSpan } from './tracing/index.js';
 
 export interface RunningGateway {
@@ -39,12 +41,16 @@ export interface RunningGateway {
   adminPort: number;
   /** The SPEC 7 sequence: not ready → delay → stop accepting → drain → close stores. */
   shutdown(): Promise<void>;
+  /** SIGHUP (SPEC 8): read the files again and swap what changed, or keep everything and log why. */
+  reload(): ReloadResult;
 }
 
 export interface StartOptions {
   logger: Logger;
   /** Where the embedded-mode password goes (standard error by default, outside the JSON log). */
   announce?: (text: string) => void;
+  /** How a reload reads the configuration again (default: loadConfig over process.env). */
+  loadConfig?: () => Config;
 }
 
 export const EMBEDDED_USER = 'demo';
@@ -93,9 +99,10 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     (['valid', 'missing', 'invalid', 'expired', 'revoked'] as const).map((o) => [o, metrics.sessionValidations.labels(o)]),
   ) as Record<ValidationOutcome, ReturnType<typeof metrics.sessionValidations.labels>>;
   const cache = createLocalSessionCache({ maxEntries: config.cacheMaxEntries, ttlMs: config.cacheTtlMs });
+  const signer = createCookieSigner(secrets);
   const sessions = createSessionManager({
     store,
-    signer: createCookieSigner(secrets),
+    signer,
     cache,
     idleTimeoutMs: config.idleTimeoutMs,
     maxLifetimeMs: config.maxLifetimeMs,
@@ -125,17 +132,19 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   });
   const upstream = config.upstream ?? whoami?.url ?? null;
   const limits = { maxPerUser: config.loginMaxAttempts, maxPerIp: config.loginMaxAttemptsPerIp, windowMs: config.loginWindowMs };
+  const loginPage = createReplaceableLoginPage(config.loginBranding);
   const deps: GatewayDeps = {
     config,
     sessions,
     users,
     throttle: redis ? createRedisThrottle(redis, config.redisPrefix, limits) : createMemoryThrottle(limits),
-    csrf: createCsrfTokens(secrets[0] as string),
+    csrf: createCsrfTokens(secrets),
     metrics,
     logger,
     upstream,
     identityTokens: identityTokensFromConfig(config, logger),
     mfa: createMfa(config, redis, pool, limits),
+    loginPage,
   };
 
   if (redis) {
@@ -203,7 +212,36 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     return shuttingDown;
   };
 
-  return { app, admin, deps, proxyPort, adminPort, shutdown };
+  for (const outcome of ['success', 'failure'] as const) metrics.configReloads.inc({ outcome }, 0);
+  const identityTokens = deps.identityTokens;
+  const reloader = createReloader({
+    current: config,
+    load: options.loadConfig ?? (() => loadConfig(process.env)),
+    logger,
+    count: (outcome) => metrics.configReloads.inc({ outcome }),
+    targets: {
+      accessRules: (rules) => app.accessGate.replaceRules({ publicPaths: config.publicPaths, rules, logoutPaths: config.logoutPaths }),
+      sessionSecrets: (next) => {
+        signer.replaceSecrets(next);
+        deps.csrf.replaceSecrets(next);
+        // Cached entries skip the signature check: one signed with a secret just removed must not
+        // stay valid for the cache's TTL, nor one signed with the old first secret go unrenewed.
+        cache.clear();
+      },
+      ...(config.tls && { tls: (pair) => replaceTlsContext(app, pair) }),
+      ...(identityTokens && { identityKeys: (next) => identityTokens.replaceKeys(next) }),
+      loginBranding: (branding) => loginPage.replace(branding),
+    },
+  });
+  const reload = (): ReloadResult => {
+    if (shuttingDown) {
+      logger.warn('configuration reload ignored: shutting down');
+      return { outcome: 'failure', problems: ['shutting down'] };
+    }
+    return reloader.reload();
+  };
+
+  return { app, admin, deps, proxyPort, adminPort, shutdown, reload };
 }
 
 /** GATEWAY_MFA optional|required: the gateway_mfa table (or memory in the embedded mode), pending sign-ins next to the sessions. */

@@ -106,6 +106,12 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       help: 'Proxied WebSockets currently open.',
       registers,
     }),
+    configReloads: new Counter({
+      name: 'gateway_config_reloads_total',
+      help: 'SIGHUP reloads of what lives in files: applied (success) or refused with the old configuration kept (failure).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
     websocketCloses: new Counter({
       name: 'gateway_websocket_closes_total',
       help: 'Proxied WebSockets closed, by reason: client, upstream, session_ended, store_unavailable, shutdown, unresponsive, protocol_error.',

@@ -3,6 +3,7 @@
 // broken deployment in one round instead of one restart per typo.
 import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { readLoginBranding, type LoginBranding } from '../login/login-branding.js';
 import { parseDurationMs } from './duration.js';
 import { canonicalHost, isWellFormedHost } from '../http.js';
@@ -512,7 +513,17 @@ function readTls(r: EnvReader): { cert: string; key: string } | null {
   }
   const cert = r.file('GATEWAY_TLS_CERT');
   const key = r.file('GATEWAY_TLS_KEY');
-  return cert && key ? { cert, key } : null;
+  if (!cert || !key) return null;
+  // Checked here rather than when the listener is made: at start-up a bad pair is then one line
+  // instead of a crash, and a SIGHUP reload refuses it before swapping anything.
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    const reason = (err as Error).message.replace(/^error:[0-9A-Fa-f]+:[^:]*:[^:]*:/, '');
+    r.problem(`GATEWAY_TLS_CERT / GATEWAY_TLS_KEY: ${certPath} and ${keyPath} are not a usable PEM certificate and matching private key (${reason})`);
+    return null;
+  }
+  return { cert, key };
 }
 
 /** RFC 6797 §6.1 directives as browsers act on them; anything else is most likely a typo. */

@@ -12,13 +12,14 @@ import type { GatewayDeps } from '../context.js';
 const JWKS_MAX_AGE_SECONDS = 300;
 
 export async function jwksRoute(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
-  const jwks = deps.identityTokens?.jwksJson;
-  if (!jwks) return;
+  const tokens = deps.identityTokens;
+  if (!tokens?.jwksJson) return;
+  // Read per request: a SIGHUP reload may publish a new key set (the algorithm, hence the mode, stays).
   app.get('/jwks.json', async (_request, reply) =>
     reply
       .header('cache-control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`)
       .header('x-content-type-options', 'nosniff')
       .type('application/json')
-      .send(jwks),
+      .send(tokens.jwksJson),
   );
 }

@@ -49,6 +49,12 @@ export interface IdentityTokens {
   audienceForHost(host: string): string;
   /** The JWKS document publishing every configured key; null in HMAC mode (nothing public to publish). */
   readonly jwksJson: string | null;
+  /**
+   * SIGHUP reload: from the next token on, the new first key (or HMAC secret) signs and the JWKS
+   * publishes the new set. The algorithm stays (it is a plain variable). Tokens cached under the
+   * old key are dropped, so none signed by a key no longer published keeps being sent.
+   */
+  replaceKeys(next: { keys: SigningKey[]; hmacSecret: string | null }): void;
 }
 
 export interface IdentityTokenOptions {
@@ -82,7 +88,8 @@ const sameIdentity = (cached: CachedToken, identity: Identity) =>
 export function createIdentityTokens(options: IdentityTokenOptions): IdentityTokens {
   const now = options.now ?? Date.now;
   const lifetimeSeconds = Math.floor(options.lifetimeMs / 1_000);
-  const signer = createSigner(options);
+  let signer = createSigner(options);
+  let jwksJson = signer.jwks === null ? null : JSON.stringify(signer.jwks);
   const cache = new LRUCache<string, CachedToken>({ max: TOKEN_CACHE_MAX });
 
   const issue = (identity: SignedIdentity, audience: string, at: number): CachedToken => {
@@ -104,7 +111,16 @@ export function createIdentityTokens(options: IdentityTokenOptions): IdentityTok
 
   return {
     alg: options.alg,
-    jwksJson: signer.jwks === null ? null : JSON.stringify(signer.jwks),
+    get jwksJson() {
+      return jwksJson;
+    },
+    replaceKeys(next) {
+      // Built before anything is swapped: a key that cannot sign throws here and nothing changes.
+      const fresh = createSigner({ ...options, keys: next.keys, hmacSecret: next.hmacSecret });
+      signer = fresh;
+      jwksJson = fresh.jwks === null ? null : JSON.stringify(fresh.jwks);
+      cache.clear();
+    },
     tokenFor(session, audience = options.audience) {
       const at = now();
       const key = audience === options.audience ? session.idHash : `${session.idHash}@${audience}`;

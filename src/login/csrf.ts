@@ -9,20 +9,35 @@ export interface CsrfTokens {
   /** A new random value for the pre-login cookie and the form token bound to it. */
   issue(): { cookie: string; token: string };
   verify(cookie: string | undefined, token: unknown): boolean;
+  /**
+   * SIGHUP reload of the session secrets: the first signs new forms, every one still verifies, so
+   * a login page served just before a rotation can still be submitted after it.
+   */
+  replaceSecrets(secrets: readonly string[]): void;
 }
 
-export function createCsrfTokens(secret: string): CsrfTokens {
-  const mac = (value: string) => createHmac('sha256', secret).update(`csrf:${value}`).digest('base64url');
+/** The first secret signs, every secret verifies (as session cookies do). */
+export function createCsrfTokens(secrets: string | readonly string[]): CsrfTokens {
+  let keys: readonly string[] = typeof secrets === 'string' ? [secrets] : [...secrets];
+  const mac = (secret: string, value: string) => createHmac('sha256', secret).update(`csrf:${value}`).digest('base64url');
   return {
     issue() {
       const cookie = randomBytes(24).toString('base64url');
-      return { cookie, token: mac(cookie) };
+      return { cookie, token: mac(keys[0] as string, cookie) };
     },
     verify(cookie, token) {
       if (!cookie || typeof token !== 'string' || cookie.length > 64 || token.length > 64) return false;
-      const expected = Buffer.from(mac(cookie));
       const given = Buffer.from(token);
-      return expected.length === given.length && timingSafeEqual(expected, given);
+      let ok = false;
+      for (const secret of keys) {
+        const expected = Buffer.from(mac(secret, cookie));
+        // Every secret is tried, so the time taken does not tell which one matched.
+        if (expected.length === given.length && timingSafeEqual(expected, given)) ok = true;
+      }
+      return ok;
+    },
+    replaceSecrets(next) {
+      keys = [...next];
     },
   };
 }

@@ -75,6 +75,25 @@ export function createLoginPage(branding: LoginBranding = NO_BRANDING): LoginPag
   };
 }
 
+/** The login page as the routes hold it: the branding may be replaced by a SIGHUP reload. */
+export interface ReplaceableLoginPage {
+  /** Read once per response, so its CSP and its markup always come from one branding. */
+  readonly current: LoginPage;
+  replace(branding: LoginBranding): void;
+}
+
+export function createReplaceableLoginPage(branding: LoginBranding = NO_BRANDING): ReplaceableLoginPage {
+  let current = createLoginPage(branding);
+  return {
+    get current() {
+      return current;
+    },
+    replace(next) {
+      current = createLoginPage(next);
+    },
+  };
+}
+
 const defaultPage = createLoginPage();
 
 /** The built-in page without branding (what GATEWAY_LOGIN_TITLE alone gives). */

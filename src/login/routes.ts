@@ -9,7 +9,7 @@ import { GatewayError, sessionStoreUnavailable, userStoreUnavailable } from '../
 import { clearSessionCookie, isSameOrigin, noStore, setSessionCookie, wantsJson } from '../http.js';
 import { safeRedirectTarget } from '../access/paths.js';
 import { CSRF_COOKIE, CSRF_TTL_SECONDS, dropsSecureCookies, SECURE_COOKIE_OVER_HTTP } from './csrf.js';
-import { createLoginPage } from './login-page.js';
+import { createReplaceableLoginPage } from './login-page.js';
 import { createLogout } from './logout.js';
 import { createInFlightGate, LimiterBusyError } from '../users/concurrency.js';
 import { createFirstSeen, hashPassword, isUnrecognisedHash, UNRECOGNISED_HASH_HINT, verifyPassword } from '../users/passwords.js';
@@ -41,9 +41,9 @@ type FailureReason = 'unknown_user' | 'wrong_password' | 'disabled' | 'no_passwo
 
 export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
   const { config, sessions, users, throttle, csrf, metrics } = deps;
+  const loginPage = deps.loginPage ?? createReplaceableLoginPage(config.loginBranding);
   const prefix = config.authPrefix;
   const loginPath = `${prefix}/login`;
-  const loginPage = createLoginPage(config.loginBranding);
   const loginsInFlight = createInFlightGate(MAX_LOGINS_IN_FLIGHT_PER_ADDRESS);
   // Once per user and process: the hint is for the operator, not a line per attempt.
   const unrecognisedHashUsers = createFirstSeen();
@@ -68,11 +68,12 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
       path: prefix,
       maxAge: CSRF_TTL_SECONDS,
     });
-    reply.header('content-security-policy', loginPage.csp);
+    const page = loginPage.current;
+    reply.header('content-security-policy', page.csp);
     return reply
       .code(status)
       .type('text/html; charset=utf-8')
-      .send(loginPage.render({ title: config.loginTitle, action: loginPath, csrfToken: tokens.token, ...model }));
+      .send(page.render({ title: config.loginTitle, action: loginPath, csrfToken: tokens.token, ...model }));
   };
 
   app.get('/login', async (request, reply) => {

@@ -27,10 +27,19 @@ export interface CookieSigner {
   unsign(cookieValue: string): { id: string; signedWithOldSecret: boolean } | null;
 }
 
+/** A signer whose secrets can be replaced while it is in use (SIGHUP reload). */
+export interface ReplaceableCookieSigner extends CookieSigner {
+  /** From the next call on, the new first secret signs and every new secret verifies. */
+  replaceSecrets(secrets: readonly string[]): void;
+}
+
 /** First secret signs, every secret verifies: rotation without logging everybody out. */
-export function createCookieSigner(secrets: readonly string[]): CookieSigner {
-  const signer = new Signer([...secrets], 'sha256');
+export function createCookieSigner(secrets: readonly string[]): ReplaceableCookieSigner {
+  let signer = new Signer([...secrets], 'sha256');
   return {
+    replaceSecrets(next) {
+      signer = new Signer([...next], 'sha256');
+    },
     sign: (id) => signer.sign(id),
     unsign(cookieValue) {
       // Bound the work an attacker can ask for: a real value is 43 + 1 + 43 characters.

@@ -33,7 +33,7 @@ export function uniquePrefix(): string {
 }
 
 export async function startTestGateway(t: Teardown, env: Record<string, string>): Promise<TestGateway> {
-  const config = loadConfig({
+  const fullEnv = {
     GATEWAY_HOST: '127.0.0.1',
     GATEWAY_PORT: '0',
     GATEWAY_ADMIN_HOST: '127.0.0.1',
@@ -41,11 +41,13 @@ export async function startTestGateway(t: Teardown, env: Record<string, string>)
     GATEWAY_SESSION_SECRET: TEST_SECRET,
     LOG_LEVEL: 'info',
     ...env,
-  });
+  };
+  const config = loadConfig(fullEnv);
   const logs: string[] = [];
   const announced: string[] = [];
   const logger = createLogger(config.logLevel, { write: (line: string) => void logs.push(line) });
-  const running = await startGateway(config, { logger, announce: (text) => void announced.push(text) });
+  // running.reload() reads the same variables again (what SIGHUP does in the CLI).
+  const running = await startGateway(config, { logger, announce: (text) => void announced.push(text), loadConfig: () => loadConfig(fullEnv) });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;

@@ -66,6 +66,8 @@ t.test('GATEWAY_TLS_CERT without GATEWAY_TLS_KEY, or an unreadable file, stops s
   t.match(half.problems.join('\n'), /GATEWAY_TLS_CERT and GATEWAY_TLS_KEY go together/);
   const missing = t.throws(() => loadConfig({ GATEWAY_TLS_CERT: cert, GATEWAY_TLS_KEY: join(dir, 'nope.pem') })) as unknown as ConfigError;
   t.match(missing.problems.join('\n'), /GATEWAY_TLS_KEY: cannot read/);
+  const swapped = t.throws(() => loadConfig({ GATEWAY_TLS_CERT: key, GATEWAY_TLS_KEY: cert })) as unknown as ConfigError;
+  t.match(swapped.problems, [/^GATEWAY_TLS_CERT \/ GATEWAY_TLS_KEY: .* are not a usable PEM certificate and matching private key \(/], 'a pair that cannot serve TLS is one line, not a crash at listen');
 });
 
 t.test('rediss:// with a private CA (GATEWAY_REDIS_CA_FILE): sessions live in a TLS-only Redis', async (t) => {
