@@ -10,6 +10,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { requestObserver } from './admin/metrics.js';
 import { jwksRoute } from './identity/jwks.js';
 import { authRoutes } from './login/routes.js';
+import { accountRoutes } from './account/routes.js';
 import { verifyRoutes } from './forward-auth/verify.js';
 import { createVerifier } from './forward-auth/verifier.js';
 import { createVerifyFastPath } from './forward-auth/fast-path.js';
@@ -156,6 +157,8 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
 
   await app.register(cookie);
   await app.register(async (scope) => authRoutes(scope, deps), { prefix: config.authPrefix });
+  // Self-service beside the login routes: password change, where am I signed in (SPEC 9).
+  await app.register(async (scope) => accountRoutes(scope, deps), { prefix: config.authPrefix });
   // Its own scope: public and cacheable, unlike the auth routes (their onSend sets no-store).
   await app.register(async (scope) => jwksRoute(scope, deps), { prefix: config.authPrefix });
   // Forward-auth in a scope of its own: none of the login pages' parsers and headers per request.

@@ -305,6 +305,7 @@ async function createUsers(
     const users = createPostgresUserStore(pool, {
       userQuery: config.userQuery,
       rehashQuery: config.userRehashQuery,
+      passwordQuery: config.userPasswordQuery,
       onError: (err) => {
         metrics.storeErrors.inc({ store: 'postgres' });
         // During an outage every user's recheck fails once per interval: one line a few seconds is enough.

@@ -13,6 +13,7 @@ import { isSameOrigin, setSessionCookie, wantsJson } from '../http.js';
 import { safeRedirectTarget } from '../access/paths.js';
 import type { ActiveSession } from '../session/manager.js';
 import { PASSWORD_ONLY } from '../session/types.js';
+import { describeClient } from '../session/client.js';
 import { PENDING_COOKIE, PENDING_TTL_MS, type PendingSignIn, type SecondStep } from '../mfa/pending.js';
 import { MFA_PAGE_CSP, renderAlreadyEnrolledPage, renderRecoveryCodesPage, renderSetupPage, renderVerifyPage } from '../mfa/pages.js';
 import type { MfaMethod } from '../mfa/service.js';
@@ -154,7 +155,7 @@ export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: Mf
     }
     const record = subject.kind === 'pending' ? subject.pending : subject.session.record;
     const amr = [...new Set([...amrOf(subject), 'otp'])];
-    const created = await sessions.create({ user: record.user, email: record.email, groups: record.groups, amr });
+    const created = await sessions.create({ user: record.user, email: record.email, groups: record.groups, amr }, { client: describeClient(request.headers['user-agent']) });
     // GATEWAY_MAX_SESSIONS_PER_USER, as after a password sign-in.
     const capped = await sessions.endSessionsBeyondCap(record.user).catch(() => 0);
     if (capped > 0) request.log.info({ audit: 'revocation', user: record.user, sessions: capped, by: 'login', reason: 'session_cap', ip: request.ip, outcome: 'success' }, 'oldest sessions ended: session cap');

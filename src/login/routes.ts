@@ -17,6 +17,7 @@ import { hasControlCharacters } from '../users/user-admin.js';
 import type { UserRecord } from '../users/user-store.js';
 import { PASSWORD_ONLY } from '../session/types.js';
 import { beginSecondStep, mfaRoutes } from './mfa-routes.js';
+import { describeClient } from '../session/client.js';
 
 const LOGIN_BODY_LIMIT_BYTES = 16 * 1024;
 const MAX_USERNAME_LENGTH = 256;
@@ -165,7 +166,7 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
         if (json) return reply.code(200).send({ next });
         return reply.code(303).header('location', next).send();
       }
-      const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups }, { passwordHash: user.passwordHash });
+      const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups }, { passwordHash: user.passwordHash, client: describeClient(request.headers['user-agent']) });
       // GATEWAY_MAX_SESSIONS_PER_USER; a store failure here was counted and logged by the manager.
       const capped = await sessions.endSessionsBeyondCap(user.username).catch(() => 0);
       if (capped > 0) request.log.info({ audit: 'revocation', user: user.username, sessions: capped, by: 'login', reason: 'session_cap', ip, outcome: 'success' }, 'oldest sessions ended: session cap');

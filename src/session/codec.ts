@@ -3,21 +3,29 @@
 import type { SessionRecord } from './types.js';
 
 // The later times are stored as offsets from login: shorter numbers, same precision. The user
-// recheck's two fields come next and only when set, so a record without them keeps the old form.
-// The sign-in methods (amr) come last and only when they are more than a password, so a password
-// session is stored exactly as before and replicas of an older version still read it.
+// recheck's two fields come last and only when set, so a record without them keeps the old form;
+// the client description (a few bytes, e.g. "Firefox on Linux") after them, only when known; the
+// sign-in methods (amr) last, only when they are more than a password, so a password session is
+// stored as before and replicas of an older version still read it.
 type Base = [user: string, email: string | null, groups: string[], createdAt: number, lifetimeMs: number, touchedAfterMs: number];
-type Encoded = Base | [...Base, checkedAfterMs: number, passwordFingerprint: string | null] | [...Base, checkedAfterMs: number, passwordFingerprint: string | null, amr: string[]];
+type Encoded =
+  | Base
+  | [...Base, checkedAfterMs: number, passwordFingerprint: string | null]
+  | [...Base, checkedAfterMs: number | null, passwordFingerprint: string | null, client: string]
+  | [...Base, checkedAfterMs: number | null, passwordFingerprint: string | null, client: string | null, amr: string[]];
 
 export function encodeRecord(r: SessionRecord): string {
   const base: Base = [r.user, r.email, r.groups, r.createdAt, r.expiresAt - r.createdAt, r.touchedAt - r.createdAt];
+  const checked = r.checkedAt === undefined ? null : r.checkedAt - r.createdAt;
   const amr = r.amr && !(r.amr.length === 1 && r.amr[0] === 'pwd') ? r.amr : null;
-  const checked = r.checkedAt !== undefined || r.passwordFingerprint !== undefined || amr !== null;
-  const encoded: Encoded = !checked
-    ? base
-    : amr === null
-      ? [...base, (r.checkedAt ?? r.createdAt) - r.createdAt, r.passwordFingerprint ?? null]
-      : [...base, (r.checkedAt ?? r.createdAt) - r.createdAt, r.passwordFingerprint ?? null, amr];
+  const encoded: Encoded =
+    amr !== null
+      ? [...base, checked, r.passwordFingerprint ?? null, r.client ?? null, amr]
+      : r.client !== undefined
+        ? [...base, checked, r.passwordFingerprint ?? null, r.client]
+        : r.checkedAt === undefined && r.passwordFingerprint === undefined
+          ? base
+          : [...base, checked ?? 0, r.passwordFingerprint ?? null];
   return JSON.stringify(encoded);
 }
 
@@ -29,17 +37,22 @@ export function decodeRecord(text: string): SessionRecord | null {
   } catch {
     return null;
   }
-  if (!Array.isArray(value) || (value.length !== 6 && value.length !== 8 && value.length !== 9)) return null;
-  const [user, email, groups, createdAt, lifetimeMs, touchedAfterMs, checkedAfterMs, fingerprint, amr] = value as unknown[];
+  if (!Array.isArray(value) || (value.length !== 6 && value.length !== 8 && value.length !== 9 && value.length !== 10)) return null;
+  const [user, email, groups, createdAt, lifetimeMs, touchedAfterMs, checkedAfterMs, fingerprint, client, amr] = value as unknown[];
   if (typeof user !== 'string' || (email !== null && typeof email !== 'string')) return null;
   if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) return null;
   if (typeof createdAt !== 'number' || typeof lifetimeMs !== 'number' || typeof touchedAfterMs !== 'number') return null;
   const record: SessionRecord = { user, email, groups: groups as string[], createdAt, expiresAt: createdAt + lifetimeMs, touchedAt: createdAt + touchedAfterMs };
   if (value.length === 6) return record;
-  if (typeof checkedAfterMs !== 'number' || (fingerprint !== null && typeof fingerprint !== 'string')) return null;
-  record.checkedAt = createdAt + checkedAfterMs;
+  if (fingerprint !== null && typeof fingerprint !== 'string') return null;
+  if (value.length >= 9) {
+    if ((checkedAfterMs !== null && typeof checkedAfterMs !== 'number') || (client !== null && typeof client !== 'string')) return null;
+    if (value.length === 9 && client === null) return null;
+    if (typeof client === 'string') record.client = client;
+  } else if (typeof checkedAfterMs !== 'number') return null;
+  if (typeof checkedAfterMs === 'number') record.checkedAt = createdAt + checkedAfterMs;
   if (fingerprint !== null) record.passwordFingerprint = fingerprint;
-  if (value.length === 9) {
+  if (value.length === 10) {
     if (!Array.isArray(amr) || !amr.every((m) => typeof m === 'string')) return null;
     record.amr = amr as string[];
   }

@@ -79,10 +79,16 @@ export interface SessionManager {
    * A new session. `amr` records how the sign-in was established (default: a password alone);
    * `passwordHash`: the hash the sign-in checked, kept only as a fingerprint to notice a change.
    */
-  create(identity: Identity & { amr?: string[] }, options?: { passwordHash?: string | null }): Promise<{ cookieValue: string; record: SessionRecord }>;
+  create(identity: Identity & { amr?: string[] }, options?: { passwordHash?: string | null; client?: string }): Promise<{ cookieValue: string; record: SessionRecord }>;
   /** Ends the session a cookie names, on every replica; false if there was none. */
   destroy(cookieValue: string | undefined): Promise<boolean>;
   listByUser(user: string): Promise<StoredSession[]>;
+  /**
+   * Ends some of a user's own sessions (by id hash) on every replica, refused here at once; the
+   * others as soon as the invalidation reaches them. Returns how many existed. 503 GatewayError
+   * when the store cannot answer.
+   */
+  endUserSessions(user: string, idHashes: string[]): Promise<number>;
   revokeUser(user: string): Promise<number>;
   /**
    * The session cap, called right after a sign-in: ends the user's oldest sessions beyond
@@ -316,6 +322,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       const at = now();
       const { amr, ...who } = identity;
       const record: SessionRecord = { ...who, createdAt: at, expiresAt: at + maxLifetimeMs, touchedAt: at, ...(amr ? { amr } : {}) };
+      if (createOptions?.client !== undefined) record.client = createOptions.client;
       // The sign-in read the user just now; without the hash, the first recheck adopts what it reads.
       const passwordHash = createOptions?.passwordHash;
       if (userCheck && passwordHash !== undefined) {
@@ -349,6 +356,21 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     },
 
     listByUser: (user) => store.listByUser(user),
+
+    async endUserSessions(user, idHashes) {
+      let ended = 0;
+      for (const idHash of idHashes) {
+        cache.forget(idHash);
+        revoked.set(idHash, true);
+        try {
+          if (await store.delete(idHash, user)) ended++;
+        } catch (err) {
+          events.storeError?.(err, 'delete');
+          throw sessionStoreUnavailable(err);
+        }
+      }
+      return ended;
+    },
 
     async revokeUser(user) {
       const count = await store.deleteByUser(user);

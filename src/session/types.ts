@@ -18,6 +18,8 @@ export interface SessionRecord extends Identity {
   checkedAt?: number;
   /** A keyed, truncated hash of the password hash read then (never the hash), to notice a change. */
   passwordFingerprint?: string;
+  /** A short description of the client at sign-in ("Firefox on Linux"), from a fixed vocabulary: never the raw User-Agent. */
+  client?: string;
   /**
    * How the sign-in was established (RFC 8176 names: `pwd`, `otp`, `hwk`); absent means a
    * password alone, as for every session made before the second factor existed.

@@ -63,9 +63,19 @@ export function newUserProblem(user: Pick<NewUser, 'username' | 'email' | 'group
   );
 }
 
+/** How a new password hash is written to the gateway's own table ($1 user name, $2 hash). */
+export const OWN_TABLE_PASSWORD_QUERY = 'UPDATE gateway_users SET password_hash = $2, updated_at = now() WHERE username = $1';
+
 export async function setPassword(pool: pg.Pool, username: string, password: string): Promise<void> {
-  const hash = await hashPassword(password);
-  await updateOne(pool, 'UPDATE gateway_users SET password_hash = $2, updated_at = now() WHERE username = $1', [username, hash]);
+  await writePasswordHash(pool, OWN_TABLE_PASSWORD_QUERY, username, await hashPassword(password));
+}
+
+/**
+ * The one writer of a new password hash, for `users passwd` and the self-service page alike:
+ * `query` is OWN_TABLE_PASSWORD_QUERY or GATEWAY_USER_PASSWORD_QUERY ($1 user name, $2 hash).
+ */
+export async function writePasswordHash(pool: pg.Pool, query: string, username: string, hash: string): Promise<void> {
+  await updateOne(pool, query, [username, hash]);
 }
 
 export async function setDisabled(pool: pg.Pool, username: string, disabled: boolean): Promise<void> {
@@ -109,7 +119,7 @@ export async function setLegacyPassword(pool: pg.Pool, passwordQuery: string | n
   if (!passwordQuery) {
     throw new UserAdminError('users passwd on a legacy table (GATEWAY_USER_QUERY) needs GATEWAY_USER_PASSWORD_QUERY, e.g. UPDATE users SET pass = $2 WHERE user_id = $1');
   }
-  await updateOne(pool, passwordQuery, [username, await hashPassword(password)]);
+  await writePasswordHash(pool, passwordQuery, username, await hashPassword(password));
 }
 
 /** The one line for commands that only the gateway's own table supports. */

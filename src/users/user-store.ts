@@ -3,6 +3,7 @@
 import pg from 'pg';
 import { userStoreUnavailable } from '../errors.js';
 import { postgresCall } from '../tracing/index.js';
+import { isLegacyTable, OWN_TABLE_PASSWORD_QUERY, UserAdminError, writePasswordHash } from './user-admin.js';
 
 export interface UserRecord {
   username: string;
@@ -18,6 +19,11 @@ export interface UserStore {
   find(username: string): Promise<UserRecord | null>;
   /** Replaces a stored hash after a login proved the password (legacy → argon2id). */
   rehash(username: string, newHash: string): Promise<boolean>;
+  /**
+   * A user's own password change (self-service): writes the new hash where `users passwd` does, the
+   * gateway's table or GATEWAY_USER_PASSWORD_QUERY. 'no_query': a legacy table without that query.
+   */
+  setPasswordHash(username: string, newHash: string): Promise<'ok' | 'no_user' | 'no_query'>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -47,8 +53,10 @@ export function createPgPool(databaseUrl: string): pg.Pool {
 
 export function createPostgresUserStore(
   pool: pg.Pool,
-  options: { userQuery?: string | null; rehashQuery?: string | null; onError?: (err: unknown) => void } = {},
+  options: { userQuery?: string | null; rehashQuery?: string | null; passwordQuery?: string | null; onError?: (err: unknown) => void } = {},
 ): UserStore {
+  // The same choice as the CLI's `users passwd`: the own table, or the legacy table's query.
+  const passwordQuery = isLegacyTable(options.userQuery ?? null) ? (options.passwordQuery ?? null) : OWN_TABLE_PASSWORD_QUERY;
   const userQuery = options.userQuery ?? DEFAULT_USER_QUERY;
   // With a custom (legacy) query and no rehash query, never guess how to write the legacy table.
   const rehashQuery = options.rehashQuery ?? (options.userQuery ? null : DEFAULT_REHASH_QUERY);
@@ -73,6 +81,17 @@ export function createPostgresUserStore(
         if (!rehashQuery) return false;
         const result = await postgresCall('rehash', rehashQuery, () => pool.query(rehashQuery, [username, newHash]));
         return (result.rowCount ?? 0) > 0;
+      }),
+    setPasswordHash: (username, newHash) =>
+      guarded(async () => {
+        if (!passwordQuery) return 'no_query';
+        try {
+          await postgresCall('set_password', passwordQuery, () => writePasswordHash(pool, passwordQuery, username, newHash));
+          return 'ok';
+        } catch (err) {
+          if (err instanceof UserAdminError) return 'no_user';
+          throw err;
+        }
       }),
     ping: () => guarded(async () => void (await pool.query('SELECT 1'))),
     close: () => pool.end(),
@@ -109,6 +128,12 @@ export function createMemoryUserStore(users: UserRecord[]): UserStore {
       const user = byName.get(username);
       if (user) user.passwordHash = newHash;
       return user !== undefined;
+    },
+    setPasswordHash: async (username, newHash) => {
+      const user = byName.get(username);
+      if (!user) return 'no_user';
+      user.passwordHash = newHash;
+      return 'ok';
     },
     ping: async () => undefined,
     close: async () => undefined,

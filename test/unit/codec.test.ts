@@ -22,6 +22,21 @@ t.test('the user recheck fields survive encoding; a record without them keeps th
   }
 });
 
+t.test('the client description survives encoding in a few bytes; older records still decode', async (t) => {
+  const base = { user: 'ann', email: null, groups: [], createdAt: 1_800_000_000_000, expiresAt: 1_800_043_200_000, touchedAt: 1_800_000_000_000 };
+  const withClient = { ...base, client: 'Firefox on Linux' };
+  t.same(decodeRecord(encodeRecord(withClient)), withClient);
+  t.ok(encodeRecord(withClient).length - encodeRecord(base).length <= 30, 'the description adds a few bytes');
+  const checked = { ...withClient, checkedAt: 1_800_000_300_000, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' };
+  t.same(decodeRecord(encodeRecord(checked)), checked);
+  // Written before the field existed: six and eight fields decode as before, without a client.
+  t.same(decodeRecord('["ann",null,[],1800000000000,43200000,0]'), base);
+  t.same(decodeRecord('["ann",null,[],1800000000000,43200000,0,300000,null]'), { ...base, checkedAt: 1_800_000_300_000 });
+  for (const bad of ['["u",null,[],1,2,3,null,null,5]', '["u",null,[],1,2,3,"x",null,"c"]', '["u",null,[],1,2,3,null,7,"c"]']) {
+    t.equal(decodeRecord(bad), null, bad);
+  }
+});
+
 t.test('ids: 256 random bits; store keys are a hash; cookies are signed', async (t) => {
   const id = newSessionId();
   t.match(id, /^[A-Za-z0-9_-]{43}$/);

@@ -112,12 +112,12 @@ t.test('the session record keeps amr; a password session is stored as before', a
   t.equal(encodeRecord(base), '["alice",null,[],1800000000000,43200000,0]', 'unchanged for a password session');
   t.equal(encodeRecord({ ...base, amr: ['pwd'] }), encodeRecord(base));
   // After the user recheck's two fields (a sign-in time stands in when they are not set).
-  t.same(decodeRecord(encodeRecord({ ...base, amr: ['pwd', 'otp'] })), { ...base, checkedAt: base.createdAt, amr: ['pwd', 'otp'] });
-  const rechecked = { ...base, checkedAt: base.createdAt + 5_000, passwordFingerprint: 'fp', amr: ['pwd', 'otp'] };
+  t.same(decodeRecord(encodeRecord({ ...base, amr: ['pwd', 'otp'] })), { ...base, amr: ['pwd', 'otp'] });
+  const rechecked = { ...base, checkedAt: base.createdAt + 5_000, passwordFingerprint: 'fp', client: 'Firefox on Linux', amr: ['pwd', 'otp'] };
   t.same(decodeRecord(encodeRecord(rechecked)), rechecked);
   const { amr: _amr, ...passwordOnly } = rechecked;
   t.same(decodeRecord(encodeRecord({ ...rechecked, amr: ['pwd'] })), passwordOnly, 'a password session keeps the recheck form');
-  t.equal(decodeRecord('["alice",null,[],1,2,3,0,null,[1]]'), null, 'a malformed amr is no session');
+  t.equal(decodeRecord('["alice",null,[],1,2,3,0,null,null,[1]]'), null, 'a malformed amr is no session');
 });
 
 t.test('configuration: GATEWAY_MFA and GATEWAY_MFA_ENCRYPTION_KEY', async (t) => {
