@@ -290,7 +290,7 @@ function createStore(config: Config, redis: RedisClient | null, metrics: Metrics
     }
   };
   redis.on('error', onError);
-  return createRedisSessionStore(redis, { prefix: config.redisPrefix, onError });
+  return createRedisSessionStore(redis, { prefix: config.redisPrefix, onError, compactRecords: config.sessionCompactRecords });
 }
 
 async function createUsers(

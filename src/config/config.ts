@@ -115,6 +115,8 @@ export interface Config {
   userPasswordQuery: string | null;
   allowPlaintextPasswords: boolean;
   redisPrefix: string;
+  /** GATEWAY_SESSION_COMPACT_RECORDS: false writes session records the previous version can read. */
+  sessionCompactRecords: boolean;
   loginMaxAttempts: number;
   loginWindowMs: number;
   loginMaxAttemptsPerIp: number;
@@ -260,6 +262,7 @@ function readAll(r: EnvReader): Config {
     userPasswordQuery: readQuery(r, 'GATEWAY_USER_PASSWORD_QUERY', 2) ?? r.optional('GATEWAY_USER_REHASH_QUERY'),
     allowPlaintextPasswords: r.boolean('GATEWAY_ALLOW_PLAINTEXT_PASSWORDS', false),
     redisPrefix: r.string('GATEWAY_REDIS_PREFIX', 'sgw:'),
+    sessionCompactRecords: r.boolean('GATEWAY_SESSION_COMPACT_RECORDS', true),
     loginMaxAttempts,
     loginWindowMs: r.duration('GATEWAY_LOGIN_WINDOW', 15 * 60_000, { min: 1_000 }),
     loginMaxAttemptsPerIp: r.integer('GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP', loginMaxAttempts * 10, { min: 1 }),

@@ -12,6 +12,8 @@ export interface RedisStoreOptions {
   /** Called on every Redis failure so it can be counted and logged once, centrally. */
   onError?: (err: Error) => void;
   now?: () => number;
+  /** false: write records in the previous version's form, which it can read (rolling upgrade). Default true. */
+  compactRecords?: boolean;
 }
 
 /**
@@ -37,6 +39,7 @@ return oldest
 export function createRedisSessionStore(redis: RedisClient, options: RedisStoreOptions): SessionStore {
   const { prefix } = options;
   const now = options.now ?? Date.now;
+  const encodeOptions = { compact: options.compactRecords !== false };
   const sessionKey = (idHash: string) => `${prefix}s:${idHash}`;
   const userKey = (user: string) => `${prefix}u:${user}`;
   const channel = `${prefix}invalidate`;
@@ -52,7 +55,7 @@ export function createRedisSessionStore(redis: RedisClient, options: RedisStoreO
       const index = userKey(record.user);
       // The session before its index entry: whoever finds an entry whose session key is missing
       // (endOldest) may then take that session as ended for good.
-      await redisCall('create session', 'SET', () => redis.set(sessionKey(idHash), encodeRecord(record), 'PX', ttlMs));
+      await redisCall('create session', 'SET', () => redis.set(sessionKey(idHash), encodeRecord(record, encodeOptions), 'PX', ttlMs));
       await redisCall('index session', 'BATCH', () => Promise.all([
         redis.zadd(index, record.expiresAt, idHash),
         // Entries whose max lifetime has passed leave the index, so it never grows unbounded.
@@ -67,7 +70,7 @@ export function createRedisSessionStore(redis: RedisClient, options: RedisStoreO
     },
     async touch(idHash, record, ttlMs) {
       // XX: never resurrect a session that was revoked or expired in the meantime.
-      const reply = await redisCall('touch session', 'SET', () => redis.set(sessionKey(idHash), encodeRecord(record), 'PX', ttlMs, 'XX'));
+      const reply = await redisCall('touch session', 'SET', () => redis.set(sessionKey(idHash), encodeRecord(record, encodeOptions), 'PX', ttlMs, 'XX'));
       return reply === 'OK';
     },
     async delete(idHash, user) {

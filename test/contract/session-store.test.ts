@@ -145,3 +145,29 @@ t.test('redis: the per-user index never outlives its sessions', async (t) => {
   const ttl = await raw.pttl(`${prefix}u:henry`);
   t.ok(ttl > 0 && ttl <= 5_000, `index TTL ${ttl} ms ends with the session's max lifetime`);
 });
+
+// A rolling upgrade: records the previous version wrote (JSON arrays) are read and touched by this
+// one; with GATEWAY_SESSION_COMPACT_RECORDS=false it writes only that form, which old replicas read.
+t.test('redis: records of the previous version are read; the old form is written when asked', async (t) => {
+  const client = createRedisClient({ mode: 'standalone', url: redisService.url });
+  await connectRedis(client, 5_000);
+  t.teardown(() => client.disconnect());
+  const prefix = uniquePrefix();
+  const compact = createRedisSessionStore(client, { prefix });
+  const legacy = createRedisSessionStore(client, { prefix, compactRecords: false });
+  t.teardown(() => Promise.all([compact.close(), legacy.close()]));
+  const raw = new Redis(redisService.url);
+  t.teardown(() => raw.quit());
+  const now = Date.now();
+  // Verbatim what the previous version stores for a session with the user recheck's fields.
+  await raw.set(`${prefix}s:old1`, JSON.stringify(['ivy', 'ivy@example.com', ['a'], now, 60_000, 0, 0, 'AbCdEfGhIjKlMnOpQrStUv']), 'PX', 60_000);
+  const read = await compact.get('old1');
+  t.same(read, { user: 'ivy', email: 'ivy@example.com', groups: ['a'], createdAt: now, expiresAt: now + 60_000, touchedAt: now, checkedAt: now, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' });
+  t.ok(await compact.touch('old1', { ...(read as SessionRecord), touchedAt: now + 1_000 }, 60_000));
+  t.ok((await raw.get(`${prefix}s:old1`))?.startsWith('2\x1fivy\x1f'), 'rewritten in the compact form');
+  t.equal((await legacy.get('old1'))?.touchedAt, now + 1_000);
+  await legacy.create('old2', record('jo'), 60_000);
+  const stored = (await raw.get(`${prefix}s:old2`)) as string;
+  t.equal((JSON.parse(stored) as unknown[])[0], 'jo', 'the old form: a JSON array');
+  t.equal((await compact.get('old2'))?.user, 'jo');
+});

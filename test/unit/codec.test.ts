@@ -10,13 +10,15 @@ t.test('a record survives encoding; malformed values decode to null', async (t) 
   }
 });
 
-t.test('the user recheck fields survive encoding; a record without them keeps the six-field form', async (t) => {
+t.test('the user recheck fields survive encoding; a record without them stays short', async (t) => {
   const base = { user: 'ann', email: 'a@example.com', groups: [], createdAt: 1_800_000_000_000, expiresAt: 1_800_043_200_000, touchedAt: 1_800_000_000_000 };
-  t.equal((JSON.parse(encodeRecord(base)) as unknown[]).length, 6);
   const checked = { ...base, checkedAt: 1_800_000_300_000, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' };
+  t.ok(encodeRecord(base).length < encodeRecord(checked).length - 22);
   t.same(decodeRecord(encodeRecord(checked)), checked);
   const noFingerprint = { ...base, checkedAt: 1_800_000_300_000 };
   t.same(decodeRecord(encodeRecord(noFingerprint)), noFingerprint);
+  const noCheckedAt = { ...base, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' };
+  t.same(decodeRecord(encodeRecord(noCheckedAt)), noCheckedAt);
   for (const bad of ['["u",null,[],1,2,3,"x",null]', '["u",null,[],1,2,3,4,5]', '["u",null,[],1,2,3,4]']) {
     t.equal(decodeRecord(bad), null, bad);
   }
@@ -34,6 +36,51 @@ t.test('the client description survives encoding in a few bytes; older records s
   t.same(decodeRecord('["ann",null,[],1800000000000,43200000,0,300000,null]'), { ...base, checkedAt: 1_800_000_300_000 });
   for (const bad of ['["u",null,[],1,2,3,null,null,5]', '["u",null,[],1,2,3,"x",null,"c"]', '["u",null,[],1,2,3,null,7,"c"]']) {
     t.equal(decodeRecord(bad), null, bad);
+  }
+});
+
+// What the previous version wrote (its JSON arrays, verbatim): a rolling upgrade signs nobody out.
+t.test("records written by the previous version are still read, and can still be written", async (t) => {
+  const plain = '["alice@corp","alice@example.com",["staff","vpn-users"],1800000000000,43200000,120000]';
+  const rechecked = '["bob",null,[],1800000000000,43200000,0,300000,"AbCdEfGhIjKlMnOpQrStUv"]';
+  const alice = { user: 'alice@corp', email: 'alice@example.com', groups: ['staff', 'vpn-users'], createdAt: 1_800_000_000_000, expiresAt: 1_800_043_200_000, touchedAt: 1_800_000_120_000 };
+  const bob = { user: 'bob', email: null, groups: [], createdAt: 1_800_000_000_000, expiresAt: 1_800_043_200_000, touchedAt: 1_800_000_000_000, checkedAt: 1_800_000_300_000, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' };
+  t.same(decodeRecord(plain), alice);
+  t.same(decodeRecord(rechecked), bob);
+  // GATEWAY_SESSION_COMPACT_RECORDS=false: byte for byte what the previous release writes, and only
+  // the six fields it reads (it refuses any other length), whatever the record holds.
+  t.equal(encodeRecord(alice, { compact: false }), plain);
+  t.equal(encodeRecord({ ...bob, client: 'Firefox on Linux' }, { compact: false }), '["bob",null,[],1800000000000,43200000,0]');
+});
+
+t.test('the compact form: shorter, exact, and JSON where it cannot hold a record', async (t) => {
+  const record = { user: 'user123456@corp', email: 'user123456@example.com', groups: ['staff', 'engineering', 'vpn-users'], createdAt: 1_800_000_000_123, expiresAt: 1_800_043_200_123, touchedAt: 1_800_000_061_000, checkedAt: 1_800_000_000_123, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' };
+  const compact = encodeRecord(record);
+  t.ok(compact.startsWith('2\x1f'));
+  // The JSON form of the same record (form 1, what records with these fields were before).
+  const json = JSON.stringify([record.user, record.email, record.groups, record.createdAt, record.expiresAt - record.createdAt, record.touchedAt - record.createdAt, 0, record.passwordFingerprint]);
+  t.ok(compact.length <= json.length - 20, `${compact.length} bytes against ${json.length}`);
+  t.same(decodeRecord(compact), record);
+  // The client description is the ninth field, the sign-in methods (amr) the tenth; fields a later version appends after them are
+  // ignored; empty optional fields are absent.
+  t.same(decodeRecord(`${compact}\x1fFirefox on Linux\x1f\x1fa later field`), { ...record, client: 'Firefox on Linux' });
+  const { checkedAt: _c, passwordFingerprint: _f, ...plain } = record;
+  t.same(decodeRecord(`${encodeRecord(plain)}\x1f\x1f\x1fcurl`), { ...plain, client: 'curl' });
+  t.same(decodeRecord(encodeRecord({ ...plain, client: 'curl' })), { ...plain, client: 'curl' });
+  t.ok(encodeRecord({ ...plain, client: 'curl' }).startsWith('2\x1f'), 'a record with a client is still compact');
+  // Values the compact form cannot hold round-trip through JSON.
+  for (const odd of [
+    { ...plain, user: 'a\x1fb' },
+    { ...plain, groups: ['x\x1ey'] },
+    { ...plain, groups: [''] },
+    { ...plain, email: '' },
+    { ...plain, user: '' , groups: [] },
+    { ...plain, touchedAt: plain.createdAt + 0.5 },
+  ]) {
+    t.same(decodeRecord(encodeRecord(odd)), odd, JSON.stringify(odd));
+  }
+  for (const bad of ['2', '2\x1fu\x1f\x1f\x1f1\x1f2', '2\x1fu\x1f\x1f\x1f1\x1f2\x1fZ', '2\x1fu\x1f\x1f\x1f1\x1f2\x1f3\x1f!', '3\x1fu\x1f\x1f\x1f1\x1f2\x1f3', '2\x1fu\x1f\x1f\x1f1.5\x1f2\x1f3']) {
+    t.equal(decodeRecord(bad), null, JSON.stringify(bad));
   }
 });
 

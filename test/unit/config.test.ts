@@ -462,3 +462,9 @@ t.test('GATEWAY_ADMIN_TOKEN: off by default, long enough, header-safe, _FILE for
   t.equal(loadConfig({ GATEWAY_ADMIN_TOKEN_FILE: file }).adminToken, token, 'read from the mounted file, trailing newline dropped');
   assertNamed(t, problemsOf(t, { GATEWAY_ADMIN_TOKEN: token, GATEWAY_ADMIN_TOKEN_FILE: file }), 'GATEWAY_ADMIN_TOKEN', /both set/);
 });
+
+t.test('GATEWAY_SESSION_COMPACT_RECORDS: on by default, off for a rolling upgrade, anything else named', async (t) => {
+  t.equal(loadConfig({ ...REDIS }).sessionCompactRecords, true);
+  t.equal(loadConfig({ ...REDIS, GATEWAY_SESSION_COMPACT_RECORDS: 'false' }).sessionCompactRecords, false);
+  assertNamed(t, problemsOf(t, { ...REDIS, GATEWAY_SESSION_COMPACT_RECORDS: 'sometimes' }), 'GATEWAY_SESSION_COMPACT_RECORDS', /true or false.*"sometimes"/);
+});
