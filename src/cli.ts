@@ -22,6 +22,7 @@ import { migrateTokens } from './tokens/migrations.js';
 import { tokenNameProblem } from './tokens/token.js';
 import { createToken, describeToken, explainMissingTokenTable, TokenAdminError } from './tokens/token-admin.js';
 import { createPostgresTokenStore } from './tokens/token-store.js';
+import { createPostgresMfaStore } from './mfa/store.js';
 
 class UsageError extends Error {}
 
@@ -32,6 +33,8 @@ const USAGE = `usage: session-gateway <command>
   users passwd <name> --password-stdin    (also revokes that user's sessions)
   users disable|enable|delete <name>      (disable and delete also revoke sessions)
   users list
+  users mfa status <name>                 one JSON line: second factor and recovery codes left
+  users mfa reset <name>                  removes every factor and recovery code, revokes sessions
   sessions list <name>                    one JSON line per session
   sessions revoke <name>                  prints how many were revoked
   tokens create <user> --name N [--expires 90d]   prints a new API token (shown once)
@@ -133,6 +136,7 @@ async function usersCommand(
   args: string[],
   values: { email?: string | undefined; groups?: string | undefined; 'password-stdin'?: boolean | undefined },
 ): Promise<number> {
+  if (args[0] === 'mfa') return mfaCommand(config, args.slice(1));
   const [action, name, ...extra] = args;
   const legacy = isLegacyTable(config.userQuery);
   if (action === 'list') {
@@ -177,6 +181,38 @@ async function usersCommand(
     default:
       throw new UsageError(`unknown users action ${JSON.stringify(action)}`);
   }
+}
+
+/**
+ * `users mfa status|reset <name>` (SPEC 9): the gateway's own gateway_mfa table, so it works the
+ * same for a legacy users table. Reset removes the TOTP secret and every recovery code, then ends
+ * the user's sessions (a stolen session must not outlive the factor it was made with); audited.
+ */
+async function mfaCommand(config: Config, args: string[]): Promise<number> {
+  const [action, name, ...extra] = args;
+  if ((action !== 'status' && action !== 'reset') || !name || extra.length > 0) throw new UsageError('users mfa needs status|reset and exactly one user name');
+  checkName(name);
+  return withPool(config, async (pool) => {
+    const store = createPostgresMfaStore(pool);
+    const status = await store.status(name).catch((err: unknown) => {
+      throw explainMissingMfaTable(err);
+    });
+    if (action === 'status') {
+      console.log(JSON.stringify({ user: name, totp: status.totp, enrolledAt: status.enrolledAt?.toISOString() ?? null, recoveryCodesLeft: status.recoveryCodesLeft }));
+      return;
+    }
+    const removed = await store.reset(name);
+    const revoked = await revokeIfPossible(config, name, 'users mfa reset');
+    const audit = createLogger(config.logLevel, pino.destination({ dest: 2, sync: true }));
+    audit.info({ audit: 'mfa_reset', user: name, by: 'cli', removed, outcome: 'success' }, 'second factor reset');
+    console.log(`${removed ? 'second factor and recovery codes removed' : 'no second factor was set up'} for ${name}; ${revoked}`);
+  });
+}
+
+function explainMissingMfaTable(err: unknown): unknown {
+  const { code, message } = err as { code?: string; message?: string };
+  if (code === '42P01' && message?.includes('gateway_mfa')) return new UserAdminError('the gateway_mfa table does not exist: run `session-gateway migrate`');
+  return err;
 }
 
 async function sessionsCommand(config: Config, args: string[]): Promise<number> {

@@ -12,6 +12,17 @@ import type { ActiveSession, SessionManager } from './session/manager.js';
 import type { TokenServices } from './tokens/services.js';
 import type { Tracing } from './tracing/index.js';
 import type { Gate, Principal } from './access/gate.js';
+import type { MfaService } from './mfa/service.js';
+import type { PendingStore } from './mfa/pending.js';
+
+/** The second factor (GATEWAY_MFA optional or required). */
+export interface MfaDeps {
+  service: MfaService;
+  /** Sign-ins whose password was right and whose second step is still to come. */
+  pending: PendingStore;
+  /** Wrong codes, counted like wrong passwords (same limits, counters of their own). */
+  throttle: LoginThrottle;
+}
 
 export interface GatewayDeps {
   config: Config;
@@ -27,6 +38,8 @@ export interface GatewayDeps {
   upstream: URL | null;
   /** The signed X-Gateway-Identity token; null when GATEWAY_IDENTITY_JWT is off. */
   identityTokens: IdentityTokens | null;
+  /** null: GATEWAY_MFA=off. */
+  mfa: MfaDeps | null;
   /** The login page with the operator's branding, replaced on a SIGHUP reload; absent: config's branding, fixed. */
   loginPage?: ReplaceableLoginPage;
   /** OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT); absent or null: off. */

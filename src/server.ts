@@ -26,6 +26,10 @@ import { identityTokensFromConfig } from './identity/signed-identity.js';
 import { createTokenServices } from './tokens/services.js';
 import { tokenApiRoutes } from './admin/token-api.js';
 import { TOKEN_OUTCOMES, type TokenOutcome } from './tokens/verifier.js';
+import type { MfaDeps } from './context.js';
+import { createMfaService } from './mfa/service.js';
+import { createMemoryMfaStore, createPostgresMfaStore } from './mfa/store.js';
+import { createMemoryPendingStore, createRedisPendingStore } from './mfa/pending.js';
 import { createReplaceableLoginPage } from './login/login-page.js';
 import { buildApp, replaceTlsContext } from './app.js';
 import { createReloader, type ReloadResult } from './reload.js';
@@ -167,6 +171,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     logger,
     upstream,
     identityTokens: identityTokensFromConfig(config, logger),
+    mfa: createMfa(config, redis, pool, limits),
     loginPage,
   };
 
@@ -267,6 +272,17 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   };
 
   return { app, admin, deps, proxyPort, adminPort, shutdown, reload };
+}
+
+/** GATEWAY_MFA optional|required: the gateway_mfa table (or memory in the embedded mode), pending sign-ins next to the sessions. */
+function createMfa(config: Config, redis: RedisClient | null, pool: pg.Pool | null, limits: { maxPerUser: number; maxPerIp: number; windowMs: number }): MfaDeps | null {
+  if (config.mfaMode === 'off') return null;
+  const mfaPrefix = `${config.redisPrefix}mfa:`;
+  return {
+    service: createMfaService({ mode: config.mfaMode, keys: config.mfaKeys, store: pool ? createPostgresMfaStore(pool) : createMemoryMfaStore() }),
+    pending: redis ? createRedisPendingStore(redis, config.redisPrefix) : createMemoryPendingStore(),
+    throttle: redis ? createRedisThrottle(redis, mfaPrefix, limits) : createMemoryThrottle(limits),
+  };
 }
 
 /**

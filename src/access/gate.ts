@@ -17,11 +17,11 @@
 //   principal on `request.principal` (access log, WebSocket audit). The verify fast path only takes
 //   requests carrying the session cookie; any other credential is decided by the verify route.
 // - Step-up. A rule that needs a second factor (`"mfa": true`) is checked in `decide`, right after
-//   the rule has allowed the principal (marked STEP-UP below), from a field the authenticator
-//   fills (e.g. `Principal.secondFactor`, from the session record): return a new verdict kind
-//   (e.g. `{ kind: 'second-factor', rule, principal }`). Every door renders verdicts in an
-//   exhaustive `switch` that ends in `unreachable(verdict)`, so the compiler lists each door that
-//   must learn to render it (a redirect to /_auth/mfa, or a 401 naming it).
+//   the rule has allowed the principal, from `Principal.secondFactor` (the session authenticator
+//   reads the record's amr): the verdict is `second-factor`, which the proxy renders as a redirect
+//   to <prefix>/mfa (401 naming it for non-navigations) and forward-auth as a 401 whose Location
+//   is that step. Every door renders verdicts in an exhaustive `switch` that ends in
+//   `unreachable(verdict)`, so a new verdict kind fails to compile until each door renders it.
 // - Reload. Everything compiled from the rule options lives in one immutable `CompiledRules`;
 //   `replaceRules(...)` compiles a new one (throwing, with the old one kept, if it cannot) and
 //   swaps the reference. `decide` reads the reference once at its start, so a request is decided
@@ -53,6 +53,8 @@ export interface Principal {
   readonly session: ActiveSession | null;
   /** Whether a browser sends the credential by itself, from any site (cookies, Basic). */
   readonly ambient: boolean;
+  /** Whether it was established with a second factor (a session's amr holds `otp` or `hwk`); absent: no. */
+  readonly secondFactor?: boolean;
 }
 
 export type FailedOutcome = 'missing' | 'invalid' | 'expired' | 'revoked';
@@ -90,6 +92,8 @@ export type Verdict =
   | { kind: 'login'; rule: AccessRule; outcome: FailedOutcome; clearCookie: boolean }
   /** `principal` null for a `deny` rule (then `user` is looked up for the audit line only). */
   | { kind: 'forbidden'; rule: AccessRule; user: string | null; principal: Principal | null }
+  /** The rule allows the principal, but only after a second factor (`"mfa": true`): step-up. */
+  | { kind: 'second-factor'; rule: AccessRule; principal: Principal }
   /** The path is unknown and the rules refuse someone somewhere: nothing can be allowed. */
   | { kind: 'undecidable'; reason: string };
 
@@ -169,7 +173,8 @@ export function createGate(options: GateOptions): Gate {
     if (found.outcome !== 'valid') return { kind: 'login', rule, outcome: found.outcome, clearCookie: found.clearCookie };
     const { principal } = found;
     if (decideAccess(rule, principal.record) === 'forbidden') return { kind: 'forbidden', rule, user: principal.record.user, principal };
-    // STEP-UP: a rule asking for a second factor the principal lacks gets its own verdict here.
+    // Step-up: a rule asking for a second factor the principal lacks gets its own verdict.
+    if (rule.mfa && principal.secondFactor !== true) return { kind: 'second-factor', rule, principal };
     return { kind: 'allow', rule, principal, forwarded: forwardedIdentity(rule, principal) };
   }
 
@@ -200,9 +205,13 @@ function compile(options: GateRules): CompiledRules {
     // Without the original request no rule can be looked up: with rules that refuse someone
     // (deny, groups), letting any session through would open them, so refuse instead. The same
     // for a rule that narrows the groups sent: the full list must not go out instead.
-    restrictsUnknownPath: options.rules.some((rule) => rule.policy === 'deny' || rule.policy === 'groups' || rule.forwardGroups !== null),
+    // The same for a rule that asks for a second factor: a password-only session must not pass.
+    restrictsUnknownPath: options.rules.some((rule) => rule.policy === 'deny' || rule.policy === 'groups' || rule.forwardGroups !== null || rule.mfa === true),
   });
 }
+
+/** RFC 8176 methods that count as a second factor: a one-time password, a hardware key (passkey). */
+const SECOND_FACTORS: ReadonlySet<string> = new Set(['otp', 'hwk']);
 
 /** The session cookie: the first authenticator. */
 export function sessionCookieAuthenticator(options: { cookieName: string; validate(cookie: string | undefined): Promise<Validation> }): Authenticator {
@@ -215,7 +224,8 @@ export function sessionCookieAuthenticator(options: { cookieName: string; valida
       const validation = await validate(credentials.cookies[cookieName]);
       if (validation.outcome !== 'valid') return { outcome: validation.outcome, clearCookie: validation.outcome !== 'missing' };
       const session = validation.session;
-      return { outcome: 'valid', principal: { kind: 'session', idHash: session.idHash, record: session.record, session, ambient: true } };
+      const secondFactor = session.record.amr?.some((method) => SECOND_FACTORS.has(method)) === true;
+      return { outcome: 'valid', principal: { kind: 'session', idHash: session.idHash, record: session.record, session, ambient: true, secondFactor } };
     },
   };
 }

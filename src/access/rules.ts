@@ -21,6 +21,8 @@ export interface AccessRuleSpec {
   groups: string[];
   /** Only these groups (exact names, or `prefix*`) are sent upstream; null: all of them. */
   forwardGroups: string[] | null;
+  /** `"mfa": true`: a session must have passed a second factor (step-up); absent: false. */
+  mfa?: boolean;
 }
 
 /** A compiled rule, matched per request. */
@@ -36,6 +38,8 @@ export interface AccessRule {
   readonly filterGroups: ((groups: readonly string[]) => string[]) | null;
   /** Names the rule, or the set of rules it stands for, in caches of what is forwarded under it. */
   readonly key: string;
+  /** A second factor is needed (step-up): a password-only session is sent through it first. */
+  readonly mfa: boolean;
 }
 
 export type AccessVerdict = 'allow' | 'login' | 'forbidden';
@@ -52,14 +56,14 @@ export interface AccessRules {
   readonly methodScoped: boolean;
 }
 
-const ALLOWED_KEYS = new Set(['path', 'methods', 'policy', 'forward_groups']);
+const ALLOWED_KEYS = new Set(['path', 'methods', 'policy', 'forward_groups', 'mfa']);
 const METHOD = /^[A-Z][A-Z0-9_-]*$/;
 const RULE_PATH = /^(?:[A-Za-z0-9\-._~/]|%[89A-Fa-f][0-9A-Fa-f])+$/;
 const MAX_RULES = 1_000;
 
 /** What a path no rule matches gets: a session is required. */
-export const DEFAULT_RULE: AccessRule = Object.freeze({ index: 0, policy: 'authenticated', groups: [], alsoGroups: [], filterGroups: null, key: 'default' });
-const PUBLIC_PATHS_RULE: AccessRule = Object.freeze({ index: 0, policy: 'public', groups: [], alsoGroups: [], filterGroups: null, key: 'public' });
+export const DEFAULT_RULE: AccessRule = Object.freeze({ index: 0, policy: 'authenticated', groups: [], alsoGroups: [], filterGroups: null, key: 'default', mfa: false });
+const PUBLIC_PATHS_RULE: AccessRule = Object.freeze({ index: 0, policy: 'public', groups: [], alsoGroups: [], filterGroups: null, key: 'public', mfa: false });
 /** Combined rules are few (bounded by the rule table's shape); the cap only guards the memory. */
 const MAX_COMBINED_RULES = 10_000;
 
@@ -177,6 +181,8 @@ function combineRules(rules: readonly AccessRule[], key: string): AccessRule {
     alsoGroups: Object.freeze(groupLists.slice(1)),
     filterGroups: filters.length === 0 ? null : (groups: readonly string[]) => filters.reduce<string[]>((kept, filter) => filter(kept), [...groups]),
     key,
+    // Every reading must allow: if one of them asks for a second factor, the request needs it.
+    mfa: needed.some((rule) => rule.mfa),
   });
 }
 
@@ -200,7 +206,7 @@ function compileEntry(path: string, methods: string[] | null, rule: AccessRule):
 }
 
 function compileRule(spec: AccessRuleSpec, index: number): AccessRule {
-  return Object.freeze({ index, policy: spec.policy, groups: Object.freeze([...spec.groups]), alsoGroups: [], filterGroups: spec.forwardGroups ? groupFilter(spec.forwardGroups) : null, key: String(index) });
+  return Object.freeze({ index, policy: spec.policy, groups: Object.freeze([...spec.groups]), alsoGroups: [], filterGroups: spec.forwardGroups ? groupFilter(spec.forwardGroups) : null, key: String(index), mfa: spec.mfa === true });
 }
 
 function groupFilter(patterns: readonly string[]): (groups: readonly string[]) => string[] {
@@ -273,8 +279,14 @@ function parseRule(entry: unknown, problem: (why: string) => void): AccessRuleSp
   const methods = parseMethods(entry.methods, before.report);
   const policy = parsePolicy(entry.policy, before.report);
   const forwardGroups = entry.forward_groups === undefined ? null : parseNames(entry.forward_groups, 'forward_groups', before.report);
+  let mfa = false;
+  if (entry.mfa !== undefined) {
+    if (typeof entry.mfa !== 'boolean') before.report('`mfa` must be true or false');
+    else if (entry.mfa && policy !== null && (policy.policy === 'public' || policy.policy === 'deny')) before.report(`\`mfa\` needs a rule that signs in (authenticated or groups), not ${policy.policy}`);
+    else mfa = entry.mfa;
+  }
   if (before.count > 0 || path === null || policy === null) return null;
-  return { path, methods, policy: policy.policy, groups: policy.groups, forwardGroups };
+  return { path, methods, policy: policy.policy, groups: policy.groups, forwardGroups, ...(mfa ? { mfa } : {}) };
 }
 
 function parsePath(value: unknown, problem: (why: string) => void): string | null {

@@ -95,6 +95,12 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       labelNames: ['kind'] as const,
       registers,
     }),
+    mfaVerifications: new Counter({
+      name: 'gateway_mfa_verifications_total',
+      help: 'Second-step codes checked (sign-in, step-up and enrolment), by method (totp, webauthn, recovery) and outcome (success, failure, replayed, throttled, error).',
+      labelNames: ['method', 'outcome'] as const,
+      registers,
+    }),
     websocketConnections: new Gauge({
       name: 'gateway_websocket_connections',
       help: 'Proxied WebSockets currently open.',

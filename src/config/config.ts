@@ -118,6 +118,10 @@ export interface Config {
   basicAuth: boolean;
   /** GATEWAY_BASIC_AUTH_CACHE: how long a verified Basic credential is remembered in-process (0: never). */
   basicAuthCacheMs: number;
+  /** GATEWAY_MFA: whether a second factor may be (optional) or must be (required) used. */
+  mfaMode: 'off' | 'optional' | 'required';
+  /** GATEWAY_MFA_ENCRYPTION_KEY: the first encrypts TOTP secrets, all decrypt. Empty when off. */
+  mfaKeys: string[];
   /** OpenTelemetry tracing (standard OTEL_* variables); null: off, and no SDK is loaded. */
   tracing: TracingOptions | null;
 }
@@ -144,6 +148,7 @@ export const SECRET_VARIABLES = [
   'REDIS_SENTINEL_USERNAME',
   'REDIS_SENTINEL_PASSWORD',
   'GATEWAY_ADMIN_TOKEN',
+  'GATEWAY_MFA_ENCRYPTION_KEY',
 ] as const;
 
 // Every default, named once and used by the reading code below. docs/configuration.md's table
@@ -186,6 +191,8 @@ export const DEFAULT_SESSION_COMPACT_RECORDS = true;
 /** GATEWAY_BASIC_AUTH, GATEWAY_BASIC_AUTH_CACHE (docs/tokens.md). */
 export const DEFAULT_BASIC_AUTH = false;
 export const DEFAULT_BASIC_AUTH_CACHE_MS = 5 * 60_000;
+/** GATEWAY_MFA (docs/second-factor.md). */
+export const DEFAULT_MFA = 'off';
 export const DEFAULT_LOGIN_MAX_ATTEMPTS = 5;
 export const DEFAULT_LOGIN_WINDOW_MS = 15 * 60_000;
 /** GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP: this many times GATEWAY_LOGIN_MAX_ATTEMPTS. */
@@ -219,6 +226,9 @@ export function loadConfig(env: Env = process.env): Config {
   const reader = new EnvReader(resolveFileVariables(env));
   const config = readAll(reader);
   checkCookiePrefix(reader, config);
+  if (config.mfaMode === 'off' && config.accessRules.some((rule) => rule.mfa === true)) {
+    reader.problem('GATEWAY_ACCESS_RULES: a rule with "mfa": true needs GATEWAY_MFA=optional or required (and GATEWAY_MFA_ENCRYPTION_KEY)');
+  }
   if (reader.problems.length > 0) throw new ConfigError(reader.problems);
   return config;
 }
@@ -300,6 +310,7 @@ function readAll(r: EnvReader): Config {
     basicAuth: r.boolean('GATEWAY_BASIC_AUTH', DEFAULT_BASIC_AUTH),
     // A password checked this long ago still opens requests: kept short, like a session's cache.
     basicAuthCacheMs: r.duration('GATEWAY_BASIC_AUTH_CACHE', DEFAULT_BASIC_AUTH_CACHE_MS, { min: 0, max: 24 * 3_600_000 }),
+    ...readMfa(r, secrets.values),
     tracing: readTracing(r),
   };
 }
@@ -335,6 +346,22 @@ function readTracing(r: EnvReader): TracingOptions | null {
     samplerRatio: ratio >= 0 && ratio <= 1 ? ratio : DEFAULT_OTEL_TRACES_SAMPLER_ARG,
     exportDelayMs,
   };
+}
+
+const MFA_MODES = new Set(['off', 'optional', 'required']);
+
+function readMfa(r: EnvReader, sessionSecrets: string[]): { mfaMode: Config['mfaMode']; mfaKeys: string[] } {
+  const mfaMode = r.oneOf('GATEWAY_MFA', DEFAULT_MFA, MFA_MODES) as Config['mfaMode'];
+  const mfaKeys = r.list('GATEWAY_MFA_ENCRYPTION_KEY');
+  if (mfaMode === 'off') return { mfaMode, mfaKeys: [] };
+  if (mfaKeys.length === 0) {
+    r.problem(`GATEWAY_MFA_ENCRYPTION_KEY is required when GATEWAY_MFA=${mfaMode} (it encrypts TOTP secrets at rest; replicas must share it); e.g. \`openssl rand -base64 48\``);
+  }
+  mfaKeys.forEach((key, index) => {
+    if (key.length < MIN_SECRET_LENGTH) r.problem(`GATEWAY_MFA_ENCRYPTION_KEY: key #${index + 1} is shorter than ${MIN_SECRET_LENGTH} characters`);
+    else if (sessionSecrets.includes(key)) r.problem(`GATEWAY_MFA_ENCRYPTION_KEY: key #${index + 1} is also a GATEWAY_SESSION_SECRET; use a key of its own`);
+  });
+  return { mfaMode, mfaKeys };
 }
 
 /**

@@ -7,6 +7,7 @@ import type { GatewayDeps } from '../context.js';
 import { isSameOrigin } from '../http.js';
 import { escapeHtml } from '../pages.js';
 import { auditRefusal, refusesCrossSiteWebSocket, unreachable } from '../access/gate.js';
+import { pathForLog } from '../access/paths.js';
 import { originalRequest, type OriginalRequest } from './original-request.js';
 import type { Verifier } from './verifier.js';
 import { basicChallengeFor } from '../tokens/authenticator.js';
@@ -23,6 +24,7 @@ type Level = keyof typeof LEVEL_RANK;
 export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, verifier: Verifier): Promise<void> {
   const { config } = deps;
   const loginPath = `${config.authPrefix}/login`;
+  const secondStepPath = `${config.authPrefix}/mfa`;
   const fixedOrigin = config.publicUrl?.origin ?? null;
   const trusted = config.trustedProxies;
   let warnedUnnamed = false;
@@ -57,6 +59,13 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, veri
       }
       case 'login':
         return unauthenticated(request, reply, target);
+      case 'second-factor':
+        // Step-up: 401 like an anonymous request, but the Location is the second step, which
+        // returns to the original URL once passed.
+        request.principal = verdict.principal;
+        request.session = verdict.principal.session;
+        request.log.warn({ audit: 'step_up', user: verdict.principal.record.user, ip: request.ip, path: pathForLog(target.path), rule: verdict.rule.index }, 'second factor required');
+        return unauthenticated(request, reply, target, secondStepPath);
       case 'forbidden':
         request.principal = verdict.principal;
         request.session = verdict.principal?.session ?? null;
@@ -83,11 +92,11 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, veri
    * relative error_page target as an internal redirect). Traefik hands the 401 itself to the
    * browser, so a navigation also gets a page that moves on to the login form.
    */
-  function unauthenticated(request: FastifyRequest, reply: FastifyReply, target: OriginalRequest) {
+  function unauthenticated(request: FastifyRequest, reply: FastifyReply, target: OriginalRequest, to: string = loginPath) {
     reply.code(401).header('cache-control', 'no-store');
     const origin = loginOrigin(request);
     // The login form only honours same-origin paths as rd (SPEC 3), so rd is the path, not a URL.
-    const login = origin === null ? null : `${origin}${loginPath}?rd=${encodeURIComponent(target.known ? target.url : '/')}`;
+    const login = origin === null ? null : `${origin}${to}?rd=${encodeURIComponent(target.known ? target.url : '/')}`;
     if (login !== null) reply.header('location', login);
     const accept = request.headers.accept;
     // A page only for what looks like a navigation; presentation, not access, so the verify

@@ -18,6 +18,9 @@ import type { Identity } from '../session/types.js';
 import { generateSigningKey, type IdentityTokenAlg, type SigningKey } from './keys.js';
 
 export const IDENTITY_TOKEN_HEADER = 'x-gateway-identity';
+
+/** What a token says: who, and how the sign-in was established (`amr`, RFC 8176; default `pwd`). */
+export type SignedIdentity = Identity & { amr?: readonly string[] };
 export const DEFAULT_ISSUER = 'session-gateway';
 
 /**
@@ -33,7 +36,7 @@ export interface IdentityTokens {
    * `audience` (default: the configured one) is the `aud` claim, so a token an app receives is not
    * accepted by another upstream that checks its own name.
    */
-  tokenFor(session: { idHash: string; record: Identity }, audience?: string): string;
+  tokenFor(session: { idHash: string; record: SignedIdentity }, audience?: string): string;
   /** The `aud` for an upstream: GATEWAY_IDENTITY_JWT_AUDIENCE when set, else the upstream's origin. */
   audienceFor(upstream: URL): string;
   /**
@@ -88,7 +91,7 @@ export function createIdentityTokens(options: IdentityTokenOptions): IdentityTok
   let jwksJson = signer.jwks === null ? null : JSON.stringify(signer.jwks);
   const cache = new LRUCache<string, CachedToken>({ max: TOKEN_CACHE_MAX });
 
-  const issue = (identity: Identity, audience: string, at: number): CachedToken => {
+  const issue = (identity: SignedIdentity, audience: string, at: number): CachedToken => {
     const iat = Math.floor(at / 1_000);
     const claims = {
       iss: options.issuer,
@@ -96,6 +99,7 @@ export function createIdentityTokens(options: IdentityTokenOptions): IdentityTok
       sub: identity.user,
       ...(identity.email ? { email: identity.email } : {}),
       groups: identity.groups,
+      amr: identity.amr ?? ['pwd'],
       iat,
       exp: iat + lifetimeSeconds,
       jti: randomBytes(16).toString('base64url'),

@@ -5,8 +5,8 @@
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayDeps } from '../context.js';
-import { GatewayError, sessionStoreUnavailable } from '../errors.js';
-import { isSameOrigin, noStore, setSessionCookie, wantsJson } from '../http.js';
+import { GatewayError, sessionStoreUnavailable, userStoreUnavailable } from '../errors.js';
+import { clearSessionCookie, isSameOrigin, noStore, setSessionCookie, wantsJson } from '../http.js';
 import { safeRedirectTarget } from '../access/paths.js';
 import { CSRF_COOKIE, CSRF_TTL_SECONDS, dropsSecureCookies, SECURE_COOKIE_OVER_HTTP } from './csrf.js';
 import { createReplaceableLoginPage } from './login-page.js';
@@ -15,6 +15,8 @@ import { createInFlightGate, LimiterBusyError } from '../users/concurrency.js';
 import { createFirstSeen, hashPassword, isUnrecognisedHash, UNRECOGNISED_HASH_HINT, verifyPassword } from '../users/passwords.js';
 import { hasControlCharacters } from '../users/user-admin.js';
 import type { UserRecord } from '../users/user-store.js';
+import { PASSWORD_ONLY } from '../session/types.js';
+import { beginSecondStep, mfaRoutes } from './mfa-routes.js';
 import { describeClient } from '../session/client.js';
 
 const LOGIN_BODY_LIMIT_BYTES = 16 * 1024;
@@ -147,8 +149,23 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
       }
 
       await throttle.succeeded(input.username, ip).catch(() => undefined);
+      const secondStep = deps.mfa ? await deps.mfa.service.nextStep(user.username).catch((err: unknown) => {
+        metrics.logins.inc({ outcome: 'error' });
+        throw userStoreUnavailable(err);
+      }) : null;
       // A new id at every login, and the old one (if any) ended: no session fixation.
       await sessions.destroy(request.cookies[config.cookieName]).catch(() => undefined);
+      if (deps.mfa && secondStep) {
+        // The password was right; a second step remains. No session yet: a pending sign-in under
+        // its own cookie, which opens nothing but that step (SPEC 9).
+        const next = await beginSecondStep(deps, deps.mfa, reply, { user: user.username, email: user.email, groups: user.groups }, secondStep, input.rd);
+        clearSessionCookie(reply, config);
+        metrics.logins.inc({ outcome: 'success' });
+        request.log.info({ audit: 'login', user: user.username, ip, outcome: 'success', scheme: result.scheme, next: secondStep }, 'password accepted; second step pending');
+        if (result.needsRehash) upgradeHash(request, user, input.password);
+        if (json) return reply.code(200).send({ next });
+        return reply.code(303).header('location', next).send();
+      }
       const created = await sessions.create({ user: user.username, email: user.email, groups: user.groups }, { passwordHash: user.passwordHash, client: describeClient(request.headers['user-agent']) });
       // GATEWAY_MAX_SESSIONS_PER_USER; a store failure here was counted and logged by the manager.
       const capped = await sessions.endSessionsBeyondCap(user.username).catch(() => 0);
@@ -174,8 +191,11 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
     const validation = await sessions.validate(request.cookies[config.cookieName]);
     if (validation.outcome !== 'valid') return reply.code(401).send({ error: 'not signed in' });
     const { record } = validation.session;
-    return { user: record.user, email: record.email, groups: record.groups, expiresAt: new Date(record.expiresAt).toISOString() };
+    return { user: record.user, email: record.email, groups: record.groups, amr: record.amr ?? PASSWORD_ONLY, expiresAt: new Date(record.expiresAt).toISOString() };
   });
+
+  // The second step and enrolment (GATEWAY_MFA optional or required); off: they are unknown paths.
+  if (deps.mfa) await mfaRoutes(app, deps, deps.mfa);
 
   // Unknown paths under the gateway's prefix are the gateway's, never the app's.
   app.all('/*', async (_request, reply) => reply.code(404).send({ error: 'not found' }));

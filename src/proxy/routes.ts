@@ -14,7 +14,7 @@ import { isGatewayCookie } from './gateway-cookies.js';
 import { dropHopByHopHeaders } from './hop-by-hop.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from '../identity/headers.js';
 import { PROXIED_METHODS } from './methods.js';
-import { createPathMatcher } from '../access/paths.js';
+import { createPathMatcher, pathForLog } from '../access/paths.js';
 import { createWebSocketProxy } from './websocket.js';
 import { endUpstream, traceUpstream } from '../tracing/index.js';
 import { basicChallengeFor } from '../tokens/authenticator.js';
@@ -37,6 +37,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
   const { config, metrics } = deps;
   const logout = createLogout(deps);
   const loginUrl = `${config.authPrefix}/login`;
+  const secondStepUrl = `${config.authPrefix}/mfa`;
   const ownCookieNames = [config.cookieName, CSRF_COOKIE];
   const upstreamByClass = new Map<string, ReturnType<typeof metrics.upstreamDuration.labels>>();
   const identityTokens = deps.identityTokens;
@@ -99,6 +100,17 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
         // Clients that speak only Basic (WebDAV, CalDAV, git) learn that they may send it.
         if (basicChallenge !== null) reply.header('www-authenticate', basicChallenge);
         return reply.code(401).send({ error: 'authentication required', login: loginUrl });
+      }
+      case 'second-factor': {
+        // Step-up: signed in with a password alone, on a path whose rule asks for a second factor.
+        // Through the second step (enrolment first, if need be), then back here.
+        request.principal = verdict.principal;
+        request.session = verdict.principal.session;
+        renewCookie(reply, verdict.principal);
+        request.log.info({ audit: 'step_up', user: verdict.principal.record.user, ip: request.ip, path: pathForLog(request.normalisedPath), rule: verdict.rule.index }, 'second factor required');
+        const next = `${secondStepUrl}?rd=${encodeURIComponent(request.url)}`;
+        if (isBrowserNavigation(request)) return reply.redirect(next, 302);
+        return reply.code(401).send({ error: 'second factor required', mfa: next });
       }
       case 'undecidable': // only a door that cannot name the path gets this; the proxy always can
         throw accessDenied();

@@ -75,8 +75,11 @@ export interface ValidateOptions {
 export interface SessionManager {
   /** Validates a cookie value; throws a 503 GatewayError when the store cannot answer. */
   validate(cookieValue: string | undefined, options?: ValidateOptions): Promise<Validation>;
-  /** `passwordHash`: the hash the sign-in checked, kept only as a fingerprint to notice a change. */
-  create(identity: Identity, options?: { passwordHash?: string | null; client?: string }): Promise<{ cookieValue: string; record: SessionRecord }>;
+  /**
+   * A new session. `amr` records how the sign-in was established (default: a password alone);
+   * `passwordHash`: the hash the sign-in checked, kept only as a fingerprint to notice a change.
+   */
+  create(identity: Identity & { amr?: string[] }, options?: { passwordHash?: string | null; client?: string }): Promise<{ cookieValue: string; record: SessionRecord }>;
   /** Ends the session a cookie names, on every replica; false if there was none. */
   destroy(cookieValue: string | undefined): Promise<boolean>;
   listByUser(user: string): Promise<StoredSession[]>;
@@ -317,7 +320,8 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     async create(identity, createOptions) {
       const id = newSessionId();
       const at = now();
-      const record: SessionRecord = { ...identity, createdAt: at, expiresAt: at + maxLifetimeMs, touchedAt: at };
+      const { amr, ...who } = identity;
+      const record: SessionRecord = { ...who, createdAt: at, expiresAt: at + maxLifetimeMs, touchedAt: at, ...(amr ? { amr } : {}) };
       if (createOptions?.client !== undefined) record.client = createOptions.client;
       // The sign-in read the user just now; without the hash, the first recheck adopts what it reads.
       const passwordHash = createOptions?.passwordHash;

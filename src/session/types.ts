@@ -20,7 +20,15 @@ export interface SessionRecord extends Identity {
   passwordFingerprint?: string;
   /** A short description of the client at sign-in ("Firefox on Linux"), from a fixed vocabulary: never the raw User-Agent. */
   client?: string;
+  /**
+   * How the sign-in was established (RFC 8176 names: `pwd`, `otp`, `hwk`); absent means a
+   * password alone, as for every session made before the second factor existed.
+   */
+  amr?: string[];
 }
+
+/** What a session without a recorded `amr` was established with. */
+export const PASSWORD_ONLY: readonly string[] = Object.freeze(['pwd']);
 
 export interface StoredSession {
   idHash: string;

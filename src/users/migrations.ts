@@ -1,4 +1,4 @@
-// `session-gateway migrate`: the gateway's own users table. Idempotent, so it can run on every
+// `session-gateway migrate`: the gateway's own tables (users, second factor). Idempotent, so it can run on every
 // deploy (an init container, an ECS one-off task) without checking first.
 import type pg from 'pg';
 
@@ -11,6 +11,17 @@ const MIGRATIONS: readonly string[] = [
      disabled      boolean NOT NULL DEFAULT false,
      created_at    timestamptz NOT NULL DEFAULT now(),
      updated_at    timestamptz NOT NULL DEFAULT now()
+   )`,
+  // The second factor (SPEC 9, src/mfa/store.ts): keyed by username, so a legacy users table is
+  // untouched. The TOTP secret is AES-256-GCM ciphertext; recovery codes are keyed hashes.
+  `CREATE TABLE IF NOT EXISTS gateway_mfa (
+     username          text PRIMARY KEY,
+     totp_secret       text NOT NULL,
+     totp_confirmed_at timestamptz,
+     totp_last_step    bigint,
+     recovery_codes    text[] NOT NULL DEFAULT '{}',
+     created_at        timestamptz NOT NULL DEFAULT now(),
+     updated_at        timestamptz NOT NULL DEFAULT now()
    )`,
 ];
 

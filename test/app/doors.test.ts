@@ -75,6 +75,7 @@ const deps: GatewayDeps = {
   logger,
   upstream: new URL(upstream.url),
   identityTokens: null,
+  mfa: null,
 };
 const app = await buildApp(deps);
 // Counts verify requests that reached fastify's router, to tell the fast path's answers apart.

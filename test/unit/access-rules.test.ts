@@ -120,7 +120,7 @@ t.test('every problem in a rules file is reported, naming the rule', async (t) =
     'rule #1: `path` must be a string starting with /',
     'rule #2: `path` "/a/../b" is not a normalised path (write "/b")',
     'rule #3: `policy` must be public, authenticated, deny or { groups: [...] }',
-    'rule #4: unknown key "methds" (allowed: path, methods, policy, forward_groups)',
+    'rule #4: unknown key "methds" (allowed: path, methods, policy, forward_groups, mfa)',
     'rule #5: `methods` must be a non-empty list of HTTP methods like [GET, POST]',
     'rule #5: `policy.groups` must be a non-empty list of group names',
     'rule #7: must be an object with `path` and `policy`',

@@ -61,9 +61,9 @@ t.test('the compact form: shorter, exact, and JSON where it cannot hold a record
   const json = JSON.stringify([record.user, record.email, record.groups, record.createdAt, record.expiresAt - record.createdAt, record.touchedAt - record.createdAt, 0, record.passwordFingerprint]);
   t.ok(compact.length <= json.length - 20, `${compact.length} bytes against ${json.length}`);
   t.same(decodeRecord(compact), record);
-  // The client description is the ninth field; fields a later version appends after it are
+  // The client description is the ninth field, the sign-in methods (amr) the tenth; fields a later version appends after them are
   // ignored; empty optional fields are absent.
-  t.same(decodeRecord(`${compact}\x1fFirefox on Linux\x1fa later field`), { ...record, client: 'Firefox on Linux' });
+  t.same(decodeRecord(`${compact}\x1fFirefox on Linux\x1f\x1fa later field`), { ...record, client: 'Firefox on Linux' });
   const { checkedAt: _c, passwordFingerprint: _f, ...plain } = record;
   t.same(decodeRecord(`${encodeRecord(plain)}\x1f\x1f\x1fcurl`), { ...plain, client: 'curl' });
   t.same(decodeRecord(encodeRecord({ ...plain, client: 'curl' })), { ...plain, client: 'curl' });

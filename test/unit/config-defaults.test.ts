@@ -68,6 +68,7 @@ const EXPECTED: Record<string, { values?: Cell[]; words?: string }> = {
   GATEWAY_REDIS_PREFIX: { values: [config.DEFAULT_REDIS_PREFIX] },
   GATEWAY_SESSION_COMPACT_RECORDS: { values: [config.DEFAULT_SESSION_COMPACT_RECORDS] },
   GATEWAY_BASIC_AUTH: { values: [config.DEFAULT_BASIC_AUTH] },
+  GATEWAY_MFA: { values: [config.DEFAULT_MFA] },
   GATEWAY_BASIC_AUTH_CACHE: { values: [ms(config.DEFAULT_BASIC_AUTH_CACHE_MS)] },
   GATEWAY_LOGIN_MAX_ATTEMPTS: { values: [config.DEFAULT_LOGIN_MAX_ATTEMPTS] },
   GATEWAY_LOGIN_WINDOW: { values: [ms(config.DEFAULT_LOGIN_WINDOW_MS)] },
