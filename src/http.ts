@@ -5,6 +5,12 @@ import type { BlockList, Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { CookieSerializeOptions } from '@fastify/cookie';
 
+/**
+ * The login form's pre-login CSRF cookie (login/csrf.ts). Named here, with the session cookie's
+ * helpers, because the proxy and forward-auth also keep it from the app.
+ */
+export const CSRF_COOKIE = 'sgw_csrf';
+
 // The settings these functions read, each a few fields of Config: callers pass their Config
 // (structural typing), and nothing here depends on how the configuration is read.
 

@@ -6,10 +6,9 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Gate, Verdict } from '../access/gate.js';
 import type { Config } from '../config/config.js';
-import { peerTrusted, requestHost } from '../http.js';
+import { CSRF_COOKIE, peerTrusted, requestHost } from '../http.js';
 import { encodeGroups, encodeHeaderValue, removeCookies } from '../identity/headers.js';
 import { IDENTITY_TOKEN_HEADER, type IdentityTokens } from '../identity/signed-identity.js';
-import { CSRF_COOKIE } from '../login/csrf.js';
 import type { OriginalRequest } from './original-request.js';
 
 const kHandedOver = Symbol('handedOver');

@@ -1,8 +1,9 @@
 // Login CSRF: the form carries a token that is an HMAC of a random value held in a short-lived
 // pre-login cookie, so a page on another site can neither read nor forge the pair.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { CSRF_COOKIE } from '../http.js';
 
-export const CSRF_COOKIE = 'sgw_csrf';
+export { CSRF_COOKIE };
 export const CSRF_TTL_SECONDS = 3_600;
 
 export interface CsrfTokens {

@@ -1,56 +1,13 @@
 // Tracing with OpenTelemetry (SPEC section 8): one trace per request, off unless an OTLP endpoint
 // is configured. This file loads nothing from OpenTelemetry; the SDK (sdk.ts) is imported only by
 // startTracing, so with tracing off each hook below costs one null check and nothing else.
-import type { IncomingHttpHeaders, RequestListener } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 
-export const SAMPLERS = [
-  'always_on',
-  'always_off',
-  'traceidratio',
-  'parentbased_always_on',
-  'parentbased_always_off',
-  'parentbased_traceidratio',
-] as const;
-export type SamplerName = (typeof SAMPLERS)[number];
-
-export interface TracingOptions {
-  /** The full OTLP/HTTP traces URL (`…/v1/traces`). */
-  url: string;
-  /** OTEL_SERVICE_NAME; null: `service.name` from OTEL_RESOURCE_ATTRIBUTES, else `session-gateway`. */
-  serviceName: string | null;
-  sampler: SamplerName;
-  /** The ratio of the `traceidratio` samplers, 0 … 1. */
-  samplerRatio: number;
-  /** OTEL_BSP_SCHEDULE_DELAY: how long finished spans wait to be sent in one batch (5 s). */
-  exportDelayMs: number;
-}
-
-export type SpanValue = string | number | boolean;
-export type SpanAttributes = Readonly<Record<string, SpanValue>>;
-
-/** One gateway's tracer: wraps its listener, and ends with it. */
-export interface Tracing {
-  /** The proxy listener with one server span per request around it. */
-  traceRequests(listener: RequestListener): RequestListener;
-  /** Sends what is left and stops. */
-  shutdown(): Promise<void>;
-}
-
-/** What the call sites use; implemented by sdk.ts, present only while some Tracing runs. */
-export interface SpanHooks {
-  span<T>(name: string, fn: () => Promise<T>, attributes: SpanAttributes | undefined, client: boolean): Promise<T>;
-  tag(key: string, value: SpanValue): void;
-  upstreamStart(key: object, headers: IncomingHttpHeaders, method: string, upstream: URL, path: string): void;
-  upstreamEnd(key: object, status: number | null, error: unknown): void;
-}
+export * from './types.js';
+import type { SpanAttributes, SpanHooks, SpanValue, Tracing, TracingEvents, TracingOptions } from './types.js';
 
 let hooks: SpanHooks | null = null;
 let running = 0;
-
-export interface TracingEvents {
-  /** An export failed (collector down, refused, timed out); the spans of that batch are dropped. */
-  exportFailed?(err: unknown): void;
-}
 
 /** Loads the SDK and starts exporting; only called when an endpoint is configured. */
 export async function startTracing(options: TracingOptions, events: TracingEvents = {}): Promise<Tracing> {

@@ -30,7 +30,7 @@ import {
   ATTR_URL_PATH,
   ATTR_URL_SCHEME,
 } from '@opentelemetry/semantic-conventions';
-import type { SamplerName, SpanAttributes, SpanHooks, SpanValue, TracingEvents, TracingOptions } from './index.js';
+import type { SamplerName, SpanAttributes, SpanHooks, SpanValue, TracingEvents, TracingOptions } from './types.js';
 
 interface Current {
   context: Context;

@@ -20,16 +20,6 @@ import ts from 'typescript';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/**
- * Imports that break a rule today, in files other work is changing. Each entry is one
- * import `from → to` (paths from the repository root); delete it with the import. An entry that
- * matches no import fails the test, so the list only shrinks.
- */
-const TEMPORARY_EXCEPTIONS: ReadonlyArray<{ from: string; to: string; why: string }> = [
-  { from: 'src/proxy/routes.ts', to: 'src/login/csrf.ts', why: 'proxy → login other than logout.ts (the CSRF cookie name, for the proxy’s own logout)' },
-  { from: 'src/tracing/sdk.ts', to: 'src/tracing/index.ts', why: 'cycle index.ts (loads sdk.ts) ↔ sdk.ts (its types): move the shared types to tracing/types.ts' },
-];
-
 const LOW_ROOMS = ['src/access/', 'src/identity/', 'src/session/', 'src/users/'];
 // reload.ts: the SIGHUP reload reads the environment again, for server.ts.
 const COMPOSITION = new Set(['src/cli.ts', 'src/server.ts', 'src/app.ts', 'src/reload.ts']);
@@ -88,8 +78,7 @@ function importsOf(file: string): Import[] {
 
 const FILES = sourceFiles('src');
 const ALL_IMPORTS = FILES.flatMap(importsOf);
-const isExcepted = (i: Import) => TEMPORARY_EXCEPTIONS.some((e) => e.from === i.from && e.to === i.to);
-const IMPORTS = ALL_IMPORTS.filter((i) => !isExcepted(i));
+const IMPORTS = ALL_IMPORTS;
 const where = (i: Import) => `${i.from}:${i.line} imports ${i.to}`;
 
 function graph(imports: Import[]): Map<string, Import[]> {
@@ -197,10 +186,6 @@ t.test('proxy/ imports nothing from login/ but login/logout.ts', async (t) => {
 
 t.test('below cli.ts, server.ts and app.ts, config/ is imported for its types only', async (t) => {
   t.same(configValueViolations(IMPORTS), [], 'receive the config (or a few of its fields) as an option; use `import type`');
-});
-
-t.test('every temporary exception still matches an import (delete it with the import)', async (t) => {
-  for (const e of TEMPORARY_EXCEPTIONS) t.ok(ALL_IMPORTS.some((i) => i.from === e.from && i.to === e.to), `${e.from} → ${e.to}: ${e.why}`);
 });
 
 // The checks above must be able to fail: each finds a violation planted in a copy of the imports.
