@@ -2,6 +2,7 @@
 // a token names its user by name only, so it works beside a legacy users table too. Idempotent,
 // run by `session-gateway migrate` after the users migration.
 import type pg from 'pg';
+import { runMigrations } from '../users/migrations.js';
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS gateway_tokens (
@@ -16,16 +17,5 @@ const MIGRATIONS: readonly string[] = [
 ];
 
 export async function migrateTokens(pool: pg.Pool): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query("SELECT pg_advisory_xact_lock(hashtext('session-gateway:migrate'))");
-    for (const sql of MIGRATIONS) await client.query(sql);
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  await runMigrations(pool, MIGRATIONS);
 }

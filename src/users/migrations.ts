@@ -26,12 +26,17 @@ const MIGRATIONS: readonly string[] = [
 ];
 
 export async function migrate(pool: pg.Pool): Promise<void> {
+  await runMigrations(pool, MIGRATIONS);
+}
+
+/** Runs idempotent statements in one transaction, serialised with every other `migrate`. */
+export async function runMigrations(pool: pg.Pool, statements: readonly string[]): Promise<void> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
     // Two replicas migrating at once wait for each other instead of racing on CREATE TABLE.
     await client.query("SELECT pg_advisory_xact_lock(hashtext('session-gateway:migrate'))");
-    for (const sql of MIGRATIONS) await client.query(sql);
+    for (const sql of statements) await client.query(sql);
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
