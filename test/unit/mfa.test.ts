@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { createMfaSecrets, looksLikeRecoveryCode, newRecoveryCodes, normaliseRecoveryCode } from '../../src/mfa/secrets.js';
 import { createMfaService } from '../../src/mfa/service.js';
 import { createMemoryMfaStore } from '../../src/mfa/store.js';
+import { createMemoryPasskeyStore } from '../../src/mfa/webauthn-store.js';
 import { groupedKey, matchTotp, newTotpSecret, otpauthUri, timeStep, totpCode } from '../../src/mfa/totp.js';
 import { qrSvg } from '../../src/mfa/qr.js';
 import { decodeRecord, encodeRecord } from '../../src/session/codec.js';
@@ -73,9 +74,9 @@ t.test('the QR code is one inline SVG path, dark on white', async (t) => {
 t.test('service: replay, single-use recovery codes, the step each mode asks for', async (t) => {
   let now = 1_800_000_000_000;
   const store = createMemoryMfaStore();
-  const mfa = createMfaService({ mode: 'optional', store, keys: [KEY_A], now: () => now });
+  const mfa = createMfaService({ mode: 'optional', store, passkeys: createMemoryPasskeyStore(), keys: [KEY_A], now: () => now });
   t.equal(await mfa.nextStep('alice'), null, 'optional, no factor: no second step');
-  t.equal(await createMfaService({ mode: 'required', store, keys: [KEY_A] }).nextStep('alice'), 'setup', 'required, no factor: enrol');
+  t.equal(await createMfaService({ mode: 'required', store, passkeys: createMemoryPasskeyStore(), keys: [KEY_A] }).nextStep('alice'), 'setup', 'required, no factor: enrol');
   const enrolment = await mfa.enrolment('alice', 'example.com');
   if (enrolment.enrolled) throw new Error('unexpected');
   const again = await mfa.enrolment('alice', 'example.com');
@@ -104,7 +105,7 @@ t.test('service: replay, single-use recovery codes, the step each mode asks for'
   t.equal(await mfa.reset('alice'), true);
   t.match(await mfa.status('alice'), { totp: 'none', recoveryCodesLeft: 0 });
   t.same(await mfa.verify('alice', confirmed.recoveryCodes[1] ?? ''), { ok: false, method: 'recovery', reason: 'wrong' }, 'reset removed the recovery codes');
-  t.equal(await createMfaService({ mode: 'off', store, keys: [KEY_A] }).nextStep('alice'), null);
+  t.equal(await createMfaService({ mode: 'off', store, passkeys: createMemoryPasskeyStore(), keys: [KEY_A] }).nextStep('alice'), null);
 });
 
 t.test('the session record keeps amr; a password session is stored as before', async (t) => {
@@ -151,14 +152,14 @@ t.test('the signed identity token carries amr', async (t) => {
 t.test('after a key rotation, a sign-in moves the secret to the new key', async (t) => {
   let now = 1_800_000_000_000;
   const store = createMemoryMfaStore();
-  const before = createMfaService({ mode: 'optional', store, keys: [KEY_A], now: () => now });
+  const before = createMfaService({ mode: 'optional', store, passkeys: createMemoryPasskeyStore(), keys: [KEY_A], now: () => now });
   const enrolment = await before.enrolment('alice', 'example.com');
   if (enrolment.enrolled) throw new Error('unexpected');
   t.ok((await before.confirm('alice', totpCode(enrolment.secret, now))).ok);
-  const rotated = createMfaService({ mode: 'optional', store, keys: [KEY_B, KEY_A], now: () => now });
+  const rotated = createMfaService({ mode: 'optional', store, passkeys: createMemoryPasskeyStore(), keys: [KEY_B, KEY_A], now: () => now });
   now += 30_000;
   t.same(await rotated.verify('alice', totpCode(enrolment.secret, now)), { ok: true, method: 'totp' }, 'the old key still opens it');
-  const onlyNew = createMfaService({ mode: 'optional', store, keys: [KEY_B], now: () => now });
+  const onlyNew = createMfaService({ mode: 'optional', store, passkeys: createMemoryPasskeyStore(), keys: [KEY_B], now: () => now });
   now += 30_000;
   t.same(await onlyNew.verify('alice', totpCode(enrolment.secret, now)), { ok: true, method: 'totp' }, 'and now it is under the new key alone');
 });
