@@ -21,6 +21,12 @@ const MAX_ID_LENGTH = 1_366; // base64url of WebAuthn's 1023-byte credential id 
 const MAX_FIELD_LENGTH = 32_768;
 const TRANSPORTS = new Set(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb']);
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
+/**
+ * COSE algorithms offered and accepted: EdDSA, ES256, RS256 (what authenticators make). Named, so
+ * the library does not probe the runtime for post-quantum ones (an experimental API in Node 24
+ * that prints a warning).
+ */
+const ALGORITHMS = [-8, -7, -257];
 
 export type RegistrationResult =
   | { ok: true; passkey: Pick<Passkey, 'id' | 'name'> }
@@ -56,6 +62,7 @@ export function createWebAuthn(options: { passkeys: PasskeyStore; challenges: Ch
         // The same authenticator twice would be one factor counted twice.
         excludeCredentials: existing.map((passkey) => ({ id: passkey.id, transports: passkey.transports })),
         authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred' },
+        supportedAlgorithmIDs: ALGORITHMS,
       });
       await challenges.put('register', holder, creation.challenge);
       return creation;
@@ -68,7 +75,7 @@ export function createWebAuthn(options: { passkeys: PasskeyStore; challenges: Ch
       let verified;
       try {
         // A second factor after the password: the user's presence is required, their verification (PIN, biometrics) is not.
-        verified = await verifyRegistrationResponse({ response, expectedChallenge: challenge, expectedOrigin: rp.origin, expectedRPID: rp.id, requireUserVerification: false });
+        verified = await verifyRegistrationResponse({ response, expectedChallenge: challenge, expectedOrigin: rp.origin, expectedRPID: rp.id, requireUserVerification: false, supportedAlgorithmIDs: ALGORITHMS });
       } catch {
         return { ok: false, reason: 'invalid' };
       }
