@@ -145,6 +145,7 @@ export function renderSetupPage(m: SetupPageModel): string {
 <h1>${escapeHtml(m.title)}</h1>
 ${errorBlock(m.error)}${m.totp ? totpSteps(m, m.totp) : ''}
 ${passkeySection('register', m.passkey, m.rd, intro, 'Add a passkey')}
+<noscript><p class="msg">Adding a passkey needs JavaScript${m.totp ? '; the authenticator app above does not' : ''}.</p></noscript>
 ${done}
 </main>
 ${script}`;

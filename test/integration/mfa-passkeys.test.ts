@@ -9,6 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { totpCode } from '../../src/mfa/totp.js';
+import { migrate } from '../../src/users/migrations.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
 import { login, seedUsers, startTestGateway, TEST_SECRET, uniquePrefix, withSession, type TestGateway } from '../helpers/gateway.js';
 import { cookieHeader, send, type Response } from '../helpers/http.js';
@@ -23,6 +25,8 @@ const USERS = ['pia', 'quin', 'rex', 'sol', 'tam', 'uma', 'vic', 'wen', 'xia'];
 
 const { redis, pg: db } = await services(t);
 const pool = await seedUsers(t, db.url, USERS.map((username) => ({ username, password: PASSWORD, email: `${username}@example.com`, groups: ['staff'] })));
+// Two replicas migrating at once (every deploy may): idempotent, and they wait for each other.
+await Promise.all([migrate(pool), migrate(pool)]);
 const upstream = await startEchoUpstream();
 t.teardown(() => upstream.close());
 const dir = mkdtempSync(join(tmpdir(), 'sgw-passkeys-'));
@@ -112,6 +116,7 @@ t.test('register a passkey, then sign in with it: a new session with amr pwd + h
   t.match(rows, [{ username: 'pia', counter: '0', transports: ['internal'], last_used_at: null }], 'stored with its transports, counter 0');
   t.ok(Number(rows[0]?.key_bytes) > 64, 'the COSE public key');
   t.match(await mfaStatus('pia'), { user: 'pia', totp: 'none', passkeys: 1, recoveryCodesLeft: 10 });
+  t.match((await pool.query('SELECT totp_secret, cardinality(recovery_codes) AS n FROM gateway_mfa WHERE username = $1', ['pia'])).rows, [{ totp_secret: null, n: 10 }], 'the recovery codes, hashed, without a TOTP secret');
 
   // Next sign-in: a passkey-only user is asked for the second step.
   const pending = await password(gw, 'pia');
@@ -214,8 +219,15 @@ t.test('registration: another origin and a reused challenge are refused; adding 
   t.equal(added.json().recoveryCodes, undefined, 'the recovery codes from the first factor stay');
   const excluded = (await post(gw, '/_auth/mfa/webauthn/register/options', {}, { sgw_session: added.cookies.sgw_session ?? '' })).json<{ excludeCredentials: Array<{ id: string }> }>();
   t.same(excluded.excludeCredentials.map((c) => c.id).sort(), [key.credentialId, second.credentialId].sort(), 'registered passkeys are excluded from a new registration');
-  t.equal((await get(gw, '/_auth/mfa/setup', { sgw_session: added.cookies.sgw_session ?? '' })).status, 200, 'TOTP can be added from a session that passed a factor');
-  t.equal((await mfaStatus('sol')).passkeys, 2);
+  const strong2 = { sgw_session: added.cookies.sgw_session ?? '' };
+  const setup = await get(gw, '/_auth/mfa/setup', strong2);
+  t.equal(setup.status, 200, 'TOTP can be added from a session that passed a factor');
+  const secret = new URL(setup.json<{ otpauth: string }>().otpauth).searchParams.get('secret') ?? '';
+  const totp = await post(gw, '/_auth/mfa/setup', { code: totpCode(secret, Date.now()) }, strong2);
+  t.equal(totp.status, 200, totp.body);
+  t.same(totp.json().amr, ['pwd', 'hwk', 'otp']);
+  t.match(await mfaStatus('sol'), { totp: 'enrolled', passkeys: 2, recoveryCodesLeft: 10 });
+  t.same((await get(gw, '/_auth/mfa', await password(gw, 'sol'))).json<{ methods: string[] }>().methods, ['totp', 'webauthn', 'recovery'], 'both ways offered');
 });
 
 t.test('bad input gets a clear 4xx', async (t) => {
