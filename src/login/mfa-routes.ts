@@ -51,9 +51,9 @@ export async function beginSecondStep(
 const pendingCookieOptions = (prefix: string, secure: boolean, maxAge: number) => ({
   httpOnly: true,
   sameSite: 'lax' as const,
-  // Sent to the second-step routes only (the passkey endpoints below them included): no other route, and never the app, sees it.
-  path: `${prefix}/mfa`,
   secure,
+  // Sent to the second-step routes only (the passkey endpoints under them too): no other route, and never the app, sees it.
+  path: `${prefix}/mfa`,
   maxAge,
 });
 
