@@ -23,6 +23,7 @@ import { tokenNameProblem } from './tokens/token.js';
 import { createToken, describeToken, explainMissingTokenTable, TokenAdminError } from './tokens/token-admin.js';
 import { createPostgresTokenStore } from './tokens/token-store.js';
 import { createPostgresMfaStore } from './mfa/store.js';
+import { createPostgresPasskeyStore } from './mfa/webauthn-store.js';
 
 class UsageError extends Error {}
 
@@ -33,8 +34,8 @@ const USAGE = `usage: session-gateway <command>
   users passwd <name> --password-stdin    (also revokes that user's sessions)
   users disable|enable|delete <name>      (disable and delete also revoke sessions)
   users list
-  users mfa status <name>                 one JSON line: second factor and recovery codes left
-  users mfa reset <name>                  removes every factor and recovery code, revokes sessions
+  users mfa status <name>                 one JSON line: TOTP, passkeys and recovery codes left
+  users mfa reset <name>                  removes every factor (TOTP, passkeys) and recovery code, revokes sessions
   sessions list <name>                    one JSON line per session
   sessions revoke <name>                  prints how many were revoked
   tokens create <user> --name N [--expires 90d]   prints a new API token (shown once)
@@ -185,7 +186,7 @@ async function usersCommand(
 
 /**
  * `users mfa status|reset <name>` (SPEC 9): the gateway's own gateway_mfa table, so it works the
- * same for a legacy users table. Reset removes the TOTP secret and every recovery code, then ends
+ * same for a legacy users table. Reset removes the TOTP secret, every passkey and every recovery code, then ends
  * the user's sessions (a stolen session must not outlive the factor it was made with); audited.
  */
 async function mfaCommand(config: Config, args: string[]): Promise<number> {
@@ -194,24 +195,28 @@ async function mfaCommand(config: Config, args: string[]): Promise<number> {
   checkName(name);
   return withPool(config, async (pool) => {
     const store = createPostgresMfaStore(pool);
-    const status = await store.status(name).catch((err: unknown) => {
+    const passkeys = createPostgresPasskeyStore(pool);
+    const [status, passkeyCount] = await Promise.all([store.status(name), passkeys.count(name)]).catch((err: unknown) => {
       throw explainMissingMfaTable(err);
     });
     if (action === 'status') {
-      console.log(JSON.stringify({ user: name, totp: status.totp, enrolledAt: status.enrolledAt?.toISOString() ?? null, recoveryCodesLeft: status.recoveryCodesLeft }));
+      console.log(JSON.stringify({ user: name, totp: status.totp, enrolledAt: status.enrolledAt?.toISOString() ?? null, passkeys: passkeyCount, recoveryCodesLeft: status.recoveryCodesLeft }));
       return;
     }
-    const removed = await store.reset(name);
+    const removedPasskeys = await passkeys.removeAll(name);
+    const removed = (await store.reset(name)) || removedPasskeys > 0;
     const revoked = await revokeIfPossible(config, name, 'users mfa reset');
     const audit = createLogger(config.logLevel, pino.destination({ dest: 2, sync: true }));
-    audit.info({ audit: 'mfa_reset', user: name, by: 'cli', removed, outcome: 'success' }, 'second factor reset');
+    audit.info({ audit: 'mfa_reset', user: name, by: 'cli', removed, passkeys: removedPasskeys, outcome: 'success' }, 'second factor reset');
     console.log(`${removed ? 'second factor and recovery codes removed' : 'no second factor was set up'} for ${name}; ${revoked}`);
   });
 }
 
 function explainMissingMfaTable(err: unknown): unknown {
   const { code, message } = err as { code?: string; message?: string };
-  if (code === '42P01' && message?.includes('gateway_mfa')) return new UserAdminError('the gateway_mfa table does not exist: run `session-gateway migrate`');
+  if (code === '42P01' && (message?.includes('gateway_mfa') || message?.includes('gateway_webauthn_credentials'))) {
+    return new UserAdminError('the second-factor tables (gateway_mfa, gateway_webauthn_credentials) do not exist: run `session-gateway migrate`');
+  }
   return err;
 }
 

@@ -14,14 +14,17 @@ import type { Tracing } from './tracing/index.js';
 import type { Gate, Principal } from './access/gate.js';
 import type { MfaService } from './mfa/service.js';
 import type { PendingStore } from './mfa/pending.js';
+import type { WebAuthn } from './mfa/webauthn.js';
 
 /** The second factor (GATEWAY_MFA optional or required). */
 export interface MfaDeps {
   service: MfaService;
   /** Sign-ins whose password was right and whose second step is still to come. */
   pending: PendingStore;
-  /** Wrong codes, counted like wrong passwords (same limits, counters of their own). */
+  /** Wrong codes and failed passkey assertions, counted like wrong passwords (same limits, counters of their own). */
   throttle: LoginThrottle;
+  /** Passkeys: registration and assertion, challenges kept server-side. */
+  webauthn: WebAuthn;
 }
 
 export interface GatewayDeps {

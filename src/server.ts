@@ -30,6 +30,9 @@ import type { MfaDeps } from './context.js';
 import { createMfaService } from './mfa/service.js';
 import { createMemoryMfaStore, createPostgresMfaStore } from './mfa/store.js';
 import { createMemoryPendingStore, createRedisPendingStore } from './mfa/pending.js';
+import { createMemoryPasskeyStore, createPostgresPasskeyStore } from './mfa/webauthn-store.js';
+import { createMemoryChallengeStore, createRedisChallengeStore } from './mfa/challenges.js';
+import { createWebAuthn } from './mfa/webauthn.js';
 import { createReplaceableLoginPage } from './login/login-page.js';
 import { buildApp, replaceTlsContext } from './app.js';
 import { createReloader, type ReloadResult } from './reload.js';
@@ -274,14 +277,16 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   return { app, admin, deps, proxyPort, adminPort, shutdown, reload };
 }
 
-/** GATEWAY_MFA optional|required: the gateway_mfa table (or memory in the embedded mode), pending sign-ins next to the sessions. */
+/** GATEWAY_MFA optional|required: the gateway_mfa and passkey tables (or memory in the embedded mode), pending sign-ins and challenges next to the sessions. */
 function createMfa(config: Config, redis: RedisClient | null, pool: pg.Pool | null, limits: { maxPerUser: number; maxPerIp: number; windowMs: number }): MfaDeps | null {
   if (config.mfaMode === 'off') return null;
   const mfaPrefix = `${config.redisPrefix}mfa:`;
+  const passkeys = pool ? createPostgresPasskeyStore(pool) : createMemoryPasskeyStore();
   return {
-    service: createMfaService({ mode: config.mfaMode, keys: config.mfaKeys, store: pool ? createPostgresMfaStore(pool) : createMemoryMfaStore() }),
+    service: createMfaService({ mode: config.mfaMode, keys: config.mfaKeys, store: pool ? createPostgresMfaStore(pool) : createMemoryMfaStore(), passkeys }),
     pending: redis ? createRedisPendingStore(redis, config.redisPrefix) : createMemoryPendingStore(),
     throttle: redis ? createRedisThrottle(redis, mfaPrefix, limits) : createMemoryThrottle(limits),
+    webauthn: createWebAuthn({ passkeys, challenges: redis ? createRedisChallengeStore(redis, config.redisPrefix) : createMemoryChallengeStore() }),
   };
 }
 

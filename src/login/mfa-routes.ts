@@ -1,42 +1,30 @@
 // The second step of sign-in and enrolment (SPEC sections 3 and 9): GET/POST <prefix>/mfa and
-// <prefix>/mfa/setup, as pages that work without JavaScript and as JSON.
-//
-// Who is asking is either a pending sign-in (the password was right; the sgw_mfa cookie, which
-// opens nothing else) or a full session that was established with a password alone (step-up, or a
-// user enrolling by choice under GATEWAY_MFA=optional). Either way success means a NEW session id
-// whose record says how it was established (amr: pwd + otp). Wrong codes are throttled with the
-// password throttle's rules, on counters of their own.
+// <prefix>/mfa/setup, as pages that work without JavaScript and as JSON. The pages also carry the
+// passkey button, whose JSON ceremony lives in webauthn-routes.ts; who is asking, the throttle and
+// the new session on success are shared with it (second-step.ts). Wrong codes are throttled with
+// the password throttle's rules, on counters of their own.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayDeps, MfaDeps } from '../context.js';
 import { GatewayError, sessionStoreUnavailable, userStoreUnavailable } from '../errors.js';
-import { isSameOrigin, setSessionCookie, wantsJson } from '../http.js';
-import { safeRedirectTarget } from '../access/paths.js';
-import type { ActiveSession } from '../session/manager.js';
 import { PASSWORD_ONLY } from '../session/types.js';
-import { describeClient } from '../session/client.js';
 import { PENDING_COOKIE, PENDING_TTL_MS, type PendingSignIn, type SecondStep } from '../mfa/pending.js';
-import { MFA_PAGE_CSP, renderAlreadyEnrolledPage, renderRecoveryCodesPage, renderSetupPage, renderVerifyPage } from '../mfa/pages.js';
-import type { MfaMethod } from '../mfa/service.js';
-import { CSRF_COOKIE, CSRF_TTL_SECONDS } from './csrf.js';
+import { renderAlreadyEnrolledPage, renderRecoveryCodesPage, renderSetupPage, renderVerifyPage, type PasskeyEndpoints } from '../mfa/pages.js';
+import type { FactorStatus, MfaMethod } from '../mfa/service.js';
+import { CSRF_COOKIE } from './csrf.js';
+import { secondStepKit, secondStepPath, type Subject } from './second-step.js';
+import { webauthnPaths, webauthnRoutes } from './webauthn-routes.js';
+
+export { secondStepPath } from './second-step.js';
 
 const MAX_CODE_LENGTH = 64;
 const WRONG_CODE = 'That code did not work. Check it and try again, or wait for the next one.';
 const VERIFY_TITLE = 'Two-step verification';
 const SETUP_TITLE = 'Set up two-step verification';
 
-type Subject =
-  | { kind: 'pending'; id: string; pending: PendingSignIn; user: string }
-  | { kind: 'session'; session: ActiveSession; user: string };
-
 interface CodeInput {
   code: string;
   rd: string | null;
   csrf: unknown;
-}
-
-/** Where the second step lives, for the login route's answer and redirects. */
-export function secondStepPath(prefix: string, step: SecondStep): string {
-  return step === 'setup' ? `${prefix}/mfa/setup` : `${prefix}/mfa`;
 }
 
 /**
@@ -64,63 +52,36 @@ const pendingCookieOptions = (prefix: string, secure: boolean, maxAge: number) =
   httpOnly: true,
   sameSite: 'lax' as const,
   secure,
-  // Sent to the second-step routes only: no other route, and never the app, sees it.
+  // Sent to the second-step routes only (the passkey endpoints under them too): no other route, and never the app, sees it.
   path: `${prefix}/mfa`,
   maxAge,
 });
 
+/** The methods a user can complete the second step with, as the JSON answer lists them. */
+function methodsOf(status: FactorStatus): MfaMethod[] {
+  const methods: MfaMethod[] = [];
+  if (status.totp === 'enrolled') methods.push('totp');
+  if (status.passkeys > 0) methods.push('webauthn');
+  if (status.recoveryCodesLeft > 0) methods.push('recovery');
+  return methods;
+}
+
 export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: MfaDeps): Promise<void> {
-  const { config, sessions, csrf, metrics } = deps;
-  const prefix = config.authPrefix;
-  const loginPath = `${prefix}/login`;
+  const { config, csrf, metrics } = deps;
+  const kit = secondStepKit(deps, mfa);
+  const { prefix, loginPath, prefersJson, freshCsrf, page, subjectOf, amrOf, returnTo, nobody, admit, complete } = kit;
   const verifyPath = secondStepPath(prefix, 'verify');
   const setupPath = secondStepPath(prefix, 'setup');
-
-  const prefersJson = (request: FastifyRequest) => {
-    if (wantsJson(request)) return true;
-    const accept = request.headers.accept ?? '';
-    return accept.includes('application/json') && !accept.includes('text/html');
-  };
-
-  const freshCsrf = (reply: FastifyReply) => {
-    const tokens = csrf.issue();
-    reply.setCookie(CSRF_COOKIE, tokens.cookie, { httpOnly: true, sameSite: 'strict', secure: config.cookieSecure, path: prefix, maxAge: CSRF_TTL_SECONDS });
-    return tokens.token;
-  };
-
-  const page = (reply: FastifyReply, status: number, html: string) =>
-    reply.code(status).header('content-security-policy', MFA_PAGE_CSP).type('text/html; charset=utf-8').send(html);
-
-  /** The pending sign-in, else a valid session, else nobody. */
-  async function subjectOf(request: FastifyRequest): Promise<Subject | null> {
-    const id = request.cookies[PENDING_COOKIE];
-    if (id !== undefined) {
-      const pending = await mfa.pending.get(id).catch((err: unknown) => {
-        throw sessionStoreUnavailable(err);
-      });
-      if (pending) return { kind: 'pending', id, pending, user: pending.user };
-    }
-    const validation = await sessions.validate(request.cookies[config.cookieName]);
-    return validation.outcome === 'valid' ? { kind: 'session', session: validation.session, user: validation.session.record.user } : null;
-  }
-
-  const amrOf = (subject: Subject): string[] => (subject.kind === 'pending' ? subject.pending.amr : [...(subject.session.record.amr ?? PASSWORD_ONLY)]);
-  const returnTo = (subject: Subject, given: unknown): string => (subject.kind === 'pending' ? subject.pending.rd : safeRedirectTarget(given));
-
-  const nobody = (request: FastifyRequest, reply: FastifyReply) => {
-    if (!prefersJson(request) && request.method === 'GET') {
-      const query = request.query as Record<string, unknown>;
-      return reply.redirect(`${loginPath}?rd=${encodeURIComponent(safeRedirectTarget(query.rd))}`, 302);
-    }
-    return reply.code(401).send({ error: 'sign in first', login: loginPath });
-  };
+  const passkeyPaths = webauthnPaths(prefix);
+  const registerEndpoints: PasskeyEndpoints = { options: passkeyPaths.registerOptions, verify: passkeyPaths.register };
+  const assertEndpoints: PasskeyEndpoints = { options: passkeyPaths.options, verify: passkeyPaths.assert };
 
   /**
    * A form or JSON POST: same origin, a code, and (forms) the CSRF token. Refusals are thrown, so
    * the gateway's error handler answers a browser with a page and anything else with JSON.
    */
   function readPost(request: FastifyRequest, json: boolean): CodeInput {
-    if (!isSameOrigin(request, config)) throw new GatewayError('GW_ERR_CROSS_ORIGIN', 403, 'Cross-origin requests are refused.');
+    kit.sameOriginOnly(request);
     const body = (typeof request.body === 'object' && request.body !== null ? request.body : {}) as Record<string, unknown>;
     const code = typeof body.code === 'string' ? body.code.trim() : '';
     if (code === '' || code.length > MAX_CODE_LENGTH) throw new GatewayError('GW_ERR_CODE_REQUIRED', 400, 'A code is required.');
@@ -128,47 +89,15 @@ export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: Mf
     return { code, rd: typeof body.rd === 'string' ? body.rd : null, csrf: body.csrf };
   }
 
-  /** The throttle, as for passwords: false once answered with 429 (or 503 when Redis is down). */
-  async function admit(request: FastifyRequest, reply: FastifyReply, subject: Subject, method: MfaMethod, json: boolean, retry: (error: string) => unknown): Promise<boolean> {
-    const verdict = await mfa.throttle.begin(subject.user, request.ip).catch((err: unknown) => {
-      metrics.mfaVerifications.inc({ method, outcome: 'error' });
-      throw sessionStoreUnavailable(err);
-    });
-    if (verdict.allowed) return true;
-    metrics.mfaVerifications.inc({ method, outcome: 'throttled' });
-    request.log.warn({ audit: 'mfa', user: subject.user, ip: request.ip, outcome: 'throttled', by: verdict.by }, 'second step throttled');
-    reply.header('retry-after', String(verdict.retryAfterSeconds));
-    const message = 'Too many wrong codes. Try again later.';
-    if (json) reply.code(429).send({ error: message });
-    else await retry(message);
-    return false;
-  }
-
-  /** Success: the pending sign-in (or the password-only session) becomes a new, full session. */
-  async function complete(request: FastifyRequest, reply: FastifyReply, subject: Subject, method: MfaMethod | 'enrolment') {
-    if (subject.kind === 'pending') {
-      // Single use: of two requests racing with valid codes, one signs in.
-      if (!(await mfa.pending.take(subject.id).catch(() => false))) return null;
-      reply.clearCookie(PENDING_COOKIE, { path: `${prefix}/mfa` });
-    } else {
-      await sessions.destroy(request.cookies[config.cookieName]).catch(() => undefined);
-    }
-    const record = subject.kind === 'pending' ? subject.pending : subject.session.record;
-    const amr = [...new Set([...amrOf(subject), 'otp'])];
-    const created = await sessions.create({ user: record.user, email: record.email, groups: record.groups, amr }, { client: describeClient(request.headers['user-agent']) });
-    // GATEWAY_MAX_SESSIONS_PER_USER, as after a password sign-in.
-    const capped = await sessions.endSessionsBeyondCap(record.user).catch(() => 0);
-    if (capped > 0) request.log.info({ audit: 'revocation', user: record.user, sessions: capped, by: 'login', reason: 'session_cap', ip: request.ip, outcome: 'success' }, 'oldest sessions ended: session cap');
-    setSessionCookie(reply, config, created.cookieValue);
-    reply.clearCookie(CSRF_COOKIE, { path: prefix });
-    request.log.info({ audit: 'mfa', user: record.user, ip: request.ip, outcome: 'success', method, step: subject.kind === 'pending' ? 'sign_in' : 'step_up' }, 'second step succeeded');
-    return { user: record.user, email: record.email, groups: record.groups, amr, expiresAt: new Date(created.record.expiresAt).toISOString() };
-  }
-
   // ----- the second step -----------------------------------------------------------------------
 
-  const showVerify = (reply: FastifyReply, status: number, rd: string, error?: string) =>
-    page(reply, status, renderVerifyPage({ title: VERIFY_TITLE, action: verifyPath, csrfToken: freshCsrf(reply), rd, cancelPath: loginPath, ...(error ? { error } : {}) }));
+  /** The step's page: the passkey button for a user with a passkey, the code form for TOTP or recovery codes. */
+  async function showVerify(reply: FastifyReply, subject: Subject, status: number, rd: string, error?: string) {
+    const factors = await kit.factors(subject.user);
+    const code = factors.totp === 'enrolled' ? 'totp' : factors.recoveryCodesLeft > 0 || factors.passkeys === 0 ? 'recovery' : null;
+    const passkey = factors.passkeys > 0 ? assertEndpoints : null;
+    return page(reply, status, renderVerifyPage({ title: VERIFY_TITLE, action: verifyPath, csrfToken: freshCsrf(reply), rd, cancelPath: loginPath, code, passkey, ...(error ? { error } : {}) }));
+  }
 
   app.get('/mfa', async (request, reply) => {
     const json = prefersJson(request);
@@ -181,12 +110,12 @@ export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: Mf
       if (json) return reply.code(409).send({ error: 'no second factor yet', next: setupPath });
       return reply.redirect(`${setupPath}?rd=${encodeURIComponent(rd)}`, 303);
     }
-    if (subject.kind === 'session' && amrOf(subject).includes('otp')) {
+    if (subject.kind === 'session' && kit.proven(subject)) {
       if (json) return reply.send({ user: subject.user, amr: amrOf(subject) });
       return reply.redirect(rd, 303);
     }
-    if (json) return reply.send({ user: subject.user, methods: ['totp', 'recovery'] });
-    return showVerify(reply, 200, rd);
+    if (json) return reply.send({ user: subject.user, methods: methodsOf(await kit.factors(subject.user)) });
+    return showVerify(reply, subject, 200, rd);
   });
 
   app.post('/mfa', async (request, reply) => {
@@ -200,7 +129,7 @@ export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: Mf
       return reply.redirect(setupPath, 303);
     }
     const guess: MfaMethod = /^\d[\d\s]*$/.test(input.code) ? 'totp' : 'recovery';
-    if (!(await admit(request, reply, subject, guess, json, (error) => showVerify(reply, 429, rd, error)))) return reply;
+    if (!(await admit(request, reply, subject, guess, json, (error) => showVerify(reply, subject, 429, rd, error)))) return reply;
     const result = await mfa.service.verify(subject.user, input.code).catch((err: unknown) => {
       metrics.mfaVerifications.inc({ method: guess, outcome: 'error' });
       throw userStoreUnavailable(err);
@@ -215,10 +144,10 @@ export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: Mf
       metrics.mfaVerifications.inc({ method: result.method, outcome: result.reason === 'replayed' ? 'replayed' : 'failure' });
       request.log.warn({ audit: 'mfa', user: subject.user, ip: request.ip, outcome: 'failure', method: result.method, reason: result.reason }, 'second step failed');
       if (json) return reply.code(401).send({ error: WRONG_CODE });
-      return showVerify(reply, 401, rd, WRONG_CODE);
+      return showVerify(reply, subject, 401, rd, WRONG_CODE);
     }
     await mfa.throttle.succeeded(subject.user, request.ip).catch(() => undefined);
-    const signedIn = await complete(request, reply, subject, result.method);
+    const signedIn = await complete(request, reply, subject, result.method, 'otp');
     if (!signedIn) return json ? reply.code(401).send({ error: 'This sign-in has already been completed or has expired.' }) : reply.redirect(`${loginPath}?rd=${encodeURIComponent(rd)}`, 303);
     metrics.mfaVerifications.inc({ method: result.method, outcome: 'success' });
     if (json) return reply.send(signedIn);
@@ -229,17 +158,26 @@ export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: Mf
 
   const issuer = (request: FastifyRequest) => config.publicUrl?.hostname ?? request.hostname;
 
-  async function showSetup(request: FastifyRequest, reply: FastifyReply, subject: Subject, status: number, rd: string, error?: string) {
-    const enrolment = await mfa.service.enrolment(subject.user, issuer(request)).catch((err: unknown) => {
+  const enrolmentFor = (request: FastifyRequest, user: string) =>
+    mfa.service.enrolment(user, issuer(request)).catch((err: unknown) => {
       throw userStoreUnavailable(err);
     });
-    if (enrolment.enrolled) return page(reply, 409, renderAlreadyEnrolledPage({ next: rd }));
+
+  /** Enrolment: the authenticator app (unless the user has TOTP already) and the passkey button. */
+  async function showSetup(request: FastifyRequest, reply: FastifyReply, subject: Subject, status: number, rd: string, error?: string) {
+    const factors = await kit.factors(subject.user);
+    if (!kit.mayEnrol(subject, factors)) return page(reply, 409, renderAlreadyEnrolledPage({ next: rd }));
+    const enrolment = factors.totp === 'enrolled' ? null : await enrolmentFor(request, subject.user);
+    const totp = enrolment && !enrolment.enrolled ? { otpauth: enrolment.otpauth, key: enrolment.key } : null;
     return page(
       reply,
       status,
-      renderSetupPage({ title: SETUP_TITLE, action: setupPath, csrfToken: freshCsrf(reply), rd, user: subject.user, otpauth: enrolment.otpauth, key: enrolment.key, ...(error ? { error } : {}) }),
+      renderSetupPage({ title: SETUP_TITLE, action: setupPath, csrfToken: freshCsrf(reply), rd, user: subject.user, totp, passkey: registerEndpoints, ...(error ? { error } : {}) }),
     );
   }
+
+  /** A user with a passkey adds TOTP only from a session that passed a factor (kit.mayEnrol). */
+  const mayEnrolTotp = async (subject: Subject) => kit.mayEnrol(subject, await kit.factors(subject.user));
 
   app.get('/mfa/setup', async (request, reply) => {
     const json = prefersJson(request);
@@ -251,9 +189,8 @@ export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: Mf
       return reply.redirect(verifyPath, 303);
     }
     if (!json) return showSetup(request, reply, subject, 200, rd);
-    const enrolment = await mfa.service.enrolment(subject.user, issuer(request)).catch((err: unknown) => {
-      throw userStoreUnavailable(err);
-    });
+    if (!(await mayEnrolTotp(subject))) return reply.code(409).send({ error: 'a second factor is set up already' });
+    const enrolment = await enrolmentFor(request, subject.user);
     if (enrolment.enrolled) return reply.code(409).send({ error: 'a second factor is set up already' });
     return reply.send({ otpauth: enrolment.otpauth, key: enrolment.key });
   });
@@ -267,6 +204,10 @@ export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: Mf
     if (subject.kind === 'pending' && subject.pending.step === 'verify') {
       if (json) return reply.code(409).send({ error: 'a second factor is set up already', next: verifyPath });
       return reply.redirect(verifyPath, 303);
+    }
+    if (!(await mayEnrolTotp(subject))) {
+      if (json) return reply.code(409).send({ error: 'a second factor is set up already' });
+      return page(reply, 409, renderAlreadyEnrolledPage({ next: rd }));
     }
     if (!(await admit(request, reply, subject, 'totp', json, (error) => showSetup(request, reply, subject, 429, rd, error)))) return reply;
     const result = await mfa.service.confirm(subject.user, input.code).catch((err: unknown) => {
@@ -291,7 +232,7 @@ export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: Mf
     }
     await mfa.throttle.succeeded(subject.user, request.ip).catch(() => undefined);
     request.log.info({ audit: 'mfa_enrolment', user: subject.user, ip: request.ip, outcome: 'success', method: 'totp' }, 'second factor enrolled');
-    const signedIn = await complete(request, reply, subject, 'enrolment');
+    const signedIn = await complete(request, reply, subject, 'enrolment', 'otp');
     metrics.mfaVerifications.inc({ method: 'totp', outcome: 'success' });
     // Enrolled either way; a pending sign-in that raced another tab signs in again with a code.
     if (json) return reply.send({ recoveryCodes: result.recoveryCodes, ...(signedIn ?? {}) });
@@ -303,4 +244,6 @@ export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: Mf
       throw userStoreUnavailable(err);
     });
   }
+
+  await webauthnRoutes(app, deps, mfa, kit);
 }

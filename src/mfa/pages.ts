@@ -1,10 +1,11 @@
-// The second step's pages: the code form, enrolment (QR code, otpauth:// link, the key in groups of
-// four) and the recovery codes shown once. Plain forms that work without JavaScript, under a CSP
-// as strict as the login page's: the shared stylesheet and this page's own, both by hash. The
-// code form lists its methods in one place (`methods`), so another method (a passkey button) can
-// be added beside the code field without reshaping the page.
+// The second step's pages: the code form and the passkey button, enrolment (QR code, otpauth://
+// link, the key in groups of four; a passkey) and the recovery codes shown once. Plain forms that
+// work without JavaScript, under a CSP as strict as the login page's: the shared stylesheet and
+// this page's own, both by hash, and the one passkey script by its hash (passkey-script.ts), which
+// may talk to this origin only. Without JavaScript the passkey section stays hidden.
 import { createHash } from 'node:crypto';
 import { PAGE_STYLE_HASH, escapeHtml, renderDocument } from '../pages.js';
+import { PASSKEY_SCRIPT, PASSKEY_SCRIPT_HASH } from './passkey-script.js';
 import { qrSvg } from './qr.js';
 
 const MFA_STYLE = `
@@ -19,12 +20,23 @@ summary{cursor:pointer}
 a.button{display:inline-block;margin-top:1.5rem;padding:.625rem 1.25rem;font-weight:600;color:var(--on-accent);background:var(--accent);border-radius:8px;text-decoration:none}
 form.login input[name=code]{font:1.25rem/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;letter-spacing:.1em}
 .alt{margin-top:1.5rem;font-size:.875rem}
+.passkey{margin:1.5rem 0}
+.passkey button{width:100%}
+h2{font-size:1.0625rem;margin:1.5rem 0 .5rem}
 `;
 
 const MFA_STYLE_HASH = `'sha256-${createHash('sha256').update(MFA_STYLE, 'utf8').digest('base64')}'`;
 
-/** The CSP every second-step page is served with: two stylesheets by hash, nothing else. */
-export const MFA_PAGE_CSP = ["default-src 'none'", `style-src ${PAGE_STYLE_HASH} ${MFA_STYLE_HASH}`, "form-action 'self'", "frame-ancestors 'none'", "base-uri 'none'"].join('; ');
+/** The CSP every second-step page is served with: two stylesheets and one script by hash, fetch to this origin only. */
+export const MFA_PAGE_CSP = [
+  "default-src 'none'",
+  `style-src ${PAGE_STYLE_HASH} ${MFA_STYLE_HASH}`,
+  "form-action 'self'",
+  `script-src ${PASSKEY_SCRIPT_HASH}`,
+  "connect-src 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join('; ');
 
 const ERROR_ID = 'mfa-error';
 
@@ -35,17 +47,28 @@ interface FormModel {
   error?: string;
 }
 
+/** The passkey ceremony's two JSON endpoints (options, then the answer), for the script. */
+export interface PasskeyEndpoints {
+  options: string;
+  verify: string;
+}
+
 export interface VerifyPageModel extends FormModel {
   title: string;
   /** Where "sign in as someone else" leads (the logout route, which ends the pending sign-in too). */
   cancelPath: string;
+  /** The code form: for a TOTP code (or a recovery code), for recovery codes only, or none. */
+  code: 'totp' | 'recovery' | null;
+  /** The passkey button, when the user has a passkey. */
+  passkey: PasskeyEndpoints | null;
 }
 
 export interface SetupPageModel extends FormModel {
   title: string;
   user: string;
-  otpauth: string;
-  key: string;
+  /** The authenticator app's enrolment; null when the user has TOTP already (a passkey can still be added). */
+  totp: { otpauth: string; key: string } | null;
+  passkey: PasskeyEndpoints;
 }
 
 const documentTitle = (title: string, error?: string) => (error ? `Error: ${error} – ${title}` : title);
@@ -63,32 +86,69 @@ function codeForm(m: FormModel, label: string, button: string, hint: string): st
 </form>`;
 }
 
+/** The passkey section: hidden until the script finds WebAuthn in the browser and shows it. */
+function passkeySection(mode: 'register' | 'authenticate', endpoints: PasskeyEndpoints, rd: string, inner: string, button: string): string {
+  const data = `data-mode="${mode}" data-options="${escapeHtml(endpoints.options)}" data-verify="${escapeHtml(endpoints.verify)}" data-rd="${escapeHtml(rd)}"`;
+  return `<section id="passkey" class="passkey" ${data}${mode === 'register' ? ' data-enrol' : ''} hidden>
+${inner}<button type="button" id="passkey-button">${escapeHtml(button)}</button>
+<p id="passkey-status" class="msg error" role="alert" hidden></p>
+</section>`;
+}
+
+const script = `<script>${PASSKEY_SCRIPT}</script>`;
+
 export function renderVerifyPage(m: VerifyPageModel): string {
-  // One entry per way of completing the step; a passkey button joins this list later.
-  const methods = [codeForm(m, 'Verification code', 'Verify', 'The 6-digit code from your authenticator app, or one of your recovery codes.')];
+  // One entry per way of completing the step the user has: a passkey, a code.
+  const methods: string[] = [];
+  if (m.passkey) {
+    methods.push(passkeySection('authenticate', m.passkey, m.rd, '', 'Use a passkey'));
+    if (m.code === null) methods.push('<noscript><p class="msg">Signing in with a passkey needs JavaScript.</p></noscript>');
+  }
+  if (m.code === 'totp') methods.push(codeForm(m, 'Verification code', 'Verify', 'The 6-digit code from your authenticator app, or one of your recovery codes.'));
+  if (m.code === 'recovery') methods.push(codeForm(m, 'Recovery code', 'Verify', 'One of the recovery codes you saved when you set up your passkey.'));
   const body = `<main>
 <h1>${escapeHtml(m.title)}</h1>
 ${errorBlock(m.error)}${methods.join('\n')}
 <p class="alt"><a href="${escapeHtml(m.cancelPath)}">Sign in as someone else</a></p>
-</main>`;
+</main>${m.passkey ? `\n${script}` : ''}`;
   return renderDocument(documentTitle(m.title, m.error), body, MFA_STYLE);
 }
 
-export function renderSetupPage(m: SetupPageModel): string {
-  const body = `<main>
-<h1>${escapeHtml(m.title)}</h1>
-${errorBlock(m.error)}<p>Signed in as <strong>${escapeHtml(m.user)}</strong>. Add this account to an authenticator app (for example on your phone).</p>
+function totpSteps(m: SetupPageModel, totp: { otpauth: string; key: string }): string {
+  return `<div data-enrol>
+<p>Signed in as <strong>${escapeHtml(m.user)}</strong>. Add this account to an authenticator app (for example on your phone).</p>
 <ol class="steps">
 <li>Scan this QR code with the app:
-${qrSvg(m.otpauth, `QR code to add ${m.user} to an authenticator app`)}</li>
+${qrSvg(totp.otpauth, `QR code to add ${m.user} to an authenticator app`)}</li>
 <li>Or type this key into the app:
-<code class="key" id="totp-key">${escapeHtml(m.key)}</code>
-<p><a href="${escapeHtml(m.otpauth)}">Open in an authenticator app on this device</a></p>
-<details><summary>Setup link as text</summary><p class="uri"><code>${escapeHtml(m.otpauth)}</code></p></details></li>
+<code class="key" id="totp-key">${escapeHtml(totp.key)}</code>
+<p><a href="${escapeHtml(totp.otpauth)}">Open in an authenticator app on this device</a></p>
+<details><summary>Setup link as text</summary><p class="uri"><code>${escapeHtml(totp.otpauth)}</code></p></details></li>
 <li>Enter the code the app shows to finish.</li>
 </ol>
 ${codeForm(m, 'Code from the app', 'Turn on two-step verification', 'Six digits; a new one appears every 30 seconds.')}
-</main>`;
+</div>`;
+}
+
+export function renderSetupPage(m: SetupPageModel): string {
+  const intro = m.totp
+    ? '<h2>Or use a passkey</h2>\n<p>A passkey on this device, or a security key, instead of an authenticator app.</p>\n'
+    : `<p>Signed in as <strong>${escapeHtml(m.user)}</strong>. Two-step verification is on with an authenticator app; you can add a passkey (this device, or a security key) as another way to sign in.</p>\n`;
+  // Filled by the script once a passkey is registered: the recovery codes, if this was the first factor.
+  const done = `<section id="passkey-done" hidden>
+<p class="msg" role="status">Passkey added. Two-step verification is on.</p>
+<p>If you lose your passkey, each of these codes signs you in once. Keep them somewhere safe: they are shown only now.</p>
+<ol class="codes" id="passkey-code-list"></ol>
+<a class="button" id="passkey-continue" href="${escapeHtml(m.rd)}">Continue</a>
+</section>`;
+  const body = `<main>
+<h1>${escapeHtml(m.title)}</h1>
+${errorBlock(m.error)}${m.totp ? totpSteps(m, m.totp) : ''}
+${passkeySection('register', m.passkey, m.rd, intro, 'Add a passkey')}
+<noscript><p class="msg">Adding a passkey needs JavaScript${m.totp ? '; the authenticator app above does not' : ''}.</p></noscript>
+${done}
+</main>
+${script}`;
   return renderDocument(documentTitle(m.title, m.error), body, MFA_STYLE);
 }
 
@@ -112,7 +172,7 @@ export function renderAlreadyEnrolledPage(m: { next: string }): string {
     title,
     `<main>
 <h1>${title}</h1>
-<p>This account already has an authenticator app. To replace it, ask an administrator to reset it (<code>users mfa reset</code>).</p>
+<p>This account already has a second factor (an authenticator app or a passkey). To add another, sign in with it first; to replace it, ask an administrator to reset it (<code>users mfa reset</code>).</p>
 <a class="button" href="${escapeHtml(m.next)}">Continue</a>
 </main>`,
     MFA_STYLE,

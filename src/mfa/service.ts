@@ -1,18 +1,26 @@
 // The second factor's rules, apart from HTTP: which step a user needs after the password, enrolment
 // (a secret, its QR code, confirmation with a first code, ten recovery codes), and checking a code
-// (TOTP once per time step, or a recovery code once). Routes and the CLI use this; it takes its
-// store and keys as options and knows nothing of Config.
+// (TOTP once per time step, or a recovery code once). A passkey (webauthn.ts) counts as a factor
+// too: a user with one is asked for the second step, and their first one brings the recovery codes.
+// Routes and the CLI use this; it takes its stores and keys as options and knows nothing of Config.
 import { createMfaSecrets, looksLikeRecoveryCode, newRecoveryCodes } from './secrets.js';
 import type { MfaStatus, MfaStore } from './store.js';
 import { groupedKey, isTotpCode, matchTotp, newTotpSecret, otpauthUri } from './totp.js';
 import type { SecondStep } from './pending.js';
+import type { PasskeyStore } from './webauthn-store.js';
 
 export type MfaMode = 'off' | 'optional' | 'required';
-export type MfaMethod = 'totp' | 'recovery';
+export type MfaMethod = 'totp' | 'recovery' | 'webauthn';
+
+/** What a user has set up: TOTP, how many passkeys, how many recovery codes are left. */
+export interface FactorStatus extends MfaStatus {
+  passkeys: number;
+}
 
 export interface MfaServiceOptions {
   mode: MfaMode;
   store: MfaStore;
+  passkeys: PasskeyStore;
   /** GATEWAY_MFA_ENCRYPTION_KEY: the first encrypts, all decrypt. */
   keys: readonly string[];
   now?: () => number;
@@ -36,20 +44,24 @@ export interface MfaService {
   enrolment(user: string, issuer: string): Promise<Enrolment>;
   confirm(user: string, code: string): Promise<Confirmation>;
   verify(user: string, code: string): Promise<Verification>;
-  status(user: string): Promise<MfaStatus>;
+  /** After a first passkey: ten recovery codes if the user has none left, else null (they keep theirs). */
+  recoveryCodesForPasskey(user: string): Promise<string[] | null>;
+  status(user: string): Promise<FactorStatus>;
+  /** Removes TOTP, every passkey and every recovery code; false when there was nothing. */
   reset(user: string): Promise<boolean>;
 }
 
+export const hasFactor = (status: FactorStatus): boolean => status.totp === 'enrolled' || status.passkeys > 0;
+
 export function createMfaService(options: MfaServiceOptions): MfaService {
-  const { mode, store } = options;
+  const { mode, store, passkeys } = options;
   const now = options.now ?? Date.now;
   const secrets = createMfaSecrets(options.keys);
   return {
     mode,
     async nextStep(user) {
       if (mode === 'off') return null;
-      const status = await store.status(user);
-      if (status.totp === 'enrolled') return 'verify';
+      if (hasFactor(await this.status(user))) return 'verify';
       return mode === 'required' ? 'setup' : null;
     },
     async enrolment(user, issuer) {
@@ -58,7 +70,7 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
       const secret = secrets.decrypt(stored, user);
       // An unconfirmed secret under a key that was removed since: start over with a new one.
       if (secret === null) {
-        await store.reset(user);
+        await store.dropUnconfirmedSecret(user);
         return this.enrolment(user, issuer);
       }
       return { enrolled: false, otpauth: otpauthUri(secret, user, issuer), key: groupedKey(secret), secret };
@@ -92,7 +104,18 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
       if (secrets.isStale(stored)) await store.reencrypt(user, stored, secrets.encrypt(secret, user)).catch(() => undefined);
       return { ok: true, method: 'totp' };
     },
-    status: (user) => store.status(user),
-    reset: (user) => store.reset(user),
+    async recoveryCodesForPasskey(user) {
+      const recoveryCodes = newRecoveryCodes();
+      const issued = await store.issueRecoveryCodes(user, recoveryCodes.map((c) => secrets.recoveryHash(c)));
+      return issued ? recoveryCodes : null;
+    },
+    async status(user) {
+      const [status, count] = await Promise.all([store.status(user), passkeys.count(user)]);
+      return { ...status, passkeys: count };
+    },
+    async reset(user) {
+      const [removed, keys] = await Promise.all([store.reset(user), passkeys.removeAll(user)]);
+      return removed || keys > 0;
+    },
   };
 }

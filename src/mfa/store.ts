@@ -1,7 +1,8 @@
 // The gateway's own second-factor table, gateway_mfa (SPEC section 9; created by users/migrations.ts), keyed by username so a legacy
 // users table needs no change. One row per user: the encrypted TOTP secret (unconfirmed until the
 // first code is entered), the last time step a code was accepted for, and the recovery codes'
-// hashes. Every "use" is one conditional UPDATE, so a code or a recovery code is accepted once,
+// hashes (issued with the first factor, TOTP or a passkey: a passkey-only user has a row without a
+// secret). Every "use" is one conditional UPDATE, so a code or a recovery code is accepted once,
 // whichever replica asks and however many ask at the same moment.
 import type pg from 'pg';
 
@@ -28,23 +29,29 @@ export interface MfaStore {
   useRecoveryCode(user: string, hashes: string[]): Promise<boolean>;
   /** Replaces a stored secret by the same secret under the current key (after a key rotation). */
   reencrypt(user: string, from: string, to: string): Promise<void>;
-  /** Removes every factor and recovery code of a user; false when there was nothing. */
+  /** Stores ten new recovery codes if the user has none left; false when they still have some. */
+  issueRecoveryCodes(user: string, recoveryHashes: string[]): Promise<boolean>;
+  /** Forgets a TOTP secret that was never confirmed (recovery codes stay). */
+  dropUnconfirmedSecret(user: string): Promise<void>;
+  /** Removes the TOTP factor and every recovery code of a user; false when there was nothing. */
   reset(user: string): Promise<boolean>;
 }
 
 export function createPostgresMfaStore(pool: pg.Pool): MfaStore {
   return {
     async status(user) {
-      const { rows } = await pool.query('SELECT totp_confirmed_at, cardinality(recovery_codes) AS left FROM gateway_mfa WHERE username = $1', [user]);
-      const row = rows[0] as { totp_confirmed_at: Date | null; left: number } | undefined;
+      const { rows } = await pool.query('SELECT totp_secret IS NOT NULL AS has_secret, totp_confirmed_at, cardinality(recovery_codes) AS left FROM gateway_mfa WHERE username = $1', [user]);
+      const row = rows[0] as { has_secret: boolean; totp_confirmed_at: Date | null; left: number } | undefined;
       if (!row) return { totp: 'none', enrolledAt: null, recoveryCodesLeft: 0 };
-      return { totp: row.totp_confirmed_at ? 'enrolled' : 'unconfirmed', enrolledAt: row.totp_confirmed_at, recoveryCodesLeft: Number(row.left) };
+      return { totp: totpState(row.has_secret, row.totp_confirmed_at), enrolledAt: row.totp_confirmed_at, recoveryCodesLeft: Number(row.left) };
     },
     async unconfirmedSecret(user, fresh) {
-      // One round trip: the inserted row, or the one that was already there.
+      // One round trip: the inserted row (or a passkey user's row given its first secret), or the
+      // one that was already there.
       const { rows } = await pool.query(
         `WITH inserted AS (
-           INSERT INTO gateway_mfa (username, totp_secret) VALUES ($1, $2) ON CONFLICT (username) DO NOTHING
+           INSERT INTO gateway_mfa (username, totp_secret) VALUES ($1, $2)
+           ON CONFLICT (username) DO UPDATE SET totp_secret = EXCLUDED.totp_secret, updated_at = now() WHERE gateway_mfa.totp_secret IS NULL
            RETURNING totp_secret, totp_confirmed_at
          )
          SELECT totp_secret, totp_confirmed_at FROM inserted
@@ -52,8 +59,8 @@ export function createPostgresMfaStore(pool: pg.Pool): MfaStore {
          LIMIT 1`,
         [user, fresh],
       );
-      const row = rows[0] as { totp_secret: string; totp_confirmed_at: Date | null } | undefined;
-      if (!row) return null;
+      const row = rows[0] as { totp_secret: string | null; totp_confirmed_at: Date | null } | undefined;
+      if (!row || row.totp_secret === null) return null;
       return row.totp_confirmed_at ? null : row.totp_secret;
     },
     async confirm(user, secret, step, recoveryHashes) {
@@ -79,13 +86,24 @@ export function createPostgresMfaStore(pool: pg.Pool): MfaStore {
     async useRecoveryCode(user, hashes) {
       const result = await pool.query(
         `UPDATE gateway_mfa SET recovery_codes = ARRAY(SELECT c FROM unnest(recovery_codes) AS c WHERE c <> ALL($2::text[])), updated_at = now()
-         WHERE username = $1 AND totp_confirmed_at IS NOT NULL AND recovery_codes && $2::text[]`,
+         WHERE username = $1 AND recovery_codes && $2::text[]`,
         [user, hashes],
       );
       return result.rowCount === 1;
     },
     async reencrypt(user, from, to) {
       await pool.query('UPDATE gateway_mfa SET totp_secret = $3, updated_at = now() WHERE username = $1 AND totp_secret = $2', [user, from, to]);
+    },
+    async issueRecoveryCodes(user, recoveryHashes) {
+      const result = await pool.query(
+        `INSERT INTO gateway_mfa (username, totp_secret, recovery_codes) VALUES ($1, NULL, $2)
+         ON CONFLICT (username) DO UPDATE SET recovery_codes = EXCLUDED.recovery_codes, updated_at = now() WHERE cardinality(gateway_mfa.recovery_codes) = 0`,
+        [user, recoveryHashes],
+      );
+      return result.rowCount === 1;
+    },
+    async dropUnconfirmedSecret(user) {
+      await pool.query('UPDATE gateway_mfa SET totp_secret = NULL, updated_at = now() WHERE username = $1 AND totp_confirmed_at IS NULL', [user]);
     },
     async reset(user) {
       const result = await pool.query('DELETE FROM gateway_mfa WHERE username = $1', [user]);
@@ -94,8 +112,10 @@ export function createPostgresMfaStore(pool: pg.Pool): MfaStore {
   };
 }
 
+const totpState = (hasSecret: boolean, confirmedAt: Date | null): MfaStatus['totp'] => (!hasSecret ? 'none' : confirmedAt ? 'enrolled' : 'unconfirmed');
+
 interface MemoryRow {
-  secret: string;
+  secret: string | null;
   confirmedAt: Date | null;
   lastStep: number | null;
   recovery: string[];
@@ -108,11 +128,12 @@ export function createMemoryMfaStore(): MfaStore {
     async status(user) {
       const row = rows.get(user);
       if (!row) return { totp: 'none', enrolledAt: null, recoveryCodesLeft: 0 };
-      return { totp: row.confirmedAt ? 'enrolled' : 'unconfirmed', enrolledAt: row.confirmedAt, recoveryCodesLeft: row.recovery.length };
+      return { totp: totpState(row.secret !== null, row.confirmedAt), enrolledAt: row.confirmedAt, recoveryCodesLeft: row.recovery.length };
     },
     async unconfirmedSecret(user, fresh) {
       let row = rows.get(user);
       if (!row) rows.set(user, (row = { secret: fresh, confirmedAt: null, lastStep: null, recovery: [] }));
+      row.secret ??= fresh;
       return row.confirmedAt ? null : row.secret;
     },
     async confirm(user, secret, step, recoveryHashes) {
@@ -133,7 +154,7 @@ export function createMemoryMfaStore(): MfaStore {
     },
     async useRecoveryCode(user, hashes) {
       const row = rows.get(user);
-      if (!row?.confirmedAt) return false;
+      if (!row) return false;
       const left = row.recovery.filter((hash) => !hashes.includes(hash));
       if (left.length === row.recovery.length) return false;
       row.recovery = left;
@@ -142,6 +163,17 @@ export function createMemoryMfaStore(): MfaStore {
     async reencrypt(user, from, to) {
       const row = rows.get(user);
       if (row?.secret === from) row.secret = to;
+    },
+    async issueRecoveryCodes(user, recoveryHashes) {
+      const row = rows.get(user);
+      if (row && row.recovery.length > 0) return false;
+      if (row) row.recovery = [...recoveryHashes];
+      else rows.set(user, { secret: null, confirmedAt: null, lastStep: null, recovery: [...recoveryHashes] });
+      return true;
+    },
+    async dropUnconfirmedSecret(user) {
+      const row = rows.get(user);
+      if (row && !row.confirmedAt) row.secret = null;
     },
     async reset(user) {
       return rows.delete(user);

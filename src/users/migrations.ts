@@ -1,4 +1,4 @@
-// `session-gateway migrate`: the gateway's own tables (users, second factor). Idempotent, so it can run on every
+// `session-gateway migrate`: the gateway's own tables (users, second factor, passkeys). Idempotent, so it can run on every
 // deploy (an init container, an ECS one-off task) without checking first.
 import type pg from 'pg';
 
@@ -23,6 +23,25 @@ const MIGRATIONS: readonly string[] = [
      created_at        timestamptz NOT NULL DEFAULT now(),
      updated_at        timestamptz NOT NULL DEFAULT now()
    )`,
+  // A user whose only factor is a passkey keeps recovery codes here without a TOTP secret. Guarded,
+  // so a migrate that finds it done takes no table lock.
+  `DO $$ BEGIN
+     IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'gateway_mfa' AND column_name = 'totp_secret' AND is_nullable = 'NO') THEN
+       ALTER TABLE gateway_mfa ALTER COLUMN totp_secret DROP NOT NULL;
+     END IF;
+   END $$`,
+  // Passkeys (WebAuthn, src/mfa/webauthn-store.ts): public keys only, one row per credential.
+  `CREATE TABLE IF NOT EXISTS gateway_webauthn_credentials (
+     credential_id text PRIMARY KEY,
+     username      text NOT NULL,
+     public_key    bytea NOT NULL,
+     counter       bigint NOT NULL DEFAULT 0,
+     transports    text[] NOT NULL DEFAULT '{}',
+     name          text NOT NULL,
+     created_at    timestamptz NOT NULL DEFAULT now(),
+     last_used_at  timestamptz
+   )`,
+  'CREATE INDEX IF NOT EXISTS gateway_webauthn_credentials_username ON gateway_webauthn_credentials (username)',
 ];
 
 export async function migrate(pool: pg.Pool): Promise<void> {

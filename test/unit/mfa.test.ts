@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { createMfaSecrets, looksLikeRecoveryCode, newRecoveryCodes, normaliseRecoveryCode } from '../../src/mfa/secrets.js';
 import { createMfaService } from '../../src/mfa/service.js';
 import { createMemoryMfaStore } from '../../src/mfa/store.js';
+import { createMemoryPasskeyStore } from '../../src/mfa/webauthn-store.js';
 import { groupedKey, matchTotp, newTotpSecret, otpauthUri, timeStep, totpCode } from '../../src/mfa/totp.js';
 import { qrSvg } from '../../src/mfa/qr.js';
 import { decodeRecord, encodeRecord } from '../../src/session/codec.js';
@@ -70,12 +71,48 @@ t.test('the QR code is one inline SVG path, dark on white', async (t) => {
   t.notMatch(svg, /style=|<script|href/, 'no style attribute, script or link');
 });
 
+t.test('service: a passkey is a factor; its first one brings recovery codes; TOTP can join it; reset removes both', async (t) => {
+  let now = 1_800_000_000_000;
+  const store = createMemoryMfaStore();
+  const passkeys = createMemoryPasskeyStore();
+  const mfa = createMfaService({ mode: 'optional', store, passkeys, keys: [KEY_A], now: () => now });
+  t.ok(await passkeys.add({ id: 'cred-1', user: 'pat', publicKey: new Uint8Array([1, 2, 3]), counter: 0, transports: ['usb'], name: 'Key' }));
+  t.notOk(await passkeys.add({ id: 'cred-1', user: 'pat', publicKey: new Uint8Array([4]), counter: 0, transports: [], name: 'Again' }), 'a credential id is stored once');
+  t.equal(await mfa.nextStep('pat'), 'verify', 'a passkey alone: the second step');
+  t.equal(await createMfaService({ mode: 'required', store, passkeys, keys: [KEY_A] }).nextStep('pat'), 'verify', 'and required is satisfied');
+  const codes = await mfa.recoveryCodesForPasskey('pat');
+  t.equal(codes?.length, 10, 'the first factor: ten recovery codes');
+  t.equal(await mfa.recoveryCodesForPasskey('pat'), null, 'a second passkey: the codes stay');
+  t.match(await mfa.status('pat'), { totp: 'none', passkeys: 1, recoveryCodesLeft: 10 });
+  t.same(await mfa.verify('pat', codes?.[0] ?? ''), { ok: true, method: 'recovery' }, 'a recovery code without TOTP');
+  t.same(await mfa.verify('pat', '123456'), { ok: false, method: 'totp', reason: 'not_enrolled' });
+
+  // The counter: forward only; an authenticator without one (0 and 0) is accepted.
+  t.ok(await passkeys.use('pat', 'cred-1', 0), 'no counter kept: accepted');
+  t.ok(await passkeys.use('pat', 'cred-1', 5));
+  t.notOk(await passkeys.use('pat', 'cred-1', 5), 'the same counter again: refused');
+  t.notOk(await passkeys.use('pat', 'cred-1', 3), 'backwards: refused');
+  t.notOk(await passkeys.use('sue', 'cred-1', 9), "another user's credential: refused");
+  t.equal(await passkeys.find('sue', 'cred-1'), null);
+
+  // TOTP beside the passkey: the row that held only recovery codes gets a secret.
+  const enrolment = await mfa.enrolment('pat', 'example.com');
+  if (enrolment.enrolled) throw new Error('unexpected');
+  const confirmed = await mfa.confirm('pat', totpCode(enrolment.secret, now));
+  t.ok(confirmed.ok);
+  now += 30_000;
+  t.match(await mfa.status('pat'), { totp: 'enrolled', passkeys: 1, recoveryCodesLeft: 10 });
+  t.equal(await mfa.reset('pat'), true);
+  t.match(await mfa.status('pat'), { totp: 'none', passkeys: 0, recoveryCodesLeft: 0 });
+  t.equal(await mfa.nextStep('pat'), null);
+});
+
 t.test('service: replay, single-use recovery codes, the step each mode asks for', async (t) => {
   let now = 1_800_000_000_000;
   const store = createMemoryMfaStore();
-  const mfa = createMfaService({ mode: 'optional', store, keys: [KEY_A], now: () => now });
+  const mfa = createMfaService({ mode: 'optional', store, passkeys: createMemoryPasskeyStore(), keys: [KEY_A], now: () => now });
   t.equal(await mfa.nextStep('alice'), null, 'optional, no factor: no second step');
-  t.equal(await createMfaService({ mode: 'required', store, keys: [KEY_A] }).nextStep('alice'), 'setup', 'required, no factor: enrol');
+  t.equal(await createMfaService({ mode: 'required', store, passkeys: createMemoryPasskeyStore(), keys: [KEY_A] }).nextStep('alice'), 'setup', 'required, no factor: enrol');
   const enrolment = await mfa.enrolment('alice', 'example.com');
   if (enrolment.enrolled) throw new Error('unexpected');
   const again = await mfa.enrolment('alice', 'example.com');
@@ -104,7 +141,7 @@ t.test('service: replay, single-use recovery codes, the step each mode asks for'
   t.equal(await mfa.reset('alice'), true);
   t.match(await mfa.status('alice'), { totp: 'none', recoveryCodesLeft: 0 });
   t.same(await mfa.verify('alice', confirmed.recoveryCodes[1] ?? ''), { ok: false, method: 'recovery', reason: 'wrong' }, 'reset removed the recovery codes');
-  t.equal(await createMfaService({ mode: 'off', store, keys: [KEY_A] }).nextStep('alice'), null);
+  t.equal(await createMfaService({ mode: 'off', store, passkeys: createMemoryPasskeyStore(), keys: [KEY_A] }).nextStep('alice'), null);
 });
 
 t.test('the session record keeps amr; a password session is stored as before', async (t) => {
@@ -151,14 +188,14 @@ t.test('the signed identity token carries amr', async (t) => {
 t.test('after a key rotation, a sign-in moves the secret to the new key', async (t) => {
   let now = 1_800_000_000_000;
   const store = createMemoryMfaStore();
-  const before = createMfaService({ mode: 'optional', store, keys: [KEY_A], now: () => now });
+  const before = createMfaService({ mode: 'optional', store, passkeys: createMemoryPasskeyStore(), keys: [KEY_A], now: () => now });
   const enrolment = await before.enrolment('alice', 'example.com');
   if (enrolment.enrolled) throw new Error('unexpected');
   t.ok((await before.confirm('alice', totpCode(enrolment.secret, now))).ok);
-  const rotated = createMfaService({ mode: 'optional', store, keys: [KEY_B, KEY_A], now: () => now });
+  const rotated = createMfaService({ mode: 'optional', store, passkeys: createMemoryPasskeyStore(), keys: [KEY_B, KEY_A], now: () => now });
   now += 30_000;
   t.same(await rotated.verify('alice', totpCode(enrolment.secret, now)), { ok: true, method: 'totp' }, 'the old key still opens it');
-  const onlyNew = createMfaService({ mode: 'optional', store, keys: [KEY_B], now: () => now });
+  const onlyNew = createMfaService({ mode: 'optional', store, passkeys: createMemoryPasskeyStore(), keys: [KEY_B], now: () => now });
   now += 30_000;
   t.same(await onlyNew.verify('alice', totpCode(enrolment.secret, now)), { ok: true, method: 'totp' }, 'and now it is under the new key alone');
 });
