@@ -6,13 +6,12 @@
 // secure context and an RP ID that is a name, not an IP address: the gateway's public URL is
 // http://localhost:<port> (it still listens on 127.0.0.1 only).
 /// <reference lib="dom" />
-import { createServer } from 'node:net';
 import t from 'tap';
 import type { Page } from 'playwright-core';
 import { escapeHtml } from '../../src/pages.js';
 import { launchChromium, requireChromium } from '../helpers/chromium.mjs';
 import { seedUsers, startTestGateway, uniquePrefix } from '../helpers/gateway.js';
-import { services } from '../helpers/services.js';
+import { freePort, services } from '../helpers/services.js';
 import { startEchoUpstream } from '../helpers/upstream.js';
 
 const PASSWORD = 'Alice-correct-horse-71';
@@ -29,16 +28,6 @@ const app = await startEchoUpstream((echo, res) => {
   return true;
 });
 t.teardown(() => app.close());
-
-/** A loopback port that is free now, so the public URL can name it before the gateway starts. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 const port = await freePort();
 const origin = `http://localhost:${port}`;

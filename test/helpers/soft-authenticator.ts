@@ -49,6 +49,11 @@ export interface SoftPasskey {
   /** The signature counter the last answer carried. */
   counter: number;
   register(options: { challenge: string }, overrides?: CeremonyOverrides): Record<string, unknown>;
+  /**
+   * The private key as PKCS#8 DER: what a passkey provider syncs to the user's other devices. The
+   * browser tests put it into Chromium's virtual authenticator (CDP `WebAuthn.addCredential`).
+   */
+  privateKeyPkcs8(): Buffer;
   assert(options: { challenge: string }, overrides?: CeremonyOverrides): Record<string, unknown>;
 }
 
@@ -90,6 +95,7 @@ export function softPasskey(origin: string): SoftPasskey {
         response: { clientDataJSON: b64u(clientData('webauthn.create', options.challenge, o)), attestationObject: b64u(attestationObject), transports: ['internal'] },
       };
     },
+    privateKeyPkcs8: () => privateKey.export({ format: 'der', type: 'pkcs8' }),
     assert(options, o) {
       const counter = o?.counter ?? state.counter + 1;
       state.counter = counter;
