@@ -7,6 +7,7 @@
 //
 //   npm run build && node bench/paired.mjs
 //   PAIRED_BASELINE_CLI=/path/to/other/dist/cli.js PAIRED_ROUNDS=7 PAIRED_DURATION=8s node bench/paired.mjs
+//   PAIRED_STDOUT=pipe PAIRED_PACED=false PAIRED_CONNECTIONS=32 node bench/paired.mjs  # logs into a pipe, saturated
 //   PAIRED_TARGETS=c,t,z PAIRED_BASELINE_CLI=… node bench/paired.mjs     # tracing off vs baseline, and on
 //
 // Targets: g (stock fastify + http-proxy, no log), j (same + fastify's own pino line), c (the
@@ -30,6 +31,11 @@ const CONNECTIONS = Number(env.PAIRED_CONNECTIONS ?? 8);
 const BASELINE = env.PAIRED_BASELINE_CLI ?? null;
 /** PAIRED_PACED=false: no pause, each wrk as fast as its target answers (saturated, all at once). */
 const PACED = env.PAIRED_PACED !== 'false';
+/**
+ * PAIRED_STDOUT=pipe: each target's standard output is a pipe this process drains, as a container
+ * runtime or a log shipper reads it (a write(2) to a pipe costs more than one to /dev/null).
+ */
+const STDOUT_PIPE = env.PAIRED_STDOUT === 'pipe';
 const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const work = mkdtempSync(join(tmpdir(), 'sgw-paired-'));
@@ -46,7 +52,8 @@ const freePort = () =>
     });
   });
 const start = (command, args, extraEnv = {}, stderr = 'ignore') => {
-  const child = spawn(command, args, { env: { ...env, ...extraEnv }, stdio: ['ignore', 'ignore', stderr] });
+  const child = spawn(command, args, { env: { ...env, ...extraEnv }, stdio: ['ignore', STDOUT_PIPE ? 'pipe' : 'ignore', stderr] });
+  child.stdout?.resume();
   children.push(child);
   return child;
 };
@@ -164,7 +171,7 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
   const by = Object.fromEntries(targets.map((t) => [t.key, t]));
   const heads = targets[0].samples.map((_, r) => `r${r + 1}`);
   const lines = [
-    `wrk -t1 -c${CONNECTIONS} -d${DURATION} per target, all targets at once, ${PACED ? 'paced (10 ms pause per connection)' : 'not paced'}, ${ROUNDS} rounds.`,
+    `wrk -t1 -c${CONNECTIONS} -d${DURATION} per target, all targets at once, ${PACED ? 'paced (10 ms pause per connection)' : 'not paced'}, ${ROUNDS} rounds, standard output ${STDOUT_PIPE ? 'into a pipe' : 'to /dev/null'}.`,
     '',
     `| target | CPU µs/req median | ${heads.join(' | ')} | requests/round |`,
     `| --- | ---: | ${heads.map(() => '---:').join(' | ')} | ---: |`,

@@ -97,7 +97,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function serve(config: Config): Promise<number> {
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, { batchPerTurn: config.logBatch });
   // SIGHUP's default action ends the process: caught from the first moment, and a reload asked
   // for while starting runs once the gateway is up (its files were maybe read before the change).
   let reload: (() => void) | null = null;

@@ -34,15 +34,72 @@ export function loggerOptions(level: string): LoggerOptions {
 }
 
 /**
- * Standard output, written synchronously: a line is in the kernel's pipe before the call returns,
- * so a crash loses none and SIGTERM has nothing to flush. pino's default for stdout is an
- * asynchronous sonic-boom: every line not batched with others is an fs.write through the thread
- * pool and a wake-up of the event loop, and whatever waits behind a write in flight is lost on a
- * crash. A sync write is one write(2) on the event loop, which blocks only while the reader leaves
- * the pipe full (bench/RESULTS.md, issue 13).
+ * Standard output, by default written synchronously, one write(2) per line: a line is in the
+ * kernel's pipe before the call returns, so a crash (an OOM kill included) loses none and SIGTERM
+ * has nothing to flush. pino's default for stdout is an asynchronous sonic-boom: every line not
+ * batched with others is an fs.write through the thread pool, and whatever waits behind a write in
+ * flight is lost on a crash. With `batchPerTurn` (GATEWAY_LOG_BATCH) the lines of one event-loop
+ * turn share one write(2) at the turn's end: cheaper under load (bench/RESULTS.md, issue 13), at
+ * the price of that turn's lines on a kill -9.
  */
-export function createLogger(level: string, destination?: pino.DestinationStream): pino.Logger {
-  return pino(loggerOptions(level), destination ?? pino.destination({ dest: 1, sync: true }));
+export function createLogger(level: string, destination?: pino.DestinationStream, options: { batchPerTurn?: boolean } = {}): pino.Logger {
+  const stdout = () => (options.batchPerTurn ? createTurnBatchedStdout() : pino.destination({ dest: 1, sync: true }));
+  return pino(loggerOptions(level), destination ?? stdout());
+}
+
+/** What the turn batcher writes to: sonic-boom in sync mode (it retries EAGAIN and partial writes). */
+interface SyncSink {
+  write(data: string): boolean;
+  flushSync(): void;
+}
+
+/**
+ * A pino destination that hands `sink` the lines written during one event-loop turn as one string,
+ * from a setImmediate (after every I/O callback of the turn, before the loop waits again), and
+ * flushes on `exit` (process.exit after the drain, an uncaught exception), so nothing outlives the
+ * process unwritten. A kill -9 (an OOM kill) or a native abort before the turn ends loses that
+ * turn's lines, access and audit alike: why it is a choice (GATEWAY_LOG_BATCH), not the default.
+ */
+export class TurnBatchedDestination {
+  readonly #sink: SyncSink;
+  #pending = '';
+  #scheduled = false;
+
+  constructor(sink: SyncSink) {
+    this.#sink = sink;
+  }
+
+  write(line: string): boolean {
+    this.#pending += line;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#endOfTurn);
+    }
+    return true;
+  }
+
+  /** Writes what is pending now (exit, tests). */
+  flushSync(): void {
+    const pending = this.#pending;
+    if (pending === '') return;
+    this.#pending = '';
+    this.#sink.write(pending);
+    this.#sink.flushSync();
+  }
+
+  readonly #endOfTurn = (): void => {
+    this.#scheduled = false;
+    const pending = this.#pending;
+    if (pending === '') return;
+    this.#pending = '';
+    this.#sink.write(pending);
+  };
+}
+
+function createTurnBatchedStdout(): TurnBatchedDestination {
+  const destination = new TurnBatchedDestination(pino.destination({ dest: 1, sync: true }));
+  process.on('exit', () => destination.flushSync());
+  return destination;
 }
 
 let lastMs = -1;

@@ -42,6 +42,7 @@ const EXPECTED: Record<string, { values?: Cell[]; words?: string }> = {
   GATEWAY_IDENTITY_JWT_ISSUER: { values: ['GATEWAY_PUBLIC_URL', DEFAULT_ISSUER] },
   GATEWAY_ACCESS_LOG: { values: [config.DEFAULT_ACCESS_LOG] },
   GATEWAY_VERIFY_ACCESS_LOG: { values: [config.DEFAULT_VERIFY_ACCESS_LOG] },
+  GATEWAY_LOG_BATCH: { values: [config.DEFAULT_LOG_BATCH] },
   GATEWAY_SHUTDOWN_DELAY: { values: [ms(config.DEFAULT_SHUTDOWN_DELAY_MS)] },
   GATEWAY_SHUTDOWN_TIMEOUT: { values: [ms(config.DEFAULT_SHUTDOWN_TIMEOUT_MS)] },
   GATEWAY_STALE_SESSION_GRACE: { values: [ms(config.DEFAULT_STALE_SESSION_GRACE_MS)] },
@@ -190,6 +191,7 @@ t.test('the reading code uses the constants', async (t) => {
   t.equal(service.identityToken, null, 'GATEWAY_IDENTITY_JWT off');
   t.equal(service.accessLog, config.DEFAULT_ACCESS_LOG);
   t.equal(service.verifyAccessLog, config.DEFAULT_VERIFY_ACCESS_LOG);
+  t.equal(service.logBatch, config.DEFAULT_LOG_BATCH);
   t.equal(service.shutdownDelayMs, config.DEFAULT_SHUTDOWN_DELAY_MS);
   t.equal(service.shutdownTimeoutMs, config.DEFAULT_SHUTDOWN_TIMEOUT_MS);
   t.equal(service.staleSessionGraceMs, config.DEFAULT_STALE_SESSION_GRACE_MS);

@@ -61,3 +61,25 @@ t.test('request.log lines other than the access line carry the request id and ar
   t.match(c, { reqId: 'r-3', extra: 1, level: 50, msg: 'nested' });
   t.notMatch(lines.join(''), /hunter2/);
 });
+
+t.test('GATEWAY_LOG_BATCH: the lines of one event-loop turn reach the sink as one write, at the turn end', async (t) => {
+  const { TurnBatchedDestination } = await import('../../src/logger.js');
+  const writes: string[] = [];
+  let flushed = 0;
+  const destination = new TurnBatchedDestination({ write: (data) => (writes.push(data), true), flushSync: () => void flushed++ });
+  const logger = createLogger('info', destination);
+  logger.info({ reqId: 'a' }, 'request');
+  logger.warn({ audit: 'login', outcome: 'failure' }, 'login failed');
+  t.same(writes, [], 'nothing written during the turn');
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(writes.length, 1, 'one write for the turn');
+  t.same(writes[0]?.split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { msg: string }).msg), ['request', 'login failed'], 'both lines, in order');
+  logger.info({ reqId: 'b' }, 'request');
+  destination.flushSync();
+  t.equal(writes.length, 2, 'flushSync writes what is pending at once');
+  t.equal(flushed, 1);
+  destination.flushSync();
+  t.equal(writes.length, 2, 'and nothing when nothing is pending');
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(writes.length, 2, 'the turn end finds nothing left');
+});
