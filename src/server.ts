@@ -32,7 +32,6 @@ import { createMemoryMfaStore, createPostgresMfaStore } from './mfa/store.js';
 import { createMemoryPendingStore, createRedisPendingStore } from './mfa/pending.js';
 import { createMemoryPasskeyStore, createPostgresPasskeyStore } from './mfa/webauthn-store.js';
 import { createMemoryChallengeStore, createRedisChallengeStore } from './mfa/challenges.js';
-import { createWebAuthn } from './mfa/webauthn.js';
 import { createReplaceableLoginPage } from './login/login-page.js';
 import { buildApp, replaceTlsContext } from './app.js';
 import { createReloader, type ReloadResult } from './reload.js';
@@ -174,7 +173,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     logger,
     upstream,
     identityTokens: identityTokensFromConfig(config, logger),
-    mfa: createMfa(config, redis, pool, limits),
+    mfa: await createMfa(config, redis, pool, limits),
     loginPage,
   };
 
@@ -277,9 +276,15 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   return { app, admin, deps, proxyPort, adminPort, shutdown, reload };
 }
 
-/** GATEWAY_MFA optional|required: the gateway_mfa and passkey tables (or memory in the embedded mode), pending sign-ins and challenges next to the sessions. */
-function createMfa(config: Config, redis: RedisClient | null, pool: pg.Pool | null, limits: { maxPerUser: number; maxPerIp: number; windowMs: number }): MfaDeps | null {
+/**
+ * GATEWAY_MFA optional|required: the gateway_mfa and passkey tables (or memory in the embedded
+ * mode), pending sign-ins and challenges next to the sessions. The WebAuthn library (about 5 MiB
+ * of heap with what it loads) is imported only here, so a gateway without a second factor never
+ * loads it (mfa-off-modules.test.ts).
+ */
+async function createMfa(config: Config, redis: RedisClient | null, pool: pg.Pool | null, limits: { maxPerUser: number; maxPerIp: number; windowMs: number }): Promise<MfaDeps | null> {
   if (config.mfaMode === 'off') return null;
+  const { createWebAuthn } = await import('./mfa/webauthn.js');
   const mfaPrefix = `${config.redisPrefix}mfa:`;
   const passkeys = pool ? createPostgresPasskeyStore(pool) : createMemoryPasskeyStore();
   return {

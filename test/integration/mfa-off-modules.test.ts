@@ -1,0 +1,44 @@
+// GATEWAY_MFA=off (the default): the passkey library is never loaded, so a gateway without a
+// second factor does not carry its heap (about 5 MiB with what it pulls in). Every module this
+// process resolves is recorded (the gateway is imported after the hook is in place); a second
+// gateway with a second factor shows that the recorder does see the library when it is loaded.
+import { registerHooks } from 'node:module';
+import t from 'tap';
+
+const resolved: string[] = [];
+registerHooks({
+  resolve(specifier, context, nextResolve) {
+    const result = nextResolve(specifier, context);
+    resolved.push(result.url);
+    return result;
+  },
+});
+const webauthnLibrary = () => resolved.filter((url) => url.includes('/@simplewebauthn/'));
+
+const { send } = await import('../helpers/http.js');
+const { login, seedUsers, startTestGateway, uniquePrefix, withSession } = await import('../helpers/gateway.js');
+const { services } = await import('../helpers/services.js');
+const { startEchoUpstream } = await import('../helpers/upstream.js');
+
+const { redis, pg } = await services(t);
+await seedUsers(t, pg.url, [{ username: 'alice', password: 'correct horse' }]);
+const upstream = await startEchoUpstream();
+t.teardown(() => upstream.close());
+const env = { REDIS_URL: redis.url, DATABASE_URL: pg.url, GATEWAY_UPSTREAM: upstream.url, GATEWAY_REDIS_PREFIX: uniquePrefix(), GATEWAY_COOKIE_SECURE: 'false' };
+
+t.test('off: sign-in and proxied requests are served, the passkey library is not loaded', async (t) => {
+  const gw = await startTestGateway(t, env);
+  t.equal(gw.config.mfaMode, 'off');
+  const cookie = await login(gw, 'alice', 'correct horse');
+  t.equal((await send(`${gw.url}/reports`, { headers: withSession(gw, cookie) })).status, 200);
+  await gw.stop();
+  t.ok(resolved.some((url) => url.includes('/src/server.ts')), 'the recorder saw the gateway load');
+  t.same(webauthnLibrary(), [], 'no @simplewebauthn module resolved');
+});
+
+t.test('optional (the control): the library is loaded', async (t) => {
+  const gw = await startTestGateway(t, { ...env, GATEWAY_MFA: 'optional', GATEWAY_MFA_ENCRYPTION_KEY: 'mfa-off-modules-key-0123456789-abcdefghijklmnop' });
+  t.equal(gw.config.mfaMode, 'optional');
+  await gw.stop();
+  t.ok(webauthnLibrary().some((url) => url.includes('/@simplewebauthn/server/')), '@simplewebauthn/server resolved');
+});
