@@ -38,13 +38,14 @@ const work = mkdtempSync(join(tmpdir(), 'sgw-login-p99-'));
 const processes = [];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...args) => console.error('[login-p99]', ...args);
+// A window whose wrk output could not be read counts as missing (NaN would break the sort).
 const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
   return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 };
 const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
