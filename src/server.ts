@@ -9,6 +9,7 @@ import { createMetrics, type Metrics } from './admin/metrics.js';
 import { buildAdminApp, type DependencyCheck } from './admin/server.js';
 import { createCsrfTokens, dropsSecureCookies } from './login/csrf.js';
 import { hashPassword, prepareDummyHash, verifyPassword } from './users/passwords.js';
+import { lowerPoolThreadPriority } from './users/hash-threads.js';
 import { createMemoryThrottle, createRedisThrottle } from './login/throttle.js';
 import { checkConfiguredQueries, createMemoryUserStore, createPgPool, createPostgresUserStore, type UserStore } from './users/user-store.js';
 import { loadConfig, type Config } from './config/config.js';
@@ -184,6 +185,10 @@ export async function startGateway(config: Config, options: StartOptions): Promi
       logger.error({ err: describe(err) }, 'Redis is not reachable yet; starting anyway and retrying in the background'),
     );
   }
+  // Before the first hash: sign-ins then take the CPU the proxy leaves (users/hash-threads.ts).
+  const poolNice = await lowerPoolThreadPriority(config.hashThreadNice);
+  if (poolNice.applied) logger.info({ nice: poolNice.nice, threads: poolNice.threads }, 'password hashing threads run at a lower priority');
+  else if (poolNice.reason === 'no-named-threads') logger.warn('GATEWAY_HASH_THREAD_NICE: no libuv-worker threads found (needs Node 24 on Linux); hashing keeps the normal priority');
   // The first unknown-user login must not be slower than the rest (it would reveal the user is unknown).
   await prepareDummyHash();
 

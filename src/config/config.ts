@@ -84,6 +84,8 @@ export interface Config {
   /** GATEWAY_USER_RECHECK_INTERVAL: a session's user is read again from the user store this often; 0: never. */
   userRecheckIntervalMs: number;
   cacheMaxEntries: number;
+  /** Nice value of libuv's pool threads, where password hashes run (Linux; 0 leaves them alone). */
+  hashThreadNice: number;
   cacheTtlMs: number;
   cookieName: string;
   cookieSecure: boolean;
@@ -183,6 +185,8 @@ export const DEFAULT_SESSION_TOUCH_INTERVAL_DIVISOR = 10;
 export const DEFAULT_SESSION_TOUCH_INTERVAL_MIN_MS = 1_000;
 export const DEFAULT_SESSION_CACHE_SIZE = 100_000;
 export const DEFAULT_SESSION_CACHE_TTL_MS = 60_000;
+/** GATEWAY_HASH_THREAD_NICE: hashing yields to the proxy (bench/RESULTS.md, issue 13 item 4). */
+export const DEFAULT_HASH_THREAD_NICE = 19;
 /** GATEWAY_MAX_SESSIONS_PER_USER: 0, no cap. */
 export const DEFAULT_MAX_SESSIONS_PER_USER = 0;
 export const DEFAULT_COOKIE_NAME = 'sgw_session';
@@ -287,6 +291,7 @@ function readAll(r: EnvReader): Config {
     maxLifetimeMs,
     touchIntervalMs: r.duration('GATEWAY_SESSION_TOUCH_INTERVAL', Math.max(DEFAULT_SESSION_TOUCH_INTERVAL_MIN_MS, Math.floor(idleTimeoutMs / DEFAULT_SESSION_TOUCH_INTERVAL_DIVISOR)), { min: 0 }),
     cacheMaxEntries: r.integer('GATEWAY_SESSION_CACHE_SIZE', DEFAULT_SESSION_CACHE_SIZE, { min: 0 }),
+    hashThreadNice: r.integer('GATEWAY_HASH_THREAD_NICE', DEFAULT_HASH_THREAD_NICE, { min: 0, max: 19 }),
     cacheTtlMs: r.duration('GATEWAY_SESSION_CACHE_TTL', DEFAULT_SESSION_CACHE_TTL_MS, { min: 0 }),
     cookieName: r.cookieName('GATEWAY_COOKIE_NAME', DEFAULT_COOKIE_NAME),
     cookieSecure: r.boolean('GATEWAY_COOKIE_SECURE', !embedded),

@@ -9,7 +9,7 @@
  * Invariants:
  * - Hashing never runs on the event loop: only the async APIs of
  *   @node-rs/argon2, @node-rs/bcrypt and node:crypto are used; they run in the
- *   libuv thread pool.
+ *   libuv thread pool (at a lower priority on Linux: hash-threads.ts).
  * - verifyPassword never throws for bad stored data or input: it answers
  *   `ok: false`. Every path that does no real hash work (unknown user,
  *   malformed hash, refused plaintext, oversized password) verifies against a

@@ -1,0 +1,68 @@
+// The pool threads (where password hashes run) get the lower priority; the event-loop thread keeps
+// its own. Read back from /proc, the way an operator would check it (`ps -L -o tid,comm,nice`).
+import { readdirSync, readFileSync } from 'node:fs';
+import * as argon2 from '@node-rs/argon2';
+import t from 'tap';
+import { lowerPoolThreadPriority, POOL_THREAD_NAME } from '../../src/users/hash-threads.js';
+
+interface Thread {
+  tid: number;
+  name: string;
+  nice: number;
+  cpuTicks: number;
+}
+
+function threads(): Thread[] {
+  return readdirSync('/proc/self/task').map((tid) => {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    // Fields after "(comm)": state is field 3, utime 14, stime 15, nice 19.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return {
+      tid: Number(tid),
+      name: readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim(),
+      nice: Number(rest[16]),
+      cpuTicks: Number(rest[11]) + Number(rest[12]),
+    };
+  });
+}
+const pool = () => threads().filter((th) => th.name === POOL_THREAD_NAME);
+const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+
+// Whatever nice the test runner itself was started with: every thread inherits it.
+const inherited = threads().find((th) => th.tid === process.pid)?.nice ?? 0;
+
+t.test('0 and other platforms change nothing', async (t) => {
+  t.same(await lowerPoolThreadPriority(0), { applied: false, reason: 'off' });
+  t.same(await lowerPoolThreadPriority(19, 'darwin'), { applied: false, reason: 'not-linux' });
+  t.same(
+    threads().map((th) => th.nice),
+    threads().map(() => inherited),
+    'every thread keeps its nice value',
+  );
+});
+
+t.test('every pool thread gets the nice value, the event loop keeps its own', async (t) => {
+  const outcome = await lowerPoolThreadPriority(19);
+  t.same(outcome, { applied: true, nice: 19, threads: poolSize });
+  t.equal(pool().length, poolSize, 'the whole pool exists once it returns');
+  t.same(
+    pool().map((th) => th.nice),
+    pool().map(() => 19),
+  );
+  t.equal(threads().find((th) => th.tid === process.pid)?.nice, inherited, 'the event-loop thread is untouched');
+  t.same(
+    threads()
+      .filter((th) => th.name !== POOL_THREAD_NAME)
+      .map((th) => th.nice),
+    threads()
+      .filter((th) => th.name !== POOL_THREAD_NAME)
+      .map(() => inherited),
+    'V8 and inspector threads are untouched',
+  );
+
+  // And the hashes do run there: the CPU an argon2id hash takes shows up on the pool threads.
+  const ticks = () => pool().reduce((sum, th) => sum + th.cpuTicks, 0);
+  const before = ticks();
+  for (let i = 0; i < 10; i++) await argon2.hash(`password ${i}`, { memoryCost: 19456, timeCost: 2, parallelism: 1 });
+  t.ok(ticks() > before, 'argon2id hashed on the lowered threads');
+});
