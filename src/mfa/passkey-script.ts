@@ -46,21 +46,25 @@ export const PASSKEY_SCRIPT = `(function () {
     status.hidden = false;
     button.disabled = false;
   }
+  // The credential as the server's JSON (both ceremonies), around the ceremony's own response fields.
+  function asJson(credential, response) {
+    return {
+      id: credential.id, rawId: encode(credential.rawId), type: credential.type,
+      authenticatorAttachment: credential.authenticatorAttachment || undefined,
+      clientExtensionResults: credential.getClientExtensionResults(),
+      response: response
+    };
+  }
   function register(options) {
     options.challenge = decode(options.challenge);
     options.user.id = decode(options.user.id);
     options.excludeCredentials = withIds(options.excludeCredentials);
     return navigator.credentials.create({ publicKey: options }).then(function (credential) {
       var r = credential.response;
-      return {
-        id: credential.id, rawId: encode(credential.rawId), type: credential.type,
-        authenticatorAttachment: credential.authenticatorAttachment || undefined,
-        clientExtensionResults: credential.getClientExtensionResults(),
-        response: {
-          clientDataJSON: encode(r.clientDataJSON), attestationObject: encode(r.attestationObject),
-          transports: typeof r.getTransports === 'function' ? r.getTransports() : []
-        }
-      };
+      return asJson(credential, {
+        clientDataJSON: encode(r.clientDataJSON), attestationObject: encode(r.attestationObject),
+        transports: typeof r.getTransports === 'function' ? r.getTransports() : []
+      });
     });
   }
   function authenticate(options) {
@@ -68,15 +72,10 @@ export const PASSKEY_SCRIPT = `(function () {
     options.allowCredentials = withIds(options.allowCredentials);
     return navigator.credentials.get({ publicKey: options }).then(function (credential) {
       var r = credential.response;
-      return {
-        id: credential.id, rawId: encode(credential.rawId), type: credential.type,
-        authenticatorAttachment: credential.authenticatorAttachment || undefined,
-        clientExtensionResults: credential.getClientExtensionResults(),
-        response: {
-          clientDataJSON: encode(r.clientDataJSON), authenticatorData: encode(r.authenticatorData),
-          signature: encode(r.signature), userHandle: r.userHandle ? encode(r.userHandle) : undefined
-        }
-      };
+      return asJson(credential, {
+        clientDataJSON: encode(r.clientDataJSON), authenticatorData: encode(r.authenticatorData),
+        signature: encode(r.signature), userHandle: r.userHandle ? encode(r.userHandle) : undefined
+      });
     });
   }
   function done(result) {
