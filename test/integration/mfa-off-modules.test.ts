@@ -14,6 +14,9 @@ registerHooks({
   },
 });
 const webauthnLibrary = () => resolved.filter((url) => url.includes('/@simplewebauthn/'));
+// The common-password list is read from its JSON file at start-up; the package's module (all of its
+// dictionaries, decompressed) is never imported.
+const passwordDictionary = () => resolved.filter((url) => url.includes('/@zxcvbn-ts/'));
 
 const { send } = await import('../helpers/http.js');
 const { login, seedUsers, startTestGateway, uniquePrefix, withSession } = await import('../helpers/gateway.js');
@@ -34,6 +37,7 @@ t.test('off: sign-in and proxied requests are served, the passkey library is not
   await gw.stop();
   t.ok(resolved.some((url) => url.includes('/src/server.ts')), 'the recorder saw the gateway load');
   t.same(webauthnLibrary(), [], 'no @simplewebauthn module resolved');
+  t.same(passwordDictionary(), [new URL('../../node_modules/@zxcvbn-ts/language-common/src/passwords.json', import.meta.url).href], 'of @zxcvbn-ts only the list is resolved (read as data), no module');
 });
 
 t.test('optional (the control): the library is loaded', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { newPasswordProblem, MIN_PASSWORD_LENGTH } from '../../src/account/common-passwords.js';
+import { newPasswordProblem, MIN_PASSWORD_LENGTH, readCommonPasswords } from '../../src/account/common-passwords.js';
 import { renderSessionsPage } from '../../src/account/account-pages.js';
 import { describeClient } from '../../src/session/client.js';
 
@@ -25,6 +25,17 @@ t.test('new passwords: at least 12 characters and not on the common list (any ca
   t.equal(newPasswordProblem('1qaz2wsx3edc'), 'common');
   t.equal(newPasswordProblem('Qwerty123456'), 'common');
   t.equal(newPasswordProblem('purple tractor mango 42'), null);
+});
+
+t.test('the common list read from the package\'s JSON file is the package\'s own dictionary, filtered', async (t) => {
+  // The gateway reads the plain file rather than importing the package (memory); the package's
+  // entry point is the reference, so a release that changes the file's contents or place fails here.
+  const { dictionary } = await import('@zxcvbn-ts/language-common');
+  const expected = new Set(dictionary['passwords-common'].filter((p) => [...p].length >= MIN_PASSWORD_LENGTH).map((p) => p.toLowerCase()));
+  const read = readCommonPasswords();
+  t.ok(read.size > 200, `${read.size} entries of ${MIN_PASSWORD_LENGTH}+ characters`);
+  t.same([...read].sort(), [...expected].sort());
+  t.equal(readCommonPasswords(1).size, new Set(dictionary['passwords-common'].map((p) => p.toLowerCase())).size, 'every entry is read');
 });
 
 t.test('the sessions page escapes what it shows and offers a form per other session', async (t) => {
