@@ -3,7 +3,8 @@
 // requests), so whatever else the machine runs weighs on all of them alike and each handles about
 // the same requests per second (the same batching per wake-up). CPU comes from /proc (utime +
 // stime of the target process, every thread) over the run, divided by the requests it answered.
-// On a shared, busy machine the per-round ratios from this are far steadier than req/s.
+// On a shared, busy machine the per-round ratios from this are far steadier than req/s. Peak RSS
+// is each round's own high-water mark (reset before the round, read after it).
 //
 //   npm run build && node bench/paired.mjs
 //   PAIRED_BASELINE_CLI=/path/to/other/dist/cli.js PAIRED_ROUNDS=7 PAIRED_DURATION=8s node bench/paired.mjs
@@ -63,6 +64,20 @@ const ticks = (pid) => {
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(f[11]) + Number(f[12]);
 };
+/**
+ * Peak RSS of the round alone: Linux resets a process's high-water mark (VmHWM) to its current RSS
+ * when "5" is written to its clear_refs, so the sign-in before the rounds (an argon2id hash holds
+ * 19 MiB while it runs) and earlier rounds do not count. Null where that is not permitted.
+ */
+const resetPeak = (pid) => {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+};
+const peakMiB = (pid) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -160,12 +175,13 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
   await Promise.all(targets.map((t) => wrk(t.url, headersOf(t), '3s', false))); // warm-up: JIT, pools, caches
 
   for (let round = 1; round <= ROUNDS; round++) {
+    const peaksReset = targets.map((t) => resetPeak(t.pid));
     const before = targets.map((t) => ticks(t.pid));
     const results = await Promise.all(targets.map((t) => wrk(t.url, headersOf(t), DURATION, PACED)));
     targets.forEach((t, i) => {
       const r = results[i];
       if (r.non2xx > 0) throw new Error(`${t.key}: ${r.non2xx} non-2xx answers`);
-      t.samples.push({ requests: r.requests, cpuUs: ((ticks(t.pid) - before[i]) / CLK_TCK / r.requests) * 1e6 });
+      t.samples.push({ requests: r.requests, cpuUs: ((ticks(t.pid) - before[i]) / CLK_TCK / r.requests) * 1e6, rssMiB: peaksReset[i] ? peakMiB(t.pid) : NaN });
     });
     console.error(`[paired] round ${round}: ${targets.map((t) => `${t.key} ${t.samples.at(-1).cpuUs.toFixed(1)} µs (${t.samples.at(-1).requests})`).join(', ')}`);
   }
@@ -186,6 +202,15 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
     if (!by[n] || !by[d]) continue;
     const ratios = by[n].samples.map((s, r) => s.cpuUs / by[d].samples[r].cpuUs);
     lines.push(`| ${n}/${d} | ${median(ratios).toFixed(2)} | ${ratios.map((x) => x.toFixed(2)).join(' | ')} |`);
+  }
+  if (targets.some((t) => t.samples.some((s) => Number.isFinite(s.rssMiB)))) {
+    lines.push('', `| peak RSS during the round, MiB | median | ${heads.join(' | ')} |`, `| --- | ---: | ${heads.map(() => '---:').join(' | ')} |`);
+    for (const t of targets) lines.push(`| ${t.key} | ${median(t.samples.map((s) => s.rssMiB)).toFixed(1)} | ${t.samples.map((s) => s.rssMiB.toFixed(1)).join(' | ')} |`);
+    for (const [n, d] of [['c', 'g'], ['c', 'j'], ['l', 'g']]) {
+      if (!by[n] || !by[d]) continue;
+      const ratios = by[n].samples.map((s, r) => s.rssMiB / by[d].samples[r].rssMiB);
+      lines.push(`| RSS ${n}/${d} | ${median(ratios).toFixed(2)} | ${ratios.map((x) => x.toFixed(2)).join(' | ')} |`);
+    }
   }
   const diff = (a, b) => (by[a] && by[b] ? by[a].samples.map((s, r) => s.cpuUs - by[b].samples[r].cpuUs) : null);
   const log = diff('c', 'l');

@@ -9,7 +9,7 @@ import { GatewayError, sessionStoreUnavailable, userStoreUnavailable } from '../
 import { PASSWORD_ONLY } from '../session/types.js';
 import { PENDING_COOKIE, PENDING_TTL_MS, type PendingSignIn, type SecondStep } from '../mfa/pending.js';
 import { renderAlreadyEnrolledPage, renderRecoveryCodesPage, renderSetupPage, renderVerifyPage, type PasskeyEndpoints } from '../mfa/pages.js';
-import type { FactorStatus, MfaMethod } from '../mfa/service.js';
+import type { FactorStatus, MfaMethod } from '../mfa/factors.js';
 import { CSRF_COOKIE } from './csrf.js';
 import { secondStepKit, secondStepPath, type Subject } from './second-step.js';
 import { webauthnPaths, webauthnRoutes } from './webauthn-routes.js';

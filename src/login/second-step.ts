@@ -15,7 +15,7 @@ import { PASSWORD_ONLY } from '../session/types.js';
 import { describeClient } from '../session/client.js';
 import { PENDING_COOKIE, type PendingSignIn, type SecondStep } from '../mfa/pending.js';
 import { MFA_PAGE_CSP } from '../mfa/pages.js';
-import { hasFactor, type FactorStatus, type MfaMethod } from '../mfa/service.js';
+import { hasFactor, type FactorStatus, type MfaMethod } from '../mfa/factors.js';
 import { CSRF_COOKIE, CSRF_TTL_SECONDS } from './csrf.js';
 
 export type Subject =

@@ -4,18 +4,15 @@
 // too: a user with one is asked for the second step, and their first one brings the recovery codes.
 // Routes and the CLI use this; it takes its stores and keys as options and knows nothing of Config.
 import { createMfaSecrets, looksLikeRecoveryCode, newRecoveryCodes } from './secrets.js';
-import type { MfaStatus, MfaStore } from './store.js';
+import type { MfaStore } from './store.js';
+import { hasFactor, type FactorStatus, type MfaMethod } from './factors.js';
 import { groupedKey, isTotpCode, matchTotp, newTotpSecret, otpauthUri } from './totp.js';
 import type { SecondStep } from './pending.js';
 import type { PasskeyStore } from './webauthn-store.js';
 
 export type MfaMode = 'off' | 'optional' | 'required';
-export type MfaMethod = 'totp' | 'recovery' | 'webauthn';
-
-/** What a user has set up: TOTP, how many passkeys, how many recovery codes are left. */
-export interface FactorStatus extends MfaStatus {
-  passkeys: number;
-}
+export type { FactorStatus, MfaMethod };
+export { hasFactor };
 
 export interface MfaServiceOptions {
   mode: MfaMode;
@@ -50,8 +47,6 @@ export interface MfaService {
   /** Removes TOTP, every passkey and every recovery code; false when there was nothing. */
   reset(user: string): Promise<boolean>;
 }
-
-export const hasFactor = (status: FactorStatus): boolean => status.totp === 'enrolled' || status.passkeys > 0;
 
 export function createMfaService(options: MfaServiceOptions): MfaService {
   const { mode, store, passkeys } = options;

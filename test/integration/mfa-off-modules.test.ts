@@ -1,5 +1,6 @@
-// GATEWAY_MFA=off (the default): the passkey library is never loaded, so a gateway without a
-// second factor does not carry its heap (about 5 MiB with what it pulls in). Every module this
+// GATEWAY_MFA=off (the default): the passkey and TOTP libraries are never loaded, so a gateway
+// without a second factor does not carry their heap (about 6 MiB with what they pull in); nor is
+// the YAML parser without a rules file, nor the password dictionary's module. Every module this
 // process resolves is recorded (the gateway is imported after the hook is in place); a second
 // gateway with a second factor shows that the recorder does see the library when it is loaded.
 import { registerHooks } from 'node:module';
@@ -14,6 +15,9 @@ registerHooks({
   },
 });
 const webauthnLibrary = () => resolved.filter((url) => url.includes('/@simplewebauthn/'));
+const totpLibrary = () => resolved.filter((url) => url.includes('/node_modules/otpauth/'));
+// Loaded only when a rules file is read (GATEWAY_ACCESS_RULES, unset here).
+const yamlLibrary = () => resolved.filter((url) => url.includes('/node_modules/yaml/'));
 // The common-password list is read from its JSON file at start-up; the package's module (all of its
 // dictionaries, decompressed) is never imported.
 const passwordDictionary = () => resolved.filter((url) => url.includes('/@zxcvbn-ts/'));
@@ -37,6 +41,8 @@ t.test('off: sign-in and proxied requests are served, the passkey library is not
   await gw.stop();
   t.ok(resolved.some((url) => url.includes('/src/server.ts')), 'the recorder saw the gateway load');
   t.same(webauthnLibrary(), [], 'no @simplewebauthn module resolved');
+  t.same(totpLibrary(), [], 'no otpauth module resolved');
+  t.same(yamlLibrary(), [], 'no yaml module resolved (no rules file)');
   t.same(passwordDictionary(), [new URL('../../node_modules/@zxcvbn-ts/language-common/src/passwords.json', import.meta.url).href], 'of @zxcvbn-ts only the list is resolved (read as data), no module');
 });
 
@@ -45,4 +51,5 @@ t.test('optional (the control): the library is loaded', async (t) => {
   t.equal(gw.config.mfaMode, 'optional');
   await gw.stop();
   t.ok(webauthnLibrary().some((url) => url.includes('/@simplewebauthn/server/')), '@simplewebauthn/server resolved');
+  t.ok(totpLibrary().length > 0, 'otpauth resolved');
 });
