@@ -16,7 +16,8 @@
 // PAIRED_BASELINE_CLI), t (the gateway with tracing on: every request sampled and exported over
 // OTLP/HTTP to a sink in this process; only when PAIRED_TARGETS names it), b (the gateway with
 // GATEWAY_LOG_BATCH=true; only when PAIRED_TARGETS names it), s (the gateway with V8's young
-// generation capped at stock fastify's size, `node --max-semi-space-size=8`; only when named). Needs wrk, nginx and
+// generation capped at stock fastify's size, `node --max-semi-space-size=8`; only when named), k (the
+// gateway with GATEWAY_RELEASE_STARTUP_MEMORY=false; only when named). Needs wrk, nginx and
 // redis-server (as run.sh).
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -150,6 +151,7 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
     { key: 'l', label: 'session-gateway, GATEWAY_ACCESS_LOG=false', cmd: [cli, 'serve'], gateway: true, env: { GATEWAY_ACCESS_LOG: 'false' } },
     ...(BASELINE ? [{ key: 'z', label: 'session-gateway, baseline build', cmd: [BASELINE, 'serve'], gateway: true, env: {} }] : []),
     { key: 'b', label: 'session-gateway, GATEWAY_LOG_BATCH=true', cmd: [cli, 'serve'], gateway: true, optIn: true, env: { GATEWAY_LOG_BATCH: 'true' } },
+    { key: 'k', label: 'session-gateway, GATEWAY_RELEASE_STARTUP_MEMORY=false', cmd: [cli, 'serve'], gateway: true, optIn: true, env: { GATEWAY_RELEASE_STARTUP_MEMORY: 'false' } },
     { key: 's', label: 'session-gateway, young generation capped (--max-semi-space-size=8)', cmd: ['--max-semi-space-size=8', cli, 'serve'], gateway: true, optIn: true, env: {} },
     { key: 't', label: 'session-gateway, tracing on (all sampled)', cmd: [cli, 'serve'], gateway: true, optIn: true, env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sink.address().port}` } },
   ].filter((d) => (!env.PAIRED_TARGETS ? !d.optIn : env.PAIRED_TARGETS.split(',').includes(d.key)));
@@ -200,7 +202,7 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
     `| ratio of CPU per request | median | ${heads.join(' | ')} |`,
     `| --- | ---: | ${heads.map(() => '---:').join(' | ')} |`,
   ];
-  for (const [n, d] of [['c', 'g'], ['c', 'j'], ['l', 'g'], ['j', 'g'], ['c', 'l'], ['c', 'z'], ['b', 'c'], ['b', 'j'], ['s', 'c'], ['s', 'j'], ['t', 'c']]) {
+  for (const [n, d] of [['c', 'g'], ['c', 'j'], ['l', 'g'], ['j', 'g'], ['c', 'l'], ['c', 'z'], ['b', 'c'], ['b', 'j'], ['s', 'c'], ['s', 'j'], ['c', 'k'], ['t', 'c']]) {
     if (!by[n] || !by[d]) continue;
     const ratios = by[n].samples.map((s, r) => s.cpuUs / by[d].samples[r].cpuUs);
     lines.push(`| ${n}/${d} | ${median(ratios).toFixed(2)} | ${ratios.map((x) => x.toFixed(2)).join(' | ')} |`);
@@ -208,7 +210,7 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
   if (targets.some((t) => t.samples.some((s) => Number.isFinite(s.rssMiB)))) {
     lines.push('', `| peak RSS during the round, MiB | median | ${heads.join(' | ')} |`, `| --- | ---: | ${heads.map(() => '---:').join(' | ')} |`);
     for (const t of targets) lines.push(`| ${t.key} | ${median(t.samples.map((s) => s.rssMiB)).toFixed(1)} | ${t.samples.map((s) => s.rssMiB.toFixed(1)).join(' | ')} |`);
-    for (const [n, d] of [['c', 'g'], ['c', 'j'], ['l', 'g'], ['s', 'g'], ['s', 'c']]) {
+    for (const [n, d] of [['c', 'g'], ['c', 'j'], ['l', 'g'], ['s', 'g'], ['s', 'c'], ['c', 'k'], ['k', 'g']]) {
       if (!by[n] || !by[d]) continue;
       const ratios = by[n].samples.map((s, r) => s.rssMiB / by[d].samples[r].rssMiB);
       lines.push(`| RSS ${n}/${d} | ${median(ratios).toFixed(2)} | ${ratios.map((x) => x.toFixed(2)).join(' | ')} |`);

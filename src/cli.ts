@@ -107,7 +107,7 @@ async function serve(config: Config): Promise<number> {
     if (reload) reload();
     else reloadPending = true;
   });
-  const gateway = await startGateway(config, { logger, releaseStartUpMemory: true });
+  const gateway = await startGateway(config, { logger, releaseStartUpMemory: config.releaseStartUpMemory });
   reload = () => {
     try {
       gateway.reload();

@@ -51,6 +51,8 @@ export interface Config {
   accessLog: boolean;
   /** GATEWAY_LOG_BATCH: one write(2) per event-loop turn instead of one per line (logger.ts). */
   logBatch: boolean;
+  /** GATEWAY_RELEASE_STARTUP_MEMORY: one memory-reducing collection before listening (startup-memory.ts). */
+  releaseStartUpMemory: boolean;
   /** Access-log lines for /_auth/verify too (the proxy in front already logs each request). */
   verifyAccessLog: boolean;
   shutdownDelayMs: number;
@@ -170,6 +172,7 @@ export const DEFAULT_HEADER_GROUPS = 'X-Forwarded-Groups';
 export const DEFAULT_ACCESS_LOG = true;
 export const DEFAULT_VERIFY_ACCESS_LOG = false;
 export const DEFAULT_LOG_BATCH = false;
+export const DEFAULT_RELEASE_STARTUP_MEMORY = true;
 export const DEFAULT_SHUTDOWN_DELAY_MS = 0;
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 25_000;
 export const DEFAULT_STALE_SESSION_GRACE_MS = 0;
@@ -271,6 +274,7 @@ function readAll(r: EnvReader): Config {
     accessLog: r.boolean('GATEWAY_ACCESS_LOG', DEFAULT_ACCESS_LOG),
     verifyAccessLog: r.boolean('GATEWAY_VERIFY_ACCESS_LOG', DEFAULT_VERIFY_ACCESS_LOG),
     logBatch: r.boolean('GATEWAY_LOG_BATCH', DEFAULT_LOG_BATCH),
+    releaseStartUpMemory: r.boolean('GATEWAY_RELEASE_STARTUP_MEMORY', DEFAULT_RELEASE_STARTUP_MEMORY),
     shutdownDelayMs: r.duration('GATEWAY_SHUTDOWN_DELAY', DEFAULT_SHUTDOWN_DELAY_MS, { max: MAX_TIMER_MS }),
     shutdownTimeoutMs: r.duration('GATEWAY_SHUTDOWN_TIMEOUT', DEFAULT_SHUTDOWN_TIMEOUT_MS, { max: MAX_TIMER_MS }),
     staleSessionGraceMs: r.duration('GATEWAY_STALE_SESSION_GRACE', DEFAULT_STALE_SESSION_GRACE_MS),

@@ -1,6 +1,7 @@
 // A real `session-gateway serve` shrinks V8's young generation once start-up is done, before it
 // listens (startup-memory.ts): the log line says from what to what, requests are served after it,
-// and the process is left without a `gc` function in any context.
+// and the process is left without a `gc` function in any context. GATEWAY_RELEASE_STARTUP_MEMORY=false
+// turns it off.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
@@ -36,6 +37,24 @@ t.test('serve: the young generation start-up grew is shrunk before listening', a
   t.ok(lines.findIndex((l) => l.msg === 'start-up memory released') < lines.findIndex((l) => l.msg === 'session-gateway listening'), 'before listening');
   const res = await send(`http://127.0.0.1:${port}/_auth/login`);
   t.equal(res.status, 200, 'the gateway serves requests afterwards');
+});
+
+t.test('GATEWAY_RELEASE_STARTUP_MEMORY=false: start-up is left as it is', async (t) => {
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const proc = spawnCli(t, ['serve'], {
+    GATEWAY_HOST: '127.0.0.1',
+    GATEWAY_PORT: String(port),
+    GATEWAY_ADMIN_HOST: '127.0.0.1',
+    GATEWAY_ADMIN_PORT: String(adminPort),
+    GATEWAY_UPSTREAM: upstream.url,
+    GATEWAY_SESSION_SECRET: TEST_SECRET,
+    GATEWAY_COOKIE_SECURE: 'false',
+    GATEWAY_RELEASE_STARTUP_MEMORY: 'false',
+    LOG_LEVEL: 'info',
+  });
+  await waitForStatus(`http://127.0.0.1:${adminPort}/readyz`, 200, { process: proc, timeoutMs: 30_000 });
+  t.ok(proc.stdout().includes('"msg":"session-gateway listening"'), 'the gateway started');
+  t.notOk(proc.stdout().includes('start-up memory released'), 'no collection was run');
 });
 
 t.test('the collection leaves no gc function behind, in the main context or a new one', async (t) => {

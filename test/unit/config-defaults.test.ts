@@ -43,6 +43,7 @@ const EXPECTED: Record<string, { values?: Cell[]; words?: string }> = {
   GATEWAY_ACCESS_LOG: { values: [config.DEFAULT_ACCESS_LOG] },
   GATEWAY_VERIFY_ACCESS_LOG: { values: [config.DEFAULT_VERIFY_ACCESS_LOG] },
   GATEWAY_LOG_BATCH: { values: [config.DEFAULT_LOG_BATCH] },
+  GATEWAY_RELEASE_STARTUP_MEMORY: { values: [config.DEFAULT_RELEASE_STARTUP_MEMORY] },
   GATEWAY_SHUTDOWN_DELAY: { values: [ms(config.DEFAULT_SHUTDOWN_DELAY_MS)] },
   GATEWAY_SHUTDOWN_TIMEOUT: { values: [ms(config.DEFAULT_SHUTDOWN_TIMEOUT_MS)] },
   GATEWAY_STALE_SESSION_GRACE: { values: [ms(config.DEFAULT_STALE_SESSION_GRACE_MS)] },
@@ -193,6 +194,7 @@ t.test('the reading code uses the constants', async (t) => {
   t.equal(service.accessLog, config.DEFAULT_ACCESS_LOG);
   t.equal(service.verifyAccessLog, config.DEFAULT_VERIFY_ACCESS_LOG);
   t.equal(service.logBatch, config.DEFAULT_LOG_BATCH);
+  t.equal(service.releaseStartUpMemory, config.DEFAULT_RELEASE_STARTUP_MEMORY);
   t.equal(service.shutdownDelayMs, config.DEFAULT_SHUTDOWN_DELAY_MS);
   t.equal(service.shutdownTimeoutMs, config.DEFAULT_SHUTDOWN_TIMEOUT_MS);
   t.equal(service.staleSessionGraceMs, config.DEFAULT_STALE_SESSION_GRACE_MS);
