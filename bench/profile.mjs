@@ -6,8 +6,11 @@
 //
 //   npm run build && node bench/profile.mjs [path/to/dist/cli.js] [seconds] [ENV=value …]
 //   node bench/profile.mjs dist/cli.js 15 GATEWAY_ACCESS_LOG=false
+//   node bench/profile.mjs bench/targets/bare-proxy.mjs 15        # stock fastify, the same load
+//   PROFILE_PACED=true node bench/profile.mjs dist/cli.js 15      # paired.mjs's pace: -c8, 10 ms pauses
+//   PROFILE_ALLOC=true node bench/profile.mjs dist/cli.js 15      # bytes allocated per request, by whom
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -18,6 +21,13 @@ const [cliArg, secondsArg, ...envArgs] = process.argv.slice(2);
 const cli = resolve(cliArg ?? join(here, '..', 'dist', 'cli.js'));
 const seconds = Number(secondsArg ?? 10);
 const extraEnv = Object.fromEntries(envArgs.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+/** A bench target (stock fastify …) rather than the gateway: no sign-in, PORT/UPSTREAM. */
+const plainTarget = !cli.endsWith('cli.js');
+const PACED = process.env.PROFILE_PACED === 'true';
+/** Allocations instead of CPU: V8's sampling heap profiler over the measured run (targets/alloc-sampler.mjs). */
+const ALLOC = process.env.PROFILE_ALLOC === 'true';
+/** A plain target has no SIGTERM handler, and the profile is written only on an orderly exit. */
+const EXIT_ON_SIGTERM = `--import=data:text/javascript,${encodeURIComponent("process.on('SIGTERM', () => process.exit(0))")}`;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const freePort = () =>
@@ -33,6 +43,7 @@ const freePort = () =>
 const work = mkdtempSync(join(tmpdir(), 'sgw-profile-'));
 mkdirSync(join(work, 'tmp'));
 const profDir = join(work, 'profile');
+const allocFile = join(work, 'allocations.heapprofile');
 const procs = [];
 try {
   const [redisPort, upPort, gwPort] = [await freePort(), await freePort(), await freePort()];
@@ -44,9 +55,10 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
   uwsgi_temp_path ${work}/tmp; scgi_temp_path ${work}/tmp; server { listen 127.0.0.1:${upPort}; location / { return 200 "ok"; } } }`,
   );
   procs.push(spawn(process.env.NGINX ?? '/usr/sbin/nginx', ['-c', join(work, 'nginx.conf'), '-p', work], { stdio: 'ignore' }));
-  const gw = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '200', cli, 'serve'], {
+  const profiler = ALLOC ? ['--import', join(here, 'targets', 'alloc-sampler.mjs')] : ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '200'];
+  const gw = spawn(process.execPath, [...profiler, ...(plainTarget ? [EXIT_ON_SIGTERM, cli] : [cli, 'serve'])], {
     env: {
-      ...process.env, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(gwPort), GATEWAY_ADMIN_HOST: '127.0.0.1', GATEWAY_ADMIN_PORT: '0',
+      ...process.env, ALLOC_PROFILE_FILE: allocFile, PORT: String(gwPort), UPSTREAM: `http://127.0.0.1:${upPort}`, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(gwPort), GATEWAY_ADMIN_HOST: '127.0.0.1', GATEWAY_ADMIN_PORT: '0',
       GATEWAY_UPSTREAM: `http://127.0.0.1:${upPort}`, REDIS_URL: `redis://127.0.0.1:${redisPort}`, GATEWAY_SESSION_SECRET: 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz',
       GATEWAY_COOKIE_SECURE: 'false', GATEWAY_SHUTDOWN_DELAY: '0s', ...extraEnv,
     },
@@ -58,29 +70,43 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
   const url = `http://127.0.0.1:${gwPort}`;
   for (let i = 0; i < 150; i++) {
     try {
-      await fetch(`${url}/_auth/login`);
+      await fetch(plainTarget ? url : `${url}/_auth/login`);
       break;
     } catch {
       await sleep(100);
     }
   }
-  const password = /password \(shown once\):\s+(\S+)/.exec(stderr)?.[1];
-  const login = await fetch(`${url}/_auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password }) });
-  const cookie = login.headers.getSetCookie().find((c) => c.startsWith('sgw_session='))?.split(';')[0];
-  if (!cookie) throw new Error(`login failed: ${login.status}`);
-  const wrk = (d) => execFileSync('wrk', ['-t1', '-c32', `-d${d}s`, '-H', `cookie: ${cookie}`, `${url}/`]).toString();
+  let cookie = 'none=1';
+  if (!plainTarget) {
+    const password = /password \(shown once\):\s+(\S+)/.exec(stderr)?.[1];
+    const login = await fetch(`${url}/_auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password }) });
+    cookie = login.headers.getSetCookie().find((c) => c.startsWith('sgw_session='))?.split(';')[0];
+    if (!cookie) throw new Error(`login failed: ${login.status}`);
+  }
+  const load = PACED ? ['-c8', '-s', join(here, 'targets', 'paced.lua')] : ['-c32'];
+  const wrk = (d) => execFileSync('wrk', ['-t1', ...load, `-d${d}s`, '-H', `cookie: ${cookie}`, `${url}/`]).toString();
   wrk(3); // warm-up
   const ticks = () => {
     const f = readFileSync(`/proc/${gw.pid}/stat`, 'utf8');
     const x = f.slice(f.lastIndexOf(')') + 2).split(' ');
     return Number(x[11]) + Number(x[12]);
   };
+  if (ALLOC) gw.kill('SIGUSR2'); // start sampling
   const t0 = ticks();
   const out = wrk(seconds);
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
   if (/Non-2xx/.test(out)) throw new Error('non-2xx answers under load');
   const cpuUs = ((ticks() - t0) / CLK_TCK / requests) * 1e6;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  if (ALLOC) {
+    gw.kill('SIGUSR2'); // stop and write
+    for (let i = 0; i < 100 && !existsSync(allocFile); i++) await sleep(100);
+    await sleep(500);
+    gw.kill('SIGTERM');
+    console.log(`${cli} ${envArgs.join(' ')}: ${rps.toFixed(0)} req/s, ${requests} requests, ${cpuUs.toFixed(1)} CPU µs/request (/proc), allocation profile ${allocFile}\n`);
+    console.log(allocations(JSON.parse(readFileSync(allocFile, 'utf8')), requests));
+    process.exit(0);
+  }
   gw.kill('SIGTERM');
   await new Promise((r) => gw.on('exit', r));
   const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
@@ -128,4 +154,36 @@ function attribute(profile, cpuUs) {
   }
   const rows = Object.entries(acc).map(([bucket, t]) => `| ${bucket} | ${((100 * t) / busy).toFixed(1)} % | ${((cpuUs * t) / busy).toFixed(1)} |`);
   return [`| part (buckets may overlap) | share of busy main-thread samples | ≈ µs/request |`, '| --- | ---: | ---: |', ...rows].join('\n');
+}
+
+/** Bytes allocated per request, by the nearest package or gateway file on the stack, and by site. */
+function allocations(profile, requests) {
+  const where = (f) => `${f.functionName || '(anon)'} ${f.url.replace(/^.*node_modules\//, '').replace(/^file:.*\/dist\//, 'dist/')}:${f.lineNumber + 1}`;
+  const byOwner = new Map();
+  const bySite = new Map();
+  let total = 0;
+  const walk = (node, stack) => {
+    const site = where(node.callFrame);
+    if (node.selfSize > 0) {
+      total += node.selfSize;
+      bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize);
+      const owner = [node.callFrame, ...stack].find((f) => /node_modules|\/dist\//.test(f.url));
+      const name = owner ? owner.url.replace(/^.*node_modules\/((@[^/]+\/)?[^/]+).*/, '$1').replace(/^file:.*\/dist\//, 'dist/') : 'Node itself';
+      byOwner.set(name, (byOwner.get(name) ?? 0) + node.selfSize);
+    }
+    for (const child of node.children) walk(child, [node.callFrame, ...stack]);
+  };
+  walk(profile.head, []);
+  const rows = (map, n) => [...map].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `| ${k} | ${Math.round(v / requests)} |`);
+  return [
+    `Sampled allocations: ${Math.round(total / requests)} bytes per request.`,
+    '',
+    '| allocated under (nearest package or gateway file) | bytes/request |',
+    '| --- | ---: |',
+    ...rows(byOwner, 20),
+    '',
+    '| allocation site | bytes/request |',
+    '| --- | ---: |',
+    ...rows(bySite, 15),
+  ].join('\n');
 }
