@@ -28,7 +28,11 @@ export function createLocalSessionCache(options: { maxEntries: number; ttlMs: nu
   if (options.maxEntries === 0 || options.ttlMs === 0) return disabledCache;
   const cookieByHash = new Map<string, string>();
   const lru = new LRUCache<string, CachedSession>({
-    max: options.maxEntries,
+    // The bound is a size of one per entry rather than `max`: with `max` the cache allocates its
+    // index for every entry up front (4.2 MiB for the default 100,000, on every replica, however
+    // few sessions it holds); counted this way its arrays grow with the sessions it actually holds.
+    maxSize: options.maxEntries,
+    sizeCalculation: () => 1,
     ttl: options.ttlMs,
     // TTL is checked against a clock read per get; performance.now is cheaper than Date.now.
     ttlAutopurge: false,
