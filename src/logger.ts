@@ -80,20 +80,22 @@ export class TurnBatchedDestination {
 
   /** Writes what is pending now (exit, tests). */
   flushSync(): void {
-    const pending = this.#pending;
-    if (pending === '') return;
-    this.#pending = '';
-    this.#sink.write(pending);
-    this.#sink.flushSync();
+    if (this.#writePending()) this.#sink.flushSync();
   }
 
   readonly #endOfTurn = (): void => {
     this.#scheduled = false;
+    this.#writePending();
+  };
+
+  /** Hands the sink what is pending, if anything; false when there was nothing. */
+  #writePending(): boolean {
     const pending = this.#pending;
-    if (pending === '') return;
+    if (pending === '') return false;
     this.#pending = '';
     this.#sink.write(pending);
-  };
+    return true;
+  }
 }
 
 function createTurnBatchedStdout(): TurnBatchedDestination {

@@ -14,9 +14,9 @@ await ensureBuilt();
 const upstream = await startEchoUpstream();
 t.teardown(() => upstream.close());
 
-t.test('serve: the young generation start-up grew is shrunk before listening', async (t) => {
+/** A real `serve` on loopback ports in embedded mode (no Redis, no PostgreSQL): start-up is what is measured. */
+async function serve(t: Parameters<typeof spawnCli>[0], extra: Record<string, string> = {}) {
   const [port, adminPort] = [await freePort(), await freePort()];
-  // Embedded mode (no Redis, no PostgreSQL): start-up is what is measured, not the stores.
   const proc = spawnCli(t, ['serve'], {
     GATEWAY_HOST: '127.0.0.1',
     GATEWAY_PORT: String(port),
@@ -26,8 +26,14 @@ t.test('serve: the young generation start-up grew is shrunk before listening', a
     GATEWAY_SESSION_SECRET: TEST_SECRET,
     GATEWAY_COOKIE_SECURE: 'false',
     LOG_LEVEL: 'info',
+    ...extra,
   });
   await waitForStatus(`http://127.0.0.1:${adminPort}/readyz`, 200, { process: proc, timeoutMs: 30_000 });
+  return { proc, port };
+}
+
+t.test('serve: the young generation start-up grew is shrunk before listening', async (t) => {
+  const { proc, port } = await serve(t);
   const lines = proc.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; youngGenerationMiB?: [number, number]; ms?: number });
   const released = lines.find((l) => l.msg === 'start-up memory released');
   t.ok(released, 'the release is logged');
@@ -40,19 +46,7 @@ t.test('serve: the young generation start-up grew is shrunk before listening', a
 });
 
 t.test('GATEWAY_RELEASE_STARTUP_MEMORY=false: start-up is left as it is', async (t) => {
-  const [port, adminPort] = [await freePort(), await freePort()];
-  const proc = spawnCli(t, ['serve'], {
-    GATEWAY_HOST: '127.0.0.1',
-    GATEWAY_PORT: String(port),
-    GATEWAY_ADMIN_HOST: '127.0.0.1',
-    GATEWAY_ADMIN_PORT: String(adminPort),
-    GATEWAY_UPSTREAM: upstream.url,
-    GATEWAY_SESSION_SECRET: TEST_SECRET,
-    GATEWAY_COOKIE_SECURE: 'false',
-    GATEWAY_RELEASE_STARTUP_MEMORY: 'false',
-    LOG_LEVEL: 'info',
-  });
-  await waitForStatus(`http://127.0.0.1:${adminPort}/readyz`, 200, { process: proc, timeoutMs: 30_000 });
+  const { proc } = await serve(t, { GATEWAY_RELEASE_STARTUP_MEMORY: 'false' });
   t.ok(proc.stdout().includes('"msg":"session-gateway listening"'), 'the gateway started');
   t.notOk(proc.stdout().includes('start-up memory released'), 'no collection was run');
 });
