@@ -9,6 +9,7 @@
 //   node bench/profile.mjs bench/targets/bare-proxy.mjs 15        # stock fastify, the same load
 //   PROFILE_PACED=true node bench/profile.mjs dist/cli.js 15      # paired.mjs's pace: -c8, 10 ms pauses
 //   PROFILE_ALLOC=true node bench/profile.mjs dist/cli.js 15      # bytes allocated per request, by whom
+//   PROFILE_GC=true node bench/profile.mjs dist/cli.js 15         # garbage collections over the run, µs per request
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -26,6 +27,8 @@ const plainTarget = !cli.endsWith('cli.js');
 const PACED = process.env.PROFILE_PACED === 'true';
 /** Allocations instead of CPU: V8's sampling heap profiler over the measured run (targets/alloc-sampler.mjs). */
 const ALLOC = process.env.PROFILE_ALLOC === 'true';
+/** Garbage collections instead of CPU: V8's own timings of each, over the measured run (targets/gc-sampler.mjs). */
+const GC = process.env.PROFILE_GC === 'true';
 /** A plain target has no SIGTERM handler, and the profile is written only on an orderly exit. */
 const EXIT_ON_SIGTERM = `--import=data:text/javascript,${encodeURIComponent("process.on('SIGTERM', () => process.exit(0))")}`;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
@@ -44,6 +47,7 @@ const work = mkdtempSync(join(tmpdir(), 'sgw-profile-'));
 mkdirSync(join(work, 'tmp'));
 const profDir = join(work, 'profile');
 const allocFile = join(work, 'allocations.heapprofile');
+const gcFile = join(work, 'gc.json');
 const procs = [];
 try {
   const [redisPort, upPort, gwPort] = [await freePort(), await freePort(), await freePort()];
@@ -55,10 +59,14 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
   uwsgi_temp_path ${work}/tmp; scgi_temp_path ${work}/tmp; server { listen 127.0.0.1:${upPort}; location / { return 200 "ok"; } } }`,
   );
   procs.push(spawn(process.env.NGINX ?? '/usr/sbin/nginx', ['-c', join(work, 'nginx.conf'), '-p', work], { stdio: 'ignore' }));
-  const profiler = ALLOC ? ['--import', join(here, 'targets', 'alloc-sampler.mjs')] : ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '200'];
+  const profiler = ALLOC
+    ? ['--import', join(here, 'targets', 'alloc-sampler.mjs')]
+    : GC
+      ? ['--import', join(here, 'targets', 'gc-sampler.mjs')]
+      : ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '200'];
   const gw = spawn(process.execPath, [...profiler, ...(plainTarget ? [EXIT_ON_SIGTERM, cli] : [cli, 'serve'])], {
     env: {
-      ...process.env, ALLOC_PROFILE_FILE: allocFile, PORT: String(gwPort), UPSTREAM: `http://127.0.0.1:${upPort}`, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(gwPort), GATEWAY_ADMIN_HOST: '127.0.0.1', GATEWAY_ADMIN_PORT: '0',
+      ...process.env, ALLOC_PROFILE_FILE: allocFile, GC_PROFILE_FILE: gcFile, PORT: String(gwPort), UPSTREAM: `http://127.0.0.1:${upPort}`, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(gwPort), GATEWAY_ADMIN_HOST: '127.0.0.1', GATEWAY_ADMIN_PORT: '0',
       GATEWAY_UPSTREAM: `http://127.0.0.1:${upPort}`, REDIS_URL: `redis://127.0.0.1:${redisPort}`, GATEWAY_SESSION_SECRET: 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz',
       GATEWAY_COOKIE_SECURE: 'false', GATEWAY_SHUTDOWN_DELAY: '0s', ...extraEnv,
     },
@@ -91,7 +99,7 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
     const x = f.slice(f.lastIndexOf(')') + 2).split(' ');
     return Number(x[11]) + Number(x[12]);
   };
-  if (ALLOC) gw.kill('SIGUSR2'); // start sampling
+  if (ALLOC || GC) gw.kill('SIGUSR2'); // start sampling
   const t0 = ticks();
   const out = wrk(seconds);
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
@@ -105,6 +113,16 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
     gw.kill('SIGTERM');
     console.log(`${cli} ${envArgs.join(' ')}: ${rps.toFixed(0)} req/s, ${requests} requests, ${cpuUs.toFixed(1)} CPU µs/request (/proc), allocation profile ${allocFile}\n`);
     console.log(allocations(JSON.parse(readFileSync(allocFile, 'utf8')), requests));
+    process.exit(0);
+  }
+  if (GC) {
+    gw.kill('SIGUSR2');
+    for (let i = 0; i < 100 && !existsSync(gcFile); i++) await sleep(100);
+    gw.kill('SIGTERM');
+    const kinds = Object.entries(JSON.parse(readFileSync(gcFile, 'utf8')));
+    console.log(`${cli} ${envArgs.join(' ')}: ${rps.toFixed(0)} req/s, ${requests} requests, ${cpuUs.toFixed(1)} CPU µs/request (/proc)\n`);
+    const rows = kinds.map(([k, t]) => (typeof t === 'number' ? `| ${k} | ${t} | | |` : `| ${k} | ${t.count} | ${t.ms.toFixed(1)} | ${((t.ms * 1000) / requests).toFixed(2)} |`));
+    console.log(['| collection | count | ms in all | µs/request |', '| --- | ---: | ---: | ---: |', ...rows].join('\n'));
     process.exit(0);
   }
   gw.kill('SIGTERM');

@@ -47,7 +47,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     rules: config.accessRules,
     logoutPaths: config.logoutPaths,
     authenticators: [
-      sessionCookieAuthenticator({ cookieName: config.cookieName, validate: (cookie) => deps.sessions.validate(cookie) }),
+      sessionCookieAuthenticator({ cookieName: config.cookieName, validate: (cookie) => deps.sessions.validateAwaitable(cookie) }),
       // Then `Authorization`: API tokens, and HTTP Basic with GATEWAY_BASIC_AUTH (tokens/).
       ...(deps.tokens ? [authorizationAuthenticator(deps.tokens.authenticator, authorizationEvents(deps))] : []),
     ],
@@ -88,20 +88,30 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   routeEveryMethod(app);
   refuseTunnels(app.server);
 
-  app.addHook('onRequest', async (request, reply) => {
+  // The per-request hooks take fastify's `done` rather than returning a promise: no promise and no
+  // microtask per hook on every proxied request. A hook that has answered does not call `done`.
+  app.addHook('onRequest', (request, reply, done) => {
     request.receivedAt = performance.now();
-    if (isRefusedMethod(request.method)) return sendError(request, reply.header('allow', ALLOWED_METHODS_HEADER), methodNotAllowed());
+    const refusal = refusedRequest(request);
+    if (refusal === null) return done();
+    if (refusal.statusCode === 405) reply.header('allow', ALLOWED_METHODS_HEADER);
+    sendError(request, reply, refusal);
+  });
+
+  /** Why a request is answered before routing (and the path it is routed by, set on the way), or null. */
+  function refusedRequest(request: FastifyRequest): GatewayError | null {
+    if (isRefusedMethod(request.method)) return methodNotAllowed();
     const reason = (request.raw as RawRequest)[kBadPath];
-    if (reason !== undefined) return sendError(request, reply, badPath(reason));
+    if (reason !== undefined) return badPath(reason);
     const query = request.url.indexOf('?');
     request.normalisedPath = query === -1 ? request.url : request.url.slice(0, query);
     // Before anything builds a URL or compares an origin from the Host (the verify fast path asks too).
     const refusal = hostRefusal(request.raw, config);
-    if (refusal !== null) return sendError(request, reply, badHost(refusal));
-  });
+    return refusal === null ? null : badHost(refusal);
+  }
 
   const observeRequest = requestObserver(metrics.requestDuration);
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const status = reply.statusCode;
     observeRequest(request.method, status, reply.elapsedTime / 1_000);
     if (config.accessLog) {
@@ -115,6 +125,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
         ip: request.ip,
       });
     }
+    done();
   });
 
   // HSTS only means something over https (RFC 6797 §7.2: ignored on plain http): the TLS listener,

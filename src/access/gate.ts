@@ -61,15 +61,25 @@ export type FailedOutcome = 'missing' | 'invalid' | 'expired' | 'revoked';
 
 export type Authentication = { outcome: 'valid'; principal: Principal } | { outcome: FailedOutcome; /** Whether the door should clear the session cookie. */ clearCookie: boolean };
 
+/**
+ * A value, or a promise of it: what the gate and its authenticators answer, so that a request the
+ * session cache decides goes through without a promise (and a microtask) per layer.
+ */
+export type Awaitable<T> = T | Promise<T>;
+
+export function isPromise<T>(value: Awaitable<T>): value is Promise<T> {
+  return value instanceof Promise;
+}
+
 export interface Authenticator {
   readonly kind: string;
   /** Whether the credential is in the request at all (no store call): the audit lookup asks only those. */
   presented(credentials: Credentials): boolean;
   /**
    * `missing` when this kind of credential is not in the request (the next authenticator is asked).
-   * Throws a 503 GatewayError when its store cannot answer.
+   * Throws (or rejects with) a 503 GatewayError when its store cannot answer.
    */
-  authenticate(credentials: Credentials): Promise<Authentication>;
+  authenticate(credentials: Credentials): Awaitable<Authentication>;
 }
 
 export interface AccessRequest {
@@ -115,8 +125,9 @@ export interface GateOptions extends GateRules {
 }
 
 export interface Gate {
-  decide(request: AccessRequest & { logout: true }): Promise<Verdict | LogoutVerdict>;
-  decide(request: AccessRequest): Promise<Verdict>;
+  /** Synchronous when nothing needs a store (a cached session, a public path); may throw or reject with a 503. */
+  decide(request: AccessRequest & { logout: true }): Awaitable<Verdict | LogoutVerdict>;
+  decide(request: AccessRequest): Awaitable<Verdict>;
   /** Who presents these credentials, for an audit line only: null also when a store cannot answer. */
   userForAudit(credentials: Credentials): Promise<string | null>;
   /** Compile new rules and use them from the next request on; throws (old rules kept) when they do not compile. */
@@ -136,16 +147,19 @@ interface CompiledRules {
 const UNKNOWN_PATH_REASON = 'access rules need the original request (X-Forwarded-Uri or X-Original-URI from a trusted proxy)';
 const UNDECIDABLE: Verdict = Object.freeze({ kind: 'undecidable', reason: UNKNOWN_PATH_REASON });
 const LOGOUT: LogoutVerdict = Object.freeze({ kind: 'logout' });
+const NOT_PRESENTED: Authentication = Object.freeze({ outcome: 'missing', clearCookie: false });
 
 export function createGate(options: GateOptions): Gate {
   const authenticators = [...options.authenticators];
   let current = compile(options);
 
-  const authenticate = async (credentials: Credentials, onlyPresented = false): Promise<Authentication> => {
-    let missing: Authentication = { outcome: 'missing', clearCookie: false };
-    for (const authenticator of authenticators) {
+  /** The authenticators from `from` on, in order: the first that finds its credential decides. */
+  const authenticate = (credentials: Credentials, onlyPresented = false, from = 0, missing = NOT_PRESENTED): Awaitable<Authentication> => {
+    for (let i = from; i < authenticators.length; i++) {
+      const authenticator = authenticators[i]!;
       if (onlyPresented && !authenticator.presented(credentials)) continue;
-      const found = await authenticator.authenticate(credentials);
+      const found = authenticator.authenticate(credentials);
+      if (isPromise(found)) return found.then((answer) => (answer.outcome === 'missing' ? authenticate(credentials, onlyPresented, i + 1, answer) : answer));
       if (found.outcome !== 'missing') return found;
       missing = found;
     }
@@ -153,11 +167,26 @@ export function createGate(options: GateOptions): Gate {
   };
 
   const userForAudit = async (credentials: Credentials): Promise<string | null> => {
-    const found = await authenticate(credentials, true).catch(() => null);
-    return found?.outcome === 'valid' ? found.principal.record.user : null;
+    let found: Authentication;
+    try {
+      found = await authenticate(credentials, true);
+    } catch {
+      return null;
+    }
+    return found.outcome === 'valid' ? found.principal.record.user : null;
   };
 
-  async function decide(request: AccessRequest & { logout?: boolean }): Promise<Verdict | LogoutVerdict> {
+  /** The verdict once the principal (or its absence) is known. */
+  const judge = (rule: AccessRule, found: Authentication): Verdict => {
+    if (found.outcome !== 'valid') return { kind: 'login', rule, outcome: found.outcome, clearCookie: found.clearCookie };
+    const { principal } = found;
+    if (decideAccess(rule, principal.record) === 'forbidden') return { kind: 'forbidden', rule, user: principal.record.user, principal };
+    // Step-up: a rule asking for a second factor the principal lacks gets its own verdict.
+    if (rule.mfa && principal.secondFactor !== true) return { kind: 'second-factor', rule, principal };
+    return { kind: 'allow', rule, principal, forwarded: forwardedIdentity(rule, principal) };
+  };
+
+  function decide(request: AccessRequest & { logout?: boolean }): Awaitable<Verdict | LogoutVerdict> {
     const rules = current;
     let rule: AccessRule;
     if (request.path === null) {
@@ -168,14 +197,9 @@ export function createGate(options: GateOptions): Gate {
       rule = rules.match(request.path, request.method);
     }
     if (rule.policy === 'public') return { kind: 'public', rule };
-    if (rule.policy === 'deny') return { kind: 'forbidden', rule, user: await userForAudit(request.credentials), principal: null };
-    const found = await authenticate(request.credentials);
-    if (found.outcome !== 'valid') return { kind: 'login', rule, outcome: found.outcome, clearCookie: found.clearCookie };
-    const { principal } = found;
-    if (decideAccess(rule, principal.record) === 'forbidden') return { kind: 'forbidden', rule, user: principal.record.user, principal };
-    // Step-up: a rule asking for a second factor the principal lacks gets its own verdict.
-    if (rule.mfa && principal.secondFactor !== true) return { kind: 'second-factor', rule, principal };
-    return { kind: 'allow', rule, principal, forwarded: forwardedIdentity(rule, principal) };
+    if (rule.policy === 'deny') return userForAudit(request.credentials).then((user) => ({ kind: 'forbidden', rule, user, principal: null }));
+    const found = authenticate(request.credentials);
+    return isPromise(found) ? found.then((answer) => judge(rule, answer)) : judge(rule, found);
   }
 
   return {
@@ -214,20 +238,24 @@ function compile(options: GateRules): CompiledRules {
 const SECOND_FACTORS: ReadonlySet<string> = new Set(['otp', 'hwk']);
 
 /** The session cookie: the first authenticator. */
-export function sessionCookieAuthenticator(options: { cookieName: string; validate(cookie: string | undefined): Promise<Validation> }): Authenticator {
+export function sessionCookieAuthenticator(options: { cookieName: string; validate(cookie: string | undefined): Awaitable<Validation> }): Authenticator {
   const { cookieName, validate } = options;
   return {
     kind: 'session',
     presented: (credentials) => credentials.cookies[cookieName] !== undefined,
-    async authenticate(credentials) {
+    authenticate(credentials) {
       // Validated even when absent: the validations metric counts anonymous requests as `missing`.
-      const validation = await validate(credentials.cookies[cookieName]);
-      if (validation.outcome !== 'valid') return { outcome: validation.outcome, clearCookie: validation.outcome !== 'missing' };
-      const session = validation.session;
-      const secondFactor = session.record.amr?.some((method) => SECOND_FACTORS.has(method)) === true;
-      return { outcome: 'valid', principal: { kind: 'session', idHash: session.idHash, record: session.record, session, ambient: true, secondFactor } };
+      const validation = validate(credentials.cookies[cookieName]);
+      return isPromise(validation) ? validation.then(sessionAuthentication) : sessionAuthentication(validation);
     },
   };
+}
+
+function sessionAuthentication(validation: Validation): Authentication {
+  if (validation.outcome !== 'valid') return { outcome: validation.outcome, clearCookie: validation.outcome !== 'missing' };
+  const session = validation.session;
+  const secondFactor = session.record.amr?.some((method) => SECOND_FACTORS.has(method)) === true;
+  return { outcome: 'valid', principal: { kind: 'session', idHash: session.idHash, record: session.record, session, ambient: true, secondFactor } };
 }
 
 /**

@@ -60,7 +60,8 @@ export function createVerifier({ config, gate, logger, identityTokens }: Verifie
     appCookies,
     quiet: !(config.accessLog && config.verifyAccessLog),
     peerTrusted: (socket) => peerTrusted(socket, config),
-    decide(target, cookies, request, ip) {
+    // async: the fast path and the route hand over one promise, whatever the gate answered with.
+    async decide(target, cookies, request, ip) {
       if (target.known && target.method === null && !warnedNoMethod && gate.methodScoped) {
         warnedNoMethod = true;
         logger.warn(

@@ -98,8 +98,14 @@ export function removeCookies(header: string, names: ReadonlySet<string>): strin
 }
 
 const FORWARDED_TRIO = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'] as const;
+const FORWARDED_TRIO_NAMES: ReadonlySet<string> = new Set(FORWARDED_TRIO);
 
-export type RequestHeaderRewriter = (headers: IncomingHttpHeaders, ctx: ForwardingContext) => IncomingHttpHeaders;
+/**
+ * The headers to send upstream, built from the client's. `leaveOut`: names (lower case, as Node keys
+ * them) that must not travel at all, such as the hop-by-hop ones. Returns a new object: deleting
+ * from the client's would turn it into a slow dictionary-mode object on every request.
+ */
+export type RequestHeaderRewriter = (headers: IncomingHttpHeaders, ctx: ForwardingContext, leaveOut?: ReadonlySet<string>) => IncomingHttpHeaders;
 
 export function createRequestHeaderRewriter(options: {
   names: HeaderNames;
@@ -119,41 +125,49 @@ export function createRequestHeaderRewriter(options: {
   const emailHeader = names.email.toLowerCase();
   const groupsHeader = names.groups.toLowerCase();
 
-  return (headers, ctx) => {
-    stripClientClaims(headers, stripped, ctx.peerTrusted ? null : overrides);
-    stripOwnCookies(headers, cookieNames, cookieNameList);
-    setForwardedHeaders(headers, ctx);
-    // reply-from has already set Host to the upstream's; legacy apps build URLs from the client's.
-    if (options.preserveHost && ctx.host) headers.host = ctx.host;
-    headers['x-request-id'] = ctx.requestId;
-    if (ctx.identity) {
-      headers[userHeader] = encodeHeaderValue(ctx.identity.user);
-      if (ctx.identity.email) headers[emailHeader] = encodeHeaderValue(ctx.identity.email);
-      if (ctx.identity.groups.length > 0) headers[groupsHeader] = encodeGroups(ctx.identity.groups);
-      if (ctx.signedIdentity) headers[SIGNED_IDENTITY_HEADERS[0]] = ctx.signedIdentity;
+  return (headers, ctx, leaveOut) => {
+    const out: IncomingHttpHeaders = {};
+    copyClientHeaders(headers, out, stripped, ctx.peerTrusted ? null : overrides, leaveOut ?? null);
+    const cookie = headers.cookie;
+    if (cookie !== undefined && leaveOut?.has('cookie') !== true) {
+      const kept = withoutOwnCookies(cookie, cookieNames, cookieNameList);
+      if (kept !== '') out.cookie = kept;
     }
-    return headers;
+    setForwardedHeaders(headers, out, ctx, leaveOut ?? null);
+    // reply-from has already set Host to the upstream's; legacy apps build URLs from the client's.
+    if (options.preserveHost && ctx.host) out.host = ctx.host;
+    out['x-request-id'] = ctx.requestId;
+    if (ctx.identity) {
+      out[userHeader] = encodeHeaderValue(ctx.identity.user);
+      if (ctx.identity.email) out[emailHeader] = encodeHeaderValue(ctx.identity.email);
+      if (ctx.identity.groups.length > 0) out[groupsHeader] = encodeGroups(ctx.identity.groups);
+      if (ctx.signedIdentity) out[SIGNED_IDENTITY_HEADERS[0]] = ctx.signedIdentity;
+    }
+    return out;
   };
 }
 
 /**
- * One walk over the client's headers: identity names always go; override names go unless the
- * peer is a trusted proxy (`overrides` null then). Compared case- and `_`-insensitively.
+ * One walk over the client's headers, copying what may travel: identity names never; override
+ * names unless the peer is a trusted proxy (`overrides` null then), compared case- and
+ * `_`-insensitively; nor the X-Forwarded-* trio (set afterwards), the Cookie header (copied without
+ * the gateway's cookies afterwards) or anything in `leaveOut`.
  */
-function stripClientClaims(headers: IncomingHttpHeaders, stripped: ReadonlySet<string>, overrides: ReadonlySet<string> | null): void {
-  for (const name of Object.keys(headers)) {
+function copyClientHeaders(headers: IncomingHttpHeaders, out: IncomingHttpHeaders, stripped: ReadonlySet<string>, overrides: ReadonlySet<string> | null, leaveOut: ReadonlySet<string> | null): void {
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name === 'cookie' || FORWARDED_TRIO_NAMES.has(name) || leaveOut?.has(name) === true) continue;
     const normalised = normaliseHeaderName(name);
-    if (stripped.has(normalised) || (overrides !== null && overrides.has(normalised))) delete headers[name];
+    if (stripped.has(normalised) || (overrides !== null && overrides.has(normalised))) continue;
+    out[name] = value;
   }
 }
 
-function stripOwnCookies(headers: IncomingHttpHeaders, cookieNames: ReadonlySet<string>, nameList: readonly string[]): void {
-  const cookie = headers.cookie;
+/** The Cookie header without the gateway's own cookies, the app's byte for byte ('' if none is left). */
+function withoutOwnCookies(cookie: string, cookieNames: ReadonlySet<string>, nameList: readonly string[]): string {
   // Leave the header byte for byte when none of our cookies can be in it.
-  if (cookie === undefined || !nameList.some((name) => cookie.includes(name))) return;
-  const kept = removeCookies(cookie, cookieNames);
-  if (kept === '') delete headers.cookie;
-  else headers.cookie = kept;
+  if (!nameList.some((name) => cookie.includes(name))) return cookie;
+  return removeCookies(cookie, cookieNames);
 }
 
 /**
@@ -161,21 +175,21 @@ function stripOwnCookies(headers: IncomingHttpHeaders, cookieNames: ReadonlySet<
  * describe the client's view, which is what apps build URLs from). From anyone else, all three
  * are replaced with what the gateway saw itself, so a client cannot forge them.
  */
-function setForwardedHeaders(headers: IncomingHttpHeaders, ctx: ForwardingContext): void {
-  const sentFor = single(headers['x-forwarded-for']);
-  headers['x-forwarded-for'] = ctx.peerTrusted && sentFor ? `${sentFor}, ${ctx.peerAddress}` : ctx.peerAddress;
-  const sentProto = single(headers['x-forwarded-proto']);
-  headers['x-forwarded-proto'] = ctx.peerTrusted && sentProto ? sentProto : ctx.protocol;
+function setForwardedHeaders(headers: IncomingHttpHeaders, out: IncomingHttpHeaders, ctx: ForwardingContext, leaveOut: ReadonlySet<string> | null): void {
+  const sent = (name: (typeof FORWARDED_TRIO)[number]) => (leaveOut?.has(name) === true ? undefined : single(headers[name]));
+  const sentFor = sent('x-forwarded-for');
+  out['x-forwarded-for'] = ctx.peerTrusted && sentFor ? `${sentFor}, ${ctx.peerAddress}` : ctx.peerAddress;
+  const sentProto = sent('x-forwarded-proto');
+  out['x-forwarded-proto'] = ctx.peerTrusted && sentProto ? sentProto : ctx.protocol;
   // A list from a trusted proxy: only its last entry (the one the proxy in front wrote) is what the
   // gateway checked (http.ts requestHost); an app reading the first would get an unchecked one.
-  const sentHost = single(headers['x-forwarded-host']);
+  const sentHost = sent('x-forwarded-host');
   const host = ctx.peerTrusted && sentHost ? lastEntry(sentHost) : ctx.host;
-  if (host) headers['x-forwarded-host'] = host;
-  else delete headers['x-forwarded-host'];
+  if (host) out['x-forwarded-host'] = host;
   // The other spellings of the same claims (RFC 7239 Forwarded, nginx's X-Real-IP, …) were
-  // removed with the override headers in stripClientClaims unless the peer is trusted. Apps
+  // left out with the override headers in copyClientHeaders unless the peer is trusted. Apps
   // written for nginx read the client address from X-Real-IP: it is set to what the gateway saw.
-  if (!ctx.peerTrusted) headers['x-real-ip'] = ctx.peerAddress;
+  if (!ctx.peerTrusted) out['x-real-ip'] = ctx.peerAddress;
 }
 
 function lastEntry(list: string): string {

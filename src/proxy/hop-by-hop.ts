@@ -22,21 +22,31 @@ const HOP_BY_HOP = [
   'expect',
 ] as const;
 
+const HOP_BY_HOP_NAMES: ReadonlySet<string> = new Set(HOP_BY_HOP);
+
 const PLAIN_CONNECTION = /^\s*(?:keep-alive|close)\s*$/i;
 
 /**
- * Removes, in place, every hop-by-hop header and every header the `Connection` header names
- * (RFC 9110 §7.6.1: "a proxy MUST remove any header fields listed in Connection"). Called before
- * the gateway adds its own headers, so `Connection: x-forwarded-for` cannot strip what it sends.
+ * The names in `headers` that must not be forwarded: every hop-by-hop header and every header the
+ * `Connection` header names. For a rewriter that copies what may travel rather than deleting.
  */
-export function dropHopByHopHeaders<T extends Headers>(headers: T): T {
+export function hopByHopNames(headers: Headers): ReadonlySet<string> {
   const connection = headers.connection;
-  // Almost every response says just `keep-alive` or `close`: nothing to parse for those.
-  if (connection !== undefined && !PLAIN_CONNECTION.test(String(connection))) {
-    for (const name of connectionOptions(connection)) delete headers[name];
-  }
-  for (const name of HOP_BY_HOP) if (headers[name] !== undefined) delete headers[name];
-  return headers;
+  // Almost every message says just `keep-alive` or `close`, or nothing: the fixed set then.
+  if (connection === undefined || PLAIN_CONNECTION.test(String(connection))) return HOP_BY_HOP_NAMES;
+  return new Set([...HOP_BY_HOP, ...connectionOptions(connection)]);
+}
+
+/**
+ * A copy of `headers` without any hop-by-hop header or header the `Connection` header names
+ * (RFC 9110 §7.6.1: "a proxy MUST remove any header fields listed in Connection"). A copy rather
+ * than deletes: a delete turns the object into a slow dictionary-mode one, on every response.
+ */
+export function withoutHopByHop<T extends Headers>(headers: T): T {
+  const leaveOut = hopByHopNames(headers);
+  const copy: Record<string, unknown> = {};
+  for (const name in headers) if (!leaveOut.has(name)) copy[name] = headers[name];
+  return copy as T;
 }
 
 /** The comma-separated tokens of `Connection`, lower-cased (header names are case-insensitive). */

@@ -1,16 +1,16 @@
 // Every request that is not a gateway route: authenticate, then forward to the upstream with
 // identity injected and spoofed identity stripped (SPEC sections 3 and 4).
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import { statusClass } from '../admin/metrics.js';
 import { createLogout } from '../login/logout.js';
 import type { GatewayDeps } from '../context.js';
 import { accessDenied, upstreamTimeout, upstreamUnavailable } from '../errors.js';
 import { clearSessionCookie, CSRF_COOKIE, isBrowserNavigation, peerTrusted, publicOrigin, setSessionCookie } from '../http.js';
-import { auditRefusal, unreachable, type Gate, type Principal, type Verdict } from '../access/gate.js';
+import { auditRefusal, isPromise, unreachable, type Gate, type LogoutVerdict, type Principal, type Verdict } from '../access/gate.js';
 import { isGatewayCookie } from './gateway-cookies.js';
-import { dropHopByHopHeaders } from './hop-by-hop.js';
+import { hopByHopNames, withoutHopByHop } from './hop-by-hop.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from '../identity/headers.js';
 import { PROXIED_METHODS } from './methods.js';
 import { createPathMatcher, pathForLog } from '../access/paths.js';
@@ -52,8 +52,8 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
   const rewriteRequestHeaders: typeof rewriteIdentityHeaders =
     ownsAuthorization === null
       ? rewriteIdentityHeaders
-      : (headers, ctx) => {
-        const rewritten = rewriteIdentityHeaders(headers, ctx);
+      : (headers, ctx, leaveOut) => {
+        const rewritten = rewriteIdentityHeaders(headers, ctx, leaveOut);
         const authorization = rewritten.authorization;
         if (typeof authorization === 'string' && ownsAuthorization(authorization)) delete rewritten.authorization;
         return rewritten;
@@ -66,27 +66,37 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
     if (renewed) setSessionCookie(reply, config, renewed);
   };
 
-  /** The preHandler of every proxied route: it renders the gate's verdict; no access, no forwarding. */
-  const authenticate = async (request: FastifyRequest, reply: FastifyReply) => {
-    const verdict = await gate.decide({ path: request.normalisedPath, method: request.method, credentials: { cookies: request.cookies, headers: request.headers, ip: request.ip }, logout: true });
+  /**
+   * The preHandler of every proxied route: no access, no forwarding. In fastify's callback form, so
+   * a request the gate decides at once (a cached session) passes without a promise.
+   */
+  const authenticate = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    const verdict = gate.decide({ path: request.normalisedPath, method: request.method, credentials: { cookies: request.cookies, headers: request.headers, ip: request.ip }, logout: true });
+    if (isPromise(verdict)) verdict.then((decided) => renderVerdict(request, reply, decided, done)).catch(done);
+    else renderVerdict(request, reply, verdict, done);
+  };
+
+  /** Renders the gate's verdict: `done()` forwards, `done(error)` answers with the error; otherwise answered here. */
+  const renderVerdict = (request: FastifyRequest, reply: FastifyReply, verdict: Verdict | LogoutVerdict, done: HookHandlerDoneFunction): void => {
     switch (verdict.kind) {
       case 'logout':
-        return logout.fromAppPath(request, reply);
-      case 'public':
+        logout.fromAppPath(request, reply).then(undefined, done);
         return;
+      case 'public':
+        return done();
       case 'allow':
         request.principal = verdict.principal;
         request.session = verdict.principal.session;
         renewCookie(reply, verdict.principal);
         (request as TimedRequest)[kForwarded] = verdict.forwarded;
-        return;
+        return done();
       case 'forbidden':
         // A signed-in user without the rule's group, or a `deny` rule: 403 (page or JSON), audited.
         request.principal = verdict.principal;
         request.session = verdict.principal?.session ?? null;
         renewCookie(reply, verdict.principal);
         auditRefusal(request.log, verdict, { ip: request.ip, path: request.normalisedPath });
-        throw accessDenied();
+        return done(accessDenied());
       case 'login': {
         // A cookie that no longer names a session is cleared so the browser stops sending it.
         if (verdict.clearCookie) clearSessionCookie(reply, config);
@@ -94,11 +104,13 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
           const rd = encodeURIComponent(request.url);
           // A session that timed out: the login page says so, rather than appearing out of nowhere.
           const expired = verdict.outcome === 'expired' ? '&expired=1' : '';
-          return reply.redirect(`${loginUrl}?rd=${rd}${expired}`, 302);
+          reply.redirect(`${loginUrl}?rd=${rd}${expired}`, 302);
+          return;
         }
         // Clients that speak only Basic (WebDAV, CalDAV, git) learn that they may send it.
         if (basicChallenge !== null) reply.header('www-authenticate', basicChallenge);
-        return reply.code(401).send({ error: 'authentication required', login: loginUrl });
+        reply.code(401).send({ error: 'authentication required', login: loginUrl });
+        return;
       }
       case 'second-factor': {
         // Step-up: signed in with a password alone, on a path whose rule asks for a second factor.
@@ -108,11 +120,12 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
         renewCookie(reply, verdict.principal);
         request.log.info({ audit: 'step_up', user: verdict.principal.record.user, ip: request.ip, path: pathForLog(request.normalisedPath), rule: verdict.rule.index }, 'second factor required');
         const next = `${secondStepUrl}?rd=${encodeURIComponent(request.url)}`;
-        if (isBrowserNavigation(request)) return reply.redirect(next, 302);
-        return reply.code(401).send({ error: 'second factor required', mfa: next });
+        if (isBrowserNavigation(request)) reply.redirect(next, 302);
+        else reply.code(401).send({ error: 'second factor required', mfa: next });
+        return;
       }
       case 'undecidable': // only a door that cannot name the path gets this; the proxy always can
-        throw accessDenied();
+        return done(accessDenied());
       default:
         return unreachable(verdict);
     }
@@ -168,13 +181,14 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
       retryDelay: () => null,
       rewriteRequestHeaders(request, headers) {
         (request as TimedRequest)[kProxyStarted] = performance.now();
-        // Hop-by-hop first, so nothing the gateway adds next can be named away by the client.
-        const forwarded = rewriteRequestHeaders(dropHopByHopHeaders(headers as IncomingHttpHeaders), forwardingContext(request as FastifyRequest, upstream));
+        // Hop-by-hop headers are left out of the client's; what the gateway adds cannot be named away.
+        const clientHeaders = headers as IncomingHttpHeaders;
+        const forwarded = rewriteRequestHeaders(clientHeaders, forwardingContext(request as FastifyRequest, upstream), hopByHopNames(clientHeaders));
         return traceUpstream(request, forwarded, request.method, upstream, request.normalisedPath);
       },
-      rewriteHeaders(headers, request) {
+      rewriteHeaders(upstreamHeaders, request) {
         // The app's Connection/Keep-Alive describe its connection to the gateway, not the client's.
-        dropHopByHopHeaders(headers);
+        const headers = withoutHopByHop(upstreamHeaders);
         // The app must not be able to replace or clear the gateway's own cookies.
         const setCookie = headers['set-cookie'] as string | string[] | undefined;
         if (setCookie !== undefined) {

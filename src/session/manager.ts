@@ -2,7 +2,7 @@
 // It owns the policy (idle and max timeouts, cache trust, coalescing); stores only keep bytes.
 import { LRUCache } from 'lru-cache';
 import { sessionStoreUnavailable } from '../errors.js';
-import { traced } from '../tracing/index.js';
+import { tracedAwaitable } from '../tracing/index.js';
 import { hashSessionId, newSessionId, type CookieSigner } from './id.js';
 import type { CachedSession, LocalSessionCache } from './local-cache.js';
 import type { Identity, InvalidationListener, SessionRecord, SessionStore, StoredSession, ValidationOutcome } from './types.js';
@@ -75,6 +75,11 @@ export interface ValidateOptions {
 export interface SessionManager {
   /** Validates a cookie value; throws a 503 GatewayError when the store cannot answer. */
   validate(cookieValue: string | undefined, options?: ValidateOptions): Promise<Validation>;
+  /**
+   * `validate`, answered without a promise when no store call is needed (a cached session, no
+   * cookie): the proxied request's hot path, which then allocates no promise per layer.
+   */
+  validateAwaitable(cookieValue: string | undefined, options?: ValidateOptions): Validation | Promise<Validation>;
   /**
    * A new session. `amr` records how the sign-in was established (default: a password alone);
    * `passwordHash`: the hash the sign-in checked, kept only as a fingerprint to notice a change.
@@ -296,26 +301,32 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     return userCheck && recheckDue(record, at) ? recheck(userCheck, entry, touch) : succeed(entry, touch);
   };
 
-  return {
-    validate: (cookieValue, options) => traced('session check', async () => {
-      if (!cookieValue) return fail('missing');
-      const touch = options?.touch ?? true;
-      // While invalidations are not flowing, a cached entry may have been revoked elsewhere.
-      const cached = store.invalidationsLive() ? cache.get(cookieValue) : undefined;
-      events.cacheLookup?.(cached ? 'hit' : 'miss');
-      if (cached) {
-        const at = now();
-        const verdict = judge(cached, at);
-        if (verdict === 'valid') return userCheck && recheckDue(cached.record, at) ? recheck(userCheck, cached, touch) : succeed(cached, touch);
-        if (verdict === 'expired') {
-          cache.forget(cached.idHash);
-          return fail('expired');
-        }
+  const validateAwaitable = (cookieValue: string | undefined, options?: ValidateOptions): Validation | Promise<Validation> =>
+    tracedAwaitable('session check', () => validateNow(cookieValue, options));
+
+  const validateNow = (cookieValue: string | undefined, options?: ValidateOptions): Validation | Promise<Validation> => {
+    if (!cookieValue) return fail('missing');
+    const touch = options?.touch ?? true;
+    // While invalidations are not flowing, a cached entry may have been revoked elsewhere.
+    const cached = store.invalidationsLive() ? cache.get(cookieValue) : undefined;
+    events.cacheLookup?.(cached ? 'hit' : 'miss');
+    if (cached) {
+      const at = now();
+      const verdict = judge(cached, at);
+      if (verdict === 'valid') return userCheck && recheckDue(cached.record, at) ? recheck(userCheck, cached, touch) : succeed(cached, touch);
+      if (verdict === 'expired') {
+        cache.forget(cached.idHash);
+        return fail('expired');
       }
-      // A stale cached entry is kept only for the outage grace; its signature was already checked.
-      const staleCandidate = cached ?? (staleGraceMs > 0 ? cache.get(cookieValue) : undefined);
-      return validateFromStore(cookieValue, staleCandidate, touch);
-    }),
+    }
+    // A stale cached entry is kept only for the outage grace; its signature was already checked.
+    const staleCandidate = cached ?? (staleGraceMs > 0 ? cache.get(cookieValue) : undefined);
+    return validateFromStore(cookieValue, staleCandidate, touch);
+  };
+
+  return {
+    validate: async (cookieValue, options) => validateAwaitable(cookieValue, options),
+    validateAwaitable,
 
     async create(identity, createOptions) {
       const id = newSessionId();

@@ -32,6 +32,11 @@ export function traced<T>(name: string, fn: () => Promise<T>, attributes?: SpanA
   return hooks === null ? fn() : hooks.span(name, fn, attributes, false);
 }
 
+/** `traced` for work that may answer at once: without tracing, a synchronous answer stays one (no promise). */
+export function tracedAwaitable<T>(name: string, fn: () => T | Promise<T>): T | Promise<T> {
+  return hooks === null ? fn() : hooks.span(name, async () => fn(), undefined, false);
+}
+
 // Attribute names are OpenTelemetry's semantic conventions (database spans), spelt out here so
 // that this file imports nothing from OpenTelemetry.
 const REDIS = 'redis';

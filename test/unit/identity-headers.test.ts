@@ -156,6 +156,29 @@ t.test('override headers: removed from untrusted peers in every case and undersc
   t.equal(rewrite({ ...sent }, context({ peerTrusted: true })).x_forwarded_for, '6.6.6.6', 'a trusted proxy\'s headers pass');
 });
 
+t.test('leaveOut: names that must not travel, read neither from the copy nor as claims', async (t) => {
+  const rewrite = createRequestHeaderRewriter({ names: { user: 'X-Forwarded-User', email: 'X-Forwarded-Email', groups: 'X-Forwarded-Groups' }, cookieNames: ['sgw_session'], preserveHost: false });
+  const sent: IncomingHttpHeaders = { host: 'upstream:1', connection: 'x-forwarded-for, cookie, x-app-hop', 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'https', cookie: 'app=1', 'x-app-hop': '1', accept: '*/*' };
+  const before = { ...sent };
+  const out = rewrite(sent, context({ peerTrusted: true }), new Set(['connection', 'x-forwarded-for', 'cookie', 'x-app-hop']));
+  t.strictSame(sent, before, 'the client\'s headers are not modified');
+  t.equal(out.connection, undefined);
+  t.equal(out['x-app-hop'], undefined);
+  t.equal(out.cookie, undefined, 'a Cookie header named in Connection is not forwarded');
+  t.equal(out['x-forwarded-for'], '10.0.0.5', 'a trusted peer\'s X-Forwarded-For named in Connection is not appended to');
+  t.equal(out['x-forwarded-proto'], 'https', 'what it did not name is kept');
+  t.equal(out.accept, '*/*');
+  t.equal(out['x-forwarded-user'], 'alice');
+});
+
+t.test('the cookie header: the gateway\'s cookies leave it, the app\'s stay byte for byte, none left means no header', async (t) => {
+  const rewrite = createRequestHeaderRewriter({ names: { user: 'X-Forwarded-User', email: 'X-Forwarded-Email', groups: 'X-Forwarded-Groups' }, cookieNames: ['sgw_session', 'sgw_csrf'], preserveHost: false });
+  t.equal(rewrite({ cookie: 'sgw_session=abc' }, context()).cookie, undefined);
+  t.notOk('cookie' in rewrite({ cookie: 'sgw_session=abc; sgw_csrf=x' }, context()), 'no empty Cookie header');
+  t.equal(rewrite({ cookie: 'a=1;  sgw_session=abc; b="2"' }, context()).cookie, 'a=1; b="2"');
+  t.equal(rewrite({ cookie: 'a=1;b=2' }, context()).cookie, 'a=1;b=2', 'untouched when none of ours is in it');
+});
+
 t.test('a WebSocket handshake goes through the same rewriter: its override headers go too', async (t) => {
   const rewrite = createRequestHeaderRewriter({ names: { user: 'X-Forwarded-User', email: 'X-Forwarded-Email', groups: 'X-Forwarded-Groups' }, cookieNames: [], preserveHost: true });
   const out = rewrite({ host: 'upstream:1', upgrade: 'websocket', connection: 'Upgrade', 'x-original-url': '/admin', 'x-http-method-override': 'DELETE' }, context());
