@@ -1,7 +1,8 @@
 // Redaction is defence in depth (SPEC 7): should anything ever log a request's or a response's
 // headers, cookies, credentials and the signed identity token come out as [redacted].
 import t from 'tap';
-import { createLogger, requestLoggerFactory, type RequestLogger } from '../../src/logger.js';
+import pino from 'pino';
+import { createAccessLineWriter, createLogger, loggerOptions, requestLoggerFactory, type AccessLine, type RequestLogger } from '../../src/logger.js';
 
 t.test('secrets in logged requests and responses are redacted', async (t) => {
   const lines: string[] = [];
@@ -34,6 +35,42 @@ t.test('the access line is the same bytes a per-request child would write', asyn
   const entry = JSON.parse(viaAccess[0] ?? '{}');
   t.match(entry, { level: 30, service: 'session-gateway', reqId: 'r-1', method: 'GET', path: fields.path, status: 200, ms: 1.5, user: null, ip: '::1', msg: 'request' });
   t.match(entry.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'ISO time, as before');
+});
+
+t.test('the access line writer writes the bytes pino writes, without calling pino', async (t) => {
+  const viaPino: string[] = [];
+  const viaWriter: string[] = [];
+  const pinoLog = createLogger('info', { write: (line: string) => void viaPino.push(line) });
+  const writerLog = createLogger('info', { write: (line: string) => void viaWriter.push(line) });
+  const write = createAccessLineWriter(writerLog);
+  writerLog.info = () => t.fail('pino\'s info is not called');
+  const long = `/${'x'.repeat(60)}"\\`;
+  const lines: AccessLine[] = [
+    { reqId: 'r-1', method: 'GET', path: '/', status: 200, ms: 0.3, user: 'alice', ip: '127.0.0.1' },
+    { reqId: 'a"b\\c', method: 'PROPFIND', path: '/dav/Fichier é ü 日本', status: 207, ms: 12, user: 'Zoë "the" \\ admin', ip: '::ffff:10.0.0.1' },
+    { reqId: 'r-3', method: 'POST', path: '/tab\there\nnew\u0001line\u007f', status: 499, ms: 10_000.5, user: null, ip: '::1' },
+    { reqId: 'r-4', method: 'GET', path: long, status: 502, ms: Number.NaN, user: long, ip: '192.0.2.1' },
+    { reqId: 'r-5', method: 'GET', path: '/\u2028\u2029', status: 200, ms: -0, user: '', ip: undefined as unknown as string },
+  ];
+  for (const line of lines) {
+    pinoLog.info(line, 'request');
+    write(line);
+  }
+  const strip = (line: string | undefined) => String(line).replace(/"time":"[^"]+"/, '"time":"T"');
+  t.equal(viaWriter.length, lines.length);
+  lines.forEach((line, i) => t.equal(strip(viaWriter[i]), strip(viaPino[i]), line.reqId));
+  t.match(JSON.parse(viaWriter[4] ?? '{}'), { msg: 'request', user: '' });
+  t.notOk('ip' in JSON.parse(viaWriter[4] ?? '{}'), 'an undefined field is left out, as pino does');
+});
+
+t.test('the access line writer leaves a logger that transforms lines to pino', async (t) => {
+  const lines: string[] = [];
+  const mixed = pino({ ...loggerOptions('info'), mixin: () => ({ zone: 'eu' }) }, { write: (line: string) => void lines.push(line) });
+  createAccessLineWriter(mixed)({ reqId: 'r-1', method: 'GET', path: '/', status: 200, ms: 1, user: null, ip: '::1' });
+  t.match(JSON.parse(lines[0] ?? '{}'), { zone: 'eu', reqId: 'r-1', msg: 'request' }, 'a mixin still applies');
+  const redacting = pino({ ...loggerOptions('info'), redact: ['user'] }, { write: (line: string) => void lines.push(line) });
+  createAccessLineWriter(redacting)({ reqId: 'r-2', method: 'GET', path: '/', status: 200, ms: 1, user: 'alice', ip: '::1' });
+  t.match(JSON.parse(lines[1] ?? '{}'), { reqId: 'r-2', user: '[Redacted]' }, 'a redaction of one of its fields still applies');
 });
 
 t.test('a route logging at warn (forward-auth) writes no access line, but its warnings', async (t) => {
