@@ -80,8 +80,10 @@ const resetPeak = (pid) => {
   }
 };
 const peakMiB = (pid) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+/** Of the rounds that measured something: a round where a target answered no request is NaN, left out. */
 const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
@@ -185,7 +187,10 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
     targets.forEach((t, i) => {
       const r = results[i];
       if (r.non2xx > 0) throw new Error(`${t.key}: ${r.non2xx} non-2xx answers`);
-      t.samples.push({ requests: r.requests, cpuUs: ((ticks(t.pid) - before[i]) / CLK_TCK / r.requests) * 1e6, rssMiB: peaksReset[i] ? peakMiB(t.pid) : NaN });
+      // No request answered in the whole round (wrk's connections all timed out): no CPU per request.
+      const cpuUs = r.requests > 0 ? ((ticks(t.pid) - before[i]) / CLK_TCK / r.requests) * 1e6 : NaN;
+      if (r.requests === 0) console.error(`[paired] round ${round}: ${t.key} answered no request; the round is left out of its figures`);
+      t.samples.push({ requests: r.requests, cpuUs, rssMiB: peaksReset[i] ? peakMiB(t.pid) : NaN });
     });
     console.error(`[paired] round ${round}: ${targets.map((t) => `${t.key} ${t.samples.at(-1).cpuUs.toFixed(1)} µs (${t.samples.at(-1).requests})`).join(', ')}`);
   }

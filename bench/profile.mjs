@@ -147,6 +147,11 @@ function attribute(profile, cpuUs) {
     for (let c = id; c !== undefined; c = parent.get(c)) s.push(name(byId.get(c)));
     return s;
   };
+  /** Whether a frame matching `outer` is on the stack with no frame matching `unless` between it and the leaf. */
+  const beneath = (s, outer, unless) => {
+    const at = s.findIndex((k) => outer.test(k));
+    return at !== -1 && !s.slice(0, at).some((k) => unless.test(k));
+  };
   const inHook = (s) => s.some((k) => /dist\/app\.js/.test(k) && /^\(anon\)/.test(k)) && s.some((k) => /onResponseHookIterator/.test(k));
   const buckets = {
     'access line: build, format, time stamp, stream write (onResponse)': (s) => inHook(s) && s.some((k) => /pino\/lib|sonic-boom|isoTime|writeAccessLine|access .*logger\.js/.test(k)),
@@ -155,7 +160,9 @@ function attribute(profile, cpuUs) {
     'metrics (prom-client histograms, counters)': (s) => s.some((k) => /prom-client\/lib\/(histogram|counter)/.test(k)),
     'request id (genReqId, randomUUID)': (s) => s.some((k) => /genReqId/.test(k)),
     'identity headers, hop-by-hop (identity/headers.js, proxy/hop-by-hop.js)': (s) => s.some((k) => /dist\/(identity\/headers|proxy\/hop-by-hop)\.js/.test(k)),
-    'session check and access decision (authenticate, access/gate.js)': (s) => s.some((k) => /^authenticate .*dist\/proxy\/routes\.js|dist\/access\/gate\.js/.test(k)),
+    // The preHandler passes a cached session on synchronously, so the whole upstream call can run
+    // beneath it: only what runs before any fastify or proxy frame counts here.
+    'session check and access decision (authenticate, access/gate.js)': (s) => beneath(s, /^authenticate .*dist\/proxy\/routes\.js|dist\/access\/gate\.js/, /node_modules\/(fastify|undici|@fastify\/(reply-from|http-proxy))\//),
     'socket and log writes (the write system calls)': (s) => /^(writev|writeString|writeUtf8String|writeLatin1String|writeBuffer) /.test(s[0]),
     'path normalisation (rewriteUrl)': (s) => s.some((k) => /rewriteToNormalisedUrl/.test(k)),
     'undici + reply-from (the upstream call)': (s) => s.some((k) => /node_modules\/(undici|@fastify\/reply-from)\//.test(k)),
