@@ -66,10 +66,16 @@ export function publicOrigin(request: FastifyRequest, config: OriginSettings): s
 const WELL_FORMED_HOST = /^(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?$/;
 const MAX_HOST_LENGTH = 261; // 255 for the name (RFC 1035) + ":65535"
 
+/** The last Host found well formed: nearly every request repeats it, and then needs no regex match. */
+let lastWellFormedHost = '';
+
 export function isWellFormedHost(host: string): boolean {
+  if (host === lastWellFormedHost) return true;
   if (host.length > MAX_HOST_LENGTH) return false;
   const match = WELL_FORMED_HOST.exec(host);
-  return match !== null && (match[1] === undefined || Number(match[1]) <= 65_535);
+  const wellFormed = match !== null && (match[1] === undefined || Number(match[1]) <= 65_535);
+  if (wellFormed) lastWellFormedHost = host;
+  return wellFormed;
 }
 
 /** `App.Example.com.:443` → `app.example.com:443`: the form GATEWAY_ALLOWED_HOSTS entries are kept in. */
