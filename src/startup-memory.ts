@@ -1,9 +1,10 @@
 // Start-up leaves V8's young generation two to four times the size a bare fastify proxy runs with:
 // V8 grows it while what it collects keeps surviving, and loading the gateway's modules is exactly
-// that. Once grown it is never shrunk while requests keep coming (nor after 25 s idle, measured),
-// so every replica would carry 16–48 MiB more than it needs (docs/operations.md, "Memory"). One
-// memory-reducing full collection after start-up, before listening, shrinks it; under load it then
-// grows only as far as the requests themselves need.
+// that. Once grown it stays so through the first minutes of load (and 25 s idle, measured), so every
+// replica would carry 16–48 MiB more than it needs (docs/operations.md, "Memory"). One
+// memory-reducing full collection after start-up, before listening, shrinks it; V8 then regrows it
+// as the requests need. Under sustained load V8 may grow it back: `--max-semi-space-size=8` on the
+// command line (the image's entrypoint) is what bounds it for good.
 //
 // Node offers that collection only through V8's `gc` extension, exposed here for one new context
 // and withdrawn again at once (the same way test runners read heap usage); the main context never
