@@ -154,7 +154,8 @@ export function createRequestHeaderRewriter(options: {
  * the gateway's cookies afterwards) or anything in `leaveOut`.
  */
 function copyClientHeaders(headers: IncomingHttpHeaders, out: IncomingHttpHeaders, stripped: ReadonlySet<string>, overrides: ReadonlySet<string> | null, leaveOut: ReadonlySet<string> | null): void {
-  for (const name in headers) {
+  // Own names only (Object.keys, not for…in): nothing inherited can ever travel upstream.
+  for (const name of Object.keys(headers)) {
     const value = headers[name];
     if (value === undefined || name === 'cookie' || FORWARDED_TRIO_NAMES.has(name) || leaveOut?.has(name) === true) continue;
     const normalised = normaliseHeaderName(name);

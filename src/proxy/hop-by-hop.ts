@@ -45,7 +45,7 @@ export function hopByHopNames(headers: Headers): ReadonlySet<string> {
 export function withoutHopByHop<T extends Headers>(headers: T): T {
   const leaveOut = hopByHopNames(headers);
   const copy: Record<string, unknown> = {};
-  for (const name in headers) if (!leaveOut.has(name)) copy[name] = headers[name];
+  for (const name of Object.keys(headers)) if (!leaveOut.has(name)) copy[name] = headers[name];
   return copy as T;
 }
 
