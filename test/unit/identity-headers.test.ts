@@ -179,6 +179,18 @@ t.test('the cookie header: the gateway\'s cookies leave it, the app\'s stay byte
   t.equal(rewrite({ cookie: 'a=1;b=2' }, context()).cookie, 'a=1;b=2', 'untouched when none of ours is in it');
 });
 
+t.test('only the client\'s own headers are copied: nothing inherited travels upstream', async (t) => {
+  const rewrite = createRequestHeaderRewriter({ names: { user: 'X-Forwarded-User', email: 'X-Forwarded-Email', groups: 'X-Forwarded-Groups' }, cookieNames: [], preserveHost: false });
+  Object.defineProperty(Object.prototype, 'x-polluted', { value: 'yes', enumerable: true, configurable: true });
+  try {
+    const out = rewrite({ host: 'upstream:1', accept: '*/*' }, context());
+    t.notOk(Object.keys(out).includes('x-polluted'), 'an enumerable property of Object.prototype is not a header');
+    t.equal(out.accept, '*/*');
+  } finally {
+    delete (Object.prototype as Record<string, unknown>)['x-polluted'];
+  }
+});
+
 t.test('a WebSocket handshake goes through the same rewriter: its override headers go too', async (t) => {
   const rewrite = createRequestHeaderRewriter({ names: { user: 'X-Forwarded-User', email: 'X-Forwarded-Email', groups: 'X-Forwarded-Groups' }, cookieNames: [], preserveHost: true });
   const out = rewrite({ host: 'upstream:1', upgrade: 'websocket', connection: 'Upgrade', 'x-original-url': '/admin', 'x-http-method-override': 'DELETE' }, context());
