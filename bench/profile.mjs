@@ -49,6 +49,9 @@ const profDir = join(work, 'profile');
 const allocFile = join(work, 'allocations.heapprofile');
 const gcFile = join(work, 'gc.json');
 const procs = [];
+const stopAll = () => {
+  for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+};
 try {
   const [redisPort, upPort, gwPort] = [await freePort(), await freePort(), await freePort()];
   procs.push(spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', work], { stdio: 'ignore' }));
@@ -113,6 +116,7 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
     gw.kill('SIGTERM');
     console.log(`${cli} ${envArgs.join(' ')}: ${rps.toFixed(0)} req/s, ${requests} requests, ${cpuUs.toFixed(1)} CPU µs/request (/proc), allocation profile ${allocFile}\n`);
     console.log(allocations(JSON.parse(readFileSync(allocFile, 'utf8')), requests));
+    stopAll(); // process.exit skips the `finally` below
     process.exit(0);
   }
   if (GC) {
@@ -123,6 +127,7 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
     console.log(`${cli} ${envArgs.join(' ')}: ${rps.toFixed(0)} req/s, ${requests} requests, ${cpuUs.toFixed(1)} CPU µs/request (/proc)\n`);
     const rows = kinds.map(([k, t]) => (typeof t === 'number' ? `| ${k} | ${t} | | |` : `| ${k} | ${t.count} | ${t.ms.toFixed(1)} | ${((t.ms * 1000) / requests).toFixed(2)} |`));
     console.log(['| collection | count | ms in all | µs/request |', '| --- | ---: | ---: | ---: |', ...rows].join('\n'));
+    stopAll(); // process.exit skips the `finally` below
     process.exit(0);
   }
   gw.kill('SIGTERM');
@@ -131,7 +136,7 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
   console.log(`${cli} ${envArgs.join(' ')}: ${rps.toFixed(0)} req/s, ${cpuUs.toFixed(1)} CPU µs/request (/proc, all threads), profile ${join(profDir, file)}\n`);
   console.log(attribute(JSON.parse(readFileSync(join(profDir, file), 'utf8')), cpuUs));
 } finally {
-  for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+  stopAll();
 }
 
 /** Shares of the main thread's busy samples (idle and start-up left out) → µs per request. */
