@@ -9,7 +9,8 @@
 //   node bench/profile.mjs bench/targets/bare-proxy.mjs 15        # stock fastify, the same load
 //   PROFILE_PACED=true node bench/profile.mjs dist/cli.js 15      # paired.mjs's pace: -c8, 10 ms pauses
 //   PROFILE_ALLOC=true node bench/profile.mjs dist/cli.js 15      # bytes allocated per request, by whom
-//   PROFILE_GC=true node bench/profile.mjs dist/cli.js 15         # garbage collections over the run, µs per request
+//   PROFILE_GC=true node bench/profile.mjs dist/cli.js 15         # garbage collections over the run, µs per request, peak RSS
+//   PROFILE_GC=true PROFILE_PACED=true node bench/profile.mjs dist/cli.js 150 NODE_OPTIONS=--max-semi-space-size=8
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -103,6 +104,8 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
     return Number(x[11]) + Number(x[12]);
   };
   if (ALLOC || GC) gw.kill('SIGUSR2'); // start sampling
+  // The run's own peak RSS: VmHWM reset to the current RSS first (Linux; as root or the target's owner).
+  if (GC) writeFileSync(`/proc/${gw.pid}/clear_refs`, '5');
   const t0 = ticks();
   const out = wrk(seconds);
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
@@ -120,11 +123,12 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
     process.exit(0);
   }
   if (GC) {
+    const peakMiB = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${gw.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
     gw.kill('SIGUSR2');
     for (let i = 0; i < 100 && !existsSync(gcFile); i++) await sleep(100);
     gw.kill('SIGTERM');
     const kinds = Object.entries(JSON.parse(readFileSync(gcFile, 'utf8')));
-    console.log(`${cli} ${envArgs.join(' ')}: ${rps.toFixed(0)} req/s, ${requests} requests, ${cpuUs.toFixed(1)} CPU µs/request (/proc)\n`);
+    console.log(`${cli} ${envArgs.join(' ')}: ${rps.toFixed(0)} req/s, ${requests} requests, ${cpuUs.toFixed(1)} CPU µs/request (/proc), peak RSS ${peakMiB.toFixed(1)} MiB\n`);
     const rows = kinds.map(([k, t]) => (typeof t === 'number' ? `| ${k} | ${t} | | |` : `| ${k} | ${t.count} | ${t.ms.toFixed(1)} | ${((t.ms * 1000) / requests).toFixed(2)} |`));
     console.log(['| collection | count | ms in all | µs/request |', '| --- | ---: | ---: | ---: |', ...rows].join('\n'));
     stopAll(); // process.exit skips the `finally` below
