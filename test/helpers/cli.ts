@@ -165,6 +165,15 @@ export async function waitForStatus(url: string, status: number, options: { time
   throw new Error(`${url} did not answer ${status} in time (last: ${last})`);
 }
 
+/** Two distinct free loopback ports for `serve`, and the variables that put its proxy and admin listeners there, in front of `upstream`. */
+export async function loopbackServe(upstream: string): Promise<{ port: number; adminPort: number; env: Record<string, string> }> {
+  const port = await freePort();
+  let adminPort = await freePort();
+  while (adminPort === port) adminPort = await freePort();
+  const env = { GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(port), GATEWAY_ADMIN_HOST: '127.0.0.1', GATEWAY_ADMIN_PORT: String(adminPort), GATEWAY_UPSTREAM: upstream };
+  return { port, adminPort, env };
+}
+
 /** A port that was free a moment ago on 127.0.0.1 (for child processes that must be told one). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

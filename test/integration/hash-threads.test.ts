@@ -3,7 +3,7 @@
 // GATEWAY_HASH_THREAD_NICE=0 leaves them all alone, and a value out of range stops the start.
 import { readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
-import { ensureBuilt, freePort, runCli, spawnCli, waitForStatus } from '../helpers/cli.js';
+import { ensureBuilt, loopbackServe, runCli, spawnCli, waitForStatus } from '../helpers/cli.js';
 import { seedUsers, TEST_SECRET, uniquePrefix } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
 import { services } from '../helpers/services.js';
@@ -33,13 +33,9 @@ function niceByThread(pid: number): Array<{ tid: number; name: string; nice: num
 }
 
 async function serveAndSignIn(extra: Record<string, string>) {
-  const [port, adminPort] = [await freePort(), await freePort()];
+  const { port, adminPort, env } = await loopbackServe(upstream.url);
   const proc = spawnCli(t, ['serve'], {
-    GATEWAY_HOST: '127.0.0.1',
-    GATEWAY_PORT: String(port),
-    GATEWAY_ADMIN_HOST: '127.0.0.1',
-    GATEWAY_ADMIN_PORT: String(adminPort),
-    GATEWAY_UPSTREAM: upstream.url,
+    ...env,
     REDIS_URL: redis.url,
     DATABASE_URL: pg.url,
     GATEWAY_SESSION_SECRET: TEST_SECRET,

@@ -11,7 +11,7 @@ import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import t from 'tap';
 import { createCookieSigner } from '../../src/session/id.js';
-import { ROOT, ensureBuilt, freePort, spawnCli, waitForStatus, type ServeProcess } from '../helpers/cli.js';
+import { ROOT, ensureBuilt, loopbackServe, spawnCli, waitForStatus, type ServeProcess } from '../helpers/cli.js';
 import { seedUsers, uniquePrefix } from '../helpers/gateway.js';
 import { cookieHeader, send } from '../helpers/http.js';
 import { scrapeMetric } from '../helpers/metrics.js';
@@ -46,15 +46,9 @@ interface Gateway {
 }
 
 async function startGateway(env: Record<string, string>, options: { tls?: boolean } = {}): Promise<Gateway> {
-  const port = await freePort();
-  let adminPort = await freePort();
-  while (adminPort === port) adminPort = await freePort();
+  const { port, adminPort, env: listen } = await loopbackServe(upstream.url);
   const proc = spawnCli(t, ['serve'], {
-    GATEWAY_HOST: '127.0.0.1',
-    GATEWAY_PORT: String(port),
-    GATEWAY_ADMIN_HOST: '127.0.0.1',
-    GATEWAY_ADMIN_PORT: String(adminPort),
-    GATEWAY_UPSTREAM: upstream.url,
+    ...listen,
     REDIS_URL: redis.url,
     DATABASE_URL: pg.url,
     GATEWAY_REDIS_PREFIX: uniquePrefix(),
@@ -368,14 +362,13 @@ t.test('the Kubernetes watcher in docs/operations.md reloads the gateway when th
   // own in front keeps the test's pkill from reaching any other gateway on this machine.
   const own = mkdtempSync(join(dir, 'gw-'));
   symlinkSync(join(ROOT, 'dist'), join(own, 'dist'));
-  const port = await freePort();
-  const adminPort = await freePort();
+  const { port, adminPort, env: listen } = await loopbackServe(upstream.url);
   const gateway = spawn(process.execPath, [join(own, 'dist', 'cli.js'), 'serve'], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
-      GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(port), GATEWAY_ADMIN_HOST: '127.0.0.1', GATEWAY_ADMIN_PORT: String(adminPort),
-      GATEWAY_UPSTREAM: upstream.url, REDIS_URL: redis.url, DATABASE_URL: pg.url, GATEWAY_REDIS_PREFIX: uniquePrefix(),
+      ...listen,
+      REDIS_URL: redis.url, DATABASE_URL: pg.url, GATEWAY_REDIS_PREFIX: uniquePrefix(),
       GATEWAY_SESSION_SECRET_FILE: join(mount, 'session-secret'),
     },
     stdio: ['ignore', 'pipe', 'pipe'],

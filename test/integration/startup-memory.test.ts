@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { ensureBuilt, freePort, ROOT, spawnCli, waitForStatus } from '../helpers/cli.js';
+import { ensureBuilt, loopbackServe, ROOT, spawnCli, waitForStatus } from '../helpers/cli.js';
 import { TEST_SECRET } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
 import { startEchoUpstream } from '../helpers/upstream.js';
@@ -16,13 +16,9 @@ t.teardown(() => upstream.close());
 
 /** A real `serve` on loopback ports in embedded mode (no Redis, no PostgreSQL): start-up is what is measured. */
 async function serve(t: Parameters<typeof spawnCli>[0], extra: Record<string, string> = {}) {
-  const [port, adminPort] = [await freePort(), await freePort()];
+  const { port, adminPort, env } = await loopbackServe(upstream.url);
   const proc = spawnCli(t, ['serve'], {
-    GATEWAY_HOST: '127.0.0.1',
-    GATEWAY_PORT: String(port),
-    GATEWAY_ADMIN_HOST: '127.0.0.1',
-    GATEWAY_ADMIN_PORT: String(adminPort),
-    GATEWAY_UPSTREAM: upstream.url,
+    ...env,
     GATEWAY_SESSION_SECRET: TEST_SECRET,
     GATEWAY_COOKIE_SECURE: 'false',
     LOG_LEVEL: 'info',
