@@ -177,20 +177,24 @@ function withoutOwnCookies(cookie: string, cookieNames: ReadonlySet<string>, nam
  * are replaced with what the gateway saw itself, so a client cannot forge them.
  */
 function setForwardedHeaders(headers: IncomingHttpHeaders, out: IncomingHttpHeaders, ctx: ForwardingContext, leaveOut: ReadonlySet<string> | null): void {
-  const sent = (name: (typeof FORWARDED_TRIO)[number]) => (leaveOut?.has(name) === true ? undefined : single(headers[name]));
-  const sentFor = sent('x-forwarded-for');
+  const sentFor = sentClaim(headers, 'x-forwarded-for', leaveOut);
   out['x-forwarded-for'] = ctx.peerTrusted && sentFor ? `${sentFor}, ${ctx.peerAddress}` : ctx.peerAddress;
-  const sentProto = sent('x-forwarded-proto');
+  const sentProto = sentClaim(headers, 'x-forwarded-proto', leaveOut);
   out['x-forwarded-proto'] = ctx.peerTrusted && sentProto ? sentProto : ctx.protocol;
   // A list from a trusted proxy: only its last entry (the one the proxy in front wrote) is what the
   // gateway checked (http.ts requestHost); an app reading the first would get an unchecked one.
-  const sentHost = sent('x-forwarded-host');
+  const sentHost = sentClaim(headers, 'x-forwarded-host', leaveOut);
   const host = ctx.peerTrusted && sentHost ? lastEntry(sentHost) : ctx.host;
   if (host) out['x-forwarded-host'] = host;
   // The other spellings of the same claims (RFC 7239 Forwarded, nginx's X-Real-IP, …) were
   // left out with the override headers in copyClientHeaders unless the peer is trusted. Apps
   // written for nginx read the client address from X-Real-IP: it is set to what the gateway saw.
   if (!ctx.peerTrusted) out['x-real-ip'] = ctx.peerAddress;
+}
+
+/** What the client sent for one of the trio, as one string; nothing when it must not travel (`leaveOut`). */
+function sentClaim(headers: IncomingHttpHeaders, name: (typeof FORWARDED_TRIO)[number], leaveOut: ReadonlySet<string> | null): string | undefined {
+  return leaveOut?.has(name) === true ? undefined : single(headers[name]);
 }
 
 function lastEntry(list: string): string {

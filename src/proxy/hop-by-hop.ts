@@ -50,7 +50,7 @@ export function withoutHopByHop<T extends Headers>(headers: T): T {
 }
 
 /** The comma-separated tokens of `Connection`, lower-cased (header names are case-insensitive). */
-function connectionOptions(value: string | string[] | number): string[] {
+export function connectionOptions(value: string | string[] | number): string[] {
   const names: string[] = [];
   for (const line of Array.isArray(value) ? value : [String(value)]) {
     for (const token of line.split(',')) {

@@ -2,6 +2,7 @@
 // the upstream is contacted, and the headers of the handshake the gateway sends upstream.
 // Pure functions, tested with tables of cases.
 import type { IncomingHttpHeaders } from 'node:http';
+import { connectionOptions } from './hop-by-hop.js';
 
 export type HandshakeCheck = { ok: true; protocols: string[] } | { ok: false; status: 400 | 405 | 426; reason: string };
 
@@ -54,7 +55,7 @@ export function parseProtocols(value: string): string[] | null {
  * every HTTP request.
  */
 export function endToEndHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const connectionScoped = new Set((headers.connection ?? '').split(',').map((name) => name.trim().toLowerCase()));
+  const connectionScoped = new Set(connectionOptions(headers.connection ?? ''));
   const copy: IncomingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || NOT_FORWARDED.has(name) || connectionScoped.has(name)) continue;

@@ -302,7 +302,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   };
 
   const validateAwaitable = (cookieValue: string | undefined, options?: ValidateOptions): Validation | Promise<Validation> =>
-    tracedAwaitable('session check', () => validateNow(cookieValue, options));
+    tracedAwaitable('session check', validateNow, cookieValue, options);
 
   const validateNow = (cookieValue: string | undefined, options?: ValidateOptions): Validation | Promise<Validation> => {
     if (!cookieValue) return fail('missing');
