@@ -1,9 +1,14 @@
-// Every open proxied WebSocket, by the session it was opened with, so that a session ending ends
-// its sockets too. An HTTP request is checked once; a socket lives on, so it is checked again:
-// - at once, when the session manager hears that a session ended on any replica (pub/sub), or
-//   that its cache was flushed because invalidations may have been missed;
-// - every revalidation interval, which also catches sessions that simply expired.
+// Every open proxied WebSocket, by the credential it was opened with (a session, an API token,
+// HTTP Basic), so that a credential ending ends its sockets too. An HTTP request is checked once; a
+// socket lives on, so it is checked again:
+// - at once, when the session manager hears that a session ended on any replica (pub/sub), or a
+//   token was revoked (`t:<hash>` on the same channel), or that its cache was flushed because
+//   invalidations may have been missed;
+// - at once for a user's token and Basic sockets when the user changed (`u:<user>`: password,
+//   disabled, deleted): checked again, closed if no longer valid;
+// - every revalidation interval, which also catches sessions and tokens that simply expired.
 import type { SessionManager } from '../session/manager.js';
+import type { TokenInvalidationListener } from '../tokens/invalidation.js';
 
 /** Sessions checked at once per revalidation round. */
 const REVALIDATE_BATCH = 32;
@@ -16,9 +21,21 @@ export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_POLICY_VIOLATION = 1008;
 export const CLOSE_TRY_AGAIN_LATER = 1013;
 
+/** What a socket was opened with, checked again for as long as it lives. */
+export interface SocketCredential {
+  /**
+   * One check per credential per round, and the name an invalidation uses: a session's id hash,
+   * a token's `t:<token hash>`, Basic's `b:<keyed hash>` (the principal's idHash).
+   */
+  readonly key: string;
+  readonly user: string;
+  /** Whether it is still valid; rejects when a store cannot answer. `touch`: the socket was active (a session's idle timeout rolls). */
+  stillValid(touch: boolean): Promise<boolean>;
+}
+
 export interface OpenSocket {
-  /** The session it was opened with; null on a public path (nothing to revoke). */
-  readonly session: { idHash: string; cookieValue: string } | null;
+  /** The credential it was opened with; null on a public path without one (nothing to revoke). */
+  readonly credential: SocketCredential | null;
   /** Set when the client sent something since the last check: that is activity, like a request. */
   active: boolean;
   /** Closes both sides with this code; a no-op once closing. */
@@ -38,7 +55,9 @@ export interface WebSocketRegistry {
 }
 
 export interface RegistryOptions {
-  sessions: SessionManager;
+  sessions: Pick<SessionManager, 'onInvalidation'>;
+  /** Token and user invalidations (tokens/invalidation.ts); absent without tokens or Basic. */
+  credentials?: { onInvalidation(listener: TokenInvalidationListener): void };
   revalidateIntervalMs: number;
   onError?(err: unknown): void;
 }
@@ -46,19 +65,19 @@ export interface RegistryOptions {
 export function createWebSocketRegistry(options: RegistryOptions): WebSocketRegistry {
   const { sessions, revalidateIntervalMs } = options;
   const all = new Set<OpenSocket>();
-  const bySession = new Map<string, Set<OpenSocket>>();
+  const byCredential = new Map<string, Set<OpenSocket>>();
   const drained: Array<() => void> = [];
   let revalidating = false;
   let again = false;
 
-  const endSession = (idHash: string) => {
-    const sockets = bySession.get(idHash);
+  const endCredential = (key: string) => {
+    const sockets = byCredential.get(key);
     if (!sockets) return;
     for (const socket of [...sockets]) socket.end(CLOSE_POLICY_VIOLATION, 'session ended', 'session_ended');
   };
 
   /**
-   * One validation per session, however many sockets it has open. Never two rounds at once; a
+   * One validation per credential, however many sockets it has open. Never two rounds at once; a
    * round asked for meanwhile (a cache reset) runs again right after, on the fresh cache.
    */
   const revalidate = async () => {
@@ -72,7 +91,7 @@ export function createWebSocketRegistry(options: RegistryOptions): WebSocketRegi
         again = false;
         // In batches: after a cache flush every check is a Redis read, and thousands at once
         // would queue in front of the HTTP requests' own lookups.
-        const groups = [...bySession.values()].map((sockets) => [...sockets]);
+        const groups = [...byCredential.values()].map((sockets) => [...sockets]);
         for (let i = 0; i < groups.length; i += REVALIDATE_BATCH) await Promise.all(groups.slice(i, i + REVALIDATE_BATCH).map(revalidateGroup));
       } while (again);
     } finally {
@@ -81,13 +100,12 @@ export function createWebSocketRegistry(options: RegistryOptions): WebSocketRegi
   };
 
   const revalidateGroup = async (sockets: OpenSocket[]) => {
-    const first = sockets[0];
-    if (!first?.session) return;
+    const credential = sockets[0]?.credential;
+    if (!credential) return;
     const touch = sockets.some((s) => s.active);
     for (const socket of sockets) socket.active = false;
     try {
-      const validation = await sessions.validate(first.session.cookieValue, { touch });
-      if (validation.outcome === 'valid') return;
+      if (await credential.stillValid(touch)) return;
       for (const socket of sockets) socket.end(CLOSE_POLICY_VIOLATION, 'session ended', 'session_ended');
     } catch (err) {
       // Fail closed like an HTTP request would (503), unless GATEWAY_STALE_SESSION_GRACE let the
@@ -98,9 +116,20 @@ export function createWebSocketRegistry(options: RegistryOptions): WebSocketRegi
   };
 
   sessions.onInvalidation((event) => {
-    if (event.kind === 'session') endSession(event.idHash);
+    if (event.kind === 'session') endCredential(event.idHash);
     else void revalidate();
   });
+  options.credentials?.onInvalidation((event) => {
+    if (event.kind === 'token') endCredential(`t:${event.tokenHash}`);
+    else if (event.kind === 'user') void revalidateUser(event.user);
+    else void revalidate();
+  });
+
+  /** A user's password, or whether they may sign in at all, changed: their sockets are checked now. */
+  const revalidateUser = async (user: string) => {
+    const groups = [...byCredential.values()].filter((sockets) => sockets.values().next().value?.credential?.user === user);
+    await Promise.all(groups.map((sockets) => revalidateGroup([...sockets])));
+  };
 
   const timer = setInterval(() => {
     for (const socket of all) socket.heartbeat();
@@ -111,18 +140,18 @@ export function createWebSocketRegistry(options: RegistryOptions): WebSocketRegi
   return {
     add(socket) {
       all.add(socket);
-      if (!socket.session) return;
-      let group = bySession.get(socket.session.idHash);
-      if (!group) bySession.set(socket.session.idHash, (group = new Set()));
+      if (!socket.credential) return;
+      let group = byCredential.get(socket.credential.key);
+      if (!group) byCredential.set(socket.credential.key, (group = new Set()));
       group.add(socket);
     },
     remove(socket) {
       all.delete(socket);
-      const idHash = socket.session?.idHash;
-      const group = idHash === undefined ? undefined : bySession.get(idHash);
-      if (group && idHash !== undefined) {
+      const key = socket.credential?.key;
+      const group = key === undefined ? undefined : byCredential.get(key);
+      if (group && key !== undefined) {
         group.delete(socket);
-        if (group.size === 0) bySession.delete(idHash);
+        if (group.size === 0) byCredential.delete(key);
       }
       if (all.size === 0) drained.splice(0).forEach((resolve) => resolve());
     },

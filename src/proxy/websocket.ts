@@ -27,7 +27,7 @@ import { badPath, badWebSocketHandshake, crossOriginWebSocket, shuttingDown, uns
 import { isSameOrigin } from '../http.js';
 import { refusesCrossSiteWebSocket } from '../access/gate.js';
 import { checkHandshake, endToEndHeaders, hasBody, isWebSocketUpgrade, WEBSOCKET_VERSION } from './websocket-handshake.js';
-import { createWebSocketRegistry, type CloseReason, type OpenSocket } from './websocket-registry.js';
+import { createWebSocketRegistry, type CloseReason, type OpenSocket, type SocketCredential } from './websocket-registry.js';
 
 const kUpgrade = Symbol('upgrade');
 const kUpstreamProtocol = Symbol('upstreamProtocol');
@@ -79,6 +79,7 @@ export function createWebSocketProxy(app: FastifyInstance, options: WebSocketPro
 
   const registry = createWebSocketRegistry({
     sessions: deps.sessions,
+    ...(deps.tokens ? { credentials: deps.tokens.invalidation } : {}),
     revalidateIntervalMs: config.websocketRevalidateIntervalMs,
     onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'websocket session check failed'),
   });
@@ -192,10 +193,50 @@ export function createWebSocketProxy(app: FastifyInstance, options: WebSocketPro
     link(request, client, upstream.socket);
   }
 
+  /**
+   * What the socket's principal was found by, asked again by the registry: the session cookie, or
+   * the Authorization header (an API token, or Basic) through the same function the gate asks.
+   */
+  function socketCredential(request: FastifyRequest): SocketCredential | null {
+    const principal = request.principal;
+    if (!principal) return null;
+    const user = principal.record.user;
+    const cookieValue = request.cookies[config.cookieName];
+    if (principal.session) {
+      if (!cookieValue) return null;
+      return {
+        key: principal.session.idHash,
+        user,
+        stillValid: async (touch) => (await deps.sessions.validate(cookieValue, { touch })).outcome === 'valid',
+      };
+    }
+    const authorization = request.headers.authorization;
+    const header = deps.tokens?.authenticator;
+    if (!header || typeof authorization !== 'string') return null;
+    const ip = request.ip;
+    return {
+      key: principal.idHash,
+      user,
+      async stillValid() {
+        const verdict = await header.authenticate(authorization, ip);
+        switch (verdict.kind) {
+          case 'valid':
+            return verdict.id === principal.idHash;
+          case 'none':
+          case 'invalid':
+            return false;
+          // Fail closed, as a request would (429/503): the socket is told to try again later.
+          case 'throttled':
+          case 'busy':
+            throw new Error(`the ${principal.kind} check could not answer (${verdict.kind})`);
+        }
+      },
+    };
+  }
+
   function link(request: FastifyRequest, client: WebSocket, upstream: WebSocket): void {
     const started = performance.now();
     const user = request.principal?.record.user ?? null;
-    const cookieValue = request.cookies[config.cookieName];
     let reason: CloseReason | null = null;
     let alive = true;
     let upstreamAlive = true;
@@ -203,7 +244,7 @@ export function createWebSocketProxy(app: FastifyInstance, options: WebSocketPro
     let killTimer: NodeJS.Timeout | null = null;
 
     const socket: OpenSocket = {
-      session: request.session && cookieValue ? { idHash: request.session.idHash, cookieValue } : null,
+      credential: socketCredential(request),
       active: false,
       end(code, text, why) {
         if (reason !== null) return;
