@@ -2,7 +2,8 @@
 // connection to the gateway, or the gateway's to the app. Forwarding them confuses the next hop —
 // undici refuses `Keep-Alive`, `Upgrade`, `Expect` and `Transfer-Encoding` outright (a 502), and the
 // app's `Connection: keep-alive` would keep a client's socket open after it asked for `close`.
-// SPEC §4: dropped in both directions. WebSocket handshakes never pass here (websocket.ts).
+// SPEC §4: dropped in both directions, and from the WebSocket handshake the gateway sends upstream
+// (websocket-handshake.ts reads the same names).
 import type { IncomingHttpHeaders } from 'node:http';
 
 type Headers = IncomingHttpHeaders | Record<string, string | string[] | number | undefined>;

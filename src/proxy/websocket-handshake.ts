@@ -2,7 +2,7 @@
 // the upstream is contacted, and the headers of the handshake the gateway sends upstream.
 // Pure functions, tested with tables of cases.
 import type { IncomingHttpHeaders } from 'node:http';
-import { connectionOptions } from './hop-by-hop.js';
+import { hopByHopNames } from './hop-by-hop.js';
 
 export type HandshakeCheck = { ok: true; protocols: string[] } | { ok: false; status: 400 | 405 | 426; reason: string };
 
@@ -13,11 +13,10 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** The only version in use since 2011; a client asking for another is told which we speak. */
 export const WEBSOCKET_VERSION = '13';
 
-/** Headers that describe one connection, never forwarded (RFC 7230 section 6.1). */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 /** The client's handshake with the gateway; the gateway makes its own with the upstream. */
 const HANDSHAKE = ['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'sec-websocket-accept'];
-const NOT_FORWARDED = new Set([...HOP_BY_HOP, ...HANDSHAKE, 'content-length', 'host']);
+/** Beside the hop-by-hop headers (hop-by-hop.ts, the same list as every HTTP request's). */
+const NOT_FORWARDED = new Set([...HANDSHAKE, 'content-length', 'host']);
 
 export function isWebSocketUpgrade(headers: IncomingHttpHeaders): boolean {
   return (headers.upgrade ?? '').toLowerCase() === 'websocket';
@@ -55,10 +54,10 @@ export function parseProtocols(value: string): string[] | null {
  * every HTTP request.
  */
 export function endToEndHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const connectionScoped = new Set(connectionOptions(headers.connection ?? ''));
+  const hopByHop = hopByHopNames(headers);
   const copy: IncomingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || NOT_FORWARDED.has(name) || connectionScoped.has(name)) continue;
+    if (value === undefined || NOT_FORWARDED.has(name) || hopByHop.has(name)) continue;
     copy[name] = value;
   }
   return copy;

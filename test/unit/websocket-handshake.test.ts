@@ -54,6 +54,11 @@ t.test('endToEndHeaders: hop-by-hop, Connection-named and handshake headers stay
     connection: 'Upgrade, X-Hop',
     'x-hop': 'one hop only',
     'keep-alive': 'timeout=5',
+    // The same hop-by-hop list as an HTTP request's (hop-by-hop.ts), Expect and HTTP2-Settings included.
+    expect: '100-continue',
+    'http2-settings': 'AAMAAABkAAQCAAAAAAIAAAAA',
+    te: 'trailers',
+    'proxy-connection': 'keep-alive',
     'sec-websocket-extensions': 'permessage-deflate',
     'sec-websocket-protocol': 'chat',
     'content-length': '0',
