@@ -103,7 +103,7 @@ export interface Config {
   userPasswordQuery: string | null;
   allowPlaintextPasswords: boolean;
   redisPrefix: string;
-  /** GATEWAY_SESSION_COMPACT_RECORDS: false writes session records the previous version can read. */
+  /** GATEWAY_SESSION_COMPACT_RECORDS: false writes session records and user-index entries earlier versions can read. */
   sessionCompactRecords: boolean;
   loginMaxAttempts: number;
   loginWindowMs: number;

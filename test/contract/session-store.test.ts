@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { createMemorySessionStore } from '../../src/session/memory-store.js';
 import { connectRedis, createRedisClient } from '../../src/redis-client.js';
 import { DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_REDIS_CONNECT_TIMEOUT_MS } from '../../src/config/config.js';
+import { hashSessionId, newSessionId } from '../../src/session/id.js';
 import { createRedisSessionStore } from '../../src/session/redis-store.js';
 import type { SessionRecord, SessionStore } from '../../src/session/types.js';
 import { uniquePrefix } from '../helpers/gateway.js';
@@ -171,4 +172,69 @@ t.test('redis: records of the previous version are read; the old form is written
   const stored = (await raw.get(`${prefix}s:old2`)) as string;
   t.equal((JSON.parse(stored) as unknown[])[0], 'jo', 'the old form: a JSON array');
   t.equal((await compact.get('old2'))?.user, 'jo');
+});
+
+// The index's compact entries (16 raw bytes of the id hash, scored in whole seconds) beside the
+// previous form's (the 22-character hash, scored in ms): both read, listed, capped and deleted, so an
+// upgrade loses no entry; GATEWAY_SESSION_COMPACT_RECORDS=false writes the previous form.
+t.test('redis: index entries of both forms; the compact one is smaller; sign-ins within one second stay ordered', async (t) => {
+  const client = createRedisClient({ mode: 'standalone', url: redisService.url }, { commandTimeoutMs: DEFAULT_REDIS_COMMAND_TIMEOUT_MS, connectTimeoutMs: DEFAULT_REDIS_CONNECT_TIMEOUT_MS });
+  await connectRedis(client, 5_000);
+  t.teardown(() => client.disconnect());
+  const prefix = uniquePrefix();
+  const compact = createRedisSessionStore(client, { prefix });
+  const legacy = createRedisSessionStore(client, { prefix, compactRecords: false });
+  t.teardown(() => Promise.all([compact.close(), legacy.close()]));
+  const raw = new Redis(redisService.url);
+  t.teardown(() => raw.quit());
+  const newHash = () => hashSessionId(newSessionId());
+  const now = Date.now();
+
+  const fresh = newHash();
+  const r = record('olga', { createdAt: now, touchedAt: now, expiresAt: now + 60_000 });
+  await compact.create(fresh, r, 60_000);
+  const [member, score] = await raw.zrangeBuffer(`${prefix}u:olga`, 0, -1, 'WITHSCORES');
+  t.same(member, Buffer.from(fresh, 'base64url'), 'the entry is the id hash as 16 raw bytes');
+  t.equal(Number(score?.toString()), Math.ceil(r.expiresAt / 1_000), 'scored by the end of the max lifetime, in whole seconds (never before it)');
+
+  // What the previous release writes: the text hash scored in ms, beside a JSON record.
+  const old = newHash();
+  await raw.set(`${prefix}s:${old}`, JSON.stringify(['olga', null, [], now - 5_000, 60_000, 0]), 'PX', 60_000);
+  await raw.zadd(`${prefix}u:olga`, now + 55_000, old);
+  t.same((await compact.listByUser('olga')).map((s) => s.idHash).sort(), [fresh, old].sort(), 'both forms listed');
+  t.same(await compact.endOldest('olga', 1), [old], 'the older sign-in ends, whatever form its entry has');
+  t.equal(await raw.exists(`${prefix}s:${old}`), 0);
+  t.equal(await raw.zcard(`${prefix}u:olga`), 1);
+
+  // Expired entries of both forms leave the index when a session is created.
+  const gone = newHash();
+  await raw.zadd(`${prefix}u:olga`, now - 1_000, gone, Math.floor(now / 1_000) - 1, Buffer.from(newHash(), 'base64url'));
+  await compact.create(newHash(), record('olga'), 60_000);
+  t.equal(await raw.zcard(`${prefix}u:olga`), 2, 'the two expired entries were pruned');
+  t.equal(await compact.deleteByUser('olga'), 2);
+  t.equal(await raw.exists(`${prefix}s:${fresh}`), 0);
+
+  // One session each, one index each: the compact entry takes a smaller allocation.
+  const viaCompact = newHash();
+  const viaLegacy = newHash();
+  await compact.create(viaCompact, record('pia'), 60_000);
+  await legacy.create(viaLegacy, record('quinn'), 60_000);
+  const [legacyMember, legacyScore] = await raw.zrange(`${prefix}u:quinn`, 0, -1, 'WITHSCORES');
+  t.equal(legacyMember, viaLegacy, 'compactRecords: false writes the previous form: the text hash');
+  t.ok(Number(legacyScore) > 1e12, 'scored in ms');
+  t.same((await legacy.listByUser('pia')).map((s) => s.idHash), [viaCompact], 'and reads the compact one');
+  const compactBytes = (await raw.memory('USAGE', `${prefix}u:pia`)) as number;
+  const legacyBytes = (await raw.memory('USAGE', `${prefix}u:quinn`)) as number;
+  t.ok(compactBytes < legacyBytes, `index of one session: ${compactBytes} bytes, ${legacyBytes} in the previous form`);
+  t.ok(await legacy.delete(viaCompact, 'pia'));
+  t.equal(await raw.exists(`${prefix}u:pia`), 0, 'deleting the only session leaves no entry in either form');
+
+  // Two sign-ins within one second share a score: their sign-in times order them, even when the
+  // earlier one's bytes sort after the later one's.
+  let [early, late] = [newHash(), newHash()];
+  while (Buffer.compare(Buffer.from(early, 'base64url'), Buffer.from(late, 'base64url')) < 0) [early, late] = [newHash(), newHash()];
+  const second = Math.floor(now / 1_000) * 1_000 + 100;
+  await compact.create(late, record('rita', { createdAt: second + 5, touchedAt: second + 5, expiresAt: second + 5 + 60_000 }), 60_000);
+  await compact.create(early, record('rita', { createdAt: second, touchedAt: second, expiresAt: second + 60_000 }), 60_000);
+  t.same(await compact.endOldest('rita', 1), [early], 'the earlier sign-in of the same second ends');
 });
