@@ -9,7 +9,9 @@
 // and after, and MEMORY USAGE of one session key and one index key, and prints bytes per session.
 //
 // Environment: REDIS_BYTES_SESSIONS (100000), REDIS_BYTES_PER_USER (1), REDIS_BYTES_DIST (./dist:
-// point it at another checkout's dist/ for a before/after on the same machine).
+// point it at another checkout's dist/ for a before/after on the same machine), REDIS_BYTES_USER and
+// REDIS_BYTES_EMAIL (`user{n}@corp`, `user{n}@example.com`: {n} is the user's number; an empty
+// e-mail stores none), REDIS_BYTES_GROUPS (`staff,engineering,vpn-users`).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -23,6 +25,9 @@ const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const dist = resolve(process.env.REDIS_BYTES_DIST ?? join(root, 'dist'));
 const SESSIONS = Number(process.env.REDIS_BYTES_SESSIONS ?? 100_000);
 const PER_USER = Number(process.env.REDIS_BYTES_PER_USER ?? 1);
+const USER = process.env.REDIS_BYTES_USER ?? 'user{n}@corp';
+const EMAIL = process.env.REDIS_BYTES_EMAIL ?? 'user{n}@example.com';
+const GROUPS = (process.env.REDIS_BYTES_GROUPS ?? 'staff,engineering,vpn-users').split(',').filter(Boolean);
 const load = (path) => import(pathToFileURL(join(dist, path)).href);
 
 const freePort = () =>
@@ -74,7 +79,8 @@ try {
     const batch = [];
     for (let i = done; i < Math.min(SESSIONS, done + 2_000); i++) {
       const n = i % users;
-      batch.push(manager.create({ user: `user${n}@corp`, email: `user${n}@example.com`, groups: ['staff', 'engineering', 'vpn-users'] }, { passwordHash: hash }));
+      const email = EMAIL.replaceAll('{n}', String(n));
+      batch.push(manager.create({ user: USER.replaceAll('{n}', String(n)), email: email === '' ? null : email, groups: GROUPS }, { passwordHash: hash }));
     }
     await Promise.all(batch);
   }
