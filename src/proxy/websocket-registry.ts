@@ -8,7 +8,6 @@
 //   disabled, deleted): checked again, closed if no longer valid;
 // - every revalidation interval, which also catches sessions and tokens that simply expired.
 import type { SessionManager } from '../session/manager.js';
-import type { TokenInvalidationListener } from '../tokens/invalidation.js';
 
 /** Sessions checked at once per revalidation round. */
 const REVALIDATE_BATCH = 32;
@@ -20,6 +19,9 @@ export type CloseReason = 'client' | 'upstream' | 'session_ended' | 'store_unava
 export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_POLICY_VIOLATION = 1008;
 export const CLOSE_TRY_AGAIN_LATER = 1013;
+
+/** A token revoked, a user changed (password, disabled, deleted), or the channel back after a drop. */
+export type CredentialInvalidation = { kind: 'token'; tokenHash: string } | { kind: 'user'; user: string } | { kind: 'reset' };
 
 /** What a socket was opened with, checked again for as long as it lives. */
 export interface SocketCredential {
@@ -56,8 +58,8 @@ export interface WebSocketRegistry {
 
 export interface RegistryOptions {
   sessions: Pick<SessionManager, 'onInvalidation'>;
-  /** Token and user invalidations (tokens/invalidation.ts); absent without tokens or Basic. */
-  credentials?: { onInvalidation(listener: TokenInvalidationListener): void };
+  /** Token and user invalidations (tokens/invalidation.ts, which fits this by shape); absent without tokens or Basic. */
+  credentials?: { onInvalidation(listener: (event: CredentialInvalidation) => void): void };
   revalidateIntervalMs: number;
   onError?(err: unknown): void;
 }
