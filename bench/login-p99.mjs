@@ -14,8 +14,13 @@
 // Beside every window a probe process whose own pool threads have the same nice value times
 // dns.lookup('localhost') and fs.stat every 10 ms: the pool's other users, at that priority.
 //
+// With BENCH_LOGINS_TO=same,other each nice value runs twice: sign-ins sent to the gateway under
+// load (same), or to a second gateway on the same machine, Redis and secret (other), which
+// separates what the sign-ins cost the loaded gateway's event loop from what they cost the machine.
+//
 //   npm run build && node bench/login-p99.mjs
 //   BENCH_NICES=0,10,19 BENCH_ROUNDS=5 BENCH_DURATION=8s LOGINS_PER_S=20 node bench/login-p99.mjs
+//   BENCH_NICES=19 BENCH_LOGINS_TO=same,other node bench/login-p99.mjs
 import { spawn, execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -31,6 +36,8 @@ const NICES = (env.BENCH_NICES ?? '0,19').split(',').map(Number);
 const ROUNDS = Number(env.BENCH_ROUNDS ?? 5);
 const DURATION = env.BENCH_DURATION ?? '8s';
 const LOGINS_PER_S = Number(env.LOGINS_PER_S ?? 20);
+const LOGINS_TO = (env.BENCH_LOGINS_TO ?? 'same').split(',');
+if (LOGINS_TO.some((to) => to !== 'same' && to !== 'other')) throw new Error('BENCH_LOGINS_TO: same, other or both');
 const IDLE_MIN = Number(env.BENCH_IDLE_MIN ?? 0.8);
 const IDLE_WAIT_S = Number(env.BENCH_IDLE_WAIT_S ?? 300);
 const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
@@ -220,20 +227,30 @@ http { access_log off; client_body_temp_path ${work}; proxy_temp_path ${work}; f
   const upstream = `http://127.0.0.1:${upPort}`;
   await waitHttp(upstream);
 
-  const gateways = [];
-  for (const nice of NICES) {
+  const startGateway = async (name, nice) => {
     const port = await freePort();
-    const gw = start(`gateway-nice-${nice}`, 'node', [join(root, 'dist', 'cli.js'), 'serve'], {
+    const gw = start(name, 'node', [join(root, 'dist', 'cli.js'), 'serve'], {
       GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(port), GATEWAY_ADMIN_HOST: '127.0.0.1', GATEWAY_ADMIN_PORT: '0',
       GATEWAY_UPSTREAM: upstream, REDIS_URL: `redis://127.0.0.1:${redisPort}`, GATEWAY_SESSION_SECRET: SECRET, GATEWAY_COOKIE_SECURE: 'false',
       GATEWAY_HASH_THREAD_NICE: String(nice), GATEWAY_TRUSTED_PROXIES: '127.0.0.1', GATEWAY_LOGIN_MAX_ATTEMPTS: '1000000', GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP: '1000000',
     });
-    gateways.push({ nice, port, gw });
+    await waitHttp(`http://127.0.0.1:${port}/_auth/login`);
+    // Each gateway makes its own demo account (same name, its own password).
+    const password = /password \(shown once\):\s+(\S+)/.exec(gw.stderr)?.[1];
+    if (!password) throw new Error(`no demo password from ${name}`);
+    return { port, gw, password };
+  };
+  const gateways = [];
+  for (const nice of NICES) {
+    for (const to of LOGINS_TO) {
+      const g = { nice, to, label: LOGINS_TO.length > 1 ? `${nice}, sign-ins to ${to === 'same' ? 'it' : 'another replica'}` : String(nice), ...(await startGateway(`gateway-nice-${nice}-${to}`, nice)) };
+      const signIns = to === 'other' ? await startGateway(`gateway-nice-${nice}-sign-ins`, nice) : g;
+      g.loginPort = signIns.port;
+      g.loginPassword = signIns.password;
+      gateways.push(g);
+    }
   }
   for (const g of gateways) {
-    await waitHttp(`http://127.0.0.1:${g.port}/_auth/login`);
-    g.password = /password \(shown once\):\s+(\S+)/.exec(g.gw.stderr)?.[1];
-    if (!g.password) throw new Error(`no demo password from the gateway with nice ${g.nice}`);
     const res = await fetch(`http://127.0.0.1:${g.port}/_auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: g.password }) });
     g.cookie = res.headers.getSetCookie().find((c) => c.startsWith('sgw_session='))?.split(';')[0];
     if (res.status !== 200 || !g.cookie) throw new Error(`login failed: ${res.status}`);
@@ -242,7 +259,7 @@ http { access_log off; client_body_temp_path ${work}; proxy_temp_path ${work}; f
 
   // Warm-up, not recorded: JIT, connection pools and the first hashes out of the way.
   for (const g of gateways) {
-    const stop = loginLoad(g.port, g.password, LOGINS_PER_S);
+    const stop = loginLoad(g.loginPort, g.loginPassword, LOGINS_PER_S);
     await wrk(`http://127.0.0.1:${g.port}/`, g.cookie, '4s');
     await stop();
   }
@@ -256,14 +273,14 @@ http { access_log off; client_body_temp_path ${work}; proxy_temp_path ${work}; f
       const probeQuiet = probe(g.nice, windowMs - 500);
       const quiet = await wrk(url, g.cookie);
       const quietProbe = await probeQuiet;
-      const stop = loginLoad(g.port, g.password, LOGINS_PER_S);
+      const stop = loginLoad(g.loginPort, g.loginPassword, LOGINS_PER_S);
       const probeBusy = probe(g.nice, windowMs - 500);
       const busy = await wrk(url, g.cookie);
       const logins = await stop();
       const busyProbe = await probeBusy;
       const r = { quiet, busy, logins, quietProbe, busyProbe, ratio: busy.p99 / quiet.p99, idle };
       g.rounds.push(r);
-      log(`round ${round} nice ${g.nice}: p99 ${f(quiet.p99)} → ${f(busy.p99)} ms (×${f(r.ratio)}), logins ${logins.latencies.length} p50 ${f(pct(logins.latencies, 50), 0)} p99 ${f(pct(logins.latencies, 99), 0)} ms ${JSON.stringify(logins.statuses)}, non2xx ${quiet.non2xx}/${busy.non2xx}, idle before ${(idle * 100).toFixed(0)} %, load ${loadavg()[0].toFixed(1)}`);
+      log(`round ${round} nice ${g.label}: p99 ${f(quiet.p99)} → ${f(busy.p99)} ms (×${f(r.ratio)}), logins ${logins.latencies.length} p50 ${f(pct(logins.latencies, 50), 0)} p99 ${f(pct(logins.latencies, 99), 0)} ms ${JSON.stringify(logins.statuses)}, non2xx ${quiet.non2xx}/${busy.non2xx}, idle before ${(idle * 100).toFixed(0)} %, load ${loadavg()[0].toFixed(1)}`);
     }
   }
 
@@ -277,7 +294,7 @@ http { access_log off; client_body_temp_path ${work}; proxy_temp_path ${work}; f
     const statuses = {};
     for (const r of g.rounds) for (const [k, v] of Object.entries(r.logins.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
     const probeP99 = (key, which) => median(g.rounds.map((r) => pct(r[which][key], 99)));
-    out.push(`| ${g.nice} | ${f(median(g.rounds.map((r) => r.quiet.p99)))} ms | ${f(median(g.rounds.map((r) => r.busy.p99)))} ms | **${f(median(g.rounds.map((r) => r.ratio)))}** | ${g.rounds.map((r) => f(r.ratio)).join(', ')} | ${f(pct(all, 50), 0)} / ${f(pct(all, 99), 0)} | ${Object.entries(statuses).map(([k, v]) => `${v} × ${k}`).join(', ')} | ${f(probeP99('dns', 'quietProbe'))} / ${f(probeP99('dns', 'busyProbe'))} | ${f(probeP99('fs', 'quietProbe'))} / ${f(probeP99('fs', 'busyProbe'))} |`);
+    out.push(`| ${g.label} | ${f(median(g.rounds.map((r) => r.quiet.p99)))} ms | ${f(median(g.rounds.map((r) => r.busy.p99)))} ms | **${f(median(g.rounds.map((r) => r.ratio)))}** | ${g.rounds.map((r) => f(r.ratio)).join(', ')} | ${f(pct(all, 50), 0)} / ${f(pct(all, 99), 0)} | ${Object.entries(statuses).map(([k, v]) => `${v} × ${k}`).join(', ')} | ${f(probeP99('dns', 'quietProbe'))} / ${f(probeP99('dns', 'busyProbe'))} | ${f(probeP99('fs', 'quietProbe'))} / ${f(probeP99('fs', 'busyProbe'))} |`);
   }
   console.log(out.join('\n'));
 }
