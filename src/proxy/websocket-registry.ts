@@ -123,7 +123,9 @@ export function createWebSocketRegistry(options: RegistryOptions): WebSocketRegi
   });
   options.credentials?.onInvalidation((event) => {
     if (event.kind === 'token') endCredential(`t:${event.tokenHash}`);
-    else if (event.kind === 'user') void revalidateUser(event.user);
+    // After every listener of this event has run: the verifiers drop the user's cached entries in
+    // theirs, and the check must not be answered from what they are about to forget.
+    else if (event.kind === 'user') queueMicrotask(() => void revalidateUser(event.user));
     else void revalidate();
   });
 
