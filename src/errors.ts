@@ -23,6 +23,8 @@ export const userStoreUnavailable = (cause: unknown) =>
 
 export const badPath = (reason: string) => new GatewayError('GW_ERR_BAD_PATH', 400, `Bad request path: ${reason}.`);
 
+export const badDestination = (reason: string) => new GatewayError('GW_ERR_BAD_DESTINATION', 400, `Bad request: ${reason}.`);
+
 export const badHost = (reason: string) => new GatewayError('GW_ERR_BAD_HOST', 400, `Bad request: ${reason}.`);
 
 export const upstreamUnavailable = (cause: unknown) =>

@@ -87,6 +87,8 @@ export interface AccessRequest {
   path: string | null;
   /** Upper-case method; null when not known (forward-auth without a method header). */
   method: string | null;
+  /** Normalised path a WebDAV COPY/MOVE writes to (its Destination, destination.ts): the rules there must allow it too. */
+  destination?: string | undefined;
   credentials: Credentials;
 }
 
@@ -137,7 +139,7 @@ export interface Gate {
 }
 
 interface CompiledRules {
-  match(path: string, method: string | null): AccessRule;
+  match(path: string, method: string | null, destination?: string): AccessRule;
   methodScoped: boolean;
   isLogoutPath(path: string): boolean;
   /** Whether an unknown path must be refused: a rule refuses someone, or narrows what is sent. */
@@ -191,10 +193,11 @@ export function createGate(options: GateOptions): Gate {
     let rule: AccessRule;
     if (request.path === null) {
       if (rules.restrictsUnknownPath) return UNDECIDABLE;
+      // No rule refuses anyone here, so a Destination's rule could add nothing to the default.
       rule = DEFAULT_RULE;
     } else {
       if (request.logout === true && rules.isLogoutPath(request.path)) return LOGOUT;
-      rule = rules.match(request.path, request.method);
+      rule = rules.match(request.path, request.method, request.destination);
     }
     if (rule.policy === 'public') return { kind: 'public', rule };
     if (rule.policy === 'deny') return userForAudit(request.credentials).then((user) => ({ kind: 'forbidden', rule, user, principal: null }));

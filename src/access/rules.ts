@@ -50,8 +50,10 @@ export interface AccessRules {
    * path as sent and for it without path parameters: when those differ, a rule that allows only
    * what both allow. `method` null: not known (forward-auth without a method header); then every
    * rule some method would reach applies, so a method-scoped rule cannot be walked around.
+   * `destination`: a second path the request writes to (WebDAV COPY/MOVE, destination.ts); the
+   * rule then allows only what the rules at both paths allow.
    */
-  match(path: string, method: string | null): AccessRule;
+  match(path: string, method: string | null, destination?: string): AccessRule;
   /** Whether any rule names methods (so an unknown method can change a decision). */
   readonly methodScoped: boolean;
 }
@@ -112,12 +114,17 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
     method === null && methodScoped ? rulesForAnyMethod(compiled, path) : [firstMatch(path, method ?? '')];
   return {
     methodScoped,
-    match(path, method) {
+    match(path, method, destination) {
       const servletPath = withoutPathParameters(path);
-      // The common case: one reading, a known method; no allocation.
-      if (servletPath === path && (method !== null || !methodScoped)) return firstMatch(path, method ?? '');
+      // The common case: one path, one reading, a known method; no allocation.
+      if (destination === undefined && servletPath === path && (method !== null || !methodScoped)) return firstMatch(path, method ?? '');
       const rules = rulesFor(path, method);
       if (servletPath !== path) rules.push(...rulesFor(servletPath, method));
+      if (destination !== undefined) {
+        rules.push(...rulesFor(destination, method));
+        const servletDestination = withoutPathParameters(destination);
+        if (servletDestination !== destination) rules.push(...rulesFor(servletDestination, method));
+      }
       return combine(rules);
     },
   };

@@ -2,6 +2,7 @@
 // authorised. The proxy calls /_auth/verify and names the request it holds in headers. Those headers
 // are believed only from a trusted proxy: anyone else could name a public path and be waved through.
 import type { IncomingHttpHeaders } from 'node:http';
+import { requestDestination } from '../access/destination.js';
 import { normaliseRequestUrl } from '../access/paths.js';
 
 export interface OriginalRequest {
@@ -15,6 +16,11 @@ export interface OriginalRequest {
    * and Caddy's too. Rules then apply as if any method could be meant (access/rules.ts).
    */
   method: string | null;
+  /**
+   * The normalised path a WebDAV COPY/MOVE writes to (its Destination header, which the proxy
+   * passes on with the client's other headers); also read when the method is not known.
+   */
+  destination?: string;
   /**
    * False when no trusted proxy named the request: the path is then the verify request's own,
    * so public paths cannot match it and the sign-in redirect goes back to `/`.
@@ -61,7 +67,10 @@ export function originalRequest(verify: VerifyRequest): OriginalRequestResult {
   // Exactly the normalisation of the proxy path: what is authorised here is what the app is asked for.
   const normalised = normaliseRequestUrl(uri);
   if (!normalised.ok) return { ok: false, reason: `malformed original URI (${normalised.reason})` };
-  return { ok: true, request: { path: normalised.path, url: normalised.url, method, known: true } };
+  const destination = requestDestination(method, headers);
+  if (destination === null) return { ok: true, request: { path: normalised.path, url: normalised.url, method, known: true } };
+  if (!destination.ok) return { ok: false, reason: destination.reason };
+  return { ok: true, request: { path: normalised.path, url: normalised.url, method, destination: destination.path, known: true } };
 }
 
 /**

@@ -6,7 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { statusClass } from '../admin/metrics.js';
 import { createLogout } from '../login/logout.js';
 import type { GatewayDeps } from '../context.js';
-import { accessDenied, upstreamTimeout, upstreamUnavailable } from '../errors.js';
+import { accessDenied, badDestination, upstreamTimeout, upstreamUnavailable } from '../errors.js';
 import { clearSessionCookie, CSRF_COOKIE, isBrowserNavigation, peerTrusted, publicOrigin, setSessionCookie } from '../http.js';
 import { auditRefusal, isPromise, unreachable, type Gate, type LogoutVerdict, type Principal, type Verdict } from '../access/gate.js';
 import { isGatewayCookie } from './gateway-cookies.js';
@@ -14,6 +14,7 @@ import { hopByHopNames, withoutHopByHop } from './hop-by-hop.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from '../identity/headers.js';
 import { PROXIED_METHODS } from './methods.js';
 import { createPathMatcher, pathForLog } from '../access/paths.js';
+import { requestDestination } from '../access/destination.js';
 import { createWebSocketProxy } from './websocket.js';
 import { endUpstream, traceUpstream } from '../tracing/index.js';
 import { basicChallengeFor } from '../tokens/authenticator.js';
@@ -29,8 +30,10 @@ const UPSTREAM_CONNECTIONS = null;
 const kProxyStarted = Symbol('proxyStarted');
 /** What is forwarded for an allowed request: the principal's identity, narrowed by the rule. */
 const kForwarded = Symbol('forwarded');
+/** The normalised Destination of a COPY/MOVE that was authorised: what the app receives. */
+const kDestination = Symbol('destination');
 
-type TimedRequest = FastifyRequest & { [kProxyStarted]?: number; [kForwarded]?: Extract<Verdict, { kind: 'allow' }>['forwarded'] };
+type TimedRequest = FastifyRequest & { [kProxyStarted]?: number; [kForwarded]?: Extract<Verdict, { kind: 'allow' }>['forwarded']; [kDestination]?: string };
 
 export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { upstream: URL }, gate: Gate): Promise<void> {
   const { config, metrics } = deps;
@@ -71,7 +74,19 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
    * a request the gate decides at once (a cached session) passes without a promise.
    */
   const authenticate = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
-    const verdict = gate.decide({ path: request.normalisedPath, method: request.method, credentials: { cookies: request.cookies, headers: request.headers, ip: request.ip }, logout: true });
+    // WebDAV COPY/MOVE write to their Destination: the rules there are asked too (destination.ts).
+    const destination = requestDestination(request.method, request.headers);
+    if (destination !== null) {
+      if (!destination.ok) return done(badDestination(destination.reason));
+      (request as TimedRequest)[kDestination] = destination.header;
+    }
+    const verdict = gate.decide({
+      path: request.normalisedPath,
+      method: request.method,
+      destination: destination?.ok === true ? destination.path : undefined,
+      credentials: { cookies: request.cookies, headers: request.headers, ip: request.ip },
+      logout: true,
+    });
     if (isPromise(verdict)) verdict.then((decided) => renderVerdict(request, reply, decided, done)).catch(done);
     else renderVerdict(request, reply, verdict, done);
   };
@@ -184,6 +199,8 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
         // Hop-by-hop headers are left out of the client's; what the gateway adds cannot be named away.
         const clientHeaders = headers as IncomingHttpHeaders;
         const forwarded = rewriteRequestHeaders(clientHeaders, forwardingContext(request as FastifyRequest, upstream), hopByHopNames(clientHeaders));
+        const destination = (request as TimedRequest)[kDestination];
+        if (destination !== undefined) forwarded.destination = destination;
         return traceUpstream(request, forwarded, request.method, upstream, request.normalisedPath);
       },
       rewriteHeaders(upstreamHeaders, request) {

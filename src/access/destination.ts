@@ -1,0 +1,58 @@
+// WebDAV's COPY and MOVE name a second path in the Destination header (RFC 4918 §10.3): the resource
+// is written there. The access rules must allow the request at that path too, or a user who may
+// write anywhere could move a file into a folder a rule keeps from them (Apache's mod_dav checks
+// the Destination against its own access control the same way). The Destination is read as the
+// request path is (paths.ts): normalised, or refused with 400 when it cannot be put into one
+// unambiguous form; what is authorised is what the app receives.
+import type { IncomingHttpHeaders } from 'node:http';
+import { normaliseRequestUrl } from './paths.js';
+
+/** The methods whose Destination header names where they write (RFC 4918 §9.8, §9.9). */
+export const DESTINATION_METHODS: ReadonlySet<string> = new Set(['COPY', 'MOVE']);
+
+export type DestinationReading =
+  /** `path`: what the rules are asked about; `header`: the Destination to forward (normalised). */
+  | { ok: true; path: string; header: string }
+  | { ok: false; reason: string };
+
+// `http://` or `https://`, then an authority without anything a URL parser could read another way.
+const ABSOLUTE = /^(https?:\/\/)([^/?#\\@\s]*)(.*)$/i;
+// A header sent twice reaches Node joined with ", ": a space is never part of a URI.
+const NOT_URI = /[^!-~]/;
+
+/**
+ * The Destination of a request with `method` (upper case; null: not known, as in forward-auth
+ * without a method header, when any Destination sent is checked). Null when there is none to check.
+ */
+export function requestDestination(method: string | null, headers: IncomingHttpHeaders): DestinationReading | null {
+  const value = headers.destination;
+  if (value === undefined || (method !== null && !DESTINATION_METHODS.has(method))) return null;
+  return readDestination(value);
+}
+
+/**
+ * An absolute http(s) URI or an absolute path (RFC 4918's Simple-ref), reduced to its path; the
+ * host is the app's to judge. Anything else (another scheme, a relative or `//host` reference, a
+ * second Destination) is refused: a path the gateway cannot name is one it cannot authorise.
+ */
+export function readDestination(value: string | string[]): DestinationReading {
+  if (Array.isArray(value) || NOT_URI.test(value)) return refused('not one URI');
+  if (value.startsWith('/')) {
+    if (value.startsWith('//')) return refused('a network-path reference (//host) is not a path');
+    return normalised('', value);
+  }
+  const absolute = ABSOLUTE.exec(value);
+  if (absolute === null) return refused('must be an absolute http(s) URI or an absolute path');
+  const [, scheme = '', authority = '', rest = ''] = absolute;
+  if (authority === '') return refused('no host');
+  return normalised(`${scheme}${authority}`, rest === '' ? '/' : rest);
+}
+
+function normalised(origin: string, target: string): DestinationReading {
+  if (!target.startsWith('/')) return refused('must be an absolute http(s) URI or an absolute path');
+  const url = normaliseRequestUrl(target);
+  if (!url.ok) return refused(url.reason);
+  return { ok: true, path: url.path, header: origin + url.url };
+}
+
+const refused = (reason: string): DestinationReading => ({ ok: false, reason: `Destination header: ${reason}` });

@@ -1,0 +1,48 @@
+import t from 'tap';
+import { readDestination, requestDestination } from '../../src/access/destination.js';
+import { createAccessRules } from '../../src/access/rules.js';
+
+t.test('a Destination is read as one normalised path, and forwarded in that form', async (t) => {
+  const read: Array<[string, string, string]> = [
+    ['https://app.example/dav/a.txt', '/dav/a.txt', 'https://app.example/dav/a.txt'],
+    ['HTTP://App.Example:8080/dav/x/../a.txt', '/dav/a.txt', 'HTTP://App.Example:8080/dav/a.txt'],
+    ['http://app.example', '/', 'http://app.example/'],
+    ['/dav//%61.txt', '/dav/a.txt', '/dav/a.txt'],
+    ['/dav/a.txt?x=1', '/dav/a.txt', '/dav/a.txt?x=1'],
+    ['/dav/admin;x=1/a', '/dav/admin;x=1/a', '/dav/admin;x=1/a'],
+  ];
+  for (const [value, path, header] of read) t.same(readDestination(value), { ok: true, path, header }, value);
+});
+
+t.test('anything that is not one absolute http(s) URI or absolute path is refused', async (t) => {
+  for (const value of ['dav/a', '//host/dav/a', 'ftp://host/a', 'http:///a', 'http://user@host/a', 'http://host\\a', 'http://host?x', '/a, /b', '/a/%2f', '/../a', 'mailto:x@y', '']) {
+    const reading = readDestination(value);
+    t.equal(reading.ok, false, JSON.stringify(value));
+  }
+  t.equal(readDestination(['/a', '/b']).ok, false, 'two headers');
+});
+
+t.test('only COPY and MOVE have one, unless the method is not known', async (t) => {
+  const headers = { destination: '/dav/a' };
+  t.equal(requestDestination('GET', headers), null);
+  t.equal(requestDestination('PUT', headers), null);
+  t.same(requestDestination('MOVE', headers), { ok: true, path: '/dav/a', header: '/dav/a' });
+  t.same(requestDestination('COPY', headers), { ok: true, path: '/dav/a', header: '/dav/a' });
+  t.same(requestDestination(null, headers), { ok: true, path: '/dav/a', header: '/dav/a' });
+  t.equal(requestDestination('MOVE', {}), null, 'none sent: the app answers');
+});
+
+t.test('the rule for a request with a Destination allows only what the rules at both paths allow', async (t) => {
+  const rules = createAccessRules(['/public'], [
+    { path: '/admin', methods: null, policy: 'groups', groups: ['admins'], forwardGroups: null },
+    { path: '/locked', methods: ['MOVE'], policy: 'deny', groups: [], forwardGroups: null },
+  ]);
+  t.equal(rules.match('/public/a', 'MOVE', '/public/b').policy, 'public');
+  t.equal(rules.match('/public/a', 'MOVE', '/files/b').policy, 'authenticated', 'a public source does not open the Destination');
+  t.same(rules.match('/files/a', 'MOVE', '/admin/b').groups, ['admins']);
+  t.same(rules.match('/admin/a', 'COPY', '/files/b').groups, ['admins'], 'nor the other way round');
+  t.equal(rules.match('/files/a', 'MOVE', '/locked/b').policy, 'deny');
+  t.equal(rules.match('/files/a', 'COPY', '/locked/b').policy, 'authenticated', 'method-scoped rules apply at the Destination with the request\'s method');
+  t.equal(rules.match('/files/a', null, '/locked/b').policy, 'deny', 'an unknown method may be MOVE');
+  t.same(rules.match('/files/a', 'MOVE', '/x;p=1/../admin/b').groups, ['admins'], 'the Destination\'s Servlet reading counts too');
+});
