@@ -5,8 +5,10 @@
 //
 // A request may be read more than one way, and then every reading must allow it (SPEC 4): the path
 // as sent and the path a Servlet container maps (path parameters removed, paths.ts), and, when
-// forward-auth is not told the method, every method the rules could be matching. The rules that
-// apply are then combined into one that allows only what each of them allows.
+// forward-auth is not told the method, every method the rules could be matching. A WebDAV COPY or
+// MOVE also writes to its Destination, and COPY, MOVE and DELETE act on everything under their
+// paths, so the rules there apply as well. The rules that apply are then combined into one that
+// allows only what each of them allows.
 import { createRequire } from 'node:module';
 import { normaliseRequestUrl, prefixBase, withoutPathParameters } from './paths.js';
 
@@ -51,7 +53,8 @@ export interface AccessRules {
    * what both allow. `method` null: not known (forward-auth without a method header); then every
    * rule some method would reach applies, so a method-scoped rule cannot be walked around.
    * `destination`: a second path the request writes to (WebDAV COPY/MOVE, destination.ts); the
-   * rule then allows only what the rules at both paths allow.
+   * rule then allows only what the rules at both paths allow. COPY, MOVE and DELETE act on the
+   * whole tree under a path, so the rules of paths inside it (and inside the Destination) count too.
    */
   match(path: string, method: string | null, destination?: string): AccessRule;
   /** Whether any rule names methods (so an unknown method can change a decision). */
@@ -116,18 +119,40 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
     methodScoped,
     match(path, method, destination) {
       const servletPath = withoutPathParameters(path);
-      // The common case: one path, one reading, a known method; no allocation.
-      if (destination === undefined && servletPath === path && (method !== null || !methodScoped)) return firstMatch(path, method ?? '');
-      const rules = rulesFor(path, method);
-      if (servletPath !== path) rules.push(...rulesFor(servletPath, method));
-      if (destination !== undefined) {
-        rules.push(...rulesFor(destination, method));
-        const servletDestination = withoutPathParameters(destination);
-        if (servletDestination !== destination) rules.push(...rulesFor(servletDestination, method));
+      const subtree = method !== null && SUBTREE_METHODS.has(method);
+      // The common case: one path, one reading, a known method that acts on that path alone; no allocation.
+      if (destination === undefined && !subtree && servletPath === path && (method !== null || !methodScoped)) return firstMatch(path, method ?? '');
+      const rules: AccessRule[] = [];
+      const ask = (reading: string) => {
+        rules.push(...rulesFor(reading, method));
+        if (subtree) rules.push(...rulesWithin(compiled, reading, method as string));
+      };
+      for (const target of destination === undefined ? [path] : [path, destination]) {
+        ask(target);
+        const servletReading = target === path ? servletPath : withoutPathParameters(target);
+        if (servletReading !== target) ask(servletReading);
       }
       return combine(rules);
     },
   };
+}
+
+/**
+ * Methods that act on everything under their path: a collection's members are copied, moved or
+ * deleted with it (RFC 4918 §9.6, §9.8, §9.9). A rule for a path inside must allow them too, or a
+ * user could DELETE the parent of a folder a rule keeps from them, or COPY it somewhere readable.
+ */
+const SUBTREE_METHODS: ReadonlySet<string> = new Set(['COPY', 'MOVE', 'DELETE']);
+
+/** The rules (for `method`) of the paths strictly inside `path`: what a subtree method reaches too. */
+function rulesWithin(compiled: readonly CompiledEntry[], path: string, method: string): AccessRule[] {
+  const inside = path.endsWith('/') ? path : `${path}/`;
+  const rules: AccessRule[] = [];
+  for (const entry of compiled) {
+    if (entry.methods !== null && !entry.methods.has(method)) continue;
+    if (entry.baseWithSlash !== inside && entry.baseWithSlash.startsWith(inside)) rules.push(entry.rule);
+  }
+  return rules;
 }
 
 /**

@@ -2,11 +2,14 @@
 // The gateway checked only the request path, so a user who may write under /dav/files could MOVE
 // a file into /dav/admin (a `groups` rule) or /dav/locked (`deny`), or COPY one there, and the app
 // did it: the rules guarded reading a folder but not writing into it. Apache's mod_dav checks a
-// Destination against its own access control; a gateway in front must do the same.
+// Destination against its own access control; a gateway in front must do the same. And COPY, MOVE
+// and DELETE act on a whole folder: DELETE /dav/ removed /dav/admin with it, COPY /dav/ to a
+// folder of alice's handed her /dav/admin's files.
 // Defence: src/access/destination.ts reads the Destination of COPY and MOVE like a request path
-// (normalised, or 400), and the gate lets the request through only if the rules at both paths
-// allow it (proxy, forward-auth and its fast path alike); the app receives the normalised
-// Destination. Tested against a real WebDAV server (Debian's Apache httpd, mod_dav_fs).
+// (normalised, or 400), and the gate lets the request through only if the rules at both paths,
+// and for COPY, MOVE and DELETE the rules of every path inside them, allow it (proxy,
+// forward-auth and its fast path alike); the app receives the normalised Destination. Tested
+// against a real WebDAV server (Debian's Apache httpd, mod_dav_fs).
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -100,6 +103,30 @@ t.test('a public source does not make the Destination public', async (t) => {
   t.equal(dav.hits().length, before, 'nothing reached the app');
   t.ok(onDisk('dav/drop/in.txt'));
   t.equal((await davRequest('MOVE', '/dav/drop/in.txt', { destination: `${gw.url}/dav/drop/out.txt` })).status, 201, 'within the public folder: allowed');
+});
+
+t.test('COPY, MOVE and DELETE of a folder holding one the rules keep from the user: refused, nothing touched', async (t) => {
+  writeFileSync(join(dav.root, 'dav/admin/secret.txt'), 'secret\n');
+  const session = withSession(gw, alice);
+  const before = dav.hits().length;
+  const attempts: Array<[string, string, OutgoingHttpHeaders]> = [
+    ['DELETE', '/dav/', {}],
+    ['COPY', '/dav/', { destination: `${gw.url}/dav/files/everything/` }],
+    ['MOVE', '/dav/', { destination: `${gw.url}/dav/files/everything/` }],
+    ['MOVE', '/dav/files/', { destination: `${gw.url}/dav/`, overwrite: 'T' }],
+  ];
+  for (const [method, path, headers] of attempts) {
+    const answer = await davRequest(method, path, { ...session, ...headers });
+    t.equal(answer.status, 403, `${method} ${path} ${String(headers.destination ?? '')}: 403`);
+  }
+  t.equal(dav.hits().length, before, 'nothing reached the app');
+  t.ok(onDisk('dav/admin/secret.txt'), 'the protected file is where it was');
+  t.notOk(onDisk('dav/files/everything'), 'and was copied nowhere');
+  // A deny inside refuses even the group's members; a folder with no rule inside is the user's.
+  t.equal((await davRequest('DELETE', '/dav/', withSession(gw, root))).status, 403, 'nobody may DELETE the parent of a deny folder');
+  mkdirSync(join(dav.root, 'dav/files/old'), { recursive: true });
+  t.equal((await davRequest('DELETE', '/dav/files/old/', session)).status, 204, 'alice deletes a folder of her own');
+  t.equal((await davRequest('PROPFIND', '/dav/', { ...session, depth: '1' })).status, 207, 'listing the parent is reading it: allowed');
 });
 
 t.test('a Destination that cannot be read as one path: 400, nothing forwarded', async (t) => {
