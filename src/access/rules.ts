@@ -6,8 +6,8 @@
 // A request may be read more than one way, and then every reading must allow it (SPEC 4): the path
 // as sent and the path a Servlet container maps (path parameters removed, paths.ts), and, when
 // forward-auth is not told the method, every method the rules could be matching. A WebDAV COPY or
-// MOVE also writes to its Destination, and COPY, MOVE and DELETE act on everything under their
-// paths, so the rules there apply as well. The rules that apply are then combined into one that
+// MOVE also writes to its Destination, and COPY, MOVE, DELETE and LOCK act on everything under
+// their paths, so the rules there apply as well. The rules that apply are then combined into one that
 // allows only what each of them allows.
 import { createRequire } from 'node:module';
 import { normaliseRequestUrl, prefixBase, withoutPathParameters } from './paths.js';
@@ -53,8 +53,8 @@ export interface AccessRules {
    * what both allow. `method` null: not known (forward-auth without a method header); then every
    * rule some method would reach applies, so a method-scoped rule cannot be walked around.
    * `destination`: a second path the request writes to (WebDAV COPY/MOVE, destination.ts); the
-   * rule then allows only what the rules at both paths allow. COPY, MOVE and DELETE act on the
-   * whole tree under a path, so the rules of paths inside it (and inside the Destination) count too.
+   * rule then allows only what the rules at both paths allow. COPY, MOVE, DELETE and LOCK act on
+   * the whole tree under a path, so the rules of paths inside it (and inside the Destination) count too.
    */
   match(path: string, method: string | null, destination?: string): AccessRule;
   /** Whether any rule names methods (so an unknown method can change a decision). */
@@ -138,11 +138,12 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
 }
 
 /**
- * Methods that act on everything under their path: a collection's members are copied, moved or
- * deleted with it (RFC 4918 §9.6, §9.8, §9.9). A rule for a path inside must allow them too, or a
- * user could DELETE the parent of a folder a rule keeps from them, or COPY it somewhere readable.
+ * Methods that act on everything under their path: a collection's members are copied, moved,
+ * deleted or locked with it (RFC 4918 §9.6, §9.8, §9.9, §9.10: a LOCK is Depth infinity unless it
+ * says 0). A rule for a path inside must allow them too, or a user could DELETE the parent of a
+ * folder a rule keeps from them, COPY it somewhere readable, or LOCK its owners out of it.
  */
-const SUBTREE_METHODS: ReadonlySet<string> = new Set(['COPY', 'MOVE', 'DELETE']);
+const SUBTREE_METHODS: ReadonlySet<string> = new Set(['COPY', 'MOVE', 'DELETE', 'LOCK']);
 
 /** The rules (for `method`) of the paths strictly inside `path`: what a subtree method reaches too. */
 function rulesWithin(compiled: readonly CompiledEntry[], path: string, method: string): AccessRule[] {

@@ -4,10 +4,10 @@
 // did it: the rules guarded reading a folder but not writing into it. Apache's mod_dav checks a
 // Destination against its own access control; a gateway in front must do the same. And COPY, MOVE
 // and DELETE act on a whole folder: DELETE /dav/ removed /dav/admin with it, COPY /dav/ to a
-// folder of alice's handed her /dav/admin's files.
+// folder of alice's handed her /dav/admin's files, and a LOCK of /dav/ locked the admins out.
 // Defence: src/access/destination.ts reads the Destination of COPY and MOVE like a request path
 // (normalised, or 400), and the gate lets the request through only if the rules at both paths,
-// and for COPY, MOVE and DELETE the rules of every path inside them, allow it (proxy,
+// and for COPY, MOVE, DELETE and LOCK the rules of every path inside them, allow it (proxy,
 // forward-auth and its fast path alike); the app receives the normalised Destination. Tested
 // against a real WebDAV server (Debian's Apache httpd, mod_dav_fs).
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -37,7 +37,9 @@ const alice = await login(gw, 'alice', 'alice-Pw-0115');
 const root = await login(gw, 'root', 'root-Pw-0115');
 const { port: gwPort } = new URL(gw.url);
 
-function davRequest(method: string, path: string, headers: OutgoingHttpHeaders): Promise<{ status: number; body: string }> {
+const LOCKINFO = '<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>alice</D:owner></D:lockinfo>';
+
+function davRequest(method: string, path: string, headers: OutgoingHttpHeaders, body?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port: gwPort, method, path, headers: { accept: 'application/json', ...headers }, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -45,7 +47,7 @@ function davRequest(method: string, path: string, headers: OutgoingHttpHeaders):
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
     });
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
 }
 
@@ -105,7 +107,7 @@ t.test('a public source does not make the Destination public', async (t) => {
   t.equal((await davRequest('MOVE', '/dav/drop/in.txt', { destination: `${gw.url}/dav/drop/out.txt` })).status, 201, 'within the public folder: allowed');
 });
 
-t.test('COPY, MOVE and DELETE of a folder holding one the rules keep from the user: refused, nothing touched', async (t) => {
+t.test('COPY, MOVE, DELETE and LOCK of a folder holding one the rules keep from the user: refused, nothing touched', async (t) => {
   writeFileSync(join(dav.root, 'dav/admin/secret.txt'), 'secret\n');
   const session = withSession(gw, alice);
   const before = dav.hits().length;
@@ -114,9 +116,10 @@ t.test('COPY, MOVE and DELETE of a folder holding one the rules keep from the us
     ['COPY', '/dav/', { destination: `${gw.url}/dav/files/everything/` }],
     ['MOVE', '/dav/', { destination: `${gw.url}/dav/files/everything/` }],
     ['MOVE', '/dav/files/', { destination: `${gw.url}/dav/`, overwrite: 'T' }],
+    ['LOCK', '/dav/', { 'content-type': 'application/xml; charset=utf-8', depth: 'infinity' }],
   ];
   for (const [method, path, headers] of attempts) {
-    const answer = await davRequest(method, path, { ...session, ...headers });
+    const answer = await davRequest(method, path, { ...session, ...headers }, method === 'LOCK' ? LOCKINFO : undefined);
     t.equal(answer.status, 403, `${method} ${path} ${String(headers.destination ?? '')}: 403`);
   }
   t.equal(dav.hits().length, before, 'nothing reached the app');

@@ -47,7 +47,7 @@ t.test('the rule for a request with a Destination allows only what the rules at 
   t.same(rules.match('/files/a', 'MOVE', '/x;p=1/../admin/b').groups, ['admins'], 'the Destination\'s Servlet reading counts too');
 });
 
-t.test('COPY, MOVE and DELETE act on the tree under their paths: the rules inside count too', async (t) => {
+t.test('COPY, MOVE, DELETE and LOCK act on the tree under their paths: the rules inside count too', async (t) => {
   const rules = createAccessRules(['/dav/drop'], [
     { path: '/dav/admin', methods: null, policy: 'groups', groups: ['admins'], forwardGroups: null },
     { path: '/dav/archive', methods: ['DELETE'], policy: 'deny', groups: [], forwardGroups: null },
@@ -60,6 +60,7 @@ t.test('COPY, MOVE and DELETE act on the tree under their paths: the rules insid
   t.equal(rules.match('/dav/files', 'DELETE').policy, 'authenticated', 'nothing ruled inside: the path\'s own rule');
   t.equal(rules.match('/dav/adm', 'DELETE').policy, 'authenticated', 'segment boundaries: /dav/adm is not a parent of /dav/admin');
   t.same(rules.match('/dav/admin', 'DELETE').groups, ['admins'], 'the folder itself');
+  t.same(rules.match('/dav', 'LOCK').groups, ['admins'], 'a LOCK of the parent locks what is inside');
   t.equal(rules.match('/dav', 'GET').policy, 'authenticated', 'a GET of the parent reads the parent only');
   t.equal(rules.match('/dav', 'PROPFIND').policy, 'authenticated', 'so does a PROPFIND');
   t.equal(rules.match('/dav', 'COPY', '/dav2').policy, 'groups', 'a rule for another method inside (DELETE) does not apply to COPY');
