@@ -29,7 +29,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ActiveSession, Validation } from '../session/manager.js';
 import type { Identity } from '../session/types.js';
-import { createPathMatcher, pathForLog, withoutPathParameters } from './paths.js';
+import { createPathMatcher, pathForLog, withoutPathParameters, withoutScriptName } from './paths.js';
 import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule, type AccessRuleSpec } from './rules.js';
 
 /** What a request presents to prove who it is. */
@@ -223,11 +223,14 @@ function compile(options: GateRules): CompiledRules {
   return Object.freeze({
     match: access.match,
     methodScoped: access.methodScoped,
-    // SPEC 4: `/logout;jsessionid=…` is the app's logout for a Servlet container, so it is ours too.
+    // SPEC 4: `/logout;jsessionid=…` is the app's logout for a Servlet container, and
+    // `/index.php/logout` for a PHP front controller, so they are ours too.
     isLogoutPath: (path: string) => {
       if (logoutPath(path)) return true;
       const servletPath = withoutPathParameters(path);
-      return servletPath !== path && logoutPath(servletPath);
+      if (servletPath !== path && logoutPath(servletPath)) return true;
+      const scriptPath = withoutScriptName(path);
+      return scriptPath !== path && logoutPath(scriptPath);
     },
     // Without the original request no rule can be looked up: with rules that refuse someone
     // (deny, groups), letting any session through would open them, so refuse instead. The same

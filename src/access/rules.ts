@@ -4,13 +4,14 @@
 // cannot be enforced on one way in and forgotten on another.
 //
 // A request may be read more than one way, and then every reading must allow it (SPEC 4): the path
-// as sent and the path a Servlet container maps (path parameters removed, paths.ts), and, when
+// as sent, the path a Servlet container maps (path parameters removed, paths.ts) and the path a PHP
+// front controller routes (`/index.php/admin` is `/admin`), and, when
 // forward-auth is not told the method, every method the rules could be matching. A WebDAV COPY or
 // MOVE also writes to its Destination, and COPY, MOVE, DELETE and LOCK act on everything under
 // their paths, so the rules there apply as well. The rules that apply are then combined into one that
 // allows only what each of them allows.
 import { createRequire } from 'node:module';
-import { normaliseRequestUrl, prefixBase, withoutPathParameters } from './paths.js';
+import { normaliseRequestUrl, pathReadings, prefixBase, withoutPathParameters, withoutScriptName } from './paths.js';
 
 export type AccessPolicy = 'public' | 'authenticated' | 'deny' | 'groups';
 
@@ -118,19 +119,17 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
   return {
     methodScoped,
     match(path, method, destination) {
-      const servletPath = withoutPathParameters(path);
       const subtree = method !== null && SUBTREE_METHODS.has(method);
       // The common case: one path, one reading, a known method that acts on that path alone; no allocation.
-      if (destination === undefined && !subtree && servletPath === path && (method !== null || !methodScoped)) return firstMatch(path, method ?? '');
+      if (destination === undefined && !subtree && (method !== null || !methodScoped) && withoutPathParameters(path) === path && withoutScriptName(path) === path) {
+        return firstMatch(path, method ?? '');
+      }
       const rules: AccessRule[] = [];
-      const ask = (reading: string) => {
-        rules.push(...rulesFor(reading, method));
-        if (subtree) rules.push(...rulesWithin(compiled, reading, method as string));
-      };
       for (const target of destination === undefined ? [path] : [path, destination]) {
-        ask(target);
-        const servletReading = target === path ? servletPath : withoutPathParameters(target);
-        if (servletReading !== target) ask(servletReading);
+        for (const reading of pathReadings(target)) {
+          rules.push(...rulesFor(reading, method));
+          if (subtree) rules.push(...rulesWithin(compiled, reading, method as string));
+        }
       }
       return combine(rules);
     },

@@ -5,7 +5,9 @@ import {
   createPathMatcher,
   normaliseRequestUrl,
   safeRedirectTarget,
+  pathReadings,
   withoutPathParameters,
+  withoutScriptName,
 } from '../../src/access/paths.js';
 
 // [rawUrl, expected path, expected url (defaults to expected path)]
@@ -401,4 +403,29 @@ t.test('withoutPathParameters of a normalised path is normalised, and has no par
 t.test('withoutPathParameters returns the same string when there is nothing to remove', async (t) => {
   const path = '/a/b/c';
   t.equal(withoutPathParameters(path), path);
+});
+
+t.test('withoutScriptName: the path a PHP front controller routes', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['/index.php/admin', '/admin'],
+    ['/index.php/admin/users', '/admin/users'],
+    ['/app/index.php/admin/x', '/app/admin/x'],
+    ['/INDEX.PHP/admin', '/admin'],
+    ['/index.php/', '/'],
+    ['/a.php/b.php/c', '/b.php/c'],
+    ['/index.php', '/index.php'],
+    ['/admin', '/admin'],
+    ['/files/report.php.txt/x', '/files/report.php.txt/x'],
+    ['/v1.2/php/x', '/v1.2/php/x'],
+  ];
+  for (const [path, reading] of cases) t.equal(withoutScriptName(path), reading, path);
+  const plain = '/static/app.js';
+  t.equal(withoutScriptName(plain), plain, 'unchanged: the same string');
+});
+
+t.test('pathReadings: the path, then each reading that differs from it', async (t) => {
+  t.same(pathReadings('/admin'), ['/admin']);
+  t.same(pathReadings('/admin;x/y'), ['/admin;x/y', '/admin/y']);
+  t.same(pathReadings('/index.php/admin'), ['/index.php/admin', '/admin']);
+  t.same(pathReadings('/index.php/admin;x'), ['/index.php/admin;x', '/index.php/admin', '/admin;x']);
 });

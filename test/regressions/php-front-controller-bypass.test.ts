@@ -1,0 +1,74 @@
+// Attack: behind the gateway runs a PHP app with a front controller (here a real one: Debian's
+// php-cgi behind nginx, configured as Laravel's and Symfony's docs say). The web server runs
+// index.php for `/index.php/admin` and the framework routes it exactly like `/admin`, so a rule
+// on `/admin` matched against the raw path let a user outside `admins` in (`/index.php/admin`),
+// walked into a `deny`-ed area (`/index.php/internal/x`), through the proxy and /_auth/verify,
+// and `/index.php/logout` logged out of the app while the gateway session lived on.
+// Defence (SPEC 4): src/access/paths.ts withoutScriptName gives the front controller's reading,
+// src/access/rules.ts requires every reading to allow, src/access/gate.ts treats a logout path
+// matching any reading as a logout; the app still receives the path as sent.
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { callVerify } from '../helpers/forward-auth.js';
+import { login, withSession } from '../helpers/gateway.js';
+import { startPhpApp, type PhpEcho } from '../helpers/php-app.js';
+import { apiGet, rawRequest, testBed } from './setup.js';
+
+const php = await startPhpApp(t);
+const bed = await testBed(t, [
+  { username: 'carol', password: 'carol-Pw-0011', groups: ['staff'] },
+  { username: 'alice', password: 'alice-Pw-0011', groups: ['admins'] },
+]);
+const rulesFile = join(tmpdir(), `sgw-php-rules-${process.pid}.yaml`);
+writeFileSync(rulesFile, 'rules:\n  - { path: /admin, policy: { groups: [admins] } }\n  - { path: /internal, policy: deny }\n');
+t.teardown(() => rmSync(rulesFile, { force: true }));
+const gw = await bed.gateway({ GATEWAY_UPSTREAM: php.url, GATEWAY_ACCESS_RULES: rulesFile, GATEWAY_LOGOUT_PATHS: '/logout', GATEWAY_TRUSTED_PROXIES: '127.0.0.1/32' });
+const json = { accept: 'application/json' };
+const carol = await login(gw, 'carol', 'carol-Pw-0011');
+const alice = await login(gw, 'alice', 'alice-Pw-0011');
+
+const INTO_ADMIN = ['/index.php/admin', '/index.php/admin/users', '/INDEX.PHP/admin', '/index.php//admin'];
+const INTO_INTERNAL = ['/index.php/internal', '/index.php/internal/x'];
+
+t.test('the app itself routes /index.php/admin as /admin (what makes the rule\'s raw reading unsafe)', async (t) => {
+  const res = await fetch(`${php.url}/index.php/admin/users`);
+  t.same(((await res.json()) as PhpEcho).route, '/admin/users');
+});
+
+t.test('through the proxy: 403 for a user outside the group, 401 (deny: 403) without a session, nothing reaches the app', async (t) => {
+  for (const target of [...INTO_ADMIN, ...INTO_INTERNAL]) {
+    const res = await rawRequest(gw, target, { headers: withSession(gw, carol, json) });
+    t.equal(res.status, 403, `${target}: 403`);
+    t.notMatch(res.body, /"route"/, `${target}: the app did not answer`);
+    const anonymous = await rawRequest(gw, target, { headers: json });
+    t.equal(anonymous.status, INTO_ADMIN.includes(target) ? 401 : 403, `${target} without a session`);
+    t.notMatch(anonymous.body, /"route"/);
+  }
+});
+
+t.test('through the proxy: an admin reaches the admin route, with the path as sent and the identity', async (t) => {
+  const res = await rawRequest(gw, '/index.php/admin/users', { headers: withSession(gw, alice, json) });
+  t.equal(res.status, 200);
+  t.same(JSON.parse(res.body), { route: '/admin/users', requestUri: '/index.php/admin/users', user: 'alice' });
+  t.equal((await rawRequest(gw, '/index.php/internal/x', { headers: withSession(gw, alice, json) })).status, 403, 'deny is deny for admins too');
+  const home = await rawRequest(gw, '/index.php/reports?x=1', { headers: withSession(gw, carol, json) });
+  t.equal((JSON.parse(home.body) as PhpEcho).route, '/reports', 'control: other routes pass as before');
+});
+
+t.test('through /_auth/verify: 403 for each, 204 for an admin', async (t) => {
+  for (const uri of [...INTO_ADMIN, ...INTO_INTERNAL]) {
+    t.equal((await callVerify(gw, { 'x-forwarded-uri': uri, 'x-forwarded-method': 'GET', cookie: withSession(gw, carol).cookie })).status, 403, `X-Forwarded-Uri: ${uri}`);
+    t.equal((await callVerify(gw, { 'x-original-uri': uri, cookie: withSession(gw, carol).cookie })).status, 403, `X-Original-URI: ${uri}`);
+  }
+  t.equal((await callVerify(gw, { 'x-forwarded-uri': '/index.php/admin', 'x-forwarded-method': 'GET', cookie: withSession(gw, alice).cookie })).status, 204);
+});
+
+t.test('/index.php/logout ends the gateway session, as it ends the app\'s', async (t) => {
+  const cookie = await login(gw, 'carol', 'carol-Pw-0011');
+  const res = await rawRequest(gw, '/index.php/logout', { headers: withSession(gw, cookie, { 'sec-fetch-site': 'same-origin' }) });
+  t.equal(res.status, 303);
+  t.equal(res.headers.location, '/_auth/login?logged_out=1');
+  t.equal((await apiGet(gw, '/_auth/session', cookie)).status, 401, 'the session is gone');
+});
