@@ -256,8 +256,8 @@ export function withoutPathParameters(path: string): string {
  * fastcgi_split_path_info), and frameworks (Laravel, Symfony, CodeIgniter, Slim) route that exactly
  * like `/admin`. So the first segment ending in `.php` (any case) with more path after it is
  * removed: `/index.php/admin` is `/admin`, `/app/index.php/admin/x` is `/app/admin/x`, as the
- * site's own URLs spell them. Rules and logout paths are matched against this reading too; it can
- * only add a check. Returns the path itself (no allocation) when it holds no such segment.
+ * site's own URLs spell them. A rule or logout path matching this reading applies too (rules.ts,
+ * gate.ts); it can only add a check. Returns the path itself (no allocation) when it holds no such segment.
  */
 export function withoutScriptName(path: string): string {
   if (path.indexOf('.') === -1) return path;
@@ -268,20 +268,6 @@ export function withoutScriptName(path: string): string {
 }
 
 const SCRIPT_SEGMENT = /\/[^/]*\.php\//i;
-
-/**
- * Every way the app behind may read a normalised path: as sent, as a Servlet container maps it
- * (path parameters removed) and as a PHP front controller routes it (script name removed). The
- * first entry is the path itself; the others only when they differ from it.
- */
-export function pathReadings(path: string): string[] {
-  const readings = [path];
-  const servletPath = withoutPathParameters(path);
-  if (servletPath !== path) readings.push(servletPath);
-  const scriptPath = withoutScriptName(path);
-  if (scriptPath !== path && scriptPath !== servletPath) readings.push(scriptPath);
-  return readings;
-}
 
 const PATH_PARAMETERS = /;[^/]*/g;
 

@@ -11,7 +11,7 @@
 // their paths, so the rules there apply as well. The rules that apply are then combined into one that
 // allows only what each of them allows.
 import { createRequire } from 'node:module';
-import { normaliseRequestUrl, pathReadings, prefixBase, withoutPathParameters, withoutScriptName } from './paths.js';
+import { normaliseRequestUrl, prefixBase, withoutPathParameters, withoutScriptName } from './paths.js';
 
 export type AccessPolicy = 'public' | 'authenticated' | 'deny' | 'groups';
 
@@ -125,11 +125,18 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
         return firstMatch(path, method ?? '');
       }
       const rules: AccessRule[] = [];
+      const ask = (reading: string, explicitOnly: boolean) => {
+        for (const rule of rulesFor(reading, method)) if (!explicitOnly || rule !== DEFAULT_RULE) rules.push(rule);
+        if (subtree) rules.push(...rulesWithin(compiled, reading, method as string));
+      };
       for (const target of destination === undefined ? [path] : [path, destination]) {
-        for (const reading of pathReadings(target)) {
-          rules.push(...rulesFor(reading, method));
-          if (subtree) rules.push(...rulesWithin(compiled, reading, method as string));
-        }
+        ask(target, false);
+        const servletReading = withoutPathParameters(target);
+        if (servletReading !== target) ask(servletReading, false);
+        // The front controller's reading adds the rules written for it, not the default: a site
+        // whose URLs carry the script (`/index.php/Main_Page`) keeps a public `/index.php` public.
+        const scriptReading = withoutScriptName(target);
+        if (scriptReading !== target && scriptReading !== servletReading) ask(scriptReading, true);
       }
       return combine(rules);
     },

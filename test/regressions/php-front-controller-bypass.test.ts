@@ -24,7 +24,7 @@ const bed = await testBed(t, [
 const rulesFile = join(tmpdir(), `sgw-php-rules-${process.pid}.yaml`);
 writeFileSync(rulesFile, 'rules:\n  - { path: /admin, policy: { groups: [admins] } }\n  - { path: /internal, policy: deny }\n');
 t.teardown(() => rmSync(rulesFile, { force: true }));
-const gw = await bed.gateway({ GATEWAY_UPSTREAM: php.url, GATEWAY_ACCESS_RULES: rulesFile, GATEWAY_LOGOUT_PATHS: '/logout', GATEWAY_TRUSTED_PROXIES: '127.0.0.1/32' });
+const gw = await bed.gateway({ GATEWAY_UPSTREAM: php.url, GATEWAY_ACCESS_RULES: rulesFile, GATEWAY_PUBLIC_PATHS: '/index.php/help', GATEWAY_LOGOUT_PATHS: '/logout', GATEWAY_TRUSTED_PROXIES: '127.0.0.1/32' });
 const json = { accept: 'application/json' };
 const carol = await login(gw, 'carol', 'carol-Pw-0011');
 const alice = await login(gw, 'alice', 'alice-Pw-0011');
@@ -55,6 +55,13 @@ t.test('through the proxy: an admin reaches the admin route, with the path as se
   t.equal((await rawRequest(gw, '/index.php/internal/x', { headers: withSession(gw, alice, json) })).status, 403, 'deny is deny for admins too');
   const home = await rawRequest(gw, '/index.php/reports?x=1', { headers: withSession(gw, carol, json) });
   t.equal((JSON.parse(home.body) as PhpEcho).route, '/reports', 'control: other routes pass as before');
+});
+
+t.test('a public path written with the script stays public (the reading adds rules, not the default)', async (t) => {
+  const res = await rawRequest(gw, '/index.php/help/faq', { headers: json });
+  t.equal(res.status, 200);
+  t.same((JSON.parse(res.body) as PhpEcho).route, '/help/faq');
+  t.equal((await rawRequest(gw, '/help/faq', { headers: json })).status, 401, 'control: /help itself is not public');
 });
 
 t.test('through /_auth/verify: 403 for each, 204 for an admin', async (t) => {

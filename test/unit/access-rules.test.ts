@@ -238,3 +238,16 @@ t.test('rules may name WebDAV and CalDAV methods', async (t) => {
   for (const method of ['PROPFIND', 'MKCALENDAR', 'VERSION-CONTROL', 'M-SEARCH']) t.equal(rules.match('/dav/x', method).policy, 'deny', method);
   t.equal(rules.match('/dav/x', 'GET').policy, 'authenticated');
 });
+
+t.test('a PHP front controller\'s reading adds the rules that match it, not the default', async (t) => {
+  const rules = createAccessRules(['/index.php/help'], [
+    { path: '/admin', methods: null, policy: 'groups', groups: ['admins'], forwardGroups: null },
+    { path: '/internal', methods: null, policy: 'deny', groups: [], forwardGroups: null },
+  ]);
+  t.same(rules.match('/index.php/admin', 'GET').groups, ['admins'], '/index.php/admin is /admin');
+  t.same(rules.match('/app/INDEX.PHP/admin/x', 'GET').policy, 'authenticated', '/app/admin/x: no rule there');
+  t.equal(rules.match('/index.php/internal/x', 'GET').policy, 'deny');
+  t.equal(rules.match('/index.php/help/faq', 'GET').policy, 'public', 'a public path written with the script stays public');
+  t.equal(rules.match('/index.php/other', 'GET').policy, 'authenticated');
+  t.equal(rules.match('/index.php/admin', null).policy, 'groups', 'an unknown method too');
+});

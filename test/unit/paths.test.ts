@@ -5,7 +5,6 @@ import {
   createPathMatcher,
   normaliseRequestUrl,
   safeRedirectTarget,
-  pathReadings,
   withoutPathParameters,
   withoutScriptName,
 } from '../../src/access/paths.js';
@@ -421,11 +420,4 @@ t.test('withoutScriptName: the path a PHP front controller routes', async (t) =>
   for (const [path, reading] of cases) t.equal(withoutScriptName(path), reading, path);
   const plain = '/static/app.js';
   t.equal(withoutScriptName(plain), plain, 'unchanged: the same string');
-});
-
-t.test('pathReadings: the path, then each reading that differs from it', async (t) => {
-  t.same(pathReadings('/admin'), ['/admin']);
-  t.same(pathReadings('/admin;x/y'), ['/admin;x/y', '/admin/y']);
-  t.same(pathReadings('/index.php/admin'), ['/index.php/admin', '/admin']);
-  t.same(pathReadings('/index.php/admin;x'), ['/index.php/admin;x', '/index.php/admin', '/admin;x']);
 });
