@@ -145,6 +145,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   const limits = { maxPerUser: config.loginMaxAttempts, maxPerIp: config.loginMaxAttemptsPerIp, windowMs: config.loginWindowMs };
   const throttle = redis ? createRedisThrottle(redis, config.redisPrefix, limits) : createMemoryThrottle(limits);
   const tokenCounters = Object.fromEntries(TOKEN_OUTCOMES.map((o) => [o, metrics.tokenValidations.labels(o)])) as Record<TokenOutcome, ReturnType<typeof metrics.tokenValidations.labels>>;
+  const mfa = await createMfa(config, redis, pool, limits);
   const tokens = createTokenServices({
     pool,
     sessionStore: store,
@@ -159,6 +160,8 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     lastUsedIntervalMs: config.touchIntervalMs,
     basicAuth: config.basicAuth,
     basicAuthCacheMs: config.basicAuthCacheMs,
+    // Basic cannot carry a second step: a user who has one (or must enrol) uses an API token.
+    ...(mfa ? { needsSecondFactor: async (user: string) => (await mfa.service.nextStep(user)) !== null } : {}),
     events: {
       validated: (outcome) => tokenCounters[outcome].inc(),
       storeError: (err, operation) => {
@@ -179,7 +182,7 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     logger,
     upstream,
     identityTokens: identityTokensFromConfig(config, logger),
-    mfa: await createMfa(config, redis, pool, limits),
+    mfa,
     loginPage,
   };
 

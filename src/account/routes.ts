@@ -65,15 +65,16 @@ export async function accountRoutes(app: FastifyInstance, deps: GatewayDeps): Pr
   const page = (reply: FastifyReply, status: number, html: string) =>
     reply.code(status).header('content-security-policy', ACCOUNT_PAGE_CSP).type('text/html; charset=utf-8').send(html);
 
-  /** The signed-in session, or an answer: 401 (JSON) or to the login page and back. */
-  const signedIn = async (request: FastifyRequest, reply: FastifyReply, json: boolean, back: string): Promise<ActiveSession | FastifyReply> => {
+  /** The signed-in session; null once answered otherwise: 401 (JSON) or to the login page and back. */
+  const signedIn = async (request: FastifyRequest, reply: FastifyReply, json: boolean, back: string): Promise<ActiveSession | null> => {
     const validation = await sessions.validate(request.cookies[config.cookieName]);
     if (validation.outcome === 'valid') {
       if (validation.session.renewedCookie) setSessionCookie(reply, config, validation.session.renewedCookie);
       return validation.session;
     }
-    if (json) return reply.code(401).send({ error: 'not signed in' });
-    return reply.code(303).header('location', `${prefix}/login?rd=${encodeURIComponent(back)}`).send();
+    if (json) reply.code(401).send({ error: 'not signed in' });
+    else reply.code(303).header('location', `${prefix}/login?rd=${encodeURIComponent(back)}`).send();
+    return null;
   };
 
   /** Same origin, then (forms) the CSRF token; null when the POST may go on. */
@@ -92,7 +93,7 @@ export async function accountRoutes(app: FastifyInstance, deps: GatewayDeps): Pr
   app.get('/account/password', async (request, reply) => {
     const json = jsonWanted(request);
     const session = await signedIn(request, reply, json, passwordPath);
-    if (!('record' in session)) return session;
+    if (session === null) return reply;
     if (json) return { user: session.record.user, minLength: MIN_PASSWORD_LENGTH };
     const changed = (request.query as Record<string, unknown>).changed !== undefined;
     return showPasswordPage(reply, 200, session.record.user, changed ? { notice: 'Your password was changed. Your other sessions were signed out.' } : {});
@@ -101,7 +102,7 @@ export async function accountRoutes(app: FastifyInstance, deps: GatewayDeps): Pr
   app.post('/account/password', { bodyLimit: ACCOUNT_BODY_LIMIT_BYTES }, async (request, reply) => {
     const json = wantsJson(request);
     const session = await signedIn(request, reply, json, passwordPath);
-    if (!('record' in session)) return session;
+    if (session === null) return reply;
     const user = session.record.user;
     const ip = request.ip;
     const audit = (outcome: string, extra: Record<string, unknown> = {}) =>
@@ -160,8 +161,10 @@ export async function accountRoutes(app: FastifyInstance, deps: GatewayDeps): Pr
     // Every other session ends (on every replica); this one goes on under a new id, bound to the new hash.
     const others = (await listSessions(user)).filter((s) => s.idHash !== session.idHash).map((s) => s.idHash);
     const ended = await sessions.endUserSessions(user, others);
+    // How this session was established still holds (a second factor passed stays passed).
+    const amr = session.record.amr;
     const created = await sessions.create(
-      { user, email: stored.email, groups: stored.groups },
+      { user, email: stored.email, groups: stored.groups, ...(amr ? { amr: [...amr] } : {}) },
       { passwordHash: newHash, ...(session.record.client !== undefined ? { client: session.record.client } : {}) },
     );
     await sessions.endUserSessions(user, [session.idHash]);
@@ -194,7 +197,7 @@ export async function accountRoutes(app: FastifyInstance, deps: GatewayDeps): Pr
   app.get('/account/sessions', async (request, reply) => {
     const json = jsonWanted(request);
     const session = await signedIn(request, reply, json, sessionsPath);
-    if (!('record' in session)) return session;
+    if (session === null) return reply;
     if (json) return { sessions: (await sessionRows(session)).map(({ user: _user, ...row }) => row) };
     const ended = Number((request.query as Record<string, unknown>).ended);
     const notice = !Number.isInteger(ended) || ended < 0 ? undefined : ended === 0 ? 'No session was signed out: it had already ended.' : ended === 1 ? 'One session was signed out.' : `${ended} sessions were signed out.`;
@@ -204,7 +207,7 @@ export async function accountRoutes(app: FastifyInstance, deps: GatewayDeps): Pr
   app.post('/account/sessions', { bodyLimit: ACCOUNT_BODY_LIMIT_BYTES }, async (request, reply) => {
     const json = wantsJson(request);
     const session = await signedIn(request, reply, json, sessionsPath);
-    if (!('record' in session)) return session;
+    if (session === null) return reply;
     const user = session.record.user;
     const refuse = async (status: number, message: string) => (json ? reply.code(status).send({ error: message }) : showSessionsPage(reply, status, session, { error: message }));
     const refused = refusedPost(request, json);

@@ -35,12 +35,14 @@ export async function beginSecondStep(
   deps: GatewayDeps,
   mfa: MfaDeps,
   reply: FastifyReply,
-  who: { user: string; email: string | null; groups: string[] },
+  who: { user: string; email: string | null; groups: string[]; passwordHash: string | null },
   step: SecondStep,
   rd: string,
 ): Promise<string> {
   const { config } = deps;
-  const pending: PendingSignIn = { ...who, amr: [...PASSWORD_ONLY], step, rd, createdAt: Date.now() };
+  const { passwordHash, ...identity } = who;
+  const fingerprint = deps.sessions.passwordFingerprint(passwordHash);
+  const pending: PendingSignIn = { ...identity, amr: [...PASSWORD_ONLY], step, rd, createdAt: Date.now(), ...(fingerprint !== undefined ? { passwordFingerprint: fingerprint } : {}) };
   const id = await mfa.pending.create(pending).catch((err: unknown) => {
     throw sessionStoreUnavailable(err);
   });

@@ -158,7 +158,7 @@ export async function authRoutes(app: FastifyInstance, deps: GatewayDeps): Promi
       if (deps.mfa && secondStep) {
         // The password was right; a second step remains. No session yet: a pending sign-in under
         // its own cookie, which opens nothing but that step (SPEC 9).
-        const next = await beginSecondStep(deps, deps.mfa, reply, { user: user.username, email: user.email, groups: user.groups }, secondStep, input.rd);
+        const next = await beginSecondStep(deps, deps.mfa, reply, { user: user.username, email: user.email, groups: user.groups, passwordHash: user.passwordHash }, secondStep, input.rd);
         clearSessionCookie(reply, config);
         metrics.logins.inc({ outcome: 'success' });
         request.log.info({ audit: 'login', user: user.username, ip, outcome: 'success', scheme: result.scheme, next: secondStep }, 'password accepted; second step pending');

@@ -53,6 +53,19 @@ export function secondStepKit(deps: GatewayDeps, mfa: MfaDeps) {
   const page = (reply: FastifyReply, status: number, html: string) =>
     reply.code(status).header('content-security-policy', MFA_PAGE_CSP).type('text/html; charset=utf-8').send(html);
 
+  /**
+   * Whether the user a pending sign-in is for may still sign in: not removed or disabled since the
+   * password step, and with the same password (`users passwd` and a password change end sessions;
+   * they must end a sign-in half done too, before a factor is checked or enrolled).
+   */
+  async function stillHolds(pending: PendingSignIn): Promise<boolean> {
+    const found = await deps.users.find(pending.user).catch((err: unknown) => {
+      throw userStoreUnavailable(err);
+    });
+    if (found === null || found.disabled) return false;
+    return pending.passwordFingerprint === undefined || sessions.samePassword(found.passwordHash, pending.passwordFingerprint);
+  }
+
   /** The pending sign-in, else a valid session, else nobody. */
   async function subjectOf(request: FastifyRequest): Promise<Subject | null> {
     const id = request.cookies[PENDING_COOKIE];
@@ -60,7 +73,12 @@ export function secondStepKit(deps: GatewayDeps, mfa: MfaDeps) {
       const pending = await mfa.pending.get(id).catch((err: unknown) => {
         throw sessionStoreUnavailable(err);
       });
-      if (pending) return { kind: 'pending', id, pending, user: pending.user };
+      if (pending && (await stillHolds(pending))) return { kind: 'pending', id, pending, user: pending.user };
+      if (pending) {
+        await mfa.pending.take(id).catch(() => false);
+        request.log.warn({ audit: 'mfa', user: pending.user, ip: request.ip, outcome: 'refused', reason: 'user_changed' }, 'pending sign-in ended: the user was disabled, removed or given a new password');
+        return null;
+      }
     }
     const cookie = request.cookies[config.cookieName];
     const validation = await sessions.validate(cookie);
@@ -126,7 +144,12 @@ export function secondStepKit(deps: GatewayDeps, mfa: MfaDeps) {
     }
     const record = subject.kind === 'pending' ? subject.pending : subject.session.record;
     const amr = [...new Set([...amrOf(subject), factor])];
-    const created = await sessions.create({ user: record.user, email: record.email, groups: record.groups, amr }, { client: describeClient(request.headers['user-agent']) });
+    // The password's fingerprint goes on with the session: a later change of it still ends this one.
+    const fingerprint = subject.kind === 'pending' ? subject.pending.passwordFingerprint : subject.session.record.passwordFingerprint;
+    const created = await sessions.create(
+      { user: record.user, email: record.email, groups: record.groups, amr },
+      { client: describeClient(request.headers['user-agent']), ...(fingerprint !== undefined ? { passwordFingerprint: fingerprint } : {}) },
+    );
     // GATEWAY_MAX_SESSIONS_PER_USER, as after a password sign-in.
     const capped = await sessions.endSessionsBeyondCap(record.user).catch(() => 0);
     if (capped > 0) request.log.info({ audit: 'revocation', user: record.user, sessions: capped, by: 'login', reason: 'session_cap', ip: request.ip, outcome: 'success' }, 'oldest sessions ended: session cap');

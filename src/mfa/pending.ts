@@ -23,6 +23,11 @@ export interface PendingSignIn {
   /** Where to go once signed in (already checked: a same-origin path). */
   rd: string;
   createdAt: number;
+  /**
+   * The fingerprint of the password hash the first step checked (never the hash): the second step
+   * ends the sign-in if the password changed meanwhile, and the session keeps it for its rechecks.
+   */
+  passwordFingerprint?: string;
 }
 
 export interface PendingStore {
@@ -78,6 +83,7 @@ function decode(text: string): PendingSignIn | null {
   try {
     const value = JSON.parse(text) as PendingSignIn;
     if (typeof value.user !== 'string' || (value.step !== 'verify' && value.step !== 'setup') || typeof value.rd !== 'string') return null;
+    if (value.passwordFingerprint !== undefined && typeof value.passwordFingerprint !== 'string') return null;
     return value;
   } catch {
     return null;

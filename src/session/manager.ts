@@ -72,6 +72,14 @@ export interface ValidateOptions {
   touch?: boolean;
 }
 
+export interface CreateOptions {
+  /** The hash the sign-in checked: kept only as a fingerprint, to notice a change. */
+  passwordHash?: string | null;
+  /** Or the fingerprint itself, of a sign-in checked earlier (a second step, a step-up). */
+  passwordFingerprint?: string;
+  client?: string;
+}
+
 export interface SessionManager {
   /** Validates a cookie value; throws a 503 GatewayError when the store cannot answer. */
   validate(cookieValue: string | undefined, options?: ValidateOptions): Promise<Validation>;
@@ -84,7 +92,14 @@ export interface SessionManager {
    * A new session. `amr` records how the sign-in was established (default: a password alone);
    * `passwordHash`: the hash the sign-in checked, kept only as a fingerprint to notice a change.
    */
-  create(identity: Identity & { amr?: string[] }, options?: { passwordHash?: string | null; client?: string }): Promise<{ cookieValue: string; record: SessionRecord }>;
+  create(identity: Identity & { amr?: string[] }, options?: CreateOptions): Promise<{ cookieValue: string; record: SessionRecord }>;
+  /**
+   * The fingerprint a session would keep of this hash, for a sign-in that becomes a session later
+   * (the second step carries it over); undefined when sessions keep none (no user recheck).
+   */
+  passwordFingerprint(passwordHash: string | null): string | undefined;
+  /** Whether a kept fingerprint names this hash (true when sessions keep none: nothing to compare). */
+  samePassword(passwordHash: string | null, fingerprint: string): boolean;
   /** Ends the session a cookie names, on every replica; false if there was none. */
   destroy(cookieValue: string | undefined): Promise<boolean>;
   listByUser(user: string): Promise<StoredSession[]>;
@@ -328,6 +343,9 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     validate: async (cookieValue, options) => validateAwaitable(cookieValue, options),
     validateAwaitable,
 
+    passwordFingerprint: (passwordHash) => userCheck?.fingerprint(passwordHash),
+    samePassword: (passwordHash, fingerprint) => userCheck === null || userCheck.samePassword(passwordHash, fingerprint),
+
     async create(identity, createOptions) {
       const id = newSessionId();
       const at = now();
@@ -336,9 +354,13 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       if (createOptions?.client !== undefined) record.client = createOptions.client;
       // The sign-in read the user just now; without the hash, the first recheck adopts what it reads.
       const passwordHash = createOptions?.passwordHash;
+      const carried = createOptions?.passwordFingerprint;
       if (userCheck && passwordHash !== undefined) {
         record.checkedAt = at;
         record.passwordFingerprint = userCheck.fingerprint(passwordHash);
+      } else if (userCheck && carried !== undefined) {
+        // Checked when the password was (the pending sign-in read the user again since).
+        record.passwordFingerprint = carried;
       }
       const idHash = hashSessionId(id);
       try {

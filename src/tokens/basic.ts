@@ -1,5 +1,6 @@
 // HTTP Basic for clients that speak nothing else (CalDAV/CardDAV, WebDAV, git, old scripts), when
-// GATEWAY_BASIC_AUTH=true (SPEC 9). The password is the user's own, or an API token. Such clients
+// GATEWAY_BASIC_AUTH=true (SPEC 9). The password is the user's own (not for a user who signs in
+// with a second factor: needsSecondFactor), or an API token. Such clients
 // send the credential on every request, so a verified one is remembered in-process for
 // GATEWAY_BASIC_AUTH_CACHE under an HMAC of name and password with a key made per process (never
 // the password, and useless outside this process): one password hash per interval, not per
@@ -28,7 +29,7 @@ export interface BasicThrottle {
   abandoned(username: string, ip: string): Promise<void>;
 }
 
-export type BasicFailure = 'malformed' | 'unknown_user' | 'wrong_password' | 'disabled' | 'no_password' | 'invalid_username' | 'bad_token';
+export type BasicFailure = 'malformed' | 'unknown_user' | 'wrong_password' | 'disabled' | 'no_password' | 'invalid_username' | 'bad_token' | 'second_factor';
 
 export type BasicResult =
   /** `id`: stable per credential and meaningless outside this process (keys caches of derived values). */
@@ -49,6 +50,12 @@ export interface BasicVerifierOptions {
   maxEntries?: number;
   /** For a test: the HMAC key, 64 bytes below 0x80 (random per process otherwise). */
   key?: Buffer;
+  /**
+   * Whether a correct password is not enough for this user (GATEWAY_MFA: a factor enrolled, or
+   * enrolment required). Basic cannot carry a second step, so such a user is refused here and
+   * uses an API token instead, as Nextcloud asks for an app password; absent: never.
+   */
+  needsSecondFactor?: (user: string) => Promise<boolean>;
 }
 
 export interface BasicVerifier {
@@ -110,6 +117,9 @@ export function createBasicVerifier(options: BasicVerifierOptions): BasicVerifie
     }
     const reason: BasicFailure | null = invalidName ? 'invalid_username' : !found ? 'unknown_user' : !found.passwordHash ? 'no_password' : !result.ok ? 'wrong_password' : found.disabled ? 'disabled' : null;
     if (reason || !found) return { outcome: 'invalid', user, reason: reason ?? 'unknown_user' };
+    // The same answer as a wrong password: the password alone opens nothing for this user. Counted
+    // as a failure, so Basic is no way to test passwords of such accounts faster than the form.
+    if (options.needsSecondFactor && (await options.needsSecondFactor(found.username))) return { outcome: 'invalid', user, reason: 'second_factor' };
     await options.throttle.succeeded(user, ip).catch(() => undefined);
     const identity: Identity = { user: found.username, email: found.email, groups: found.groups };
     if (k !== '') cache.set(k, { identity });

@@ -33,6 +33,8 @@ export interface TokenServicesOptions {
   lastUsedIntervalMs: number;
   basicAuth: boolean;
   basicAuthCacheMs: number;
+  /** GATEWAY_MFA: whether a user's password alone is not enough (Basic with a password is then refused). */
+  needsSecondFactor?: (user: string) => Promise<boolean>;
   now?: () => number;
   /** Another token store over the same pool (a test counting calls). */
   tokenStore?: TokenStore;
@@ -65,6 +67,7 @@ export function createTokenServices(options: TokenServicesOptions): TokenService
       tokens,
       invalidation,
       cacheTtlMs: options.basicAuthCacheMs,
+      ...(options.needsSecondFactor ? { needsSecondFactor: options.needsSecondFactor } : {}),
     })
     : null;
   return { store, tokens, basic, authenticator: createHeaderAuthenticator({ tokens, basic }), invalidation };
