@@ -10,7 +10,7 @@ export const SIGNED_IDENTITY_HEADERS = ['x-gateway-identity'] as const;
  * Headers that make apps and frameworks re-route or re-address a request (IIS/Symfony
  * `X-Original-URL`, Rails/Express/Spring method overrides, proxy-prefix and client-address
  * claims). SPEC section 4: believed only from a trusted proxy, removed from anyone else, in
- * every case and underscore spelling.
+ * every case and underscore (or dot) spelling.
  */
 export const OVERRIDE_HEADERS = [
   'forwarded',
@@ -49,12 +49,20 @@ export interface ForwardingContext {
   signedIdentity?: string | null;
 }
 
-/** Header names compared the way a legacy app (or CGI/PHP/WSGI) would: case and `_` vs `-` ignored. */
+/**
+ * Header names compared the way a legacy app would read them: case ignored, and every character
+ * but a letter or digit read as `-`. CGI, WSGI and PHP turn `-` into `_` (so `X_Forwarded_User` is
+ * `X-Forwarded-User` to them), and PHP also turns `.` into `_` when it fills `$_SERVER`
+ * (`X-Forwarded.User`); any other token character is folded too, for whatever stack comes next.
+ */
 export function normaliseHeaderName(name: string): string {
   const lower = name.toLowerCase();
-  // Most names have no underscore: skip the second string copy for them (hot path).
-  return lower.includes('_') ? lower.replaceAll('_', '-') : lower;
+  // Most names are letters, digits and `-` only: no second string for them (hot path).
+  return NOT_NAME_CHARACTER.test(lower) ? lower.replace(NOT_NAME_CHARACTERS, '-') : lower;
 }
+
+const NOT_NAME_CHARACTER = /[^a-z0-9-]/;
+const NOT_NAME_CHARACTERS = /[^a-z0-9-]/g;
 
 /**
  * Values made only of printable ASCII other than `%` (and `,` inside a group), and not starting or
@@ -117,7 +125,7 @@ export function createRequestHeaderRewriter(options: {
     [...DEFAULT_IDENTITY_HEADERS, ...SIGNED_IDENTITY_HEADERS, names.user, names.email, names.groups].map(normaliseHeaderName),
   );
   // The X-Forwarded-* trio is replaced for untrusted peers anyway (setForwardedHeaders); listing it
-  // here also removes its underscore spellings, which CGI-style apps would merge with ours.
+  // here also removes its underscore and dot spellings, which CGI-style apps and PHP would merge with ours.
   const overrides: ReadonlySet<string> = new Set([...OVERRIDE_HEADERS, ...FORWARDED_TRIO]);
   const cookieNames = new Set(options.cookieNames);
   const cookieNameList = [...cookieNames];

@@ -30,7 +30,7 @@ function goRegex(source: string): RegExp {
   return source.startsWith('(?i)') ? new RegExp(source.slice(4), 'i') : new RegExp(source);
 }
 
-const MUST_COPY = ['X-Forwarded-User', 'x-forwarded-email', 'X-FORWARDED-GROUPS', 'X-Gateway-Identity', 'X_Forwarded_User', 'x_gateway_identity', 'X-Forwarded_Groups', 'X_Forwarded-User', 'X-Gateway_Identity', 'Cookie'];
+const MUST_COPY = ['X-Forwarded-User', 'x-forwarded-email', 'X-FORWARDED-GROUPS', 'X-Gateway-Identity', 'X_Forwarded_User', 'x_gateway_identity', 'X-Forwarded_Groups', 'X_Forwarded-User', 'X-Gateway_Identity', 'X-Forwarded.User', 'x.forwarded.groups', 'X-Gateway.Identity', 'Cookie'];
 const MUST_NOT_COPY = ['X-Forwarded-For', 'X-Forwarded-Host', 'X-Forwarded-Proto', 'Location', 'Set-Cookie', 'X-Forwarded-Users', 'Cookie2', 'X-Cookie'];
 
 /** SPEC 4: headers that make apps re-route or re-address a request; the proxy in front removes them. */

@@ -1,4 +1,4 @@
-// A real PHP front controller for the tests: Debian's php-cgi as a FastCGI server behind nginx,
+// Real PHP for the tests. A front controller: Debian's php-cgi as a FastCGI server behind nginx,
 // configured the way Laravel's and Symfony's documentation configure it (every path without a
 // file goes to index.php). The script routes like those frameworks do: the path is the request
 // URI without the script name, so `/index.php/admin` is routed as `/admin`. Nothing is served
@@ -55,4 +55,29 @@ export async function startPhpApp(t: Teardown): Promise<{ url: string }> {
   }`,
   );
   return { url };
+}
+
+/** What PHP's own server put in `$_SERVER` for the headers that carry identity or re-route. */
+export type PhpServerView = Record<string, string | null>;
+
+const SERVER_VIEW = `<?php
+header('Content-Type: application/json');
+$names = ['HTTP_X_FORWARDED_USER', 'HTTP_X_FORWARDED_EMAIL', 'HTTP_X_FORWARDED_GROUPS', 'HTTP_X_GATEWAY_IDENTITY', 'HTTP_X_HTTP_METHOD_OVERRIDE', 'HTTP_X_ORIGINAL_URL', 'HTTP_X_FORWARDED_HOST'];
+$seen = [];
+foreach ($names as $name) $seen[$name] = $_SERVER[$name] ?? null;
+echo json_encode($seen);
+`;
+
+/**
+ * PHP's built-in web server (the php CLI, which php-cgi depends on) answering every path with the
+ * `$_SERVER` entries above: how PHP itself names the headers it got (`.` and `-` become `_`).
+ */
+export async function startPhpServer(t: Teardown): Promise<{ url: string }> {
+  const php = findBinary('php', "install Debian's php-cgi (it brings the php command)");
+  const root = mkdtempSync(join(tmpdir(), 'sgw-php-server-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  writeFileSync(join(root, 'router.php'), SERVER_VIEW);
+  const port = await freePort();
+  await runServer(t, php, ['-S', `127.0.0.1:${port}`, '-t', root, join(root, 'router.php')], port);
+  return { url: `http://127.0.0.1:${port}` };
 }

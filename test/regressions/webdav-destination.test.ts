@@ -141,8 +141,9 @@ t.test('a Destination that cannot be read as one path: 400, nothing forwarded', 
     t.equal(answer.status, 400, `Destination ${destination}: 400`);
     t.match(answer.body, /GW_ERR_BAD_DESTINATION/);
   }
-  const twice = await rawRequest(gw, source, { method: 'MOVE', headers: [['cookie', String(session.cookie)], ['accept', 'application/json'], ['destination', `${gw.url}/dav/files/a.txt`], ['destination', `${gw.url}/dav/admin/a.txt`]] });
+  const twice = await rawRequest(gw, source, { method: 'MOVE', headers: [['host', new URL(gw.url).host], ['cookie', String(session.cookie)], ['accept', 'application/json'], ['destination', `${gw.url}/dav/files/a.txt`], ['destination', `${gw.url}/dav/admin/a.txt`]] });
   t.equal(twice.status, 400, 'two Destination headers: 400');
+  t.match(twice.body, /GW_ERR_BAD_DESTINATION/);
   t.equal(dav.hits().length, before, 'nothing reached the app');
   t.ok(onDisk(source));
   t.equal((await davRequest('GET', source, { ...session, destination: 'not a URI at all' })).status, 200, 'a Destination on a method that writes nowhere is the app\'s business');

@@ -45,6 +45,10 @@ t.test('encodeGroups: commas inside a group name are encoded so the list splits 
 
 t.test('normaliseHeaderName folds case and underscores', async (t) => {
   t.equal(normaliseHeaderName('X_Forwarded_User'), 'x-forwarded-user');
+  t.equal(normaliseHeaderName('X-Forwarded.User'), 'x-forwarded-user', 'PHP reads `.` as `_` too');
+  t.equal(normaliseHeaderName('x.forwarded_user'), 'x-forwarded-user');
+  t.equal(normaliseHeaderName('X~Forwarded!User'), 'x-forwarded-user', 'and any other token character');
+  t.equal(normaliseHeaderName('x-forwarded-user'), 'x-forwarded-user');
   t.equal(normaliseHeaderName('REMOTE-USER'), 'remote-user');
 });
 
