@@ -30,7 +30,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { ActiveSession, Validation } from '../session/manager.js';
 import type { Identity } from '../session/types.js';
 import { createPathMatcher, pathForLog, withoutPathParameters, withoutScriptName } from './paths.js';
-import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule, type AccessRuleSpec } from './rules.js';
+import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule, type AccessRuleSpec, type OtherPaths } from './rules.js';
 
 /** What a request presents to prove who it is. */
 export interface Credentials {
@@ -89,6 +89,8 @@ export interface AccessRequest {
   method: string | null;
   /** Normalised path a WebDAV COPY/MOVE writes to (its Destination, destination.ts): the rules there must allow it too. */
   destination?: string | undefined;
+  /** The path a query-string router reads from the query (paths.ts queryRoutedPath): the rules matching it must allow it too. */
+  routed?: string | undefined;
   credentials: Credentials;
 }
 
@@ -139,7 +141,7 @@ export interface Gate {
 }
 
 interface CompiledRules {
-  match(path: string, method: string | null, destination?: string): AccessRule;
+  match(path: string, method: string | null, also?: OtherPaths): AccessRule;
   methodScoped: boolean;
   isLogoutPath(path: string): boolean;
   /** Whether an unknown path must be refused: a rule refuses someone, or narrows what is sent. */
@@ -196,8 +198,9 @@ export function createGate(options: GateOptions): Gate {
       // No rule refuses anyone here, so a Destination's rule could add nothing to the default.
       rule = DEFAULT_RULE;
     } else {
-      if (request.logout === true && rules.isLogoutPath(request.path)) return LOGOUT;
-      rule = rules.match(request.path, request.method, request.destination);
+      if (request.logout === true && (rules.isLogoutPath(request.path) || (request.routed !== undefined && rules.isLogoutPath(request.routed)))) return LOGOUT;
+      const { destination, routed } = request;
+      rule = destination === undefined && routed === undefined ? rules.match(request.path, request.method) : rules.match(request.path, request.method, { destination, routed });
     }
     if (rule.policy === 'public') return { kind: 'public', rule };
     if (rule.policy === 'deny') return userForAudit(request.credentials).then((user) => ({ kind: 'forbidden', rule, user, principal: null }));

@@ -269,6 +269,24 @@ export function withoutScriptName(path: string): string {
 
 const SCRIPT_SEGMENT = /\/[^/]*\.php\//i;
 
+/**
+ * The path a query-string router reads (SPEC 4): CodeIgniter, when nothing follows the base or
+ * the script, routes `/app/?/admin/x` and `/app/index.php?/admin/x` as `/app/admin/x`, the query
+ * up to a second `?` taken as the path. Null when the query does not start with `/`; a failure
+ * when that path cannot be normalised (the caller answers 400: it cannot be authorised). Reading it
+ * for any path (not only a base) only ever adds a check.
+ */
+export function queryRoutedPath(url: string): NormalisedUrl | null {
+  const q = url.indexOf('?');
+  if (q === -1 || url.charCodeAt(q + 1) !== SLASH) return null;
+  const end = url.indexOf('?', q + 1);
+  const routed = url.slice(q + 1, end === -1 ? undefined : end);
+  const base = url.slice(0, q).replace(TRAILING_SCRIPT, '').replace(/\/+$/, '');
+  return normaliseRequestUrl(base + routed);
+}
+
+const TRAILING_SCRIPT = /\/[^/]*\.php$/i;
+
 const PATH_PARAMETERS = /;[^/]*/g;
 
 /**

@@ -47,6 +47,14 @@ export interface AccessRule {
 
 export type AccessVerdict = 'allow' | 'login' | 'forbidden';
 
+/** Other paths a request acts on or may be routed by, beyond its own. */
+export interface OtherPaths {
+  /** Where a WebDAV COPY/MOVE writes (destination.ts): its rules, and the default, apply. */
+  destination?: string | undefined;
+  /** The path a query-string router reads (paths.ts queryRoutedPath): the rules matching it apply. */
+  routed?: string | undefined;
+}
+
 export interface AccessRules {
   /**
    * The first rule whose prefix and methods match (the `authenticated` default otherwise), for the
@@ -57,7 +65,7 @@ export interface AccessRules {
    * rule then allows only what the rules at both paths allow. COPY, MOVE, DELETE and LOCK act on
    * the whole tree under a path, so the rules of paths inside it (and inside the Destination) count too.
    */
-  match(path: string, method: string | null, destination?: string): AccessRule;
+  match(path: string, method: string | null, also?: OtherPaths): AccessRule;
   /** Whether any rule names methods (so an unknown method can change a decision). */
   readonly methodScoped: boolean;
 }
@@ -118,10 +126,11 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
     method === null && methodScoped ? rulesForAnyMethod(compiled, path) : [firstMatch(path, method ?? '')];
   return {
     methodScoped,
-    match(path, method, destination) {
+    match(path, method, also) {
       const subtree = method !== null && SUBTREE_METHODS.has(method);
+      const destination = also?.destination;
       // The common case: one path, one reading, a known method that acts on that path alone; no allocation.
-      if (destination === undefined && !subtree && (method !== null || !methodScoped) && withoutPathParameters(path) === path && withoutScriptName(path) === path) {
+      if (also === undefined && !subtree && (method !== null || !methodScoped) && withoutPathParameters(path) === path && withoutScriptName(path) === path) {
         return firstMatch(path, method ?? '');
       }
       const rules: AccessRule[] = [];
@@ -138,6 +147,7 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
         const scriptReading = withoutScriptName(target);
         if (scriptReading !== target && scriptReading !== servletReading) ask(scriptReading, true);
       }
+      if (also?.routed !== undefined) ask(also.routed, true);
       return combine(rules);
     },
   };

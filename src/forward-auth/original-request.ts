@@ -3,7 +3,7 @@
 // are believed only from a trusted proxy: anyone else could name a public path and be waved through.
 import type { IncomingHttpHeaders } from 'node:http';
 import { requestDestination } from '../access/destination.js';
-import { normaliseRequestUrl } from '../access/paths.js';
+import { normaliseRequestUrl, queryRoutedPath } from '../access/paths.js';
 
 export interface OriginalRequest {
   /** Normalised path (SPEC 4): what access is decided on. */
@@ -21,6 +21,8 @@ export interface OriginalRequest {
    * passes on with the client's other headers); also read when the method is not known.
    */
   destination?: string;
+  /** The path a query-string router reads from the query (CodeIgniter's `/?/admin`, paths.ts). */
+  routed?: string;
   /**
    * False when no trusted proxy named the request: the path is then the verify request's own,
    * so public paths cannot match it and the sign-in redirect goes back to `/`.
@@ -67,10 +69,18 @@ export function originalRequest(verify: VerifyRequest): OriginalRequestResult {
   // Exactly the normalisation of the proxy path: what is authorised here is what the app is asked for.
   const normalised = normaliseRequestUrl(uri);
   if (!normalised.ok) return { ok: false, reason: `malformed original URI (${normalised.reason})` };
+  const request: OriginalRequest = { path: normalised.path, url: normalised.url, method, known: true };
+  const routed = queryRoutedPath(normalised.url);
+  if (routed !== null) {
+    if (!routed.ok) return { ok: false, reason: `malformed original URI (the path in the query: ${routed.reason})` };
+    request.routed = routed.path;
+  }
   const destination = requestDestination(method, headers);
-  if (destination === null) return { ok: true, request: { path: normalised.path, url: normalised.url, method, known: true } };
-  if (!destination.ok) return { ok: false, reason: destination.reason };
-  return { ok: true, request: { path: normalised.path, url: normalised.url, method, destination: destination.path, known: true } };
+  if (destination !== null) {
+    if (!destination.ok) return { ok: false, reason: destination.reason };
+    request.destination = destination.path;
+  }
+  return { ok: true, request };
 }
 
 /**

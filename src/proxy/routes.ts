@@ -6,14 +6,14 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { statusClass } from '../admin/metrics.js';
 import { createLogout } from '../login/logout.js';
 import type { GatewayDeps } from '../context.js';
-import { accessDenied, badDestination, upstreamTimeout, upstreamUnavailable } from '../errors.js';
+import { accessDenied, badDestination, badPath, upstreamTimeout, upstreamUnavailable } from '../errors.js';
 import { clearSessionCookie, CSRF_COOKIE, isBrowserNavigation, peerTrusted, publicOrigin, setSessionCookie } from '../http.js';
 import { auditRefusal, isPromise, unreachable, type Gate, type LogoutVerdict, type Principal, type Verdict } from '../access/gate.js';
 import { isGatewayCookie } from './gateway-cookies.js';
 import { hopByHopNames, withoutHopByHop } from './hop-by-hop.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from '../identity/headers.js';
 import { PROXIED_METHODS } from './methods.js';
-import { createPathMatcher, pathForLog } from '../access/paths.js';
+import { createPathMatcher, pathForLog, queryRoutedPath } from '../access/paths.js';
 import { requestDestination } from '../access/destination.js';
 import { createWebSocketProxy } from './websocket.js';
 import { endUpstream, traceUpstream } from '../tracing/index.js';
@@ -80,10 +80,14 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
       if (!destination.ok) return done(badDestination(destination.reason));
       (request as TimedRequest)[kDestination] = destination.header;
     }
+    // A query-string router (CodeIgniter's `/?/admin`) reads a path from the query: asked too.
+    const routed = queryRoutedPath(request.url);
+    if (routed !== null && !routed.ok) return done(badPath(`the path in the query: ${routed.reason}`));
     const verdict = gate.decide({
       path: request.normalisedPath,
       method: request.method,
       destination: destination?.ok === true ? destination.path : undefined,
+      routed: routed?.path,
       credentials: { cookies: request.cookies, headers: request.headers, ip: request.ip },
       logout: true,
     });

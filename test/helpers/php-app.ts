@@ -22,11 +22,14 @@ export interface PhpEcho {
 }
 
 // Symfony's Request::getPathInfo(), reduced: the request URI's path without the base URL (the
-// script name) when it starts with it.
+// script name) when it starts with it. Then CodeIgniter's fallback: with nothing left, a query
+// that starts with \`/\` is the route (up to a second \`?\`), so \`/?/admin\` is \`/admin\`.
 const FRONT_CONTROLLER = `<?php
 $uri = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
 $script = $_SERVER['SCRIPT_NAME'];
 $route = strpos($uri, $script) === 0 ? substr($uri, strlen($script)) : $uri;
+$query = $_SERVER['QUERY_STRING'] ?? '';
+if (trim($route, '/') === '' && strncmp($query, '/', 1) === 0) $route = explode('?', $query, 2)[0];
 header('Content-Type: application/json');
 echo json_encode(['route' => $route === '' ? '/' : $route, 'requestUri' => $_SERVER['REQUEST_URI'], 'user' => $_SERVER['HTTP_X_FORWARDED_USER'] ?? null]);
 `;

@@ -3,8 +3,9 @@
 // index.php for `/index.php/admin` and the framework routes it exactly like `/admin`, so a rule
 // on `/admin` matched against the raw path let a user outside `admins` in (`/index.php/admin`),
 // walked into a `deny`-ed area (`/index.php/internal/x`), through the proxy and /_auth/verify,
-// and `/index.php/logout` logged out of the app while the gateway session lived on.
-// Defence (SPEC 4): src/access/paths.ts withoutScriptName gives the front controller's reading,
+// and `/index.php/logout` logged out of the app while the gateway session lived on. The same for
+// CodeIgniter's query routes: with nothing after the base or script, `/?/admin` is `/admin`.
+// Defence (SPEC 4): src/access/paths.ts withoutScriptName and queryRoutedPath give the readings,
 // src/access/rules.ts requires every reading to allow, src/access/gate.ts treats a logout path
 // matching any reading as a logout; the app still receives the path as sent.
 import { rmSync, writeFileSync } from 'node:fs';
@@ -29,12 +30,21 @@ const json = { accept: 'application/json' };
 const carol = await login(gw, 'carol', 'carol-Pw-0011');
 const alice = await login(gw, 'alice', 'alice-Pw-0011');
 
-const INTO_ADMIN = ['/index.php/admin', '/index.php/admin/users', '/INDEX.PHP/admin', '/index.php//admin'];
-const INTO_INTERNAL = ['/index.php/internal', '/index.php/internal/x'];
+const INTO_ADMIN = ['/index.php/admin', '/index.php/admin/users', '/INDEX.PHP/admin', '/index.php//admin', '/?/admin/users', '/index.php?/admin', '/index.php?/admin/users?x=1', '/?/%61dmin'];
+const INTO_INTERNAL = ['/index.php/internal', '/index.php/internal/x', '/?/internal/x', '/index.php?/internal'];
 
-t.test('the app itself routes /index.php/admin as /admin (what makes the rule\'s raw reading unsafe)', async (t) => {
-  const res = await fetch(`${php.url}/index.php/admin/users`);
-  t.same(((await res.json()) as PhpEcho).route, '/admin/users');
+t.test('the app itself routes /index.php/admin and /?/admin as /admin (what makes the rule\'s raw reading unsafe)', async (t) => {
+  for (const target of ['/index.php/admin/users', '/?/admin/users', '/index.php?/admin/users']) {
+    const res = await fetch(`${php.url}${target}`);
+    t.same(((await res.json()) as PhpEcho).route, '/admin/users', target);
+  }
+});
+
+t.test('a path in the query that cannot be normalised: 400', async (t) => {
+  for (const target of ['/?/admin%2fusers', '/index.php?/../admin']) {
+    t.equal((await rawRequest(gw, target, { headers: withSession(gw, carol, json) })).status, 400, target);
+  }
+  t.equal((await rawRequest(gw, '/reports?x=/admin', { headers: withSession(gw, carol, json) })).status, 200, 'control: a query that does not start with / is a query');
 });
 
 t.test('through the proxy: 403 for a user outside the group, 401 (deny: 403) without a session, nothing reaches the app', async (t) => {
@@ -72,10 +82,12 @@ t.test('through /_auth/verify: 403 for each, 204 for an admin', async (t) => {
   t.equal((await callVerify(gw, { 'x-forwarded-uri': '/index.php/admin', 'x-forwarded-method': 'GET', cookie: withSession(gw, alice).cookie })).status, 204);
 });
 
-t.test('/index.php/logout ends the gateway session, as it ends the app\'s', async (t) => {
-  const cookie = await login(gw, 'carol', 'carol-Pw-0011');
-  const res = await rawRequest(gw, '/index.php/logout', { headers: withSession(gw, cookie, { 'sec-fetch-site': 'same-origin' }) });
-  t.equal(res.status, 303);
-  t.equal(res.headers.location, '/_auth/login?logged_out=1');
-  t.equal((await apiGet(gw, '/_auth/session', cookie)).status, 401, 'the session is gone');
+t.test('/index.php/logout and /?/logout end the gateway session, as they end the app\'s', async (t) => {
+  for (const target of ['/index.php/logout', '/?/logout']) {
+    const cookie = await login(gw, 'carol', 'carol-Pw-0011');
+    const res = await rawRequest(gw, target, { headers: withSession(gw, cookie, { 'sec-fetch-site': 'same-origin' }) });
+    t.equal(res.status, 303, target);
+    t.equal(res.headers.location, '/_auth/login?logged_out=1');
+    t.equal((await apiGet(gw, '/_auth/session', cookie)).status, 401, `${target}: the session is gone`);
+  }
 });

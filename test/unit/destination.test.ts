@@ -37,14 +37,14 @@ t.test('the rule for a request with a Destination allows only what the rules at 
     { path: '/admin', methods: null, policy: 'groups', groups: ['admins'], forwardGroups: null },
     { path: '/locked', methods: ['MOVE'], policy: 'deny', groups: [], forwardGroups: null },
   ]);
-  t.equal(rules.match('/public/a', 'MOVE', '/public/b').policy, 'public');
-  t.equal(rules.match('/public/a', 'MOVE', '/files/b').policy, 'authenticated', 'a public source does not open the Destination');
-  t.same(rules.match('/files/a', 'MOVE', '/admin/b').groups, ['admins']);
-  t.same(rules.match('/admin/a', 'COPY', '/files/b').groups, ['admins'], 'nor the other way round');
-  t.equal(rules.match('/files/a', 'MOVE', '/locked/b').policy, 'deny');
-  t.equal(rules.match('/files/a', 'COPY', '/locked/b').policy, 'authenticated', 'method-scoped rules apply at the Destination with the request\'s method');
-  t.equal(rules.match('/files/a', null, '/locked/b').policy, 'deny', 'an unknown method may be MOVE');
-  t.same(rules.match('/files/a', 'MOVE', '/x;p=1/../admin/b').groups, ['admins'], 'the Destination\'s Servlet reading counts too');
+  t.equal(rules.match('/public/a', 'MOVE', { destination: '/public/b' }).policy, 'public');
+  t.equal(rules.match('/public/a', 'MOVE', { destination: '/files/b' }).policy, 'authenticated', 'a public source does not open the Destination');
+  t.same(rules.match('/files/a', 'MOVE', { destination: '/admin/b' }).groups, ['admins']);
+  t.same(rules.match('/admin/a', 'COPY', { destination: '/files/b' }).groups, ['admins'], 'nor the other way round');
+  t.equal(rules.match('/files/a', 'MOVE', { destination: '/locked/b' }).policy, 'deny');
+  t.equal(rules.match('/files/a', 'COPY', { destination: '/locked/b' }).policy, 'authenticated', 'method-scoped rules apply at the Destination with the request\'s method');
+  t.equal(rules.match('/files/a', null, { destination: '/locked/b' }).policy, 'deny', 'an unknown method may be MOVE');
+  t.same(rules.match('/files/a', 'MOVE', { destination: '/x;p=1/../admin/b' }).groups, ['admins'], 'the Destination\'s Servlet reading counts too');
 });
 
 t.test('COPY, MOVE, DELETE and LOCK act on the tree under their paths: the rules inside count too', async (t) => {
@@ -53,16 +53,16 @@ t.test('COPY, MOVE, DELETE and LOCK act on the tree under their paths: the rules
     { path: '/dav/archive', methods: ['DELETE'], policy: 'deny', groups: [], forwardGroups: null },
     { path: '/', methods: ['PURGE'], policy: 'deny', groups: [], forwardGroups: null },
   ]);
-  t.same(rules.match('/dav', 'MOVE', '/old').groups, ['admins'], 'MOVE of the parent of a groups folder');
+  t.same(rules.match('/dav', 'MOVE', { destination: '/old' }).groups, ['admins'], 'MOVE of the parent of a groups folder');
   t.equal(rules.match('/dav/', 'DELETE').policy, 'deny', 'DELETE of the parent of a folder whose DELETE is denied');
-  t.same(rules.match('/dav/', 'COPY', '/dav/files/x').groups, ['admins'], 'COPY of the parent: its members are read');
-  t.same(rules.match('/dav/files/x', 'MOVE', '/dav').groups, ['admins'], 'MOVE onto the parent: what is there is overwritten');
+  t.same(rules.match('/dav/', 'COPY', { destination: '/dav/files/x' }).groups, ['admins'], 'COPY of the parent: its members are read');
+  t.same(rules.match('/dav/files/x', 'MOVE', { destination: '/dav' }).groups, ['admins'], 'MOVE onto the parent: what is there is overwritten');
   t.equal(rules.match('/dav/files', 'DELETE').policy, 'authenticated', 'nothing ruled inside: the path\'s own rule');
   t.equal(rules.match('/dav/adm', 'DELETE').policy, 'authenticated', 'segment boundaries: /dav/adm is not a parent of /dav/admin');
   t.same(rules.match('/dav/admin', 'DELETE').groups, ['admins'], 'the folder itself');
   t.same(rules.match('/dav', 'LOCK').groups, ['admins'], 'a LOCK of the parent locks what is inside');
   t.equal(rules.match('/dav', 'GET').policy, 'authenticated', 'a GET of the parent reads the parent only');
   t.equal(rules.match('/dav', 'PROPFIND').policy, 'authenticated', 'so does a PROPFIND');
-  t.equal(rules.match('/dav', 'COPY', '/dav2').policy, 'groups', 'a rule for another method inside (DELETE) does not apply to COPY');
-  t.same(rules.match('/x;p=1/../dav', 'MOVE', '/old').groups, ['admins'], 'the Servlet reading\'s tree too');
+  t.equal(rules.match('/dav', 'COPY', { destination: '/dav2' }).policy, 'groups', 'a rule for another method inside (DELETE) does not apply to COPY');
+  t.same(rules.match('/x;p=1/../dav', 'MOVE', { destination: '/old' }).groups, ['admins'], 'the Servlet reading\'s tree too');
 });

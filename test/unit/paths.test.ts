@@ -5,6 +5,7 @@ import {
   createPathMatcher,
   normaliseRequestUrl,
   safeRedirectTarget,
+  queryRoutedPath,
   withoutPathParameters,
   withoutScriptName,
 } from '../../src/access/paths.js';
@@ -420,4 +421,22 @@ t.test('withoutScriptName: the path a PHP front controller routes', async (t) =>
   for (const [path, reading] of cases) t.equal(withoutScriptName(path), reading, path);
   const plain = '/static/app.js';
   t.equal(withoutScriptName(plain), plain, 'unchanged: the same string');
+});
+
+t.test('queryRoutedPath: the path a query-string router reads', async (t) => {
+  const cases: Array<[string, string | null]> = [
+    ['/?/admin/x', '/admin/x'],
+    ['/ci/?/admin', '/ci/admin'],
+    ['/ci/index.php?/admin?x=1', '/ci/admin'],
+    ['/ci?/admin/../internal', '/ci/internal'],
+    ['/?/%61dmin', '/admin'],
+    ['/page?x=/admin', null],
+    ['/page', null],
+    ['/page?', null],
+  ];
+  for (const [url, path] of cases) {
+    const routed = queryRoutedPath(url);
+    t.equal(routed === null ? null : routed.ok ? routed.path : 'failed', path, url);
+  }
+  t.equal(queryRoutedPath('/?/a%2fb')?.ok, false, 'an encoded slash: cannot be read one way');
 });
