@@ -24,6 +24,7 @@ import { renderErrorPage, ERROR_PAGE_STYLE_HASH } from './pages.js';
 import { normaliseRequestUrl, pathForLog } from './access/paths.js';
 import { ALLOWED_METHODS_HEADER, isRefusedMethod, refuseTunnels, routeEveryMethod } from './proxy/methods.js';
 import { proxyRoutes } from './proxy/routes.js';
+import { holdContinue } from './proxy/expect-continue.js';
 import type { Tracing } from './tracing/index.js';
 
 const kBadPath = Symbol('badPath');
@@ -232,6 +233,15 @@ function createGatewayServer(config: GatewayDeps['config'], listener: RequestLis
   const server: Server = config.tls
     ? createHttpsServer({ ...timeouts, ...tlsContextOptions(config.tls) }, listener)
     : createHttpServer(timeouts, listener);
+  // `Expect: 100-continue`: the gateway's own routes (sign-in forms) get their 100 at once; a request
+  // for the app only once it is allowed (proxy/expect-continue.ts), so a refused upload is never sent.
+  const ownRoutes = `${config.authPrefix}/`;
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const url = req.url ?? '/';
+    if (url.startsWith(ownRoutes) || url === config.authPrefix) res.writeContinue();
+    else holdContinue(req, res);
+    listener(req, res);
+  });
   // Idle keep-alive connections stay 72 s, longer than the usual 60 s of load balancers, so the
   // balancer closes first. No socket inactivity timeout: responses (long polls) may take their time.
   server.keepAliveTimeout = 72_000;

@@ -11,6 +11,7 @@ import { clearSessionCookie, CSRF_COOKIE, isBrowserNavigation, peerTrusted, publ
 import { auditRefusal, isPromise, unreachable, type Gate, type LogoutVerdict, type Principal, type Verdict } from '../access/gate.js';
 import { isGatewayCookie } from './gateway-cookies.js';
 import { hopByHopNames, withoutHopByHop } from './hop-by-hop.js';
+import { sendContinue } from './expect-continue.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from '../identity/headers.js';
 import { PROXIED_METHODS } from './methods.js';
 import { createPathMatcher, pathForLog, queryRoutedPath } from '../access/paths.js';
@@ -102,12 +103,14 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
         logout.fromAppPath(request, reply).then(undefined, done);
         return;
       case 'public':
+        sendContinue(request.raw);
         return done();
       case 'allow':
         request.principal = verdict.principal;
         request.session = verdict.principal.session;
         renewCookie(reply, verdict.principal);
         (request as TimedRequest)[kForwarded] = verdict.forwarded;
+        sendContinue(request.raw);
         return done();
       case 'forbidden':
         // A signed-in user without the rule's group, or a `deny` rule: 403 (page or JSON), audited.

@@ -1,10 +1,15 @@
 // Attack (really: an ordinary client): curl sends `Expect: 100-continue` before any body over
 // 1 MiB, and .NET clients before every POST. The gateway forwarded the header to its HTTP client,
 // which refuses it: every large upload answered 502 and counted as the app's failure.
-// Defence: Node answers `100 Continue` itself and src/proxy/hop-by-hop.ts drops `Expect` (with the
+// Defence: the gateway answers `100 Continue` and src/proxy/hop-by-hop.ts drops `Expect` (with the
 // other hop-by-hop headers) before forwarding: the app receives the whole body, without the header.
+// And the 100 waits for the access decision (src/proxy/expect-continue.ts): Node used to send it
+// before any check, so a refused upload (anonymous, or a user without the rule's group) was sent
+// anyway, megabytes of it, only to be read and thrown away. Now the refusal comes at once, without
+// a 100, and the connection closes; the gateway's own forms still get their 100 at once.
 import t from 'tap';
 import { execFile } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,4 +61,35 @@ t.test('a small body with Expect set by the client (as .NET does) works the same
   t.match(res.trace, /< HTTP\/1.1 100 Continue/);
   t.equal(res.status, 200);
   t.same(JSON.parse(res.output), { bytes: 11, expect: null, tail: 'a few bytes' });
+});
+
+/** The first bytes the gateway answers a request that waits for 100 Continue, the body held back. */
+function firstAnswer(path: string, headers: Record<string, string> = {}): Promise<string> {
+  const { hostname, port } = new URL(gw.url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => {
+      const lines = [`PUT ${path} HTTP/1.1`, `Host: ${hostname}:${port}`, 'Content-Length: 50000000', 'Expect: 100-continue', 'Accept: application/json', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    });
+    let text = '';
+    socket.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+    });
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+    setTimeout(() => {
+      socket.destroy();
+      resolve(text);
+    }, 2_000);
+  });
+}
+
+t.test('a refused upload gets its refusal at once, no 100 Continue, and the connection closes', async (t) => {
+  const anonymous = await firstAnswer('/upload');
+  t.match(anonymous, /^HTTP\/1\.1 401 /, 'anonymous: 401 first, no 100');
+  t.match(anonymous, /\r\nConnection: close\r\n/i, 'and the connection closes (the body was never sent)');
+  const allowed = await firstAnswer('/upload', { cookie: `sgw_session=${encodeURIComponent(cookie)}` });
+  t.match(allowed, /^HTTP\/1\.1 100 Continue\r\n/, 'signed in: 100 Continue, then the body is awaited');
+  const login = await firstAnswer('/_auth/login');
+  t.match(login, /^HTTP\/1\.1 100 Continue\r\n/, 'the gateway\'s own routes: 100 at once, as before');
 });
