@@ -4,8 +4,8 @@
 // cannot be enforced on one way in and forgotten on another.
 //
 // A request may be read more than one way, and then every reading must allow it (SPEC 4): the path
-// as sent, the path a Servlet container maps (path parameters removed, paths.ts) and the path a PHP
-// front controller routes (`/index.php/admin` is `/admin`), and, when
+// as sent, the path a Servlet container maps (path parameters removed, paths.ts), the path a PHP
+// front controller routes (`/index.php/admin` is `/admin`; CodeIgniter's `/?/admin` too), and, when
 // forward-auth is not told the method, every method the rules could be matching. A WebDAV COPY or
 // MOVE also writes to its Destination, and COPY, MOVE, DELETE and LOCK act on everything under
 // their paths, so the rules there apply as well. The rules that apply are then combined into one that
@@ -61,9 +61,11 @@ export interface AccessRules {
    * path as sent and for it without path parameters: when those differ, a rule that allows only
    * what both allow. `method` null: not known (forward-auth without a method header); then every
    * rule some method would reach applies, so a method-scoped rule cannot be walked around.
-   * `destination`: a second path the request writes to (WebDAV COPY/MOVE, destination.ts); the
-   * rule then allows only what the rules at both paths allow. COPY, MOVE, DELETE and LOCK act on
-   * the whole tree under a path, so the rules of paths inside it (and inside the Destination) count too.
+   * `also.destination`: a second path the request writes to (WebDAV COPY/MOVE, destination.ts);
+   * the rule then allows only what the rules at both paths allow. `also.routed`: the path a
+   * query-string router reads; the rules matching it (not the default) apply too. COPY, MOVE,
+   * DELETE and LOCK act on the whole tree under a path, so the rules of paths inside it (and inside
+   * the Destination) count too.
    */
   match(path: string, method: string | null, also?: OtherPaths): AccessRule;
   /** Whether any rule names methods (so an unknown method can change a decision). */
