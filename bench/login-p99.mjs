@@ -21,13 +21,19 @@
 //   npm run build && node bench/login-p99.mjs
 //   BENCH_NICES=0,10,19 BENCH_ROUNDS=5 BENCH_DURATION=8s LOGINS_PER_S=20 node bench/login-p99.mjs
 //   BENCH_NICES=19 BENCH_LOGINS_TO=same,other node bench/login-p99.mjs
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+
+// Before any server starts: without wrk the run would stop half-way and leave them running.
+if (spawnSync('wrk', ['--version']).error) {
+  console.error('wrk not found: install Debian\'s wrk (apt-get install -y wrk)');
+  process.exit(1);
+}
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');

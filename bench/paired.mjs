@@ -19,13 +19,19 @@
 // generation capped at stock fastify's size, `node --max-semi-space-size=8`; only when named), k (the
 // gateway with GATEWAY_RELEASE_STARTUP_MEMORY=false; only when named). Needs wrk, nginx and
 // redis-server (as run.sh).
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+// Before any server starts: without wrk the run would stop half-way and leave them running.
+if (spawnSync('wrk', ['--version']).error) {
+  console.error('wrk not found: install Debian\'s wrk (apt-get install -y wrk)');
+  process.exit(1);
+}
 
 const here = dirname(fileURLToPath(import.meta.url));
 const env = process.env;

@@ -19,13 +19,19 @@
 //
 // BENCH_TARGETS=a,h,i measures only those targets (and skips the paced, revocation and
 // sessions-in-Redis sections, which need c and d).
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+
+// Before any server starts: without wrk the run would stop half-way and leave them running.
+if (spawnSync('wrk', ['--version']).error) {
+  console.error('wrk not found: install Debian\'s wrk (apt-get install -y wrk)');
+  process.exit(1);
+}
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');

@@ -16,6 +16,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+// Before any server starts: without wrk the run would stop half-way and leave them running.
+if (spawnSync('wrk', ['--version']).error) {
+  console.error('wrk not found: install Debian\'s wrk (apt-get install -y wrk)');
+  process.exit(1);
+}
+
 const here = dirname(fileURLToPath(import.meta.url));
 const env = process.env;
 const ROUNDS = Number(env.TOKENS_ROUNDS ?? 5);
