@@ -30,7 +30,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { ActiveSession, Validation } from '../session/manager.js';
 import type { Identity } from '../session/types.js';
 import { createPathMatcher, pathForLog, withoutPathParameters, withoutScriptName } from './paths.js';
-import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule, type AccessRuleSpec, type OtherPaths } from './rules.js';
+import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule, type AccessRuleSpec, type OtherReadings } from './rules.js';
 
 /** What a request presents to prove who it is. */
 export interface Credentials {
@@ -91,6 +91,8 @@ export interface AccessRequest {
   destination?: string | undefined;
   /** The path a query-string router reads from the query (paths.ts queryRoutedPath): the rules matching it must allow it too. */
   routed?: string | undefined;
+  /** Other methods the app may take the request for (method-override.ts `?_method=DELETE`): the rules for them must allow it too. */
+  methods?: readonly string[] | undefined;
   credentials: Credentials;
 }
 
@@ -141,7 +143,7 @@ export interface Gate {
 }
 
 interface CompiledRules {
-  match(path: string, method: string | null, also?: OtherPaths): AccessRule;
+  match(path: string, method: string | null, also?: OtherReadings): AccessRule;
   methodScoped: boolean;
   isLogoutPath(path: string): boolean;
   /** Whether an unknown path must be refused: a rule refuses someone, or narrows what is sent. */
@@ -199,8 +201,8 @@ export function createGate(options: GateOptions): Gate {
       rule = DEFAULT_RULE;
     } else {
       if (request.logout === true && (rules.isLogoutPath(request.path) || (request.routed !== undefined && rules.isLogoutPath(request.routed)))) return LOGOUT;
-      const { destination, routed } = request;
-      rule = destination === undefined && routed === undefined ? rules.match(request.path, request.method) : rules.match(request.path, request.method, { destination, routed });
+      const { destination, routed, methods } = request;
+      rule = destination === undefined && routed === undefined && methods === undefined ? rules.match(request.path, request.method) : rules.match(request.path, request.method, { destination, routed, methods });
     }
     if (rule.policy === 'public') return { kind: 'public', rule };
     if (rule.policy === 'deny') return userForAudit(request.credentials).then((user) => ({ kind: 'forbidden', rule, user, principal: null }));

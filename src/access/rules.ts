@@ -6,7 +6,8 @@
 // A request may be read more than one way, and then every reading must allow it (SPEC 4): the path
 // as sent, the path a Servlet container maps (path parameters removed, paths.ts), the path a PHP
 // front controller routes (`/index.php/admin` is `/admin`; CodeIgniter's `/?/admin` too), and, when
-// forward-auth is not told the method, every method the rules could be matching. A WebDAV COPY or
+// forward-auth is not told the method, every method the rules could be matching; a POST that names
+// another method (`?_method=DELETE`, method-override.ts) is read as that method too. A WebDAV COPY or
 // MOVE also writes to its Destination, and COPY, MOVE, DELETE and LOCK act on everything under
 // their paths, so the rules there apply as well. The rules that apply are then combined into one that
 // allows only what each of them allows.
@@ -47,12 +48,14 @@ export interface AccessRule {
 
 export type AccessVerdict = 'allow' | 'login' | 'forbidden';
 
-/** Other paths a request acts on or may be routed by, beyond its own. */
-export interface OtherPaths {
+/** Other paths a request acts on or may be routed by, and other methods an app may take it for. */
+export interface OtherReadings {
   /** Where a WebDAV COPY/MOVE writes (destination.ts): its rules, and the default, apply. */
   destination?: string | undefined;
   /** The path a query-string router reads (paths.ts queryRoutedPath): the rules matching it apply. */
   routed?: string | undefined;
+  /** Methods a POST asks the app to take it for (method-override.ts): the rules for each apply. */
+  methods?: readonly string[] | undefined;
 }
 
 export interface AccessRules {
@@ -63,11 +66,12 @@ export interface AccessRules {
    * rule some method would reach applies, so a method-scoped rule cannot be walked around.
    * `also.destination`: a second path the request writes to (WebDAV COPY/MOVE, destination.ts);
    * the rule then allows only what the rules at both paths allow. `also.routed`: the path a
-   * query-string router reads; the rules matching it (not the default) apply too. COPY, MOVE,
+   * query-string router reads; the rules matching it (not the default) apply too. `also.methods`:
+   * methods the app may take the request for; every reading is asked with each of them. COPY, MOVE,
    * DELETE and LOCK act on the whole tree under a path, so the rules of paths inside it (and inside
    * the Destination) count too.
    */
-  match(path: string, method: string | null, also?: OtherPaths): AccessRule;
+  match(path: string, method: string | null, also?: OtherReadings): AccessRule;
   /** Whether any rule names methods (so an unknown method can change a decision). */
   readonly methodScoped: boolean;
 }
@@ -136,9 +140,13 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
         return firstMatch(path, method ?? '');
       }
       const rules: AccessRule[] = [];
+      // An override is asked as a method of its own (a POST asking to be a DELETE is a DELETE to the app).
+      const methods = also?.methods === undefined || method === null ? [method] : [method, ...also.methods];
       const ask = (reading: string, explicitOnly: boolean) => {
-        for (const rule of rulesFor(reading, method)) if (!explicitOnly || rule !== DEFAULT_RULE) rules.push(rule);
-        if (subtree) rules.push(...rulesWithin(compiled, reading, method as string));
+        for (const asked of methods) {
+          for (const rule of rulesFor(reading, asked)) if (!explicitOnly || rule !== DEFAULT_RULE) rules.push(rule);
+          if (asked !== null && SUBTREE_METHODS.has(asked)) rules.push(...rulesWithin(compiled, reading, asked));
+        }
       };
       for (const target of destination === undefined ? [path] : [path, destination]) {
         ask(target, false);

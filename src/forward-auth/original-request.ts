@@ -3,6 +3,7 @@
 // are believed only from a trusted proxy: anyone else could name a public path and be waved through.
 import type { IncomingHttpHeaders } from 'node:http';
 import { requestDestination } from '../access/destination.js';
+import { overrideMethods } from '../access/method-override.js';
 import { normaliseRequestUrl, queryRoutedPath } from '../access/paths.js';
 
 export interface OriginalRequest {
@@ -23,6 +24,11 @@ export interface OriginalRequest {
   destination?: string;
   /** The path a query-string router reads from the query (CodeIgniter's `/?/admin`, paths.ts). */
   routed?: string;
+  /**
+   * Other methods a POST asks the app to take it for in its query (`?_method=DELETE`,
+   * method-override.ts). The override headers are not read: the shipped proxy configs remove them.
+   */
+  methods?: string[];
   /**
    * False when no trusted proxy named the request: the path is then the verify request's own,
    * so public paths cannot match it and the sign-in redirect goes back to `/`.
@@ -75,6 +81,8 @@ export function originalRequest(verify: VerifyRequest): OriginalRequestResult {
     if (!routed.ok) return { ok: false, reason: `malformed original URI (the path in the query: ${routed.reason})` };
     request.routed = routed.path;
   }
+  const methods = overrideMethods(method, normalised.url, null);
+  if (methods !== null) request.methods = methods;
   const destination = requestDestination(method, headers);
   if (destination !== null) {
     if (!destination.ok) return { ok: false, reason: destination.reason };

@@ -16,6 +16,7 @@ import { createRequestHeaderRewriter, type ForwardingContext } from '../identity
 import { PROXIED_METHODS } from './methods.js';
 import { createPathMatcher, pathForLog, queryRoutedPath } from '../access/paths.js';
 import { requestDestination } from '../access/destination.js';
+import { overrideMethods } from '../access/method-override.js';
 import { createWebSocketProxy } from './websocket.js';
 import { endUpstream, traceUpstream } from '../tracing/index.js';
 import { basicChallengeFor } from '../tokens/authenticator.js';
@@ -84,11 +85,15 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
     // A query-string router (CodeIgniter's `/?/admin`) reads a path from the query: asked too.
     const routed = queryRoutedPath(request.url);
     if (routed !== null && !routed.ok) return done(badPath(`the path in the query: ${routed.reason}`));
+    // A POST may ask the app to take it for another method (`?_method=DELETE`; an override header
+    // from a trusted proxy, anyone else's is removed): asked too, when a rule names methods at all.
+    const methods = gate.methodScoped ? overrideMethods(request.method, request.url, peerTrusted(request.socket, config) ? request.headers : null) : null;
     const verdict = gate.decide({
       path: request.normalisedPath,
       method: request.method,
       destination: destination?.ok === true ? destination.path : undefined,
       routed: routed?.path,
+      methods: methods ?? undefined,
       credentials: { cookies: request.cookies, headers: request.headers, ip: request.ip },
       logout: true,
     });

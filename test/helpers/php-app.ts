@@ -17,21 +17,30 @@ interface Teardown {
 /** What the front controller answers: the route it took and what it received. */
 export interface PhpEcho {
   route: string;
+  /** The method the app acts on: Symfony's Request::getMethod() with method override on, as Laravel has it. */
+  method: string;
   requestUri: string;
   user: string | null;
 }
 
 // Symfony's Request::getPathInfo(), reduced: the request URI's path without the base URL (the
 // script name) when it starts with it. Then CodeIgniter's fallback: with nothing left, a query
-// that starts with \`/\` is the route (up to a second \`?\`), so \`/?/admin\` is \`/admin\`.
+// that starts with \`/\` is the route (up to a second \`?\`), so \`/?/admin\` is \`/admin\`. The method
+// as Symfony's Request::getMethod() gives it with method override on (Laravel turns it on): a POST's
+// X-HTTP-Method-Override header, else its \`_method\` (form body first, then query), upper-cased.
 const FRONT_CONTROLLER = `<?php
+$method = $_SERVER['REQUEST_METHOD'];
+if ($method === 'POST') {
+  $override = $_SERVER['HTTP_X_HTTP_METHOD_OVERRIDE'] ?? $_POST['_method'] ?? $_GET['_method'] ?? null;
+  if (is_string($override) && $override !== '') $method = strtoupper($override);
+}
 $uri = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
 $script = $_SERVER['SCRIPT_NAME'];
 $route = strpos($uri, $script) === 0 ? substr($uri, strlen($script)) : $uri;
 $query = $_SERVER['QUERY_STRING'] ?? '';
 if (trim($route, '/') === '' && strncmp($query, '/', 1) === 0) $route = explode('?', $query, 2)[0];
 header('Content-Type: application/json');
-echo json_encode(['route' => $route === '' ? '/' : $route, 'requestUri' => $_SERVER['REQUEST_URI'], 'user' => $_SERVER['HTTP_X_FORWARDED_USER'] ?? null]);
+echo json_encode(['route' => $route === '' ? '/' : $route, 'method' => $method, 'requestUri' => $_SERVER['REQUEST_URI'], 'user' => $_SERVER['HTTP_X_FORWARDED_USER'] ?? null]);
 `;
 
 export async function startPhpApp(t: Teardown): Promise<{ url: string }> {
