@@ -11,6 +11,7 @@ import { isSameOrigin, noStore, setSessionCookie, wantsJson } from '../http.js';
 import { CSRF_COOKIE, CSRF_TTL_SECONDS } from '../login/csrf.js';
 import type { ActiveSession } from '../session/manager.js';
 import { summariseSession } from '../session/summary.js';
+import { forgetUserCredentials } from '../tokens/services.js';
 import { LimiterBusyError } from '../users/concurrency.js';
 import { hashPassword, verifyPassword } from '../users/passwords.js';
 import { ACCOUNT_PAGE_CSP, renderPasswordPage, renderSessionsPage, type SessionRow } from './account-pages.js';
@@ -158,6 +159,8 @@ export async function accountRoutes(app: FastifyInstance, deps: GatewayDeps): Pr
         : refuse(401, WRONG_CURRENT);
     }
 
+    // The old password stops working over Basic too, on every replica, not when its cache time runs out.
+    await forgetUserCredentials(deps.tokens, user, request.log);
     // Every other session ends (on every replica); this one goes on under a new id, bound to the new hash.
     const others = (await listSessions(user)).filter((s) => s.idHash !== session.idHash).map((s) => s.idHash);
     const ended = await sessions.endUserSessions(user, others);

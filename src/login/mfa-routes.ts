@@ -13,6 +13,7 @@ import type { FactorStatus, MfaMethod } from '../mfa/factors.js';
 import { CSRF_COOKIE } from './csrf.js';
 import { secondStepKit, secondStepPath, type Subject } from './second-step.js';
 import { webauthnPaths, webauthnRoutes } from './webauthn-routes.js';
+import { forgetUserCredentials } from '../tokens/services.js';
 
 export { secondStepPath } from './second-step.js';
 
@@ -234,6 +235,8 @@ export async function mfaRoutes(app: FastifyInstance, deps: GatewayDeps, mfa: Mf
     }
     await mfa.throttle.succeeded(subject.user, request.ip).catch(() => undefined);
     request.log.info({ audit: 'mfa_enrolment', user: subject.user, ip: request.ip, outcome: 'success', method: 'totp' }, 'second factor enrolled');
+    // From now on the password alone opens nothing: a Basic credential cached before is forgotten.
+    await forgetUserCredentials(deps.tokens, subject.user, request.log);
     const signedIn = await complete(request, reply, subject, 'enrolment', 'otp');
     metrics.mfaVerifications.inc({ method: 'totp', outcome: 'success' });
     // Enrolled either way; a pending sign-in that raced another tab signs in again with a code.

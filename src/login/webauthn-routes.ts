@@ -16,6 +16,7 @@ import { publicOrigin, wantsJson } from '../http.js';
 import { describeClient } from '../session/client.js';
 import type { RelyingParty } from '../mfa/webauthn.js';
 import { secondStepPath, type SecondStepKit, type Subject } from './second-step.js';
+import { forgetUserCredentials } from '../tokens/services.js';
 
 /** A WebAuthn answer is a few kilobytes; nothing here needs the gateway's 1 MiB. */
 const BODY_LIMIT_BYTES = 64 * 1024;
@@ -105,6 +106,8 @@ export async function webauthnRoutes(app: FastifyInstance, deps: GatewayDeps, mf
     }
     await mfa.throttle.succeeded(subject.user, request.ip).catch(() => undefined);
     request.log.info({ audit: 'mfa_enrolment', user: subject.user, ip: request.ip, outcome: 'success', method: 'webauthn', passkey: result.passkey.name }, 'passkey registered');
+    // From now on the password alone opens nothing: a Basic credential cached before is forgotten.
+    await forgetUserCredentials(deps.tokens, subject.user, request.log);
     // The first factor brings the ten recovery codes, shown once (as TOTP enrolment does).
     const recoveryCodes = await mfa.service.recoveryCodesForPasskey(subject.user).catch((err: unknown) => {
       throw unavailable(err);

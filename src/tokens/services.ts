@@ -72,3 +72,16 @@ export function createTokenServices(options: TokenServicesOptions): TokenService
     : null;
   return { store, tokens, basic, authenticator: createHeaderAuthenticator({ tokens, basic }), invalidation };
 }
+
+/**
+ * A user's password changed, or a second factor was set up (their password alone then opens
+ * nothing): every replica forgets the user's cached Basic credentials and token lookups. This one
+ * at once; if the message cannot be published, the others' entries run out with their cache time
+ * (GATEWAY_BASIC_AUTH_CACHE), and the failure is logged.
+ */
+export async function forgetUserCredentials(tokens: TokenServices | undefined, user: string, log: { warn(details: object, message: string): void }): Promise<void> {
+  if (tokens === undefined) return;
+  await tokens.invalidation.userChanged(user).catch((err: unknown) => {
+    log.warn({ user, err: err instanceof Error ? err.message : String(err) }, 'could not tell the other replicas to forget cached credentials of this user');
+  });
+}
