@@ -27,6 +27,12 @@ export interface DavServer {
   hits(): DavHit[];
   /** The hits, once one matching `wanted` is logged (httpd logs after it has answered). */
   waitForHit(wanted: (hit: DavHit) => boolean): Promise<DavHit[]>;
+  /**
+   * How many requests were logged, once the log has stopped growing: httpd writes a line after it
+   * has answered, so a count taken at once can miss the request just answered (and a count taken
+   * after one that must not arrive could miss it arriving).
+   */
+  settledHitCount(): Promise<number>;
 }
 
 const MODULES = '/usr/lib/apache2/modules';
@@ -80,6 +86,16 @@ DocumentRoot ${root}
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       return server.hits();
+    },
+    async settledHitCount() {
+      let count = server.hits().length;
+      for (let still = 0; still < 3; ) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        const now = server.hits().length;
+        still = now === count ? still + 1 : 0;
+        count = now;
+      }
+      return count;
     },
     hits() {
       if (!existsSync(log)) return [];

@@ -77,11 +77,11 @@ t.test('MOVE or COPY into a folder the rules keep from the user: refused, nothin
     for (const [how, destination] of destinations) {
       const name = `m${++n}.txt`;
       const source = aliceFile(name);
-      const before = dav.hits().length;
+      const before = await dav.settledHitCount();
       const answer = await davRequest(method, source, { ...session, destination: destination(name) });
       t.equal(answer.status, 403, `${method} to ${how}: 403`);
       t.match(answer.body, /GW_ERR_ACCESS_DENIED/);
-      t.equal(dav.hits().length, before, `${method} to ${how}: nothing reached the app`);
+      t.equal(await dav.settledHitCount(), before, `${method} to ${how}: nothing reached the app`);
       t.ok(onDisk(source), `${method} to ${how}: the source is where it was`);
       t.notOk(onDisk(`dav/admin/${name}`) || onDisk(`dav/locked/${name}`), `${method} to ${how}: nothing written`);
     }
@@ -99,10 +99,10 @@ t.test('a member of the rule\'s group may MOVE there; anyone signed in may MOVE 
 
 t.test('a public source does not make the Destination public', async (t) => {
   writeFileSync(join(dav.root, 'dav/drop/in.txt'), 'in\n');
-  const before = dav.hits().length;
+  const before = await dav.settledHitCount();
   const anonymous = await davRequest('MOVE', '/dav/drop/in.txt', { destination: `${gw.url}/dav/files/in.txt` });
   t.equal(anonymous.status, 401, 'anonymous MOVE out of a public folder into a signed-in one: 401');
-  t.equal(dav.hits().length, before, 'nothing reached the app');
+  t.equal(await dav.settledHitCount(), before, 'nothing reached the app');
   t.ok(onDisk('dav/drop/in.txt'));
   t.equal((await davRequest('MOVE', '/dav/drop/in.txt', { destination: `${gw.url}/dav/drop/out.txt` })).status, 201, 'within the public folder: allowed');
 });
@@ -110,7 +110,7 @@ t.test('a public source does not make the Destination public', async (t) => {
 t.test('COPY, MOVE, DELETE and LOCK of a folder holding one the rules keep from the user: refused, nothing touched', async (t) => {
   writeFileSync(join(dav.root, 'dav/admin/secret.txt'), 'secret\n');
   const session = withSession(gw, alice);
-  const before = dav.hits().length;
+  const before = await dav.settledHitCount();
   const attempts: Array<[string, string, OutgoingHttpHeaders]> = [
     ['DELETE', '/dav/', {}],
     ['COPY', '/dav/', { destination: `${gw.url}/dav/files/everything/` }],
@@ -122,7 +122,7 @@ t.test('COPY, MOVE, DELETE and LOCK of a folder holding one the rules keep from 
     const answer = await davRequest(method, path, { ...session, ...headers }, method === 'LOCK' ? LOCKINFO : undefined);
     t.equal(answer.status, 403, `${method} ${path} ${String(headers.destination ?? '')}: 403`);
   }
-  t.equal(dav.hits().length, before, 'nothing reached the app');
+  t.equal(await dav.settledHitCount(), before, 'nothing reached the app');
   t.ok(onDisk('dav/admin/secret.txt'), 'the protected file is where it was');
   t.notOk(onDisk('dav/files/everything'), 'and was copied nowhere');
   // A deny inside refuses even the group's members; a folder with no rule inside is the user's.
@@ -135,7 +135,7 @@ t.test('COPY, MOVE, DELETE and LOCK of a folder holding one the rules keep from 
 t.test('a Destination that cannot be read as one path: 400, nothing forwarded', async (t) => {
   const session = withSession(gw, alice);
   const source = aliceFile('odd.txt');
-  const before = dav.hits().length;
+  const before = await dav.settledHitCount();
   for (const destination of ['dav/admin/x', '//elsewhere.example/dav/admin/x', 'ftp://elsewhere.example/dav/admin/x', `${gw.url}/dav/%2fadmin/x`, `${gw.url}/../dav/admin/x`, `${gw.url}\\dav\\admin\\x`, 'http:///dav/admin/x', 'http://user@elsewhere.example/dav/admin/x']) {
     const answer = await davRequest('MOVE', source, { ...session, destination });
     t.equal(answer.status, 400, `Destination ${destination}: 400`);
@@ -144,7 +144,7 @@ t.test('a Destination that cannot be read as one path: 400, nothing forwarded', 
   const twice = await rawRequest(gw, source, { method: 'MOVE', headers: [['host', new URL(gw.url).host], ['cookie', String(session.cookie)], ['accept', 'application/json'], ['destination', `${gw.url}/dav/files/a.txt`], ['destination', `${gw.url}/dav/admin/a.txt`]] });
   t.equal(twice.status, 400, 'two Destination headers: 400');
   t.match(twice.body, /GW_ERR_BAD_DESTINATION/);
-  t.equal(dav.hits().length, before, 'nothing reached the app');
+  t.equal(await dav.settledHitCount(), before, 'nothing reached the app');
   t.ok(onDisk(source));
   t.equal((await davRequest('GET', source, { ...session, destination: 'not a URI at all' })).status, 200, 'a Destination on a method that writes nowhere is the app\'s business');
 });
