@@ -53,7 +53,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
       ...(deps.tokens ? [authorizationAuthenticator(deps.tokens.authenticator, authorizationEvents(deps))] : []),
     ],
   });
-  const verifier = createVerifier({ config, gate, logger: deps.logger, identityTokens: deps.identityTokens });
+  const verifier = createVerifier({ config, gate, logger: deps.logger, identityTokens: deps.identityTokens, ownsAuthorization: deps.tokens?.authenticator.owns ?? null });
   const fastVerify = createVerifyFastPath(deps, verifier);
   const app = Fastify({
     // Our own server so that the common forward-auth call is answered before fastify's router

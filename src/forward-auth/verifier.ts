@@ -21,14 +21,17 @@ export interface Verifier {
   peerTrusted(socket: Socket): boolean;
   /** The gate's verdict for the request the proxy names (an unknown one has no path). */
   decide(target: OriginalRequest, cookies: Readonly<Record<string, string | undefined>>, request: IncomingMessage, ip?: string): Promise<Verdict>;
-  /** The headers of a 204: identity (narrowed by the rule), the signed token (its `aud` from `request`'s host), no-store. */
+  /** The headers of a 204: identity (narrowed by the rule), the signed token (its `aud` from `request`'s host), no-store, and `appHeaders`. */
   allowHeaders(verdict: Extract<Verdict, { kind: 'allow' }>, request: IncomingMessage): Record<string, string>;
   /**
-   * The request's Cookie header without the gateway's cookies, or null when nothing is left. A 204
-   * carries it as `Cookie`: Traefik (authResponseHeadersRegex matching Cookie) first drops the
-   * client's header, then copies this one, so the app never receives the session (SPEC 4).
+   * What of the request's own credentials the app may receive, for every 204 to carry: the Cookie
+   * header without the gateway's cookies, and the Authorization header unless it holds a gateway
+   * credential (an API token, or Basic with GATEWAY_BASIC_AUTH: a token or the user's password),
+   * each left out when nothing is left. The proxy replaces the client's headers with these
+   * (nginx auth_request_set, Traefik authResponseHeaders, Caddy copy_headers), so the app never
+   * receives the session, a token or a password (SPEC 4, SPEC 9).
    */
-  appCookies(request: IncomingMessage): string | null;
+  appHeaders(request: IncomingMessage): Record<string, string>;
   /** The fast path decided this request but leaves the answer to the route. */
   handOver(request: IncomingMessage, verdict: Promise<Verdict>): void;
   /** The verdict handed over with this request, once. */
@@ -40,9 +43,11 @@ export interface VerifierOptions {
   gate: Gate;
   logger: Logger;
   identityTokens: IdentityTokens | null;
+  /** Whether an Authorization value is a gateway credential (tokens/authenticator.ts `owns`); null: none is. */
+  ownsAuthorization: ((authorization: string) => boolean) | null;
 }
 
-export function createVerifier({ config, gate, logger, identityTokens }: VerifierOptions): Verifier {
+export function createVerifier({ config, gate, logger, identityTokens, ownsAuthorization }: VerifierOptions): Verifier {
   let warnedNoMethod = false;
   const userHeader = config.headerUser.toLowerCase();
   const emailHeader = config.headerEmail.toLowerCase();
@@ -56,8 +61,15 @@ export function createVerifier({ config, gate, logger, identityTokens }: Verifie
     const kept = removeCookies(cookie, gatewayCookies);
     return kept === '' ? null : kept;
   };
+  const appHeaders = (request: IncomingMessage, headers: Record<string, string> = {}): Record<string, string> => {
+    const cookies = appCookies(request);
+    if (cookies !== null) headers.cookie = cookies;
+    const authorization = request.headers.authorization;
+    if (authorization !== undefined && ownsAuthorization?.(authorization) !== true) headers.authorization = authorization;
+    return headers;
+  };
   return {
-    appCookies,
+    appHeaders: (request) => appHeaders(request),
     quiet: !(config.accessLog && config.verifyAccessLog),
     peerTrusted: (socket) => peerTrusted(socket, config),
     // async: the fast path and the route hand over one promise, whatever the gate answered with.
@@ -76,9 +88,7 @@ export function createVerifier({ config, gate, logger, identityTokens }: Verifie
       if (record.email) headers[emailHeader] = encodeHeaderValue(record.email);
       if (record.groups.length > 0) headers[groupsHeader] = encodeGroups(record.groups);
       if (identityTokens) headers[IDENTITY_TOKEN_HEADER] = identityTokens.tokenFor(verdict.forwarded, identityTokens.audienceForHost(requestHost(request, config)));
-      const cookies = appCookies(request);
-      if (cookies !== null) headers.cookie = cookies;
-      return headers;
+      return appHeaders(request, headers);
     },
     handOver(request, verdict) {
       (request as HandedOver)[kHandedOver] = verdict;

@@ -54,8 +54,7 @@ export async function verifyRoutes(app: FastifyInstance, deps: GatewayDeps, veri
       case 'undecidable':
         return forbidden(request, reply, verdict.reason);
       case 'public': {
-        const cookies = verifier.appCookies(request.raw);
-        return reply.code(204).header('cache-control', 'no-store').headers(cookies === null ? {} : { cookie: cookies }).send();
+        return reply.code(204).header('cache-control', 'no-store').headers(verifier.appHeaders(request.raw)).send();
       }
       case 'login':
         return unauthenticated(request, reply, target);

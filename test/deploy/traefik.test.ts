@@ -1,7 +1,7 @@
 // The Traefik forward-auth examples, checked without Traefik (not packaged in Debian): both files
 // parse, point the middleware at /_auth/verify, keep trustForwardHeader off, route the gateway's
 // own pages past the middleware, and copy exactly the identity headers (any case, `_` spelling)
-// so every client-sent copy is dropped, plus Cookie. The labels demo's gateway settings pass
+// so every client-sent copy is dropped, plus Cookie and Authorization. The labels demo's gateway settings pass
 // loadConfig, and its app listens where Traefik can reach it. Traefik's forwardAuth header handling
 // (drop request headers matching the regex, then copy the verify answer's matching ones, as its
 // source does) is replayed against a real gateway's answers: the app's cookies pass, the gateway's
@@ -30,8 +30,8 @@ function goRegex(source: string): RegExp {
   return source.startsWith('(?i)') ? new RegExp(source.slice(4), 'i') : new RegExp(source);
 }
 
-const MUST_COPY = ['X-Forwarded-User', 'x-forwarded-email', 'X-FORWARDED-GROUPS', 'X-Gateway-Identity', 'X_Forwarded_User', 'x_gateway_identity', 'X-Forwarded_Groups', 'X_Forwarded-User', 'X-Gateway_Identity', 'X-Forwarded.User', 'x.forwarded.groups', 'X-Gateway.Identity', 'Cookie'];
-const MUST_NOT_COPY = ['X-Forwarded-For', 'X-Forwarded-Host', 'X-Forwarded-Proto', 'Location', 'Set-Cookie', 'X-Forwarded-Users', 'Cookie2', 'X-Cookie'];
+const MUST_COPY = ['X-Forwarded-User', 'x-forwarded-email', 'X-FORWARDED-GROUPS', 'X-Gateway-Identity', 'X_Forwarded_User', 'x_gateway_identity', 'X-Forwarded_Groups', 'X_Forwarded-User', 'X-Gateway_Identity', 'X-Forwarded.User', 'x.forwarded.groups', 'X-Gateway.Identity', 'Cookie', 'Authorization', 'authorization'];
+const MUST_NOT_COPY = ['X-Forwarded-For', 'X-Forwarded-Host', 'X-Forwarded-Proto', 'Location', 'Set-Cookie', 'X-Forwarded-Users', 'Cookie2', 'X-Cookie', 'Proxy-Authorization', 'X-Authorization'];
 
 /** SPEC 4: headers that make apps re-route or re-address a request; the proxy in front removes them. */
 const REROUTING = ['Forwarded', 'X-Real-IP', 'X-Original-URL', 'X-Rewrite-URL', 'X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override', 'X-Forwarded-Prefix', 'X-Forwarded-Port', 'X-Forwarded-Server', 'X-Client-IP', 'True-Client-IP', 'CF-Connecting-IP'];
@@ -102,7 +102,7 @@ function traefikForward(regex: RegExp, request: Array<[string, string]>, answer:
 t.test("Traefik's forwardAuth with the shipped regex: the app gets its own cookies, never the gateway's", async (t) => {
   const regex = goRegex(dynamic.http.middlewares['session-gateway']?.forwardAuth.authResponseHeadersRegex ?? '');
   // Embedded mode: in-process sessions and the generated user, enough for verify's answers.
-  const gw = await startTestGateway(t, { GATEWAY_PUBLIC_PATHS: '/public', GATEWAY_TRUSTED_PROXIES: '127.0.0.1' });
+  const gw = await startTestGateway(t, { GATEWAY_PUBLIC_PATHS: '/public', GATEWAY_TRUSTED_PROXIES: '127.0.0.1', GATEWAY_BASIC_AUTH: 'true' });
   const password = /password \(shown once\):\s+(\S+)/.exec(gw.announced.join(''))?.[1] ?? '';
   const signIn = await send(`${gw.url}/_auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password }) });
   const session = encodeURIComponent(signIn.cookies.sgw_session ?? '');
@@ -124,6 +124,14 @@ t.test("Traefik's forwardAuth with the shipped regex: the app gets its own cooki
   t.same(Object.keys(anonymous).filter((k) => /user|groups/i.test(k)), [], 'and no identity at all');
   const onlyOurs = await throughTraefik('/app', [['Cookie', `sgw_session=${session}; sgw_csrf=z`]]);
   t.equal(onlyOurs.Cookie, undefined, 'nothing left: no Cookie header at all');
+  const own = 'Bearer the-apps-own.jwt';
+  t.equal((await throughTraefik('/app', [['Cookie', `sgw_session=${session}`], ['Authorization', own]])).Authorization, own, "the app's own Authorization passes");
+  t.equal((await throughTraefik('/public/page', [['Authorization', own]])).Authorization, own, 'on a public path too');
+  const basic = `Basic ${Buffer.from(`demo:${password}`).toString('base64')}`;
+  const viaBasic = await throughTraefik('/app', [['Authorization', basic]]);
+  t.equal(viaBasic['X-Forwarded-User'], 'demo', 'Basic with the password signs in');
+  t.equal(viaBasic.Authorization, undefined, 'and the password never reaches the app');
+  t.equal((await throughTraefik('/public/page', [['Authorization', basic]])).Authorization, undefined, 'nor on a public path');
 });
 
 t.test("the forward-auth docs show the examples' regex (X-Gateway-Identity and Cookie included)", async (t) => {

@@ -20,6 +20,8 @@ export interface TestGateway {
   logs: string[];
   /** Text the gateway announced outside the log (the embedded-mode password). */
   announced: string[];
+  /** The environment it runs with: what the CLI needs to act on the same stores. */
+  env: Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -62,6 +64,7 @@ export async function startTestGateway(t: Teardown, env: Record<string, string>)
     running,
     logs,
     announced,
+    env: fullEnv,
     stop,
   };
 }

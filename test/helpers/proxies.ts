@@ -4,9 +4,13 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import type { Test } from 'tap';
 import { hiddenField } from '../regressions/setup.js';
+import { runCli } from './cli.js';
+import { login, type TestGateway } from './gateway.js';
 import { cookieHeader, send } from './http.js';
 import { onProcessExit } from './services.js';
+import type { Echo } from './upstream.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -147,3 +151,46 @@ export function cgiIdentity(view: CgiView): Record<string, string> {
 
 /** SPEC 4: headers that make apps re-route or re-address a request; the proxy in front removes them. */
 export const REROUTING_HEADERS = ['Forwarded', 'X-Real-IP', 'X-Original-URL', 'X-Rewrite-URL', 'X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override', 'X-Forwarded-Prefix', 'X-Forwarded-Port', 'X-Forwarded-Server', 'X-Client-IP', 'True-Client-IP', 'CF-Connecting-IP'];
+
+/**
+ * Through a forward-auth proxy in front of an echo app (gateway with GATEWAY_BASIC_AUTH=true, the
+ * public path `/public`): an API token, Basic with the password and Basic with a token sign the
+ * user in and never reach the app; an Authorization of the app's own (the user signed in with the
+ * session cookie) reaches it as sent, a long one with long app cookies too.
+ */
+export async function authorizationReachesAppOnlyWhenOwn(t: Test, site: string, gateway: TestGateway, account: { user: string; password: string }): Promise<void> {
+  const { user, password } = account;
+  const env = gateway.env;
+  t.equal((await runCli(['migrate'], { env })).code, 0, 'migrate');
+  const token = (await runCli(['tokens', 'create', user, '--name', `proxy-${Date.now()}`], { env })).stdout.trim();
+  t.match(token, /^sgw_pat_/, 'a token');
+  const basic = (name: string, password: string) => `Basic ${Buffer.from(`${name}:${password}`).toString('base64')}`;
+  const echoOf = async (path: string, headers: Record<string, string>) => {
+    const res = await send(`${site}${path}`, { headers: { accept: 'application/json', ...headers } });
+    return { status: res.status, echo: res.status === 200 ? res.json<Echo>() : null };
+  };
+  for (const [what, authorization] of [
+    ['an API token', `Bearer ${token}`],
+    ['Basic with the password', basic(user, password)],
+    ['Basic with a token', basic(user, token)],
+  ] as const) {
+    const { status, echo } = await echoOf('/app/api', { authorization });
+    t.equal(status, 200, `${what}: signed in`);
+    t.equal(echo?.headers['x-forwarded-user'], user, `${what}: as ${user}`);
+    t.equal(echo?.headers.authorization, undefined, `${what}: the app does not receive it`);
+    t.equal((await echoOf('/public/x', { authorization })).echo?.headers.authorization, undefined, `${what} on a public path: nor there`);
+  }
+  const session = cookieHeader({ sgw_session: await login(gateway, user, password) });
+  const own = 'Bearer the-apps-own.jwt.value';
+  const signedIn = await echoOf('/app/api', { cookie: session, authorization: own });
+  t.equal(signedIn.status, 200);
+  t.equal(signedIn.echo?.headers.authorization, own, "with a session cookie: the app's own Authorization arrives as sent");
+  t.equal((await echoOf('/public/x', { authorization: own })).echo?.headers.authorization, own, 'and on a public path');
+  // Large own credentials (a long JWT, many app cookies) still fit the 204 that carries them back.
+  const longAuthorization = `Bearer ${'j'.repeat(6_000)}`;
+  const longCookie = `app_state=${'c'.repeat(6_000)}`;
+  const large = await echoOf('/app/api', { cookie: `${session}; ${longCookie}`, authorization: longAuthorization });
+  t.equal(large.status, 200, 'a 6 kB Authorization and a 6 kB cookie pass');
+  t.equal(large.echo?.headers.authorization, longAuthorization);
+  t.equal(large.echo?.headers.cookie, longCookie);
+}

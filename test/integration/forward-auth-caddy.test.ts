@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { login, seedUsers, startTestGateway, uniquePrefix } from '../helpers/gateway.js';
 import { cookieHeader, send } from '../helpers/http.js';
-import { browserSignIn, cgiIdentity, everyIdentitySpelling, findBinary, REROUTING_HEADERS, renderExample, runServer, startCgiApp, type CgiView } from '../helpers/proxies.js';
+import { authorizationReachesAppOnlyWhenOwn, browserSignIn, cgiIdentity, everyIdentitySpelling, findBinary, REROUTING_HEADERS, renderExample, runServer, startCgiApp, type CgiView } from '../helpers/proxies.js';
 import { freePort, services } from '../helpers/services.js';
 import { startEchoUpstream, type Echo } from '../helpers/upstream.js';
 import { HandshakeRefused, openSocket, startWebSocketUpstream, wsUrl } from '../helpers/websocket.js';
@@ -36,6 +36,7 @@ const gw = await startTestGateway(t, {
   GATEWAY_TRUSTED_PROXIES: '127.0.0.1',
   GATEWAY_PUBLIC_PATHS: '/public',
   GATEWAY_COOKIE_SECURE: 'false',
+  GATEWAY_BASIC_AUTH: 'true',
 });
 
 const dir = await mkdtemp(join(tmpdir(), 'sgw-caddy-'));
@@ -188,4 +189,8 @@ t.test('headers that re-route or re-address a request never reach the app throug
   const anonymous = await send(`${site}/public/x`, { headers: [['Host', `127.0.0.1:${port}`], ...rerouting] });
   t.equal(anonymous.status, 200);
   t.same(REROUTING_HEADERS.filter((name) => anonymous.json<Echo>().headers[name.toLowerCase()] !== undefined), [], 'anonymous on a public path: none either');
+});
+
+t.test('a token or password in Authorization stays with the gateway; the app\'s own Authorization reaches the app', async (t) => {
+  await authorizationReachesAppOnlyWhenOwn(t, site, gw, { user: 'alice', password: 'alice-caddy-pass' });
 });

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { login, seedUsers, startTestGateway, TEST_SECRET, uniquePrefix } from '../helpers/gateway.js';
 import { cookieHeader, send } from '../helpers/http.js';
-import { browserSignIn, cgiIdentity, everyIdentitySpelling, findBinary, REROUTING_HEADERS, renderExample, runServer, startCgiApp, type CgiView } from '../helpers/proxies.js';
+import { authorizationReachesAppOnlyWhenOwn, browserSignIn, cgiIdentity, everyIdentitySpelling, findBinary, REROUTING_HEADERS, renderExample, runServer, startCgiApp, type CgiView } from '../helpers/proxies.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
 import { HandshakeRefused, openSocket, startWebSocketUpstream, wsUrl } from '../helpers/websocket.js';
 import { freePort, services } from '../helpers/services.js';
@@ -41,6 +41,7 @@ const gw = await startTestGateway(t, {
   GATEWAY_COOKIE_SECURE: 'false',
   GATEWAY_IDENTITY_JWT: 'true',
   GATEWAY_IDENTITY_HMAC_SECRET: 'nginx-example-hmac-secret-0123456789abcdef',
+  GATEWAY_BASIC_AUTH: 'true',
 });
 
 // nginx in the foreground, one process (master_process off: no worker switching to `nobody`, which
@@ -269,4 +270,8 @@ t.test('headers that re-route or re-address a request never reach the app throug
   const anonymous = await send(`${site}/public/x`, { headers: [['Host', `127.0.0.1:${nginxPort}`], ...rerouting] });
   t.equal(anonymous.status, 200);
   t.same(REROUTING_HEADERS.filter((name) => name !== 'X-Real-IP' && anonymous.json<Echo>().headers[name.toLowerCase()] !== undefined), [], 'anonymous on a public path: none either');
+});
+
+t.test('a token or password in Authorization stays with the gateway; the app\'s own Authorization reaches the app', async (t) => {
+  await authorizationReachesAppOnlyWhenOwn(t, site, gw, { user: 'alice', password: 'alice-nginx-pass' });
 });
