@@ -29,7 +29,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ActiveSession, Validation } from '../session/manager.js';
 import type { Identity } from '../session/types.js';
-import { createPathMatcher, pathForLog, withoutPathParameters, withoutScriptName } from './paths.js';
+import { createPathMatcher, otherReadings, pathForLog } from './paths.js';
 import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule, type AccessRuleSpec, type OtherReadings } from './rules.js';
 
 /** What a request presents to prove who it is. */
@@ -228,15 +228,9 @@ function compile(options: GateRules): CompiledRules {
   return Object.freeze({
     match: access.match,
     methodScoped: access.methodScoped,
-    // SPEC 4: `/logout;jsessionid=…` is the app's logout for a Servlet container, and
-    // `/index.php/logout` for a PHP front controller, so they are ours too.
-    isLogoutPath: (path: string) => {
-      if (logoutPath(path)) return true;
-      const servletPath = withoutPathParameters(path);
-      if (servletPath !== path && logoutPath(servletPath)) return true;
-      const scriptPath = withoutScriptName(path);
-      return scriptPath !== path && logoutPath(scriptPath);
-    },
+    // SPEC 4: `/logout;jsessionid=…` is the app's logout for a Servlet container,
+    // `/index.php/logout` for a PHP front controller and `/logout.json` for Rails, so they are ours too.
+    isLogoutPath: (path: string) => logoutPath(path) || otherReadings(path).some((reading) => logoutPath(reading.path)),
     // Without the original request no rule can be looked up: with rules that refuse someone
     // (deny, groups), letting any session through would open them, so refuse instead. The same
     // for a rule that narrows the groups sent: the full list must not go out instead.

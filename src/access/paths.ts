@@ -270,6 +270,53 @@ export function withoutScriptName(path: string): string {
 const SCRIPT_SEGMENT = /\/[^/]*\.php\//i;
 
 /**
+ * The path as a router that takes a format suffix maps it (SPEC 4): Rails routes `/admin.json` as
+ * `/admin` (every route ends in an optional `(.:format)`), and Spring MVC before 5.3 without Spring
+ * Boot matches `/admin.*` for a mapping of `/admin` (suffix pattern matching, on by default there).
+ * So the last segment loses everything from its first `.` on, when a name is left before it:
+ * `/admin.json` is `/admin`, `/users/1.xml/` is `/users/1`; `/.well-known` and `/a/.hidden` are kept.
+ * Returns the path itself (no allocation) when its last segment has no such suffix.
+ */
+export function withoutFormatSuffix(path: string): string {
+  const end = path.endsWith('/') ? path.length - 1 : path.length;
+  const segmentStart = path.lastIndexOf('/', end - 1) + 1;
+  const dot = path.indexOf('.', segmentStart);
+  if (dot <= segmentStart || dot >= end) return path;
+  return path.slice(0, dot);
+}
+
+/** A path an app may route a request by, besides the path itself. */
+export interface PathReading {
+  readonly path: string;
+  /** Only the rules written for it count, not the default: a reading only some stacks make. */
+  readonly explicitOnly: boolean;
+}
+
+const NO_OTHER_READINGS: readonly PathReading[] = Object.freeze([]);
+
+/**
+ * Every other path an app may route `path` as (SPEC 4): a Servlet container's (path parameters
+ * removed), a PHP front controller's (script name removed), a format-suffix router's (of the
+ * Servlet reading, which Spring makes first). Rules, public paths and logout paths are matched
+ * against each (rules.ts, gate.ts), so a reading can only add a check. The same empty array, without
+ * allocation, for a path that is read only as itself (most requests).
+ */
+export function otherReadings(path: string): readonly PathReading[] {
+  const servlet = withoutPathParameters(path);
+  const script = withoutScriptName(path);
+  const format = withoutFormatSuffix(servlet);
+  if (servlet === path && script === path && format === path) return NO_OTHER_READINGS;
+  const readings: PathReading[] = [];
+  if (servlet !== path) readings.push({ path: servlet, explicitOnly: false });
+  // The front controller's and the format router's readings add the rules written for them, not the
+  // default: a site whose URLs carry the script (`/index.php/Main_Page`) keeps a public `/index.php`
+  // public, and `/styles.css` stays public beside a rule-less `/styles`.
+  if (script !== path && script !== servlet) readings.push({ path: script, explicitOnly: true });
+  if (format !== path && format !== servlet && format !== script) readings.push({ path: format, explicitOnly: true });
+  return readings;
+}
+
+/**
  * The path a query-string router reads (SPEC 4): CodeIgniter, when nothing follows the base or
  * the script, routes `/app/?/admin/x` and `/app/index.php?/admin/x` as `/app/admin/x`, the query
  * up to a second `?` taken as the path. Null when the query does not start with `/`; a failure

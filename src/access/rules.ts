@@ -5,14 +5,15 @@
 //
 // A request may be read more than one way, and then every reading must allow it (SPEC 4): the path
 // as sent, the path a Servlet container maps (path parameters removed, paths.ts), the path a PHP
-// front controller routes (`/index.php/admin` is `/admin`; CodeIgniter's `/?/admin` too), and, when
+// front controller routes (`/index.php/admin` is `/admin`; CodeIgniter's `/?/admin` too), the path
+// a format-suffix router routes (Rails and older Spring MVC: `/admin.json` is `/admin`), and, when
 // forward-auth is not told the method, every method the rules could be matching; a POST that names
 // another method (`?_method=DELETE`, method-override.ts) is read as that method too. A WebDAV COPY or
 // MOVE also writes to its Destination, and COPY, MOVE, DELETE and LOCK act on everything under
 // their paths, so the rules there apply as well. The rules that apply are then combined into one that
 // allows only what each of them allows.
 import { createRequire } from 'node:module';
-import { normaliseRequestUrl, prefixBase, withoutPathParameters, withoutScriptName } from './paths.js';
+import { normaliseRequestUrl, otherReadings, prefixBase } from './paths.js';
 
 export type AccessPolicy = 'public' | 'authenticated' | 'deny' | 'groups';
 
@@ -135,8 +136,9 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
     match(path, method, also) {
       const subtree = method !== null && SUBTREE_METHODS.has(method);
       const destination = also?.destination;
+      const readings = otherReadings(path);
       // The common case: one path, one reading, a known method that acts on that path alone; no allocation.
-      if (also === undefined && !subtree && (method !== null || !methodScoped) && withoutPathParameters(path) === path && withoutScriptName(path) === path) {
+      if (also === undefined && !subtree && (method !== null || !methodScoped) && readings.length === 0) {
         return firstMatch(path, method ?? '');
       }
       const rules: AccessRule[] = [];
@@ -150,12 +152,7 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
       };
       for (const target of destination === undefined ? [path] : [path, destination]) {
         ask(target, false);
-        const servletReading = withoutPathParameters(target);
-        if (servletReading !== target) ask(servletReading, false);
-        // The front controller's reading adds the rules written for it, not the default: a site
-        // whose URLs carry the script (`/index.php/Main_Page`) keeps a public `/index.php` public.
-        const scriptReading = withoutScriptName(target);
-        if (scriptReading !== target && scriptReading !== servletReading) ask(scriptReading, true);
+        for (const reading of target === path ? readings : otherReadings(target)) ask(reading.path, reading.explicitOnly);
       }
       if (also?.routed !== undefined) ask(also.routed, true);
       return combine(rules);

@@ -8,27 +8,15 @@
 // Defence (SPEC 4): src/access/paths.ts withoutScriptName and queryRoutedPath give the readings,
 // src/access/rules.ts requires every reading to allow, src/access/gate.ts treats a logout path
 // matching any reading as a logout; the app still receives the path as sent.
-import { rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t from 'tap';
 import { callVerify } from '../helpers/forward-auth.js';
 import { login, withSession } from '../helpers/gateway.js';
 import { startPhpApp, type PhpEcho } from '../helpers/php-app.js';
-import { apiGet, rawRequest, testBed } from './setup.js';
+import { apiGet, checkRefusedThroughProxy, rawRequest, READINGS_PASSWORD, readingsBed } from './setup.js';
 
 const php = await startPhpApp(t);
-const bed = await testBed(t, [
-  { username: 'carol', password: 'carol-Pw-0011', groups: ['staff'] },
-  { username: 'alice', password: 'alice-Pw-0011', groups: ['admins'] },
-]);
-const rulesFile = join(tmpdir(), `sgw-php-rules-${process.pid}.yaml`);
-writeFileSync(rulesFile, 'rules:\n  - { path: /admin, policy: { groups: [admins] } }\n  - { path: /internal, policy: deny }\n');
-t.teardown(() => rmSync(rulesFile, { force: true }));
-const gw = await bed.gateway({ GATEWAY_UPSTREAM: php.url, GATEWAY_ACCESS_RULES: rulesFile, GATEWAY_PUBLIC_PATHS: '/index.php/help', GATEWAY_LOGOUT_PATHS: '/logout', GATEWAY_TRUSTED_PROXIES: '127.0.0.1/32' });
+const { gw, carol, alice } = await readingsBed(t, php.url, '/index.php/help');
 const json = { accept: 'application/json' };
-const carol = await login(gw, 'carol', 'carol-Pw-0011');
-const alice = await login(gw, 'alice', 'alice-Pw-0011');
 
 const INTO_ADMIN = ['/index.php/admin', '/index.php/admin/users', '/INDEX.PHP/admin', '/index.php//admin', '/?/admin/users', '/index.php?/admin', '/index.php?/admin/users?x=1', '/?/%61dmin'];
 const INTO_INTERNAL = ['/index.php/internal', '/index.php/internal/x', '/?/internal/x', '/index.php?/internal'];
@@ -48,14 +36,7 @@ t.test('a path in the query that cannot be normalised: 400', async (t) => {
 });
 
 t.test('through the proxy: 403 for a user outside the group, 401 (deny: 403) without a session, nothing reaches the app', async (t) => {
-  for (const target of [...INTO_ADMIN, ...INTO_INTERNAL]) {
-    const res = await rawRequest(gw, target, { headers: withSession(gw, carol, json) });
-    t.equal(res.status, 403, `${target}: 403`);
-    t.notMatch(res.body, /"route"/, `${target}: the app did not answer`);
-    const anonymous = await rawRequest(gw, target, { headers: json });
-    t.equal(anonymous.status, INTO_ADMIN.includes(target) ? 401 : 403, `${target} without a session`);
-    t.notMatch(anonymous.body, /"route"/);
-  }
+  await checkRefusedThroughProxy(t, gw, carol, INTO_ADMIN, INTO_INTERNAL);
 });
 
 t.test('through the proxy: an admin reaches the admin route, with the path as sent and the identity', async (t) => {
@@ -84,7 +65,7 @@ t.test('through /_auth/verify: 403 for each, 204 for an admin', async (t) => {
 
 t.test('/index.php/logout and /?/logout end the gateway session, as they end the app\'s', async (t) => {
   for (const target of ['/index.php/logout', '/?/logout']) {
-    const cookie = await login(gw, 'carol', 'carol-Pw-0011');
+    const cookie = await login(gw, 'carol', READINGS_PASSWORD);
     const res = await rawRequest(gw, target, { headers: withSession(gw, cookie, { 'sec-fetch-site': 'same-origin' }) });
     t.equal(res.status, 303, target);
     t.equal(res.headers.location, '/_auth/login?logged_out=1');

@@ -1,9 +1,13 @@
 // Shared setup for the one-file-per-attack regression tests: real Redis and PostgreSQL, seeded
 // users, an echo app standing in for the legacy upstream, and the few request shapes an attacker
 // or a browser produces (raw request-targets, the login form with its CSRF pair, JSON logins).
+import { rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type pg from 'pg';
-import { seedUsers, startTestGateway, uniquePrefix, withSession, type TestGateway } from '../helpers/gateway.js';
+import type { Test } from 'tap';
+import { login, seedUsers, startTestGateway, uniquePrefix, withSession, type TestGateway } from '../helpers/gateway.js';
 import { cookieHeader, send, type Response } from '../helpers/http.js';
 import { services, type PostgresService, type RedisService } from '../helpers/services.js';
 import { startEchoUpstream, type Echo, type EchoUpstream, type UpstreamHandler } from '../helpers/upstream.js';
@@ -40,6 +44,43 @@ export async function testBed(t: Teardown, users: SeedUser[], handler?: Upstream
   const prefix = uniquePrefix();
   const base = { REDIS_URL: redis.url, DATABASE_URL: db.url, GATEWAY_UPSTREAM: upstream.url, GATEWAY_REDIS_PREFIX: prefix };
   return { redis, pg: db, pool, upstream, prefix, gateway: (env = {}) => startTestGateway(t, { ...base, ...env }) };
+}
+
+/** The users of `readingsBed`: carol (staff) and alice (admins), both with this password. */
+export const READINGS_PASSWORD = 'readings-Pw-0014';
+
+/**
+ * For the tests of one more reading of a path (a real app that routes `/x.php/admin` or
+ * `/admin.json` as `/admin`): a gateway in front of `upstream` with `/admin` kept to `admins` and
+ * `/internal` denied, `/logout` as a logout path, 127.0.0.1 trusted (forward-auth calls), and
+ * carol and alice signed in.
+ */
+export async function readingsBed(t: Teardown, upstream: string, publicPath: string): Promise<{ gw: TestGateway; carol: string; alice: string }> {
+  const bed = await testBed(t, [
+    { username: 'carol', password: READINGS_PASSWORD, groups: ['staff'] },
+    { username: 'alice', password: READINGS_PASSWORD, groups: ['admins'] },
+  ]);
+  const rulesFile = join(tmpdir(), `sgw-readings-rules-${process.pid}-${bed.prefix.replace(/\W/g, '')}.yaml`);
+  writeFileSync(rulesFile, 'rules:\n  - { path: /admin, policy: { groups: [admins] } }\n  - { path: /internal, policy: deny }\n');
+  t.teardown(() => rmSync(rulesFile, { force: true }));
+  const gw = await bed.gateway({ GATEWAY_UPSTREAM: upstream, GATEWAY_ACCESS_RULES: rulesFile, GATEWAY_PUBLIC_PATHS: publicPath, GATEWAY_LOGOUT_PATHS: '/logout', GATEWAY_TRUSTED_PROXIES: '127.0.0.1/32' });
+  return { gw, carol: await login(gw, 'carol', READINGS_PASSWORD), alice: await login(gw, 'alice', READINGS_PASSWORD) };
+}
+
+/**
+ * readingsBed's refusals through the proxy: carol gets 403 for each target, a request without a
+ * session 401 (403 into the `deny`), and the app, whose answers name a "route", never answers.
+ */
+export async function checkRefusedThroughProxy(t: Pick<Test, 'equal' | 'notMatch'>, gw: TestGateway, carol: string, intoAdmin: readonly string[], intoInternal: readonly string[]): Promise<void> {
+  const json = { accept: 'application/json' };
+  for (const target of [...intoAdmin, ...intoInternal]) {
+    const res = await rawRequest(gw, target, { headers: withSession(gw, carol, json) });
+    t.equal(res.status, 403, `${target}: 403`);
+    t.notMatch(res.body, /"route"/, `${target}: the app did not answer`);
+    const anonymous = await rawRequest(gw, target, { headers: json });
+    t.equal(anonymous.status, intoAdmin.includes(target) ? 401 : 403, `${target} without a session`);
+    t.notMatch(anonymous.body, /"route"/);
+  }
 }
 
 export interface RawResponse {

@@ -251,3 +251,21 @@ t.test('a PHP front controller\'s reading adds the rules that match it, not the 
   t.equal(rules.match('/index.php/other', 'GET').policy, 'authenticated');
   t.equal(rules.match('/index.php/admin', null).policy, 'groups', 'an unknown method too');
 });
+
+t.test('a format-suffix router\'s reading (Rails, older Spring MVC) adds the rules that match it, not the default', async (t) => {
+  const rules = createAccessRules(['/styles', '/login'], [
+    { path: '/admin', methods: null, policy: 'groups', groups: ['admins'], forwardGroups: null },
+    { path: '/internal', methods: null, policy: 'deny', groups: [], forwardGroups: null },
+    { path: '/orders', methods: ['DELETE'], policy: 'deny', groups: [], forwardGroups: null },
+  ]);
+  t.same(rules.match('/admin.json', 'GET').groups, ['admins'], '/admin.json is /admin');
+  t.same(rules.match('/admin.json/', 'GET').groups, ['admins'], 'with a trailing slash too');
+  t.same(rules.match('/admin.json;x=1', 'GET').groups, ['admins'], 'after path parameters are removed (Spring removes both)');
+  t.equal(rules.match('/internal.xml', 'GET').policy, 'deny');
+  t.equal(rules.match('/orders.json', 'DELETE').policy, 'deny', 'with the rule\'s method');
+  t.equal(rules.match('/orders.json', 'GET').policy, 'authenticated');
+  t.equal(rules.match('/login.css', 'GET').policy, 'authenticated', 'the default still holds for the path as sent');
+  t.equal(rules.match('/styles/site.css', 'GET').policy, 'public', 'a public folder stays public');
+  t.equal(rules.match('/administrator.json', 'GET').policy, 'authenticated', 'segment boundaries hold');
+  t.equal(rules.match('/reports/admin.json', 'GET').policy, 'authenticated');
+});

@@ -7,7 +7,9 @@ import {
   safeRedirectTarget,
   queryRoutedPath,
   withoutPathParameters,
+  withoutFormatSuffix,
   withoutScriptName,
+  otherReadings,
 } from '../../src/access/paths.js';
 
 // [rawUrl, expected path, expected url (defaults to expected path)]
@@ -421,6 +423,34 @@ t.test('withoutScriptName: the path a PHP front controller routes', async (t) =>
   for (const [path, reading] of cases) t.equal(withoutScriptName(path), reading, path);
   const plain = '/static/app.js';
   t.equal(withoutScriptName(plain), plain, 'unchanged: the same string');
+});
+
+t.test('withoutFormatSuffix: the path a format-suffix router (Rails, older Spring MVC) routes', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['/admin.json', '/admin'],
+    ['/admin.json/', '/admin'],
+    ['/users/1.xml', '/users/1'],
+    ['/admin.tar.gz', '/admin'],
+    ['/v1.2/admin', '/v1.2/admin'],
+    ['/.well-known', '/.well-known'],
+    ['/a/.hidden', '/a/.hidden'],
+    ['/a/b.', '/a/b'],
+    ['/', '/'],
+    ['/admin', '/admin'],
+  ];
+  for (const [path, reading] of cases) t.equal(withoutFormatSuffix(path), reading, path);
+  const plain = '/admin/users';
+  t.equal(withoutFormatSuffix(plain), plain, 'unchanged: the same string');
+});
+
+t.test('otherReadings: every other path an app may route a request as', async (t) => {
+  t.equal(otherReadings('/admin/users'), otherReadings('/reports/x'), 'none: one shared empty list, nothing allocated');
+  t.same(otherReadings('/admin/users'), []);
+  t.same(otherReadings('/admin;x/users'), [{ path: '/admin/users', explicitOnly: false }]);
+  t.same(otherReadings('/index.php/admin'), [{ path: '/admin', explicitOnly: true }]);
+  t.same(otherReadings('/index.php'), [{ path: '/index', explicitOnly: true }]);
+  t.same(otherReadings('/admin.json;x'), [{ path: '/admin.json', explicitOnly: false }, { path: '/admin', explicitOnly: true }]);
+  t.same(otherReadings('/static/app.js'), [{ path: '/static/app', explicitOnly: true }]);
 });
 
 t.test('queryRoutedPath: the path a query-string router reads', async (t) => {
