@@ -46,8 +46,8 @@ function queryOf(url: string): string {
  * compared without case, which only ever adds a reading.
  */
 function queryOverrides(query: string): string[] {
-  // Most queries name no method at all: no parsing for them. (`%6D` is an encoded `m`.)
-  if (!/method|%6d/i.test(query)) return [];
+  // Most queries name no method at all: no parsing for them (any `%` may encode one of its letters).
+  if (!/method/i.test(query) && !query.includes('%')) return [];
   const values: string[] = [];
   for (const [name, value] of new URLSearchParams(query)) {
     if (name.trimStart().replace(/[. ]/g, '_').toLowerCase() === '_method') values.push(value);

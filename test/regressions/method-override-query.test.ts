@@ -33,7 +33,7 @@ const carol = await login(gw, 'carol', 'carol-Pw-0012');
 const alice = await login(gw, 'alice', 'alice-Pw-0012');
 const carolBehind = await login(behindBalancer, 'carol', 'carol-Pw-0012');
 
-const INTO_DELETE = ['/orders/1?_method=DELETE', '/orders/1?_method=delete', '/orders/1?x=1&_method=DELETE', '/orders/1?.method=DELETE', '/orders/1?+_method=DELETE', '/orders/1?%5Fmethod=DELETE', '/orders?_method=DELETE'];
+const INTO_DELETE = ['/orders/1?_method=DELETE', '/orders/1?_m%65thod=DELETE', '/orders/1?_method=delete', '/orders/1?x=1&_method=DELETE', '/orders/1?.method=DELETE', '/orders/1?+_method=DELETE', '/orders/1?%5Fmethod=DELETE', '/orders?_method=DELETE'];
 const INTO_PUT = ['/orders/1?_method=PUT', '/orders/1?_method=patch', '/orders/1?.method=PATCH'];
 
 const post = (gateway: typeof gw, target: string, headers: Record<string, string>) => rawRequest(gateway, target, { method: 'POST', headers: { ...headers, 'content-length': '0' } });

@@ -9,6 +9,8 @@ t.test('a POST naming another method in its query is read as that method too', a
     ['/orders/1?x=1&_method=put&y=2', ['PUT']],
     ['/orders/1?%5Fmethod=PATCH', ['PATCH']],
     ['/orders/1?_%6Dethod=DELETE', ['DELETE']],
+    ['/orders/1?_m%65thod=DELETE', ['DELETE']],
+    ['/orders/1?%5F%6D%65%74%68%6F%64=DELETE', ['DELETE']],
     // PHP turns `.` and spaces in a parameter's name into `_` and drops leading spaces.
     ['/orders/1?.method=DELETE', ['DELETE']],
     ['/orders/1?+_method=DELETE', ['DELETE']],
