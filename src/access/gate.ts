@@ -29,7 +29,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ActiveSession, Validation } from '../session/manager.js';
 import type { Identity } from '../session/types.js';
-import { createPathMatcher, otherReadings, pathForLog } from './paths.js';
+import { createPathMatcher, otherReadings, pathForLog, type PathReading } from './paths.js';
 import { createAccessRules, decideAccess, DEFAULT_RULE, forwardedIdentity, type AccessRule, type AccessRuleSpec, type OtherReadings } from './rules.js';
 
 /** What a request presents to prove who it is. */
@@ -143,9 +143,9 @@ export interface Gate {
 }
 
 interface CompiledRules {
-  match(path: string, method: string | null, also?: OtherReadings): AccessRule;
+  match(path: string, method: string | null, also?: OtherReadings, readings?: readonly PathReading[]): AccessRule;
   methodScoped: boolean;
-  isLogoutPath(path: string): boolean;
+  isLogoutPath(path: string, readings?: readonly PathReading[]): boolean;
   /** Whether an unknown path must be refused: a rule refuses someone, or narrows what is sent. */
   restrictsUnknownPath: boolean;
 }
@@ -200,9 +200,12 @@ export function createGate(options: GateOptions): Gate {
       // No rule refuses anyone here, so a Destination's rule could add nothing to the default.
       rule = DEFAULT_RULE;
     } else {
-      if (request.logout === true && (rules.isLogoutPath(request.path) || (request.routed !== undefined && rules.isLogoutPath(request.routed)))) return LOGOUT;
+      // The other readings of the path, once for the logout check and the rules.
+      const readings = otherReadings(request.path);
+      if (request.logout === true && (rules.isLogoutPath(request.path, readings) || (request.routed !== undefined && rules.isLogoutPath(request.routed)))) return LOGOUT;
       const { destination, routed, methods } = request;
-      rule = destination === undefined && routed === undefined && methods === undefined ? rules.match(request.path, request.method) : rules.match(request.path, request.method, { destination, routed, methods });
+      const also = destination === undefined && routed === undefined && methods === undefined ? undefined : { destination, routed, methods };
+      rule = rules.match(request.path, request.method, also, readings);
     }
     if (rule.policy === 'public') return { kind: 'public', rule };
     if (rule.policy === 'deny') return userForAudit(request.credentials).then((user) => ({ kind: 'forbidden', rule, user, principal: null }));
@@ -230,7 +233,11 @@ function compile(options: GateRules): CompiledRules {
     methodScoped: access.methodScoped,
     // SPEC 4: `/logout;jsessionid=…` is the app's logout for a Servlet container,
     // `/index.php/logout` for a PHP front controller and `/logout.json` for Rails, so they are ours too.
-    isLogoutPath: (path: string) => logoutPath(path) || otherReadings(path).some((reading) => logoutPath(reading.path)),
+    isLogoutPath: (path: string, readings = otherReadings(path)) => {
+      if (logoutPath(path)) return true;
+      for (let i = 0; i < readings.length; i++) if (logoutPath((readings[i] as PathReading).path)) return true;
+      return false;
+    },
     // Without the original request no rule can be looked up: with rules that refuse someone
     // (deny, groups), letting any session through would open them, so refuse instead. The same
     // for a rule that narrows the groups sent: the full list must not go out instead.

@@ -302,6 +302,8 @@ const NO_OTHER_READINGS: readonly PathReading[] = Object.freeze([]);
  * allocation, for a path that is read only as itself (most requests).
  */
 export function otherReadings(path: string): readonly PathReading[] {
+  // Every reading needs a `;` (or `%3B`) or a `.`: most paths have neither.
+  if (path.indexOf('.') === -1 && path.indexOf(';') === -1 && path.indexOf('%3B') === -1) return NO_OTHER_READINGS;
   const servlet = withoutPathParameters(path);
   const script = withoutScriptName(path);
   const format = withoutFormatSuffix(servlet);

@@ -13,7 +13,7 @@
 // their paths, so the rules there apply as well. The rules that apply are then combined into one that
 // allows only what each of them allows.
 import { createRequire } from 'node:module';
-import { normaliseRequestUrl, otherReadings, prefixBase } from './paths.js';
+import { normaliseRequestUrl, otherReadings, prefixBase, type PathReading } from './paths.js';
 
 export type AccessPolicy = 'public' | 'authenticated' | 'deny' | 'groups';
 
@@ -70,9 +70,9 @@ export interface AccessRules {
    * query-string router reads; the rules matching it (not the default) apply too. `also.methods`:
    * methods the app may take the request for; every reading is asked with each of them. COPY, MOVE,
    * DELETE and LOCK act on the whole tree under a path, so the rules of paths inside it (and inside
-   * the Destination) count too.
+   * the Destination) count too. `readings`: paths.ts `otherReadings(path)`, when the caller has it.
    */
-  match(path: string, method: string | null, also?: OtherReadings): AccessRule;
+  match(path: string, method: string | null, also?: OtherReadings, readings?: readonly PathReading[]): AccessRule;
   /** Whether any rule names methods (so an unknown method can change a decision). */
   readonly methodScoped: boolean;
 }
@@ -131,15 +131,25 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
   // Without method-scoped rules every method gets the same rule ('' is no method's name).
   const rulesFor = (path: string, method: string | null): AccessRule[] =>
     method === null && methodScoped ? rulesForAnyMethod(compiled, path) : [firstMatch(path, method ?? '')];
+  /** Whether no reading changes `first`: each finds the same rule, or (adding only rules written for it) none. */
+  const readingsAgree = (readings: readonly PathReading[], first: AccessRule, method: string): boolean => {
+    for (let i = 0; i < readings.length; i++) {
+      const reading = readings[i] as PathReading;
+      const rule = firstMatch(reading.path, method);
+      if (rule !== first && !(reading.explicitOnly && rule === DEFAULT_RULE)) return false;
+    }
+    return true;
+  };
   return {
     methodScoped,
-    match(path, method, also) {
+    match(path, method, also, readings = otherReadings(path)) {
       const subtree = method !== null && SUBTREE_METHODS.has(method);
       const destination = also?.destination;
-      const readings = otherReadings(path);
-      // The common case: one path, one reading, a known method that acts on that path alone; no allocation.
-      if (also === undefined && !subtree && (method !== null || !methodScoped) && readings.length === 0) {
-        return firstMatch(path, method ?? '');
+      // The common case: a known method that acts on one path alone, whose other readings (a static
+      // file's `/static/app` for `/static/app.js`) find no other rule; no allocation.
+      if (also === undefined && !subtree && (method !== null || !methodScoped)) {
+        const first = firstMatch(path, method ?? '');
+        if (readings.length === 0 || readingsAgree(readings, first, method ?? '')) return first;
       }
       const rules: AccessRule[] = [];
       // An override is asked as a method of its own (a POST asking to be a DELETE is a DELETE to the app).
