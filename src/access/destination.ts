@@ -56,3 +56,18 @@ function normalised(origin: string, target: string): DestinationReading {
 }
 
 const refused = (reason: string): DestinationReading => ({ ok: false, reason: `Destination header: ${reason}` });
+
+/**
+ * Whether a request reads everything under its path: a PROPFIND of Depth infinity (RFC 4918 §9.1:
+ * also when no Depth is sent) answers with the properties of every member, names and all, of every
+ * folder inside, and a REPORT of Depth infinity (RFC 3253 §3.6) runs on each. A server that allows
+ * it (Apache mod_dav with `DavDepthInfinity On`, and others) would list a folder a rule keeps from the
+ * user, so the rules inside must allow the request too (rules.ts). Depth 0 and 1 read the path and its
+ * direct members only, which the path's own rule covers.
+ */
+export function readsWholeTree(method: string | null, headers: IncomingHttpHeaders): boolean {
+  if (method !== 'PROPFIND' && method !== 'REPORT') return false;
+  const depth = headers.depth;
+  if (depth === undefined) return method === 'PROPFIND';
+  return typeof depth === 'string' && depth.trim().toLowerCase() === 'infinity';
+}

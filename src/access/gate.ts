@@ -93,6 +93,8 @@ export interface AccessRequest {
   routed?: string | undefined;
   /** Other methods the app may take the request for (method-override.ts `?_method=DELETE`): the rules for them must allow it too. */
   methods?: readonly string[] | undefined;
+  /** The request reads everything under its path (PROPFIND Depth infinity, destination.ts): the rules inside must allow it too. */
+  wholeTree?: boolean | undefined;
   credentials: Credentials;
 }
 
@@ -203,8 +205,8 @@ export function createGate(options: GateOptions): Gate {
       // The other readings of the path, once for the logout check and the rules.
       const readings = otherReadings(request.path);
       if (request.logout === true && (rules.isLogoutPath(request.path, readings) || (request.routed !== undefined && rules.isLogoutPath(request.routed)))) return LOGOUT;
-      const { destination, routed, methods } = request;
-      const also = destination === undefined && routed === undefined && methods === undefined ? undefined : { destination, routed, methods };
+      const { destination, routed, methods, wholeTree } = request;
+      const also = destination === undefined && routed === undefined && methods === undefined && wholeTree !== true ? undefined : { destination, routed, methods, wholeTree };
       rule = rules.match(request.path, request.method, also, readings);
     }
     if (rule.policy === 'public') return { kind: 'public', rule };

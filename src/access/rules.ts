@@ -57,6 +57,8 @@ export interface OtherReadings {
   routed?: string | undefined;
   /** Methods a POST asks the app to take it for (method-override.ts): the rules for each apply. */
   methods?: readonly string[] | undefined;
+  /** The request reads everything under its path (destination.ts `readsWholeTree`: PROPFIND Depth infinity): the rules inside apply. */
+  wholeTree?: boolean | undefined;
 }
 
 export interface AccessRules {
@@ -70,7 +72,8 @@ export interface AccessRules {
    * query-string router reads; the rules matching it (not the default) apply too. `also.methods`:
    * methods the app may take the request for; every reading is asked with each of them. COPY, MOVE,
    * DELETE and LOCK act on the whole tree under a path, so the rules of paths inside it (and inside
-   * the Destination) count too. `readings`: paths.ts `otherReadings(path)`, when the caller has it.
+   * the Destination) count too, and so do they for `also.wholeTree` (a PROPFIND of Depth infinity
+   * reads everything under the path). `readings`: paths.ts `otherReadings(path)`, when the caller has it.
    */
   match(path: string, method: string | null, also?: OtherReadings, readings?: readonly PathReading[]): AccessRule;
   /** Whether any rule names methods (so an unknown method can change a decision). */
@@ -165,6 +168,11 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
         for (const reading of target === path ? readings : otherReadings(target)) ask(reading.path, reading.explicitOnly);
       }
       if (also?.routed !== undefined) ask(also.routed, true);
+      // A read of the whole tree (PROPFIND Depth infinity) answers for every path inside: their rules, for its method.
+      if (also?.wholeTree === true && method !== null && !subtree) {
+        rules.push(...rulesWithin(compiled, path, method));
+        for (const reading of readings) rules.push(...rulesWithin(compiled, reading.path, method));
+      }
       return combine(rules);
     },
   };

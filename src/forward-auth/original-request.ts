@@ -2,7 +2,7 @@
 // authorised. The proxy calls /_auth/verify and names the request it holds in headers. Those headers
 // are believed only from a trusted proxy: anyone else could name a public path and be waved through.
 import type { IncomingHttpHeaders } from 'node:http';
-import { requestDestination } from '../access/destination.js';
+import { readsWholeTree, requestDestination } from '../access/destination.js';
 import { overrideMethods } from '../access/method-override.js';
 import { normaliseRequestUrl, queryRoutedPath } from '../access/paths.js';
 
@@ -29,6 +29,8 @@ export interface OriginalRequest {
    * method-override.ts). The override headers are not read: the shipped proxy configs remove them.
    */
   methods?: string[];
+  /** A PROPFIND of Depth infinity (the proxy passes the client's Depth header on): the rules inside apply. */
+  wholeTree?: boolean;
   /**
    * False when no trusted proxy named the request: the path is then the verify request's own,
    * so public paths cannot match it and the sign-in redirect goes back to `/`.
@@ -83,6 +85,7 @@ export function originalRequest(verify: VerifyRequest): OriginalRequestResult {
   }
   const methods = overrideMethods(method, normalised.url, null);
   if (methods !== null) request.methods = methods;
+  if (readsWholeTree(method, headers)) request.wholeTree = true;
   const destination = requestDestination(method, headers);
   if (destination !== null) {
     if (!destination.ok) return { ok: false, reason: destination.reason };

@@ -80,7 +80,7 @@ export function createVerifier({ config, gate, logger, identityTokens, ownsAutho
           'forward-auth: a request came without X-Forwarded-Method (with X-Forwarded-Uri) or X-Original-Method (with X-Original-URI); rules with `methods:` are applied as if any method were meant, so they may refuse more than intended: have the proxy send the method header',
         );
       }
-      return gate.decide({ path: target.known ? target.path : null, method: target.method, destination: target.destination, routed: target.routed, methods: target.methods, credentials: ip === undefined ? { cookies, headers: request.headers } : { cookies, headers: request.headers, ip } });
+      return gate.decide({ path: target.known ? target.path : null, method: target.method, destination: target.destination, routed: target.routed, methods: target.methods, wholeTree: target.wholeTree, credentials: ip === undefined ? { cookies, headers: request.headers } : { cookies, headers: request.headers, ip } });
     },
     allowHeaders(verdict, request) {
       const { record } = verdict.forwarded;

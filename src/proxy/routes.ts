@@ -15,7 +15,7 @@ import { sendContinue } from './expect-continue.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from '../identity/headers.js';
 import { PROXIED_METHODS } from './methods.js';
 import { createPathMatcher, pathForLog, queryRoutedPath } from '../access/paths.js';
-import { requestDestination } from '../access/destination.js';
+import { readsWholeTree, requestDestination } from '../access/destination.js';
 import { overrideMethods } from '../access/method-override.js';
 import { createWebSocketProxy } from './websocket.js';
 import { endUpstream, traceUpstream } from '../tracing/index.js';
@@ -94,6 +94,8 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
       destination: destination?.ok === true ? destination.path : undefined,
       routed: routed?.path,
       methods: methods ?? undefined,
+      // A PROPFIND of Depth infinity lists everything under the path: the rules inside are asked too.
+      wholeTree: readsWholeTree(request.method, request.headers),
       credentials: { cookies: request.cookies, headers: request.headers, ip: request.ip },
       logout: true,
     });

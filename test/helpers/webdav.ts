@@ -38,7 +38,8 @@ export interface DavServer {
 const MODULES = '/usr/lib/apache2/modules';
 const INSTALL = 'install the Debian package apache2 (mod_dav and mod_dav_fs come with it)';
 
-export async function startDavServer(t: Teardown, collections: string[] = []): Promise<DavServer> {
+/** `depthInfinity`: answer PROPFIND of Depth infinity (mod_dav refuses it unless `DavDepthInfinity On`). */
+export async function startDavServer(t: Teardown, collections: string[] = [], options: { depthInfinity?: boolean } = {}): Promise<DavServer> {
   const httpd = findBinary('apache2', INSTALL);
   for (const module of ['mod_mpm_event', 'mod_authz_core', 'mod_dav', 'mod_dav_fs']) {
     if (!existsSync(join(MODULES, `${module}.so`))) throw new Error(`${MODULES}/${module}.so not found: ${INSTALL}`);
@@ -71,6 +72,7 @@ DAVLockDB ${locks}/DAVLock
 DocumentRoot ${root}
 <Directory ${root}>
   Dav On
+  DavDepthInfinity ${options.depthInfinity === true ? 'On' : 'Off'}
   Require all granted
 </Directory>
 `,

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readDestination, requestDestination } from '../../src/access/destination.js';
+import { readDestination, readsWholeTree, requestDestination } from '../../src/access/destination.js';
 import { createAccessRules } from '../../src/access/rules.js';
 
 t.test('a Destination is read as one normalised path, and forwarded in that form', async (t) => {
@@ -65,4 +65,27 @@ t.test('COPY, MOVE, DELETE and LOCK act on the tree under their paths: the rules
   t.equal(rules.match('/dav', 'PROPFIND').policy, 'authenticated', 'so does a PROPFIND');
   t.equal(rules.match('/dav', 'COPY', { destination: '/dav2' }).policy, 'groups', 'a rule for another method inside (DELETE) does not apply to COPY');
   t.same(rules.match('/x;p=1/../dav', 'MOVE', { destination: '/old' }).groups, ['admins'], 'the Servlet reading\'s tree too');
+});
+
+t.test('a PROPFIND of Depth infinity (or none) reads the whole tree; Depth 0 and 1 do not', async (t) => {
+  t.equal(readsWholeTree('PROPFIND', { depth: 'infinity' }), true);
+  t.equal(readsWholeTree('PROPFIND', { depth: ' Infinity ' }), true);
+  t.equal(readsWholeTree('PROPFIND', {}), true, 'no Depth: infinity (RFC 4918)');
+  t.equal(readsWholeTree('REPORT', { depth: 'infinity' }), true);
+  t.equal(readsWholeTree('REPORT', {}), false, 'a REPORT without Depth is Depth 0 (RFC 3253)');
+  for (const depth of ['0', '1']) t.equal(readsWholeTree('PROPFIND', { depth }), false, `Depth ${depth}`);
+  for (const method of ['GET', 'PROPPATCH', 'SEARCH']) t.equal(readsWholeTree(method, { depth: 'infinity' }), false, method);
+  t.equal(readsWholeTree(null, { depth: 'infinity' }), false, 'an unknown method: not known to read anything');
+});
+
+t.test('a whole-tree read needs what the rules inside the path need', async (t) => {
+  const rules = createAccessRules([], [
+    { path: '/dav/admin', methods: null, policy: 'groups', groups: ['admins'], forwardGroups: null },
+    { path: '/dav/vault', methods: ['PROPFIND'], policy: 'deny', groups: [], forwardGroups: null },
+  ]);
+  t.equal(rules.match('/dav/', 'PROPFIND').policy, 'authenticated', 'control: Depth 0 or 1');
+  const whole = rules.match('/dav/', 'PROPFIND', { wholeTree: true });
+  t.equal(whole.policy, 'deny', 'the deny inside, for PROPFIND');
+  t.same(rules.match('/dav/files', 'PROPFIND', { wholeTree: true }).policy, 'authenticated', 'nothing inside /dav/files');
+  t.same(rules.match('/dav;x/', 'PROPFIND', { wholeTree: true }).policy, 'deny', 'the Servlet reading too');
 });
