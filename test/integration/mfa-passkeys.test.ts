@@ -21,7 +21,7 @@ import { startEchoUpstream } from '../helpers/upstream.js';
 
 await ensureBuilt();
 const PASSWORD = 'correct horse battery staple';
-const USERS = ['pia', 'quin', 'rex', 'sol', 'tam', 'uma', 'vic', 'wen', 'xia'];
+const USERS = ['pia', 'quin', 'rex', 'sol', 'tam', 'uma', 'vic', 'wen', 'xia', 'yan'];
 
 const { redis, pg: db } = await services(t);
 const pool = await seedUsers(t, db.url, USERS.map((username) => ({ username, password: PASSWORD, email: `${username}@example.com`, groups: ['staff'] })));
@@ -50,6 +50,7 @@ const env = (extra: Record<string, string> = {}) => ({
   // The failures below are on purpose: a budget that leaves room for them (the throttle has its own test).
   GATEWAY_LOGIN_MAX_ATTEMPTS: '20',
   GATEWAY_PUBLIC_URL: PUBLIC,
+  GATEWAY_BASIC_AUTH: 'true',
   ...extra,
 });
 // Two replicas sharing Redis and PostgreSQL: a challenge asked for on one is answered on the other.
@@ -325,4 +326,11 @@ t.test('required: a new user enrols a passkey at the second step and is signed i
   t.equal(done.json<{ recoveryCodes: string[] }>().recoveryCodes.length, 10);
   t.equal((await send(`${strict.url}/app`, { headers: withSession(strict, done.cookies.sgw_session ?? '') })).status, 200, 'enrolment completes the sign-in');
   t.same((await post(strict, '/_auth/login', { username: 'xia', password: PASSWORD })).json(), { next: '/_auth/mfa' }, 'and the next sign-in asks for the passkey');
+});
+
+t.test('once a passkey is registered, a Basic password cached before opens nothing, on either replica', async (t) => {
+  const basic = { accept: 'application/json', authorization: `Basic ${Buffer.from(`yan:${PASSWORD}`).toString('base64')}` };
+  for (const g of [gw, other]) t.equal((await send(`${g.url}/app`, { headers: basic })).status, 200, 'control: Basic works, and is cached now');
+  await withPasskey(t, 'yan');
+  for (const g of [gw, other]) t.equal((await send(`${g.url}/app`, { headers: basic })).status, 401, 'refused at once (the password alone is not enough now)');
 });
