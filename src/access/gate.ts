@@ -95,6 +95,8 @@ export interface AccessRequest {
   methods?: readonly string[] | undefined;
   /** The request reads everything under its path (PROPFIND Depth infinity, destination.ts): the rules inside must allow it too. */
   wholeTree?: boolean | undefined;
+  /** Paths a trusted proxy's X-Original-URL / X-Rewrite-URL name (rewritten-url.ts): the rules for them must allow it too. */
+  rewritten?: readonly string[] | undefined;
   credentials: Credentials;
 }
 
@@ -204,9 +206,9 @@ export function createGate(options: GateOptions): Gate {
     } else {
       // The other readings of the path, once for the logout check and the rules.
       const readings = otherReadings(request.path);
-      if (request.logout === true && (rules.isLogoutPath(request.path, readings) || (request.routed !== undefined && rules.isLogoutPath(request.routed)))) return LOGOUT;
-      const { destination, routed, methods, wholeTree } = request;
-      const also = destination === undefined && routed === undefined && methods === undefined && wholeTree !== true ? undefined : { destination, routed, methods, wholeTree };
+      const { destination, routed, methods, wholeTree, rewritten } = request;
+      if (request.logout === true && (rules.isLogoutPath(request.path, readings) || (routed !== undefined && rules.isLogoutPath(routed)) || (rewritten?.some((path) => rules.isLogoutPath(path)) ?? false))) return LOGOUT;
+      const also = destination === undefined && routed === undefined && methods === undefined && wholeTree !== true && rewritten === undefined ? undefined : { destination, routed, methods, wholeTree, rewritten };
       rule = rules.match(request.path, request.method, also, readings);
     }
     if (rule.policy === 'public') return { kind: 'public', rule };

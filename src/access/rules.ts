@@ -59,6 +59,8 @@ export interface OtherReadings {
   methods?: readonly string[] | undefined;
   /** The request reads everything under its path (destination.ts `readsWholeTree`: PROPFIND Depth infinity): the rules inside apply. */
   wholeTree?: boolean | undefined;
+  /** Paths a trusted proxy's X-Original-URL / X-Rewrite-URL name (rewritten-url.ts): the app may route by them, so their rules, and the default, apply. */
+  rewritten?: readonly string[] | undefined;
 }
 
 export interface AccessRules {
@@ -168,6 +170,10 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
         for (const reading of target === path ? readings : otherReadings(target)) ask(reading.path, reading.explicitOnly);
       }
       if (also?.routed !== undefined) ask(also.routed, true);
+      for (const target of also?.rewritten ?? []) {
+        ask(target, false);
+        for (const reading of otherReadings(target)) ask(reading.path, reading.explicitOnly);
+      }
       // A read of the whole tree (PROPFIND Depth infinity) answers for every path inside: their rules, for its method.
       if (also?.wholeTree === true && method !== null && !subtree) {
         rules.push(...rulesWithin(compiled, path, method));

@@ -17,6 +17,7 @@ import { PROXIED_METHODS } from './methods.js';
 import { createPathMatcher, pathForLog, queryRoutedPath } from '../access/paths.js';
 import { readsWholeTree, requestDestination } from '../access/destination.js';
 import { overrideMethods } from '../access/method-override.js';
+import { rewrittenPaths } from '../access/rewritten-url.js';
 import { createWebSocketProxy } from './websocket.js';
 import { endUpstream, traceUpstream } from '../tracing/index.js';
 import { basicChallengeFor } from '../tokens/authenticator.js';
@@ -85,9 +86,12 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
     // A query-string router (CodeIgniter's `/?/admin`) reads a path from the query: asked too.
     const routed = queryRoutedPath(request.url);
     if (routed !== null && !routed.ok) return done(badPath(`the path in the query: ${routed.reason}`));
-    // A POST may ask the app to take it for another method (`?_method=DELETE`; an override header
-    // from a trusted proxy, anyone else's is removed): asked too, when a rule names methods at all.
-    const methods = gate.methodScoped ? overrideMethods(request.method, request.url, peerTrusted(request.socket, config) ? request.headers : null) : null;
+    // What a trusted proxy's client may add that reaches the app (anyone else's is removed): a method
+    // override (asked too when a rule names methods), a URL the app routes by instead (IIS-style).
+    const trustedPeer = peerTrusted(request.socket, config);
+    const methods = gate.methodScoped ? overrideMethods(request.method, request.url, trustedPeer ? request.headers : null) : null;
+    const rewritten = trustedPeer ? rewrittenPaths(request.headers) : null;
+    if (rewritten !== null && !rewritten.ok) return done(badPath(`a URL the app would route by: ${rewritten.reason}`));
     const verdict = gate.decide({
       path: request.normalisedPath,
       method: request.method,
@@ -96,6 +100,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
       methods: methods ?? undefined,
       // A PROPFIND of Depth infinity lists everything under the path: the rules inside are asked too.
       wholeTree: readsWholeTree(request.method, request.headers),
+      rewritten: rewritten !== null && rewritten.paths.length > 0 ? rewritten.paths : undefined,
       credentials: { cookies: request.cookies, headers: request.headers, ip: request.ip },
       logout: true,
     });

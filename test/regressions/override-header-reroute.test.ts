@@ -6,7 +6,10 @@
 // the app performs what the gateway refused.
 // Defence: src/identity/headers.ts (createRequestHeaderRewriter) removes every re-routing
 // and re-addressing header (SPEC section 4's list), in any case and underscore spelling, from
-// anyone but a GATEWAY_TRUSTED_PROXIES peer, on every request.
+// anyone but a GATEWAY_TRUSTED_PROXIES peer, on every request. From a trusted peer (a load
+// balancer passes its client's copies on) they reach the app, so the URL they name
+// (src/access/rewritten-url.ts) and the method they name (src/access/method-override.ts) are
+// judged by the rules too.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,6 +80,26 @@ t.test('address and prefix claims from a client do not reach the app', async (t)
   const echo = res.json<Echo>();
   t.same(Object.entries(echo.headers).filter(([, v]) => String(v).includes('6.6.6.6')), [], 'none of them arrives');
   t.equal(echo.headers['x-forwarded-for'], '127.0.0.1', 'the gateway says who the client is');
+});
+
+t.test('behind a trusted proxy, which passes its client\'s copies on, a rewritten URL or method is judged too', async (t) => {
+  const trusted = await bed.gateway({ ...env, GATEWAY_TRUSTED_PROXIES: '127.0.0.1/32' });
+  const bobThere = await login(trusted, 'bob', 'bob-Pw-0019');
+  for (const name of ['X-Original-URL', 'X-Rewrite-URL', 'x_original_url']) {
+    actions.length = 0;
+    const anonymous = await send(`${trusted.url}/public/x`, { headers: exactHeaders(trusted, [['Accept', 'application/json'], [name, '/admin/users']]) });
+    t.equal(anonymous.status, 403, `${name}: the rule of the path the app would serve decides (deny)`);
+    const reports = await send(`${trusted.url}/public/x`, { headers: exactHeaders(trusted, [['Accept', 'application/json'], [name, '/reports']]) });
+    t.equal(reports.status, 401, `${name}: a public path rewritten onto a private one needs a session`);
+    t.same(actions, [], `${name}: the app never served them`);
+  }
+  const bad = await send(`${trusted.url}/public/x`, { headers: exactHeaders(trusted, [['Accept', 'application/json'], ['X-Original-URL', '/a/%2f/admin']]) });
+  t.equal(bad.status, 400, 'one that cannot be normalised: 400');
+  const override = await send(`${trusted.url}/orders/42`, { method: 'POST', headers: exactHeaders(trusted, [['Cookie', withSession(trusted, bobThere).cookie as string], ['Accept', 'application/json'], ['Content-Type', 'text/plain'], ['X-HTTP-Method-Override', 'DELETE']]), body: 'x' });
+  t.equal(override.status, 403, 'a POST with X-HTTP-Method-Override: DELETE needs what DELETE needs');
+  const plain = await send(`${trusted.url}/public/x`, { headers: exactHeaders(trusted, [['Accept', 'application/json'], ['X-Original-URL', '/public/y']]) });
+  t.equal(plain.status, 200, 'control: a rewritten URL the rules allow passes, header and all');
+  t.equal(plain.json<Echo>().headers['x-original-url'], '/public/y');
 });
 
 t.test('behind a trusted proxy they pass: the proxy in front owns them', async (t) => {
