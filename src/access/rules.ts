@@ -6,7 +6,8 @@
 // A request may be read more than one way, and then every reading must allow it (SPEC 4): the path
 // as sent, the path a Servlet container maps (path parameters removed, paths.ts), the path a PHP
 // front controller routes (`/index.php/admin` is `/admin`; CodeIgniter's `/?/admin` too), the path
-// a format-suffix router routes (Rails and older Spring MVC: `/admin.json` is `/admin`), and, when
+// a format-suffix router routes (Rails and older Spring MVC: `/admin.json` is `/admin`), the path
+// without case for the rules that refuse someone (Express and IIS: `/ADMIN` is `/admin`), and, when
 // forward-auth is not told the method, every method the rules could be matching; a POST that names
 // another method (`?_method=DELETE`, method-override.ts) is read as that method too. A WebDAV COPY or
 // MOVE also writes to its Destination, and COPY, MOVE, DELETE and LOCK act on everything under
@@ -126,22 +127,40 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
   if (compiled.length === 0) return { match: () => DEFAULT_RULE, methodScoped: false };
   const methodScoped = compiled.some((entry) => entry.methods !== null);
   const combine = ruleCombiner();
-  const firstMatch = (path: string, method: string): AccessRule => {
-    for (const entry of compiled) {
-      if (entry.methods !== null && !entry.methods.has(method)) continue;
-      if (path === entry.base || path.startsWith(entry.baseWithSlash)) return entry.rule;
-    }
-    return DEFAULT_RULE;
-  };
+  const firstMatch = (path: string, method: string): AccessRule => firstMatchIn(compiled, path, method);
   // Without method-scoped rules every method gets the same rule ('' is no method's name).
   const rulesFor = (path: string, method: string | null): AccessRule[] =>
     method === null && methodScoped ? rulesForAnyMethod(compiled, path) : [firstMatch(path, method ?? '')];
+  // Express (by default) and IIS route `/ADMIN` as `/admin`: the path is also read without case,
+  // against the rules' paths without case. Only a `deny` or `groups` rule found so counts (a public
+  // path stays case-sensitive, SPEC 4; the default adds nothing). Nothing to compare when neither
+  // the path nor any rule has an upper-case letter (most requests: `toLowerCase` returns the same string).
+  const folded = compiled.map((entry) => ({ ...entry, base: entry.base.toLowerCase(), baseWithSlash: entry.baseWithSlash.toLowerCase() }));
+  const rulesHaveCase = folded.some((entry, i) => entry.base !== compiled[i]?.base);
+  /** The rule the path without case finds that could refuse someone, or null. */
+  const caselessRule = (path: string, method: string): AccessRule | null => {
+    const lower = path.toLowerCase();
+    if (lower === path && !rulesHaveCase) return null;
+    const rule = firstMatchIn(folded, lower, method);
+    return rule.policy === 'deny' || rule.policy === 'groups' ? rule : null;
+  };
+  const caselessRules = (path: string, method: string | null): AccessRule[] => {
+    if (method !== null || !methodScoped) {
+      const rule = caselessRule(path, method ?? '');
+      return rule === null ? [] : [rule];
+    }
+    return rulesForAnyMethod(folded, path.toLowerCase()).filter((rule) => rule.policy === 'deny' || rule.policy === 'groups');
+  };
   /** Whether no reading changes `first`: each finds the same rule, or (adding only rules written for it) none. */
-  const readingsAgree = (readings: readonly PathReading[], first: AccessRule, method: string): boolean => {
+  const readingsAgree = (path: string, readings: readonly PathReading[], first: AccessRule, method: string): boolean => {
+    const caseless = caselessRule(path, method);
+    if (caseless !== null && caseless !== first) return false;
     for (let i = 0; i < readings.length; i++) {
       const reading = readings[i] as PathReading;
       const rule = firstMatch(reading.path, method);
       if (rule !== first && !(reading.explicitOnly && rule === DEFAULT_RULE)) return false;
+      const caselessReading = caselessRule(reading.path, method);
+      if (caselessReading !== null && caselessReading !== first) return false;
     }
     return true;
   };
@@ -154,7 +173,7 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
       // file's `/static/app` for `/static/app.js`) find no other rule; no allocation.
       if (also === undefined && !subtree && (method !== null || !methodScoped)) {
         const first = firstMatch(path, method ?? '');
-        if (readings.length === 0 || readingsAgree(readings, first, method ?? '')) return first;
+        if (readingsAgree(path, readings, first, method ?? '')) return first;
       }
       const rules: AccessRule[] = [];
       // An override is asked as a method of its own (a POST asking to be a DELETE is a DELETE to the app).
@@ -162,6 +181,7 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
       const ask = (reading: string, explicitOnly: boolean) => {
         for (const asked of methods) {
           for (const rule of rulesFor(reading, asked)) if (!explicitOnly || rule !== DEFAULT_RULE) rules.push(rule);
+          rules.push(...caselessRules(reading, asked));
           if (asked !== null && SUBTREE_METHODS.has(asked)) rules.push(...rulesWithin(compiled, reading, asked));
         }
       };
@@ -275,6 +295,15 @@ interface CompiledEntry {
   baseWithSlash: string;
   methods: Set<string> | null;
   rule: AccessRule;
+}
+
+/** The first entry whose prefix and methods match, or the default. */
+function firstMatchIn(entries: readonly CompiledEntry[], path: string, method: string): AccessRule {
+  for (const entry of entries) {
+    if (entry.methods !== null && !entry.methods.has(method)) continue;
+    if (path === entry.base || path.startsWith(entry.baseWithSlash)) return entry.rule;
+  }
+  return DEFAULT_RULE;
 }
 
 function compileEntry(path: string, methods: string[] | null, rule: AccessRule): CompiledEntry {

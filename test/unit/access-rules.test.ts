@@ -269,3 +269,21 @@ t.test('a format-suffix router\'s reading (Rails, older Spring MVC) adds the rul
   t.equal(rules.match('/administrator.json', 'GET').policy, 'authenticated', 'segment boundaries hold');
   t.equal(rules.match('/reports/admin.json', 'GET').policy, 'authenticated');
 });
+
+t.test('the path is also read without case (Express, IIS): deny and groups rules apply to every spelling, public paths do not', async (t) => {
+  const rules = createAccessRules(['/public'], [
+    { path: '/admin', methods: null, policy: 'groups', groups: ['admins'], forwardGroups: null },
+    { path: '/Internal', methods: null, policy: 'deny', groups: [], forwardGroups: null },
+    { path: '/orders', methods: ['DELETE'], policy: 'deny', groups: [], forwardGroups: null },
+  ]);
+  t.same(rules.match('/ADMIN', 'GET').groups, ['admins']);
+  t.same(rules.match('/Admin/users', 'GET').groups, ['admins']);
+  t.same(rules.match('/ADMIN.json', 'GET').groups, ['admins'], 'with its format reading');
+  t.equal(rules.match('/internal/x', 'GET').policy, 'deny', 'a rule written with capitals covers the lower-case path');
+  t.equal(rules.match('/ORDERS/1', 'DELETE').policy, 'deny', 'with the rule\'s method');
+  t.equal(rules.match('/ORDERS/1', 'GET').policy, 'authenticated');
+  t.equal(rules.match('/ORDERS/1', null).policy, 'deny', 'an unknown method');
+  t.equal(rules.match('/PUBLIC/x', 'GET').policy, 'authenticated', 'public paths stay case-sensitive');
+  t.equal(rules.match('/public/x', 'GET').policy, 'public');
+  t.equal(rules.match('/Reports', 'GET').policy, 'authenticated');
+});
