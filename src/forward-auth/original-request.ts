@@ -2,11 +2,17 @@
 // authorised. The proxy calls /_auth/verify and names the request it holds in headers. Those headers
 // are believed only from a trusted proxy: anyone else could name a public path and be waved through.
 import type { IncomingHttpHeaders } from 'node:http';
-import { readsWholeTree, requestDestination } from '../access/destination.js';
-import { overrideMethods } from '../access/method-override.js';
-import { normaliseRequestUrl, queryRoutedPath } from '../access/paths.js';
+import { normaliseRequestUrl } from '../access/paths.js';
+import { requestReadings, type Readings } from '../access/request-readings.js';
 
-export interface OriginalRequest {
+/**
+ * The request the proxy names, and its other readings (access/request-readings.ts): the Destination
+ * of a COPY/MOVE (also read when the method is not known), a path in the query, the methods a POST
+ * names in its query, a whole-tree read. The proxy passes the client's headers on with its own, so
+ * the Destination and Depth are the client's. Re-routing headers are not read: the shipped proxy
+ * configs remove them before the app.
+ */
+export interface OriginalRequest extends Readings {
   /** Normalised path (SPEC 4): what access is decided on. */
   path: string;
   /** Normalised path and query: where the user goes back to after signing in. */
@@ -17,20 +23,6 @@ export interface OriginalRequest {
    * and Caddy's too. Rules then apply as if any method could be meant (access/rules.ts).
    */
   method: string | null;
-  /**
-   * The normalised path a WebDAV COPY/MOVE writes to (its Destination header, which the proxy
-   * passes on with the client's other headers); also read when the method is not known.
-   */
-  destination?: string;
-  /** The path a query-string router reads from the query (CodeIgniter's `/?/admin`, paths.ts). */
-  routed?: string;
-  /**
-   * Other methods a POST asks the app to take it for in its query (`?_method=DELETE`,
-   * method-override.ts). The override headers are not read: the shipped proxy configs remove them.
-   */
-  methods?: string[];
-  /** A PROPFIND of Depth infinity (the proxy passes the client's Depth header on): the rules inside apply. */
-  wholeTree?: boolean;
   /**
    * False when no trusted proxy named the request: the path is then the verify request's own,
    * so public paths cannot match it and the sign-in redirect goes back to `/`.
@@ -77,21 +69,9 @@ export function originalRequest(verify: VerifyRequest): OriginalRequestResult {
   // Exactly the normalisation of the proxy path: what is authorised here is what the app is asked for.
   const normalised = normaliseRequestUrl(uri);
   if (!normalised.ok) return { ok: false, reason: `malformed original URI (${normalised.reason})` };
-  const request: OriginalRequest = { path: normalised.path, url: normalised.url, method, known: true };
-  const routed = queryRoutedPath(normalised.url);
-  if (routed !== null) {
-    if (!routed.ok) return { ok: false, reason: `malformed original URI (the path in the query: ${routed.reason})` };
-    request.routed = routed.path;
-  }
-  const methods = overrideMethods(method, normalised.url, null);
-  if (methods !== null) request.methods = methods;
-  if (readsWholeTree(method, headers)) request.wholeTree = true;
-  const destination = requestDestination(method, headers);
-  if (destination !== null) {
-    if (!destination.ok) return { ok: false, reason: destination.reason };
-    request.destination = destination.path;
-  }
-  return { ok: true, request };
+  const found = requestReadings({ method, url: normalised.url, headers, reroutingHeadersReachApp: false });
+  if (!found.ok) return { ok: false, reason: found.kind === 'destination' ? found.reason : `malformed original URI (${found.reason})` };
+  return { ok: true, request: { path: normalised.path, url: normalised.url, method, known: true, ...found.readings } };
 }
 
 /**

@@ -14,10 +14,8 @@ import { hopByHopNames, withoutHopByHop } from './hop-by-hop.js';
 import { sendContinue } from './expect-continue.js';
 import { createRequestHeaderRewriter, type ForwardingContext } from '../identity/headers.js';
 import { PROXIED_METHODS } from './methods.js';
-import { createPathMatcher, pathForLog, queryRoutedPath } from '../access/paths.js';
-import { readsWholeTree, requestDestination } from '../access/destination.js';
-import { overrideMethods } from '../access/method-override.js';
-import { rewrittenPaths } from '../access/rewritten-url.js';
+import { createPathMatcher, pathForLog } from '../access/paths.js';
+import { requestReadings } from '../access/request-readings.js';
 import { createWebSocketProxy } from './websocket.js';
 import { endUpstream, traceUpstream } from '../tracing/index.js';
 import { basicChallengeFor } from '../tokens/authenticator.js';
@@ -77,30 +75,21 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
    * a request the gate decides at once (a cached session) passes without a promise.
    */
   const authenticate = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
-    // WebDAV COPY/MOVE write to their Destination: the rules there are asked too (destination.ts).
-    const destination = requestDestination(request.method, request.headers);
-    if (destination !== null) {
-      if (!destination.ok) return done(badDestination(destination.reason));
-      (request as TimedRequest)[kDestination] = destination.header;
-    }
-    // A query-string router (CodeIgniter's `/?/admin`) reads a path from the query: asked too.
-    const routed = queryRoutedPath(request.url);
-    if (routed !== null && !routed.ok) return done(badPath(`the path in the query: ${routed.reason}`));
-    // What a trusted proxy's client may add that reaches the app (anyone else's is removed): a method
-    // override (asked too when a rule names methods), a URL the app routes by instead (IIS-style).
-    const trustedPeer = peerTrusted(request.socket, config);
-    const methods = gate.methodScoped ? overrideMethods(request.method, request.url, trustedPeer ? request.headers : null) : null;
-    const rewritten = trustedPeer ? rewrittenPaths(request.headers) : null;
-    if (rewritten !== null && !rewritten.ok) return done(badPath(`a URL the app would route by: ${rewritten.reason}`));
+    // What else the app may act on (a Destination, a path in the query, an overriding method, the
+    // whole tree, a trusted proxy's rewritten URL): the rules for each are asked too (request-readings.ts).
+    const found = requestReadings({ method: request.method, url: request.url, headers: request.headers, reroutingHeadersReachApp: peerTrusted(request.socket, config) });
+    if (!found.ok) return done(found.kind === 'destination' ? badDestination(found.reason) : badPath(found.reason));
+    // The Destination the app receives is the one authorised (normalised).
+    if (found.destinationHeader !== null) (request as TimedRequest)[kDestination] = found.destinationHeader;
+    const { readings } = found;
     const verdict = gate.decide({
       path: request.normalisedPath,
       method: request.method,
-      destination: destination?.ok === true ? destination.path : undefined,
-      routed: routed?.path,
-      methods: methods ?? undefined,
-      // A PROPFIND of Depth infinity lists everything under the path: the rules inside are asked too.
-      wholeTree: readsWholeTree(request.method, request.headers),
-      rewritten: rewritten !== null && rewritten.paths.length > 0 ? rewritten.paths : undefined,
+      destination: readings.destination,
+      routed: readings.routed,
+      methods: readings.methods,
+      wholeTree: readings.wholeTree,
+      rewritten: readings.rewritten,
       credentials: { cookies: request.cookies, headers: request.headers, ip: request.ip },
       logout: true,
     });
