@@ -232,6 +232,15 @@ export function createGate(options: GateOptions): Gate {
 function compile(options: GateRules): CompiledRules {
   const access = createAccessRules(options.publicPaths, options.rules);
   const logoutPath = createPathMatcher(options.logoutPaths);
+  // Express and IIS route `/LOGOUT` as `/logout`: the app's logout in any case is ours too.
+  // Only needed when something has a capital letter (the path, or a configured logout path).
+  const caselessLogoutPath = options.logoutPaths.length === 0 ? null : createPathMatcher(options.logoutPaths.map((path) => path.toLowerCase()));
+  const logoutPathsHaveCase = options.logoutPaths.some((path) => path !== path.toLowerCase());
+  const caselessLogout = (path: string): boolean => {
+    if (caselessLogoutPath === null) return false;
+    const lower = path.toLowerCase();
+    return (lower !== path || logoutPathsHaveCase) && caselessLogoutPath(lower);
+  };
   return Object.freeze({
     match: access.match,
     methodScoped: access.methodScoped,
@@ -240,6 +249,8 @@ function compile(options: GateRules): CompiledRules {
     isLogoutPath: (path: string, readings = otherReadings(path)) => {
       if (logoutPath(path)) return true;
       for (let i = 0; i < readings.length; i++) if (logoutPath((readings[i] as PathReading).path)) return true;
+      if (caselessLogout(path)) return true;
+      for (let i = 0; i < readings.length; i++) if (caselessLogout((readings[i] as PathReading).path)) return true;
       return false;
     },
     // Without the original request no rule can be looked up: with rules that refuse someone

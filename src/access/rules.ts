@@ -76,7 +76,9 @@ export interface AccessRules {
    * methods the app may take the request for; every reading is asked with each of them. COPY, MOVE,
    * DELETE and LOCK act on the whole tree under a path, so the rules of paths inside it (and inside
    * the Destination) count too, and so do they for `also.wholeTree` (a PROPFIND of Depth infinity
-   * reads everything under the path). `readings`: paths.ts `otherReadings(path)`, when the caller has it.
+   * reads everything under the path). `also.rewritten`: the paths a trusted proxy's X-Original-URL
+   * names, read like the request's own. Every path is also read without case, for the `deny` and
+   * `groups` rules only. `readings`: paths.ts `otherReadings(path)`, when the caller has it.
    */
   match(path: string, method: string | null, also?: OtherReadings, readings?: readonly PathReading[]): AccessRule;
   /** Whether any rule names methods (so an unknown method can change a decision). */

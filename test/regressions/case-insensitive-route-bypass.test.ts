@@ -4,7 +4,8 @@
 // and an anonymous one into a `deny`-ed `/Internal`.
 // Defence: src/access/rules.ts also matches the path without case against the rules' paths without
 // case; a `deny` or `groups` rule found so must allow the request too. Public paths stay
-// case-sensitive (SPEC 4): `/PUBLIC` is not public. The app receives the path as sent.
+// case-sensitive (SPEC 4): `/PUBLIC` is not public. The app receives the path as sent. A logout
+// path in any case (`/LOGOUT`, the app's logout there) ends the gateway session too (gate.ts).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import t from 'tap';
 import { login, withSession } from '../helpers/gateway.js';
 import { findBinary, runServer } from '../helpers/proxies.js';
 import { freePort } from '../helpers/services.js';
-import { rawRequest, testBed } from './setup.js';
+import { apiGet, rawRequest, testBed } from './setup.js';
 
 const caddy = findBinary('caddy', "install Debian's caddy (apt-get install -y caddy; .ci/run does it)");
 const dir = mkdtempSync(join(tmpdir(), 'sgw-caseless-'));
@@ -31,7 +32,7 @@ const bed = await testBed(t, [
   { username: 'alice', password: 'alice-Pw-0017', groups: ['admins'] },
 ]);
 writeFileSync(join(dir, 'rules.yaml'), 'rules:\n  - { path: /admin, policy: { groups: [admins] } }\n  - { path: /internal, policy: deny }\n');
-const gw = await bed.gateway({ GATEWAY_UPSTREAM: app, GATEWAY_ACCESS_RULES: join(dir, 'rules.yaml'), GATEWAY_PUBLIC_PATHS: '/public' });
+const gw = await bed.gateway({ GATEWAY_UPSTREAM: app, GATEWAY_ACCESS_RULES: join(dir, 'rules.yaml'), GATEWAY_PUBLIC_PATHS: '/public', GATEWAY_LOGOUT_PATHS: '/logout' });
 const carol = await login(gw, 'carol', 'carol-Pw-0017');
 const alice = await login(gw, 'alice', 'alice-Pw-0017');
 const json = { accept: 'application/json' };
@@ -63,4 +64,11 @@ t.test('public paths stay case-sensitive; other paths pass as before', async (t)
   const reports = await rawRequest(gw, '/Reports', { headers: withSession(gw, carol, json) });
   t.equal(reports.status, 200);
   t.equal(routeOf(reports.body), 'other');
+});
+
+t.test('the app\'s logout path in another case ends the gateway session too', async (t) => {
+  const cookie = await login(gw, 'carol', 'carol-Pw-0017');
+  const res = await rawRequest(gw, '/LogOut', { headers: withSession(gw, cookie, { 'sec-fetch-site': 'same-origin' }) });
+  t.equal(res.status, 303);
+  t.equal((await apiGet(gw, '/_auth/session', cookie)).status, 401, 'the session is gone');
 });
