@@ -58,7 +58,7 @@ try {
   procs.push(spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', work], { stdio: 'ignore' }));
   writeFileSync(
     join(work, 'nginx.conf'),
-    `daemon off; worker_processes 1; pid ${work}/nginx.pid; error_log ${work}/error.log warn; events {}
+    `daemon off; master_process off; pid ${work}/nginx.pid; error_log ${work}/error.log warn; events {}
 http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work}/tmp; fastcgi_temp_path ${work}/tmp;
   uwsgi_temp_path ${work}/tmp; scgi_temp_path ${work}/tmp; server { listen 127.0.0.1:${upPort}; location / { return 200 "ok"; } } }`,
   );
