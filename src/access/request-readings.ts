@@ -38,37 +38,26 @@ const NONE: ReadingsResult = Object.freeze({ ok: true, readings: Object.freeze({
 
 export function requestReadings(shape: RequestShape): ReadingsResult {
   const { method, url, headers } = shape;
-  const readings: Readings = {};
-  let found = false;
+  // Created at the first reading found: most requests allocate nothing here.
+  let readings: Readings | null = null;
   const destination = requestDestination(method, headers);
   if (destination !== null) {
     if (!destination.ok) return { ok: false, kind: 'destination', reason: destination.reason };
-    readings.destination = destination.path;
-    found = true;
+    (readings ??= {}).destination = destination.path;
   }
   const routed = queryRoutedPath(url);
   if (routed !== null) {
     if (!routed.ok) return { ok: false, kind: 'path', reason: `the path in the query: ${routed.reason}` };
-    readings.routed = routed.path;
-    found = true;
+    (readings ??= {}).routed = routed.path;
   }
   const methods = overrideMethods(method, url, shape.reroutingHeadersReachApp ? headers : null);
-  if (methods !== null) {
-    readings.methods = methods;
-    found = true;
-  }
-  if (readsWholeTree(method, headers)) {
-    readings.wholeTree = true;
-    found = true;
-  }
+  if (methods !== null) (readings ??= {}).methods = methods;
+  if (readsWholeTree(method, headers)) (readings ??= {}).wholeTree = true;
   if (shape.reroutingHeadersReachApp) {
     const rewritten = rewrittenPaths(headers);
     if (!rewritten.ok) return { ok: false, kind: 'path', reason: `a URL the app would route by: ${rewritten.reason}` };
-    if (rewritten.paths.length > 0) {
-      readings.rewritten = rewritten.paths;
-      found = true;
-    }
+    if (rewritten.paths.length > 0) (readings ??= {}).rewritten = rewritten.paths;
   }
-  if (!found) return NONE;
+  if (readings === null) return NONE;
   return { ok: true, readings, destinationHeader: destination?.ok === true ? destination.header : null };
 }

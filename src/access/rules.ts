@@ -180,11 +180,13 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
       const rules: AccessRule[] = [];
       // An override is asked as a method of its own (a POST asking to be a DELETE is a DELETE to the app).
       const methods = also?.methods === undefined || method === null ? [method] : [method, ...also.methods];
+      // A read of the whole tree (PROPFIND Depth infinity) reaches inside the path as COPY or DELETE does.
+      const wholeTree = also?.wholeTree === true;
       const ask = (reading: string, explicitOnly: boolean) => {
         for (const asked of methods) {
           for (const rule of rulesFor(reading, asked)) if (!explicitOnly || rule !== DEFAULT_RULE) rules.push(rule);
           rules.push(...caselessRules(reading, asked));
-          if (asked !== null && SUBTREE_METHODS.has(asked)) rules.push(...rulesWithin(compiled, reading, asked));
+          if (asked !== null && (wholeTree || SUBTREE_METHODS.has(asked))) rules.push(...rulesWithin(compiled, reading, asked));
         }
       };
       for (const target of destination === undefined ? [path] : [path, destination]) {
@@ -195,11 +197,6 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
       for (const target of also?.rewritten ?? []) {
         ask(target, false);
         for (const reading of otherReadings(target)) ask(reading.path, reading.explicitOnly);
-      }
-      // A read of the whole tree (PROPFIND Depth infinity) answers for every path inside: their rules, for its method.
-      if (also?.wholeTree === true && method !== null && !subtree) {
-        rules.push(...rulesWithin(compiled, path, method));
-        for (const reading of readings) rules.push(...rulesWithin(compiled, reading.path, method));
       }
       return combine(rules);
     },
