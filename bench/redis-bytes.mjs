@@ -11,7 +11,9 @@
 // Environment: REDIS_BYTES_SESSIONS (100000), REDIS_BYTES_PER_USER (1), REDIS_BYTES_DIST (./dist:
 // point it at another checkout's dist/ for a before/after on the same machine), REDIS_BYTES_USER and
 // REDIS_BYTES_EMAIL (`user{n}@corp`, `user{n}@example.com`: {n} is the user's number; an empty
-// e-mail stores none), REDIS_BYTES_GROUPS (`staff,engineering,vpn-users`).
+// e-mail stores none), REDIS_BYTES_GROUPS (`staff,engineering,vpn-users`), REDIS_BYTES_AGED_S (0: when
+// set, every session is then rewritten as a touch and a user recheck this many seconds after its
+// sign-in write it, through the store's own touch, so the figure is that of sessions in use).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -28,6 +30,7 @@ const PER_USER = Number(process.env.REDIS_BYTES_PER_USER ?? 1);
 const USER = process.env.REDIS_BYTES_USER ?? 'user{n}@corp';
 const EMAIL = process.env.REDIS_BYTES_EMAIL ?? 'user{n}@example.com';
 const GROUPS = (process.env.REDIS_BYTES_GROUPS ?? 'staff,engineering,vpn-users').split(',').filter(Boolean);
+const AGED_MS = Number(process.env.REDIS_BYTES_AGED_S ?? 0) * 1_000;
 const load = (path) => import(pathToFileURL(join(dist, path)).href);
 
 const freePort = () =>
@@ -84,6 +87,23 @@ try {
     }
     await Promise.all(batch);
   }
+  if (AGED_MS > 0) {
+    // Every session as a touch and a recheck AGED_MS after its sign-in leave it (same TTL).
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', 'sgw:s:*', 'COUNT', 2_000);
+      cursor = next;
+      const texts = keys.length === 0 ? [] : await redis.mget(keys);
+      const { decodeRecord } = await load('session/codec.js');
+      await Promise.all(
+        keys.map((key, i) => {
+          const record = decodeRecord(texts[i]);
+          const aged = { ...record, touchedAt: record.createdAt + AGED_MS, checkedAt: record.createdAt + AGED_MS };
+          return store.touch(key.slice('sgw:s:'.length), aged, 30 * 60_000);
+        }),
+      );
+    } while (cursor !== '0');
+  }
   const after = await memory();
   const [sessionKey] = await redis.keys('sgw:s*');
   const indexKey = (await redis.keys('sgw:u*'))[0];
@@ -91,6 +111,7 @@ try {
   const report = {
     sessions: SESSIONS,
     sessionsPerUser: PER_USER,
+    agedSeconds: AGED_MS / 1_000,
     bytesPerSession: Math.round(((after - before) / SESSIONS) * 10) / 10,
     sessionKey,
     sessionKeyMemoryUsage: await redis.memory('USAGE', sessionKey),

@@ -1,22 +1,33 @@
 // Compact encoding of a session record for the store. Redis memory per session is budgeted (issue
 // 13: ≤ 400 bytes with the per-user index), and a string value is allocated in size classes
-// (…, 96, 112, 128, 160 bytes), so every byte of a typical record counts.
+// (…, 80, 96, 112, 128 bytes: a record of up to 92 bytes takes 96), so every byte of a typical
+// record counts.
 //
-// Form 2 (written today): `2` then the fields, each led by a unit separator (0x1F); groups are
-// joined by a record separator (0x1E); numbers are base 36. Later times are offsets from login.
-//   2␟user␟email␟groups␟createdAt␟lifetime␟touchedAfter[␟checkedAfter␟fingerprint[␟client[␟amr]]]
-// (amr, the sign-in methods joined like groups, only when they are more than a password).
-// An empty field is null (email) or absent (the optional ones). Fields after the known ones are
+// Form 3 (written today): `3` then the fields, separated by a unit separator (0x1F); groups are
+// joined by a record separator (0x1E); numbers are base 36.
+//   3user␟email␟groups␟createdAt␟lifetime␟touchedAfter[␟checkedAfter␟fingerprint[␟client[␟amr]]]
+// The sign-in time is in milliseconds (it orders a user's sign-ins for the session cap). The
+// lifetime and the later times are whole seconds after it, rounded down: a session then idles
+// out, is rechecked and ends up to a second early, never late, and a record touched hours after
+// its sign-in stays as short as a new one. A touch time of zero (a record just signed in) is empty,
+// and so is a recheck time of zero, which reads back as unset (the recheck counts from the sign-in
+// when it has none).
+// (amr, the sign-in methods joined like groups, only when they are more than a password.)
+// An empty e-mail is null, absent optional fields are unset. Fields after the known ones are
 // ignored: a field added later goes at the end, optional, the ones before it written empty when
 // unset, and this version reads such records during a rolling upgrade.
-// Form 1 (JSON array, the previous version's records) is still read, and still written for the
-// rare record form 2 cannot hold (a separator inside a name or group, an empty e-mail or group).
+// Form 2 (the previous release's: `2␟` then the same fields, every time in milliseconds, an empty
+// checkedAfter unset) and form 1 (a JSON array, times in milliseconds) are still read; form 1 is
+// still written for the rare record form 3 cannot hold (a separator inside a name or group, an
+// empty e-mail or group).
 import type { SessionRecord } from './types.js';
 
 const FIELD = '\x1f';
 const GROUP = '\x1e';
+const FORM_3 = '3';
 const FORM_2 = `2${FIELD}`;
 const BASE36 = /^-?[0-9a-z]+$/;
+const SECOND = 1_000;
 
 /** `compact: false` writes what the previous release reads (GATEWAY_SESSION_COMPACT_RECORDS=false, for a rolling upgrade). */
 export function encodeRecord(r: SessionRecord, options: { compact?: boolean } = {}): string {
@@ -35,7 +46,8 @@ function encodePrevious(r: SessionRecord): string {
 
 /** Decodes a stored record of either form; null for anything malformed (no session, never a crash). */
 export function decodeRecord(text: string): SessionRecord | null {
-  if (text.startsWith(FORM_2)) return decodeCompact(text);
+  if (text.startsWith(FORM_3)) return decodeCompact(text.slice(FORM_3.length), SECOND);
+  if (text.startsWith(FORM_2)) return decodeCompact(text.slice(FORM_2.length), 1);
   if (text.startsWith('[')) return decodeJson(text);
   return null;
 }
@@ -53,38 +65,50 @@ function compactable(r: SessionRecord): boolean {
 }
 
 const n36 = (n: number) => n.toString(36);
+/** A duration in whole seconds, rounded down (so a deadline read back is never later). */
+const seconds = (ms: number) => n36(Math.floor(ms / SECOND));
+/** A time after the sign-in: whole seconds, and empty when that is zero. */
+const after = (ms: number) => (ms >= 0 && ms < SECOND ? '' : seconds(ms));
 /** The sign-in methods worth storing: anything beyond a password alone (absent means `pwd`). */
 const storedAmr = (r: SessionRecord): string[] | null => (r.amr && !(r.amr.length === 1 && r.amr[0] === 'pwd') ? r.amr : null);
 
 function encodeCompact(r: SessionRecord): string {
-  const fields = [r.user, r.email ?? '', r.groups.join(GROUP), n36(r.createdAt), n36(r.expiresAt - r.createdAt), n36(r.touchedAt - r.createdAt)];
-  // The user recheck's fields only when set, so a record without them stays short.
+  const fields = [r.user, r.email ?? '', r.groups.join(GROUP), n36(r.createdAt), seconds(r.expiresAt - r.createdAt), after(r.touchedAt - r.createdAt)];
+  // The user recheck's fields only when set, so a record without them stays short. A recheck time
+  // equal to the sign-in's is written empty, as an unset one: the recheck counts from the sign-in
+  // when it has none, so the two mean the same.
   const amr = storedAmr(r);
   if (r.checkedAt !== undefined || r.passwordFingerprint !== undefined || r.client !== undefined || amr !== null) {
-    fields.push(r.checkedAt === undefined ? '' : n36(r.checkedAt - r.createdAt), r.passwordFingerprint ?? '');
+    fields.push(r.checkedAt === undefined ? '' : after(r.checkedAt - r.createdAt), r.passwordFingerprint ?? '');
   }
   // The client description (account page: "Firefox on Linux"), after them, only when known.
   if (r.client !== undefined || amr !== null) fields.push(r.client ?? '');
   if (amr !== null) fields.push(amr.join(GROUP));
-  return FORM_2 + fields.join(FIELD);
+  return FORM_3 + fields.join(FIELD);
 }
 
-function decodeCompact(text: string): SessionRecord | null {
-  const fields = text.slice(FORM_2.length).split(FIELD);
+/**
+ * Form 3 (`unitMs` a second) or form 2 (milliseconds). An empty checkedAfter is unset in both; an
+ * empty touchedAfter is zero in form 3, malformed in form 2.
+ */
+function decodeCompact(body: string, unitMs: number): SessionRecord | null {
+  const fields = body.split(FIELD);
   if (fields.length < 6) return null;
   const [user, email, groups, created, lifetime, touchedAfter, checkedAfter = '', fingerprint = '', client = '', amr = ''] = fields as [string, string, string, string, string, string, string?, string?, string?, string?];
-  if (![created, lifetime, touchedAfter].every((s) => BASE36.test(s))) return null;
-  if (checkedAfter !== '' && !BASE36.test(checkedAfter)) return null;
+  const time = (field: string): number | null => (BASE36.test(field) ? parseInt(field, 36) * unitMs : null);
+  const touched = touchedAfter === '' && unitMs === SECOND ? 0 : time(touchedAfter);
+  const checked = checkedAfter === '' ? undefined : time(checkedAfter);
+  if (!BASE36.test(created) || !BASE36.test(lifetime) || touched === null || checked === null) return null;
   const createdAt = parseInt(created, 36);
   const record: SessionRecord = {
     user,
     email: email === '' ? null : email,
     groups: groups === '' ? [] : groups.split(GROUP),
     createdAt,
-    expiresAt: createdAt + parseInt(lifetime, 36),
-    touchedAt: createdAt + parseInt(touchedAfter, 36),
+    expiresAt: createdAt + parseInt(lifetime, 36) * unitMs,
+    touchedAt: createdAt + touched,
   };
-  if (checkedAfter !== '') record.checkedAt = createdAt + parseInt(checkedAfter, 36);
+  if (checked !== undefined) record.checkedAt = createdAt + checked;
   if (fingerprint !== '') record.passwordFingerprint = fingerprint;
   if (client !== '') record.client = client;
   if (amr !== '') record.amr = amr.split(GROUP);

@@ -37,8 +37,9 @@ function contract(name: string, makeStore: () => Promise<SessionStore>) {
       const r = record('carol');
       await store.create('h1', r, 10_000);
       t.same(await store.get('h1'), r);
-      t.equal(await store.touch('h1', { ...r, touchedAt: r.touchedAt + 5 }, 10_000), true);
-      t.equal((await store.get('h1'))?.touchedAt, r.touchedAt + 5);
+      // A touch time is kept in whole seconds after the sign-in (session/codec.ts).
+      t.equal(await store.touch('h1', { ...r, touchedAt: r.touchedAt + 5_000 }, 10_000), true);
+      t.equal((await store.get('h1'))?.touchedAt, r.touchedAt + 5_000);
       t.equal(await store.delete('h1', 'carol'), true);
       t.equal(await store.get('h1'), null);
       t.equal(await store.touch('h1', r, 10_000), false, 'touch never resurrects a deleted session');
@@ -148,8 +149,9 @@ t.test('redis: the per-user index never outlives its sessions', async (t) => {
   t.ok(ttl > 0 && ttl <= 5_000, `index TTL ${ttl} ms ends with the session's max lifetime`);
 });
 
-// A rolling upgrade: records the previous version wrote (JSON arrays) are read and touched by this
-// one; with GATEWAY_SESSION_COMPACT_RECORDS=false it writes only that form, which old replicas read.
+// A rolling upgrade: records earlier versions wrote (JSON arrays, and the previous compact form with
+// its times in ms) are read and touched by this one; with GATEWAY_SESSION_COMPACT_RECORDS=false it
+// writes only the JSON form, which every earlier version reads.
 t.test('redis: records of the previous version are read; the old form is written when asked', async (t) => {
   const client = createRedisClient({ mode: 'standalone', url: redisService.url }, { commandTimeoutMs: DEFAULT_REDIS_COMMAND_TIMEOUT_MS, connectTimeoutMs: DEFAULT_REDIS_CONNECT_TIMEOUT_MS });
   await connectRedis(client, 5_000);
@@ -166,12 +168,16 @@ t.test('redis: records of the previous version are read; the old form is written
   const read = await compact.get('old1');
   t.same(read, { user: 'ivy', email: 'ivy@example.com', groups: ['a'], createdAt: now, expiresAt: now + 60_000, touchedAt: now, checkedAt: now, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' });
   t.ok(await compact.touch('old1', { ...(read as SessionRecord), touchedAt: now + 1_000 }, 60_000));
-  t.ok((await raw.get(`${prefix}s:old1`))?.startsWith('2\x1fivy\x1f'), 'rewritten in the compact form');
+  t.ok((await raw.get(`${prefix}s:old1`))?.startsWith('3ivy\x1f'), 'rewritten in the compact form');
   t.equal((await legacy.get('old1'))?.touchedAt, now + 1_000);
   await legacy.create('old2', record('jo'), 60_000);
   const stored = (await raw.get(`${prefix}s:old2`)) as string;
   t.equal((JSON.parse(stored) as unknown[])[0], 'jo', 'the old form: a JSON array');
   t.equal((await compact.get('old2'))?.user, 'jo');
+  // Verbatim what the previous release stores in its compact form: read to the millisecond.
+  const c = now.toString(36);
+  await raw.set(`${prefix}s:old3`, `2\x1fkim\x1f\x1fa\x1f${c}\x1f${(60_000).toString(36)}\x1f${(1_234).toString(36)}\x1f${(1_234).toString(36)}\x1fAbCdEfGhIjKlMnOpQrStUv`, 'PX', 60_000);
+  t.same(await compact.get('old3'), { user: 'kim', email: null, groups: ['a'], createdAt: now, expiresAt: now + 60_000, touchedAt: now + 1_234, checkedAt: now + 1_234, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' });
 });
 
 // The index's compact entries (16 raw bytes of the id hash, scored in whole seconds) beside the

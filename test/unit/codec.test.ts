@@ -3,7 +3,7 @@ import { decodeRecord, encodeRecord } from '../../src/session/codec.js';
 import { hashSessionId, newSessionId, createCookieSigner } from '../../src/session/id.js';
 
 t.test('a record survives encoding; malformed values decode to null', async (t) => {
-  const record = { user: 'zoë', email: null, groups: ['a,b', 'c'], createdAt: 1_800_000_000_000, expiresAt: 1_800_043_200_000, touchedAt: 1_800_000_123_456 };
+  const record = { user: 'zoë', email: null, groups: ['a,b', 'c'], createdAt: 1_800_000_000_456, expiresAt: 1_800_043_200_456, touchedAt: 1_800_000_123_456 };
   t.same(decodeRecord(encodeRecord(record)), record);
   for (const bad of ['', 'not json', '{}', '[1,2,3]', '["u",null,"g",1,2,3]', '["u",null,[1],1,2,3]', '[1,null,[],1,2,3]']) {
     t.equal(decodeRecord(bad), null, JSON.stringify(bad));
@@ -19,6 +19,8 @@ t.test('the user recheck fields survive encoding; a record without them stays sh
   t.same(decodeRecord(encodeRecord(noFingerprint)), noFingerprint);
   const noCheckedAt = { ...base, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' };
   t.same(decodeRecord(encodeRecord(noCheckedAt)), noCheckedAt);
+  // Rechecked at the sign-in: read back as unset, which the recheck counts from the sign-in alike.
+  t.same(decodeRecord(encodeRecord({ ...noCheckedAt, checkedAt: base.createdAt })), noCheckedAt);
   for (const bad of ['["u",null,[],1,2,3,"x",null]', '["u",null,[],1,2,3,4,5]', '["u",null,[],1,2,3,4]']) {
     t.equal(decodeRecord(bad), null, bad);
   }
@@ -54,9 +56,9 @@ t.test('records written by the previous version are still read, and can still be
 });
 
 t.test('the compact form: shorter, exact, and JSON where it cannot hold a record', async (t) => {
-  const record = { user: 'user123456@corp', email: 'user123456@example.com', groups: ['staff', 'engineering', 'vpn-users'], createdAt: 1_800_000_000_123, expiresAt: 1_800_043_200_123, touchedAt: 1_800_000_061_000, checkedAt: 1_800_000_000_123, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' };
+  const record = { user: 'user123456@corp', email: 'user123456@example.com', groups: ['staff', 'engineering', 'vpn-users'], createdAt: 1_800_000_000_123, expiresAt: 1_800_043_200_123, touchedAt: 1_800_000_061_123, checkedAt: 1_800_000_005_123, passwordFingerprint: 'AbCdEfGhIjK' };
   const compact = encodeRecord(record);
-  t.ok(compact.startsWith('2\x1f'));
+  t.ok(compact.startsWith('3user123456@corp\x1f'));
   // The JSON form of the same record (form 1, what records with these fields were before).
   const json = JSON.stringify([record.user, record.email, record.groups, record.createdAt, record.expiresAt - record.createdAt, record.touchedAt - record.createdAt, 0, record.passwordFingerprint]);
   t.ok(compact.length <= json.length - 20, `${compact.length} bytes against ${json.length}`);
@@ -67,7 +69,7 @@ t.test('the compact form: shorter, exact, and JSON where it cannot hold a record
   const { checkedAt: _c, passwordFingerprint: _f, ...plain } = record;
   t.same(decodeRecord(`${encodeRecord(plain)}\x1f\x1f\x1fcurl`), { ...plain, client: 'curl' });
   t.same(decodeRecord(encodeRecord({ ...plain, client: 'curl' })), { ...plain, client: 'curl' });
-  t.ok(encodeRecord({ ...plain, client: 'curl' }).startsWith('2\x1f'), 'a record with a client is still compact');
+  t.ok(encodeRecord({ ...plain, client: 'curl' }).startsWith('3'), 'a record with a client is still compact');
   // Values the compact form cannot hold round-trip through JSON.
   for (const odd of [
     { ...plain, user: 'a\x1fb' },
@@ -79,9 +81,43 @@ t.test('the compact form: shorter, exact, and JSON where it cannot hold a record
   ]) {
     t.same(decodeRecord(encodeRecord(odd)), odd, JSON.stringify(odd));
   }
-  for (const bad of ['2', '2\x1fu\x1f\x1f\x1f1\x1f2', '2\x1fu\x1f\x1f\x1f1\x1f2\x1fZ', '2\x1fu\x1f\x1f\x1f1\x1f2\x1f3\x1f!', '3\x1fu\x1f\x1f\x1f1\x1f2\x1f3', '2\x1fu\x1f\x1f\x1f1.5\x1f2\x1f3']) {
+  for (const bad of ['3', '3u\x1f\x1f\x1f1\x1f2', '3u\x1f\x1f\x1f1\x1f\x1fZ', '3u\x1f\x1f\x1f1\x1f2\x1f3\x1f!', '3u\x1f\x1f\x1f1.5\x1f2\x1f3', '4\x1fu\x1f\x1f\x1f1\x1f2\x1f3']) {
     t.equal(decodeRecord(bad), null, JSON.stringify(bad));
   }
+});
+
+// Form 2, the previous release's compact form (verbatim): every time in milliseconds, an empty
+// recheck time unset. A rolling upgrade signs nobody out.
+t.test('records of the previous compact form are still read, to the millisecond', async (t) => {
+  const written = '2\x1fuser123456@corp\x1fuser123456@example.com\x1fstaff\x1eengineering\x1evpn-users\x1fmywpiwzf\x1fppxc0\x1f1bbp\x1f0\x1fAbCdEfGhIjKlMnOpQrStUv\x1fcurl';
+  t.same(decodeRecord(written), {
+    user: 'user123456@corp',
+    email: 'user123456@example.com',
+    groups: ['staff', 'engineering', 'vpn-users'],
+    createdAt: 1_800_000_000_123,
+    expiresAt: 1_800_043_200_123,
+    touchedAt: 1_800_000_061_456,
+    checkedAt: 1_800_000_000_123,
+    passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv',
+    client: 'curl',
+  });
+  t.same(decodeRecord('2\x1fann\x1f\x1f\x1fmywpiwzf\x1fppxc0\x1f0\x1f\x1f\x1fcurl'), { user: 'ann', email: null, groups: [], createdAt: 1_800_000_000_123, expiresAt: 1_800_043_200_123, touchedAt: 1_800_000_000_123, client: 'curl' }, 'an empty recheck time is unset');
+  for (const bad of ['2', '2\x1fu\x1f\x1f\x1f1\x1f2', '2\x1fu\x1f\x1f\x1f1\x1f2\x1f', '2\x1fu\x1f\x1f\x1f1\x1f2\x1fZ', '2\x1fu\x1f\x1f\x1f1\x1f2\x1f3\x1f!', '2\x1fu\x1f\x1f\x1f1.5\x1f2\x1f3']) {
+    t.equal(decodeRecord(bad), null, JSON.stringify(bad));
+  }
+});
+
+// Form 3 keeps the sign-in time to the millisecond and the rest in whole seconds after it.
+t.test('later times are whole seconds, rounded down: a deadline read back is never later', async (t) => {
+  const record = { user: 'ann', email: null, groups: [], createdAt: 1_800_000_000_123, expiresAt: 1_800_000_001_999, touchedAt: 1_800_000_000_999, checkedAt: 1_800_000_002_122, passwordFingerprint: 'AbCdEfGhIjK' };
+  const read = decodeRecord(encodeRecord(record));
+  t.same(read, { ...record, expiresAt: 1_800_000_001_123, touchedAt: 1_800_000_000_123, checkedAt: 1_800_000_001_123 });
+  // A session touched and rechecked eleven hours after its sign-in is as short as a new one.
+  const fresh = { user: 'u', email: null, groups: [], createdAt: 1_800_000_000_000, expiresAt: 1_800_043_200_000, touchedAt: 1_800_000_000_000, checkedAt: 1_800_000_000_000, passwordFingerprint: 'AbCdEfGhIjK' };
+  const late = { ...fresh, touchedAt: fresh.createdAt + 39_600_000, checkedAt: fresh.createdAt + 39_000_000 };
+  t.equal(encodeRecord(fresh).length, 31, 'a fresh record of a 12 h lifetime: 30 bytes and the user (u)');
+  t.equal(encodeRecord(late).length, encodeRecord(fresh).length + 6);
+  t.same(decodeRecord(encodeRecord(late)), late);
 });
 
 t.test('ids: 256 random bits; store keys are a hash; cookies are signed', async (t) => {

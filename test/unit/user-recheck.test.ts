@@ -120,11 +120,17 @@ t.test('fingerprints: keyed, truncated, stable across a secret rotation', async 
   const before = createPasswordFingerprints([SECRET]);
   const after = createPasswordFingerprints(['rotated-secret-0123456789-abcdefghijklmnop', SECRET]);
   const kept = before.fingerprint('$argon2id$x');
-  t.match(kept, /^[A-Za-z0-9_-]{22}$/);
+  t.match(kept, /^[A-Za-z0-9_-]{11}$/, '64 bits');
   t.notOk(kept.includes('argon2'));
   t.ok(after.samePassword('$argon2id$x', kept), 'a fingerprint under a retired secret still matches');
   t.notOk(after.samePassword('$argon2id$y', kept));
   t.notOk(after.samePassword(null, kept));
   t.not(createPasswordFingerprints(['other-secret-0123456789-abcdefghijklmnopq']).fingerprint('$argon2id$x'), kept, 'keyed');
   t.notOk(before.samePassword('$argon2id$x', 'short'));
+  // What the previous version kept for '$argon2id$x' under SECRET: 128 bits of the same HMAC.
+  const earlier = 'nM9jQYThTFv4dSDMSPkx8w';
+  t.ok(before.samePassword('$argon2id$x', earlier), 'a 128-bit fingerprint of an earlier version still matches');
+  t.ok(after.samePassword('$argon2id$x', earlier), 'also under a rotated secret');
+  t.notOk(before.samePassword('$argon2id$y', earlier), 'and still tells a new password');
+  t.notOk(before.samePassword('$argon2id$x', earlier.slice(0, 16)), 'a length neither version writes');
 });
