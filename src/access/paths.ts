@@ -285,6 +285,39 @@ export function withoutFormatSuffix(path: string): string {
   return path.slice(0, dot);
 }
 
+/**
+ * The path as Windows resolves it (SPEC 4): the file system drops the dots and spaces that end a
+ * name, and reads what follows a `:` as a stream of it (`::$DATA`, `::$INDEX_ALLOCATION`), so IIS
+ * and any app on Windows that serves files by path serve `/admin./x`, `/admin%20/x` and
+ * `/admin::$INDEX_ALLOCATION/x` from the folder `admin`. Each segment loses those tails (a segment
+ * left empty is dropped). Returns the path itself (no allocation) when no segment has one.
+ */
+export function withoutWindowsNameTails(path: string): string {
+  if (path.indexOf('.') === -1 && path.indexOf('%20') === -1 && path.indexOf(':') === -1) return path;
+  const segments = path.split('/');
+  let changed = false;
+  const output: string[] = [];
+  for (const segment of segments) {
+    const name = windowsName(segment);
+    if (name !== segment) changed = true;
+    if (name !== '' || segment === '') output.push(name);
+  }
+  if (!changed) return path;
+  const joined = output.join('/');
+  return joined.startsWith('/') ? joined : `/${joined}`;
+}
+
+/** A segment as a Windows file name: up to its first `:`, without trailing dots and (encoded) spaces. */
+function windowsName(segment: string): string {
+  const colon = segment.indexOf(':');
+  let name = colon === -1 ? segment : segment.slice(0, colon);
+  for (;;) {
+    if (name.endsWith('.')) name = name.slice(0, -1);
+    else if (name.endsWith('%20')) name = name.slice(0, -3);
+    else return name;
+  }
+}
+
 /** A path an app may route a request by, besides the path itself. */
 export interface PathReading {
   readonly path: string;
@@ -297,17 +330,24 @@ const NO_OTHER_READINGS: readonly PathReading[] = Object.freeze([]);
 /**
  * Every other path an app may route `path` as (SPEC 4): a Servlet container's (path parameters
  * removed), a PHP front controller's (script name removed), a format-suffix router's (of the
- * Servlet reading, which Spring makes first). Rules, public paths and logout paths are matched
+ * Servlet reading, which Spring makes first), Windows' (names without trailing dots, spaces and
+ * streams, of the Servlet reading). Rules, public paths and logout paths are matched
  * against each (rules.ts, gate.ts), so a reading can only add a check. The same empty array, without
  * allocation, for a path that is read only as itself (most requests).
  */
 export function otherReadings(path: string): readonly PathReading[] {
-  // Every reading needs a `;` (or `%3B`) or a `.`: most paths have neither.
-  if (path.indexOf('.') === -1 && path.indexOf(';') === -1 && path.indexOf('%3B') === -1) return NO_OTHER_READINGS;
+  // Every reading needs a `.`, a `;`, a `:` or a `%` (of `%3B` or `%20`): most paths have none.
+  // Kept this small so that it is inlined where the decision is made.
+  if (path.indexOf('.') === -1 && path.indexOf(';') === -1 && path.indexOf('%') === -1 && path.indexOf(':') === -1) return NO_OTHER_READINGS;
+  return readingsOf(path);
+}
+
+function readingsOf(path: string): readonly PathReading[] {
   const servlet = withoutPathParameters(path);
   const script = withoutScriptName(path);
   const format = withoutFormatSuffix(servlet);
-  if (servlet === path && script === path && format === path) return NO_OTHER_READINGS;
+  const windows = withoutWindowsNameTails(servlet);
+  if (servlet === path && script === path && format === path && windows === path) return NO_OTHER_READINGS;
   const readings: PathReading[] = [];
   if (servlet !== path) readings.push({ path: servlet, explicitOnly: false });
   // The front controller's and the format router's readings add the rules written for them, not the
@@ -315,6 +355,8 @@ export function otherReadings(path: string): readonly PathReading[] {
   // public, and `/styles.css` stays public beside a rule-less `/styles`.
   if (script !== path && script !== servlet) readings.push({ path: script, explicitOnly: true });
   if (format !== path && format !== servlet && format !== script) readings.push({ path: format, explicitOnly: true });
+  // Windows' names (IIS): also only the rules written for them.
+  if (windows !== path && windows !== servlet && windows !== script && windows !== format) readings.push({ path: windows, explicitOnly: true });
   return readings;
 }
 

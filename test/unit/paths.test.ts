@@ -9,6 +9,7 @@ import {
   withoutPathParameters,
   withoutFormatSuffix,
   withoutScriptName,
+  withoutWindowsNameTails,
   otherReadings,
 } from '../../src/access/paths.js';
 
@@ -451,6 +452,30 @@ t.test('otherReadings: every other path an app may route a request as', async (t
   t.same(otherReadings('/index.php'), [{ path: '/index', explicitOnly: true }]);
   t.same(otherReadings('/admin.json;x'), [{ path: '/admin.json', explicitOnly: false }, { path: '/admin', explicitOnly: true }]);
   t.same(otherReadings('/static/app.js'), [{ path: '/static/app', explicitOnly: true }]);
+  t.same(otherReadings('/admin./x'), [{ path: '/admin/x', explicitOnly: true }]);
+  t.same(otherReadings('/admin%20/x'), [{ path: '/admin/x', explicitOnly: true }]);
+  t.same(otherReadings('/admin.;x/y'), [{ path: '/admin./y', explicitOnly: false }, { path: '/admin/y', explicitOnly: true }]);
+});
+
+t.test('withoutWindowsNameTails: the path as Windows (IIS) opens it', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['/admin./x', '/admin/x'],
+    ['/admin.../x', '/admin/x'],
+    ['/admin%20/x', '/admin/x'],
+    ['/admin.%20.%20/x', '/admin/x'],
+    ['/admin::$INDEX_ALLOCATION/x', '/admin/x'],
+    ['/admin:$I30:$INDEX_ALLOCATION/x', '/admin/x'],
+    ['/web.config::$DATA', '/web.config'],
+    ['/admin/x.', '/admin/x'],
+    ['/admin/...', '/admin'],
+    ['/...', '/'],
+    ['/admin/', '/admin/'],
+    ['/a.b/c%20d/e', '/a.b/c%20d/e'],
+    ['/%20admin/x', '/%20admin/x'],
+  ];
+  for (const [path, reading] of cases) t.equal(withoutWindowsNameTails(path), reading, path);
+  const plain = '/static/app.js';
+  t.equal(withoutWindowsNameTails(plain), plain, 'unchanged: the same string');
 });
 
 t.test('queryRoutedPath: the path a query-string router reads', async (t) => {
