@@ -293,7 +293,9 @@ export function withoutFormatSuffix(path: string): string {
  * left empty is dropped). Returns the path itself (no allocation) when no segment has one.
  */
 export function withoutWindowsNameTails(path: string): string {
-  if (path.indexOf('.') === -1 && path.indexOf('%20') === -1 && path.indexOf(':') === -1) return path;
+  // A name ends in a dot or space only before a `/` or at the end; a stream needs a `:`.
+  const tails = path.indexOf(':') !== -1 || path.indexOf('./') !== -1 || path.indexOf('%20/') !== -1 || path.endsWith('.') || path.endsWith('%20');
+  if (!tails) return path;
   const segments = path.split('/');
   let changed = false;
   const output: string[] = [];
