@@ -25,6 +25,8 @@ export const badPath = (reason: string) => new GatewayError('GW_ERR_BAD_PATH', 4
 
 export const badDestination = (reason: string) => new GatewayError('GW_ERR_BAD_DESTINATION', 400, `Bad request: ${reason}.`);
 
+export const badRequestBody = (reason: string) => new GatewayError('GW_ERR_BAD_BODY', 400, `Bad request: a body the gateway could not read for the method it names (${reason}).`);
+
 export const badHost = (reason: string) => new GatewayError('GW_ERR_BAD_HOST', 400, `Bad request: ${reason}.`);
 
 export const upstreamUnavailable = (cause: unknown) =>

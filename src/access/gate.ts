@@ -144,6 +144,8 @@ export interface Gate {
   replaceRules(rules: GateRules): void;
   /** Whether any rule names methods (so an unknown method can change a decision). */
   readonly methodScoped: boolean;
+  /** The rule a request with a path meets, without authenticating: whether another reading would change it. */
+  ruleFor(request: AccessRequest & { path: string }): AccessRule;
 }
 
 interface CompiledRules {
@@ -206,10 +208,9 @@ export function createGate(options: GateOptions): Gate {
     } else {
       // The other readings of the path, once for the logout check and the rules.
       const readings = otherReadings(request.path);
-      const { destination, routed, methods, wholeTree, rewritten } = request;
+      const { routed, rewritten } = request;
       if (request.logout === true && (rules.isLogoutPath(request.path, readings) || (routed !== undefined && rules.isLogoutPath(routed)) || (rewritten?.some((path) => rules.isLogoutPath(path)) ?? false))) return LOGOUT;
-      const also = destination === undefined && routed === undefined && methods === undefined && wholeTree !== true && rewritten === undefined ? undefined : { destination, routed, methods, wholeTree, rewritten };
-      rule = rules.match(request.path, request.method, also, readings);
+      rule = matchRule(rules, request, request.path, readings);
     }
     if (rule.policy === 'public') return { kind: 'public', rule };
     if (rule.policy === 'deny') return userForAudit(request.credentials).then((user) => ({ kind: 'forbidden', rule, user, principal: null }));
@@ -226,7 +227,15 @@ export function createGate(options: GateOptions): Gate {
     get methodScoped() {
       return current.methodScoped;
     },
+    ruleFor: (request) => matchRule(current, request, request.path, otherReadings(request.path)),
   };
+}
+
+/** The rule for a path and every other reading of the request (rules.ts). */
+function matchRule(rules: CompiledRules, request: AccessRequest, path: string, readings: readonly PathReading[]): AccessRule {
+  const { destination, routed, methods, wholeTree, rewritten } = request;
+  const also = destination === undefined && routed === undefined && methods === undefined && wholeTree !== true && rewritten === undefined ? undefined : { destination, routed, methods, wholeTree, rewritten };
+  return rules.match(path, request.method, also, readings);
 }
 
 function compile(options: GateRules): CompiledRules {

@@ -7,7 +7,8 @@
 //
 // Read here: the query string of a POST (every stack above reads only a POST's override), and, when
 // they reach the app (from a GATEWAY_TRUSTED_PROXIES peer; anyone else's are removed, headers.ts),
-// the override headers. Not read: a form body (bodies stream, SPEC 4); docs/routing.md says so.
+// the override headers. A POST's form, multipart or JSON body is scanned as it streams, where it
+// could change the decision (proxy/body-override.ts); these functions say what counts there.
 import type { IncomingHttpHeaders } from 'node:http';
 import { normaliseHeaderName } from '../identity/headers.js';
 
@@ -50,9 +51,39 @@ function queryOverrides(query: string): string[] {
   if (!/method/i.test(query) && !query.includes('%')) return [];
   const values: string[] = [];
   for (const [name, value] of new URLSearchParams(query)) {
-    if (name.trimStart().replace(/[. ]/g, '_').toLowerCase() === '_method') values.push(value);
+    if (namesMethod(name)) values.push(value);
   }
   return values;
+}
+
+/**
+ * Whether a parameter is `_method` to some app: PHP drops leading spaces and reads `.` and spaces
+ * as `_` (`.method`, ` _method`); compared without case, which only ever adds a reading.
+ */
+export function namesMethod(name: string): boolean {
+  return name.trimStart().replace(/[. ]/g, '_').toLowerCase() === '_method';
+}
+
+/** The body types an app reads a `_method` from. */
+export type OverridingBody = 'form' | 'multipart' | 'json';
+
+/** Which of them a POST's Content-Type names, or null (any other method or type: nothing to read). */
+export function overridingBodyType(method: string, contentType: string | undefined): OverridingBody | null {
+  if (method !== 'POST' || contentType === undefined) return null;
+  const type = (contentType.split(';', 1)[0] as string).trim().toLowerCase();
+  if (type === 'application/x-www-form-urlencoded') return 'form';
+  if (type === 'multipart/form-data') return 'multipart';
+  // Laravel takes its input, `_method` included, from any JSON body (`application/*+json` too).
+  if (type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'))) return 'json';
+  return null;
+}
+
+/** The methods other than POST these values name, as apps upper-case them; null when none. */
+export function methodsNamed(values: readonly string[]): string[] | null {
+  const found = new Set<string>();
+  for (const value of values) addMethod(found, value);
+  found.delete('POST');
+  return found.size === 0 ? null : [...found];
 }
 
 /** Values of the override headers in any spelling (`X_HTTP_Method_Override`, `X-HTTP-Method.Override`). */

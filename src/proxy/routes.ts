@@ -6,9 +6,12 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { statusClass } from '../admin/metrics.js';
 import { createLogout } from '../login/logout.js';
 import type { GatewayDeps } from '../context.js';
-import { accessDenied, badDestination, badPath, upstreamTimeout, upstreamUnavailable } from '../errors.js';
+import { accessDenied, badDestination, badPath, badRequestBody, GatewayError, sessionStoreUnavailable, upstreamTimeout, upstreamUnavailable } from '../errors.js';
 import { clearSessionCookie, CSRF_COOKIE, isBrowserNavigation, peerTrusted, publicOrigin, setSessionCookie } from '../http.js';
-import { auditRefusal, isPromise, unreachable, type Gate, type LogoutVerdict, type Principal, type Verdict } from '../access/gate.js';
+import { auditRefusal, isPromise, unreachable, type AccessRequest, type Gate, type LogoutVerdict, type Principal, type Verdict } from '../access/gate.js';
+import type { BodyScan } from '../access/body-methods.js';
+import type { Identity } from '../session/types.js';
+import { judgeBodyAsItStreams, OVERRIDE_CANDIDATES, overridingBody } from './body-override.js';
 import { isGatewayCookie } from './gateway-cookies.js';
 import { hopByHopNames, withoutHopByHop } from './hop-by-hop.js';
 import { sendContinue } from './expect-continue.js';
@@ -34,7 +37,23 @@ const kForwarded = Symbol('forwarded');
 /** The normalised Destination of a COPY/MOVE that was authorised: what the app receives. */
 const kDestination = Symbol('destination');
 
-type TimedRequest = FastifyRequest & { [kProxyStarted]?: number; [kForwarded]?: Extract<Verdict, { kind: 'allow' }>['forwarded']; [kDestination]?: string };
+/** Why the methods a POST's body names refused it (body-override.ts), once judged. */
+const kBodyRefusal = Symbol('bodyRefusal');
+
+type TimedRequest = FastifyRequest & {
+  [kProxyStarted]?: number;
+  [kForwarded]?: Extract<Verdict, { kind: 'allow' }>['forwarded'];
+  [kDestination]?: string;
+  [kBodyRefusal]?: Verdict | GatewayError;
+};
+
+/** A request the proxy decides: its path is known, and an app logout path is a logout. */
+type AppRequest = AccessRequest & { path: string; logout: true };
+
+/** Whether two forwarded identities would put the same identity headers on a request. */
+function sameIdentity(a: Identity, b: Identity): boolean {
+  return a.user === b.user && a.email === b.email && a.groups.length === b.groups.length && a.groups.every((group, i) => group === b.groups[i]);
+}
 
 export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { upstream: URL }, gate: Gate): Promise<void> {
   const { config, metrics } = deps;
@@ -82,7 +101,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
     // The Destination the app receives is the one authorised (normalised).
     if (found.destinationHeader !== null) (request as TimedRequest)[kDestination] = found.destinationHeader;
     const { readings } = found;
-    const verdict = gate.decide({
+    const access = {
       path: request.normalisedPath,
       method: request.method,
       destination: readings.destination,
@@ -91,10 +110,56 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
       wholeTree: readings.wholeTree,
       rewritten: readings.rewritten,
       credentials: { cookies: request.cookies, headers: request.headers, ip: request.ip },
-      logout: true,
-    });
-    if (isPromise(verdict)) verdict.then((decided) => renderVerdict(request, reply, decided, done)).catch(done);
-    else renderVerdict(request, reply, verdict, done);
+      logout: true as const,
+    };
+    const verdict = gate.decide(access);
+    if (isPromise(verdict)) verdict.then((decided) => judgeBody(request, reply, access, decided, done)).catch(done);
+    else judgeBody(request, reply, access, verdict, done);
+  };
+
+  /**
+   * A POST let through whose form, multipart or JSON body may name another method: where some
+   * method would meet another rule here, the body is judged as it streams (body-override.ts).
+   */
+  const judgeBody = (request: FastifyRequest, reply: FastifyReply, access: AppRequest, verdict: Verdict | LogoutVerdict, done: HookHandlerDoneFunction): void => {
+    if (gate.methodScoped && (verdict.kind === 'allow' || verdict.kind === 'public')) {
+      const type = overridingBody(request);
+      if (type !== null && gate.ruleFor({ ...access, methods: [...(access.methods ?? []), ...OVERRIDE_CANDIDATES] }) !== verdict.rule) {
+        judgeBodyAsItStreams(request, type, async (scan) => {
+          const refusal = await bodyRefusal(access, verdict, scan);
+          if (refusal === null) return false;
+          (request as TimedRequest)[kBodyRefusal] = refusal;
+          return true;
+        });
+      }
+    }
+    renderVerdict(request, reply, verdict, done);
+  };
+
+  /** Why the methods a body names refuse the request it was let through as, or null. */
+  const bodyRefusal = async (access: AppRequest, verdict: Extract<Verdict, { kind: 'allow' | 'public' }>, scan: BodyScan): Promise<Verdict | GatewayError | null> => {
+    if (!scan.ok) return badRequestBody(scan.reason);
+    if (scan.methods === null) return null;
+    const asked = { ...access, methods: [...(access.methods ?? []), ...scan.methods] };
+    if (gate.ruleFor(asked) === verdict.rule) return null;
+    let judged: Verdict | LogoutVerdict;
+    try {
+      judged = await gate.decide(asked);
+    } catch (err) {
+      return err instanceof GatewayError ? err : sessionStoreUnavailable(err);
+    }
+    // (Not a logout: that depends on the path alone, which the first decision found none.)
+    if (judged.kind === 'public' || judged.kind === 'logout') return null;
+    if (judged.kind !== 'allow') return judged;
+    // The identity went out with the request's headers: a rule that would send less refuses.
+    if (verdict.kind === 'public' || sameIdentity(judged.forwarded.record, verdict.forwarded.record)) return null;
+    return { kind: 'forbidden', rule: judged.rule, user: judged.principal.record.user, principal: judged.principal };
+  };
+
+  /** Answers a request whose body named a method the rules refuse (the upstream request was aborted). */
+  const renderBodyRefusal = (request: FastifyRequest, reply: FastifyReply, refusal: Verdict | GatewayError): void => {
+    if (refusal instanceof GatewayError) return void reply.send(refusal);
+    renderVerdict(request, reply, refusal, (err) => void reply.send(err ?? accessDenied()));
   };
 
   /** Renders the gate's verdict: `done()` forwards, `done(error)` answers with the error; otherwise answered here. */
@@ -236,6 +301,9 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
       },
       onError(reply, { error }) {
         endUpstream(reply.request, null, error);
+        // The body named a method the rules refuse: the app never got it whole; the client learns why.
+        const refusal = (reply.request as TimedRequest)[kBodyRefusal];
+        if (refusal !== undefined) return renderBodyRefusal(reply.request as FastifyRequest, reply as FastifyReply, refusal);
         // The client went away mid-request (its body stream broke the upstream call): its doing,
         // not the app's. No 5xx in the upstream metric (the Upstream5xx alert) and nobody to answer;
         // the request itself is counted by app.ts's onRequestAbort hook.

@@ -19,6 +19,8 @@ export interface PhpEcho {
   route: string;
   /** The method the app acts on: Symfony's Request::getMethod() with method override on, as Laravel has it. */
   method: string;
+  /** The `note` field of a form, multipart or JSON body, as the app read it (null when none). */
+  note: string | null;
   requestUri: string;
   user: string | null;
 }
@@ -28,10 +30,16 @@ export interface PhpEcho {
 // that starts with \`/\` is the route (up to a second \`?\`), so \`/?/admin\` is \`/admin\`. The method
 // as Symfony's Request::getMethod() gives it with method override on (Laravel turns it on): a POST's
 // X-HTTP-Method-Override header, else its \`_method\` (form body first, then query), upper-cased.
+// A JSON body is the input as Laravel's Request makes it: its decoded object stands for the form.
 const FRONT_CONTROLLER = `<?php
 $method = $_SERVER['REQUEST_METHOD'];
+$input = $_POST;
+if (preg_match('~^application/(.+\\+)?json~i', $_SERVER['CONTENT_TYPE'] ?? '')) {
+  $json = json_decode(file_get_contents('php://input'), true);
+  $input = is_array($json) ? $json : [];
+}
 if ($method === 'POST') {
-  $override = $_SERVER['HTTP_X_HTTP_METHOD_OVERRIDE'] ?? $_POST['_method'] ?? $_GET['_method'] ?? null;
+  $override = $_SERVER['HTTP_X_HTTP_METHOD_OVERRIDE'] ?? $input['_method'] ?? $_GET['_method'] ?? null;
   if (is_string($override) && $override !== '') $method = strtoupper($override);
 }
 $uri = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
@@ -40,7 +48,7 @@ $route = strpos($uri, $script) === 0 ? substr($uri, strlen($script)) : $uri;
 $query = $_SERVER['QUERY_STRING'] ?? '';
 if (trim($route, '/') === '' && strncmp($query, '/', 1) === 0) $route = explode('?', $query, 2)[0];
 header('Content-Type: application/json');
-echo json_encode(['route' => $route === '' ? '/' : $route, 'method' => $method, 'requestUri' => $_SERVER['REQUEST_URI'], 'user' => $_SERVER['HTTP_X_FORWARDED_USER'] ?? null]);
+echo json_encode(['route' => $route === '' ? '/' : $route, 'method' => $method, 'note' => $input['note'] ?? null, 'requestUri' => $_SERVER['REQUEST_URI'], 'user' => $_SERVER['HTTP_X_FORWARDED_USER'] ?? null]);
 `;
 
 export async function startPhpApp(t: Teardown): Promise<{ url: string }> {
@@ -58,6 +66,8 @@ export async function startPhpApp(t: Teardown): Promise<{ url: string }> {
     listen 127.0.0.1:${port};
     root ${root};
     index index.php;
+    # Bodies beyond nginx's default 1 MiB, as a Laravel deployment allows uploads.
+    client_max_body_size 16m;
     location / { try_files $uri $uri/ /index.php?$query_string; }
     location ~ \\.php$ {
       fastcgi_pass 127.0.0.1:${fastcgi};

@@ -1,0 +1,146 @@
+// Attack: a rule keeps DELETE of `/orders` to admins and PUT away from everyone, but the app (a
+// real PHP front controller acting on the method as Laravel's Request::getMethod() does) takes a
+// POST for whatever its body's `_method` says: a form (`button_to … method: :delete` in Rails,
+// `@method('DELETE')` in Laravel), a multipart form (Laravel's PUT with a file) or a JSON body.
+// A staff user sends an allowed POST with `_method=DELETE` in its body and the app deletes.
+// Defence (SPEC 4): where a method the rules name would meet another rule, src/proxy/body-override.ts
+// scans such a POST's body as it streams to the app (src/access/body-methods.ts), holding back only
+// its last chunk; the rules for every method it names must allow the request too, else the upstream
+// request is aborted before the app has the whole body and the client gets the refusal. Bodies are
+// never buffered whole, and elsewhere they stream unscanned.
+import { request as httpRequest } from 'node:http';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { login, withSession, type TestGateway } from '../helpers/gateway.js';
+import { startPhpApp, type PhpEcho } from '../helpers/php-app.js';
+import { testBed } from './setup.js';
+
+const php = await startPhpApp(t);
+const bed = await testBed(t, [
+  { username: 'carol', password: 'carol-Pw-0012', groups: ['staff'] },
+  { username: 'alice', password: 'alice-Pw-0012', groups: ['admins'] },
+]);
+const rulesFile = join(tmpdir(), `sgw-override-body-rules-${process.pid}.yaml`);
+writeFileSync(rulesFile, 'rules:\n  - { path: /orders, methods: [DELETE], policy: { groups: [admins] } }\n  - { path: /orders, methods: [PUT, PATCH], policy: deny }\n');
+t.teardown(() => rmSync(rulesFile, { force: true }));
+const gw = await bed.gateway({ GATEWAY_UPSTREAM: php.url, GATEWAY_ACCESS_RULES: rulesFile });
+const carol = await login(gw, 'carol', 'carol-Pw-0012');
+const alice = await login(gw, 'alice', 'alice-Pw-0012');
+
+type Body = { type: string; body: string | FormData };
+const form = (fields: Array<[string, string]>): Body => ({ type: 'application/x-www-form-urlencoded', body: new URLSearchParams(fields).toString() });
+const multipart = (fields: Array<[string, string]>): Body => {
+  const data = new FormData();
+  for (const [name, value] of fields) data.append(name, value);
+  return { type: '', body: data };
+};
+const json = (value: unknown, type = 'application/json'): Body => ({ type, body: JSON.stringify(value) });
+
+// Each names DELETE the way PHP reads it (`.method` and an encoded name are `_method` to PHP).
+const INTO_DELETE: Array<[string, Body]> = [
+  ['form', form([['note', 'n1'], ['_method', 'DELETE']])],
+  ['form, lower case', form([['_method', 'delete'], ['note', 'n1']])],
+  ['form, PHP spelling .method', form([['.method', 'DELETE'], ['note', 'n1']])],
+  ['form, encoded name', { type: 'application/x-www-form-urlencoded', body: 'note=n1&_m%65thod=DELETE' }],
+  ['multipart', multipart([['note', 'n1'], ['_method', 'DELETE']])],
+  ['multipart, PHP spelling', multipart([['note', 'n1'], [' _method', 'DELETE']])],
+  ['JSON', json({ note: 'n1', _method: 'DELETE' })],
+  ['JSON:API type', json({ note: 'n1', _method: 'DELETE' }, 'application/vnd.api+json')],
+];
+
+async function post(gateway: TestGateway, session: string, target: string, { type, body }: Body) {
+  const headers = withSession(gateway, session, { accept: 'application/json', ...(type === '' ? {} : { 'content-type': type }) });
+  const res = await fetch(`${gateway.url}${target}`, { method: 'POST', headers, body, redirect: 'manual' });
+  return { status: res.status, text: await res.text() };
+}
+
+t.test('the app itself takes each of these POSTs for DELETE (what makes a method rule unsafe)', async (t) => {
+  for (const [name, body] of INTO_DELETE) {
+    const res = await fetch(`${php.url}/orders/1`, { method: 'POST', headers: body.type === '' ? {} : { 'content-type': body.type }, body: body.body });
+    const echo = (await res.json()) as PhpEcho;
+    t.equal(echo.method, 'DELETE', name);
+    t.equal(echo.note, 'n1', `${name}: the app read the body`);
+  }
+});
+
+t.test('through the proxy: a body naming DELETE needs what DELETE needs; the app gets the body as sent', async (t) => {
+  for (const [name, body] of INTO_DELETE) {
+    const staff = await post(gw, carol, '/orders/1', body);
+    t.equal(staff.status, 403, `${name}: 403 for staff`);
+    t.notMatch(staff.text, /"route"/, `${name}: the app did not answer`);
+    const admin = await post(gw, alice, '/orders/1', body);
+    t.equal(admin.status, 200, `${name}: an admin may`);
+    const echo = JSON.parse(admin.text) as PhpEcho;
+    t.equal(echo.method, 'DELETE', `${name}: the app deletes`);
+    t.equal(echo.note, 'n1', `${name}: with the body the client sent`);
+  }
+  for (const body of [form([['_method', 'PUT']]), multipart([['_method', 'patch']]), json({ _method: 'PUT' })]) {
+    t.equal((await post(gw, alice, '/orders/1', body)).status, 403, 'PUT and PATCH stay denied, even for an admin');
+  }
+});
+
+t.test('control: a body that names no other method is a POST, and reaches the app whole', async (t) => {
+  for (const body of [form([['note', 'n1']]), form([['note', 'n1'], ['_method', 'POST']]), form([['note', 'n1'], ['payment_method', 'DELETE']]), multipart([['note', 'n1']]), json({ note: 'n1', nested: { _method: 'DELETE' } }), json(['_method', 'DELETE'])]) {
+    const res = await post(gw, carol, '/orders/1', body);
+    t.equal(res.status, 200, `${body.type || 'multipart'}: 200`);
+    const echo = JSON.parse(res.text) as PhpEcho;
+    t.equal(echo.method, 'POST', 'the app took it for a POST');
+  }
+  const big = form([['note', 'x'.repeat(200_000)]]);
+  const res = await post(gw, carol, '/orders/1', big);
+  t.equal(res.status, 200, 'a 200 kB form is read and forwarded');
+  t.equal((JSON.parse(res.text) as PhpEcho).note?.length, 200_000, 'every byte of it');
+});
+
+t.test('a large body streams through the scan: judged at its end, forwarded whole when allowed', async (t) => {
+  const huge = form([['note', 'x'.repeat(3_000_000)], ['_method', 'DELETE']]);
+  const refused = await post(gw, carol, '/orders/1', huge);
+  t.equal(refused.status, 403, 'a 3 MB form naming DELETE at its end: 403 for staff');
+  t.notMatch(refused.text, /"route"/, 'the app did not answer');
+  const allowed = await post(gw, alice, '/orders/1', huge);
+  t.equal(allowed.status, 200, 'an admin may');
+  const echo = JSON.parse(allowed.text) as PhpEcho;
+  t.equal(echo.method, 'DELETE');
+  t.equal(echo.note?.length, 3_000_000, 'every byte reached the app');
+  const elsewhere = await post(gw, carol, '/reports/1', huge);
+  t.equal(elsewhere.status, 200, 'no rule names a method at /reports: the body is not scanned');
+  t.equal((JSON.parse(elsewhere.text) as PhpEcho).method, 'DELETE', 'and the app there does what it says');
+});
+
+t.test('a multipart body the gateway cannot read where it would be judged: 400, not forwarded', async (t) => {
+  const headers = withSession(gw, carol, { accept: 'application/json', 'content-type': 'multipart/form-data; boundary=XyZ' });
+  const res = await fetch(`${gw.url}/orders/1`, { method: 'POST', headers, body: '--XyZ\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE' });
+  t.equal(res.status, 400);
+  t.match(await res.text(), /could not read for the method it names/);
+});
+
+t.test('Expect: 100-continue: the body is asked for, read, and judged', async (t) => {
+  const send = (session: string) =>
+    new Promise<{ status: number; continued: boolean; body: string }>((resolve, reject) => {
+      const body = '_method=DELETE&note=n1';
+      const { hostname, port } = new URL(gw.url);
+      let continued = false;
+      const req = httpRequest(
+        { host: hostname, port, path: '/orders/1', method: 'POST', agent: false, headers: withSession(gw, session, { accept: 'application/json', expect: '100-continue', 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(body.length) }) },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, continued, body: Buffer.concat(chunks).toString() }));
+        },
+      );
+      req.on('continue', () => {
+        continued = true;
+        req.end(body);
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+  const staff = await send(carol);
+  t.ok(staff.continued, 'the gateway asked for the body');
+  t.equal(staff.status, 403, 'and refused what it named');
+  const admin = await send(alice);
+  t.equal(admin.status, 200);
+  t.equal((JSON.parse(admin.body) as PhpEcho).method, 'DELETE');
+});

@@ -1,0 +1,74 @@
+// The body scanner alone: what a form, multipart or JSON body names as its method, however the
+// body is cut into chunks, and what it cannot read.
+import t from 'tap';
+import { createBodyMethodScanner, type BodyScan } from '../../src/access/body-methods.js';
+import type { OverridingBody } from '../../src/access/method-override.js';
+
+/** Scans `body` fed in chunks of `size` bytes. */
+async function scan(type: OverridingBody, contentType: string, body: string | Buffer, size = 1 << 30): Promise<BodyScan> {
+  const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body);
+  const scanner = createBodyMethodScanner(type, contentType);
+  for (let i = 0; i < bytes.length; i += size) scanner.write(bytes.subarray(i, i + size));
+  return scanner.end();
+}
+
+const FORM = 'application/x-www-form-urlencoded';
+const B = 'XyZ';
+const MULTIPART = `multipart/form-data; boundary=${B}`;
+const part = (headers: string, value: string) => `--${B}\r\n${headers}\r\n\r\n${value}\r\n`;
+const multipart = (...parts: string[]) => `${parts.join('')}--${B}--\r\n`;
+
+t.test('forms: `_method` in any spelling PHP reads, the value as apps upper-case it', async (t) => {
+  const cases: Array<[string, string[] | null]> = [
+    ['note=1&_method=DELETE', ['DELETE']],
+    ['_method=delete', ['DELETE']],
+    ['.method=PUT&x=1', ['PUT']],
+    ['+_method=PATCH', ['PATCH']],
+    ['_m%65thod=DELETE', ['DELETE']],
+    ['%5Fmethod=DELETE&_method=PUT', ['DELETE', 'PUT']],
+    ['_method=POST', null],
+    ['method=DELETE&payment_method=PUT', null],
+    ['note=' + 'x'.repeat(100_000), null],
+    ['', null],
+  ];
+  for (const [body, methods] of cases) {
+    for (const size of [1, 3, 1 << 30]) t.same(await scan('form', FORM, body, size), { ok: true, methods }, `${body.slice(0, 40)} in chunks of ${size}`);
+  }
+});
+
+t.test('multipart: fields named `_method`, whatever their Content-Type; files are not fields', async (t) => {
+  const cases: Array<[string, string[] | null]> = [
+    [multipart(part('Content-Disposition: form-data; name="note"', 'n'), part('Content-Disposition: form-data; name="_method"', 'DELETE')), ['DELETE']],
+    [multipart(part('Content-Disposition: form-data; name=" _method"', 'put')), ['PUT']],
+    [multipart(part('Content-Disposition: form-data; name="_method"\r\nContent-Type: application/octet-stream', 'DELETE')), ['DELETE']],
+    [multipart(part('Content-Disposition: form-data; name="_method"; filename="m.txt"', 'DELETE')), null],
+    [multipart(part('Content-Disposition: form-data; name="upload"; filename="big.bin"', 'x'.repeat(200_000))), null],
+  ];
+  for (const [body, methods] of cases) {
+    for (const size of [1, 7, 1 << 30]) t.same(await scan('multipart', MULTIPART, body, size), { ok: true, methods }, `chunks of ${size}: ${JSON.stringify(methods)}`);
+  }
+  const truncated = await scan('multipart', MULTIPART, `--${B}\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDEL`);
+  t.equal(truncated.ok, false, 'a multipart body cut off is not read: the caller refuses it');
+  t.equal((await scan('multipart', 'multipart/form-data', 'x')).ok, false, 'no boundary: not readable');
+});
+
+t.test('JSON: a top-level `_method` string, escapes decoded; nothing nested, nothing but objects', async (t) => {
+  const cases: Array<[string, string[] | null]> = [
+    ['{"note":"n","_method":"DELETE"}', ['DELETE']],
+    [' {\n "_method" : "put" }', ['PUT']],
+    ['{"\\u005fmethod":"DEL\\u0045TE"}', ['DELETE']],
+    ['{"a":{"_method":"DELETE"},"b":["_method","DELETE"],"c":"_method"}', null],
+    ['{"note":"a \\"_method\\": \\"DELETE\\"","x":1}', null],
+    ['{"_method":1,"x":"DELETE"}', null],
+    ['["_method","DELETE"]', null],
+    ['"_method"', null],
+    ['{"note":"' + 'x'.repeat(100_000) + '","_method":"PATCH"}', ['PATCH']],
+    ['not json', null],
+    ['', null],
+  ];
+  for (const [body, methods] of cases) {
+    for (const size of [1, 5, 1 << 30]) t.same(await scan('json', 'application/json', body, size), { ok: true, methods }, `${body.slice(0, 40)} in chunks of ${size}`);
+  }
+  // A multi-byte character cut between chunks is still one character.
+  t.same(await scan('json', 'application/json', '{"nöte":"é","_method":"DELETE"}', 1), { ok: true, methods: ['DELETE'] });
+});
