@@ -1,17 +1,22 @@
 // What a POST's body names as its method, read as it streams: `_method` in a form (Rails'
 // Rack::MethodOverride, Laravel, Symfony, Spring's HiddenHttpMethodFilter), in a multipart form
 // (Laravel's PUT with a file), or at the top of a JSON object (Laravel's input). The scanner is fed
-// the body chunk by chunk and keeps only what could be such a value (bounded), never the body:
-// bodies stream (SPEC 4). Forms and multipart through @fastify/busboy, JSON by a small scanner of
-// the top-level keys.
+// the body chunk by chunk and keeps only what could be such a name or value (bounded), never the
+// body: bodies stream (SPEC 4).
+// Where the apps' parsers differ, every reading counts (a reading can only add a check): a form's
+// pairs split at `&` and at `;` (older parsers, Perl's CGI.pm among them), a multipart part's every `name` parameter (Rack takes the
+// first, PHP the last), its content as raw bytes whatever charset a header names (PHP and Rack
+// ignore them; a general parser such as busboy would decode them, and read `DELETE` as something
+// else), file parts included.
 import { StringDecoder } from 'node:string_decoder';
-import { Busboy, type BusboyInstance } from '@fastify/busboy';
 import { methodsNamed, namesMethod, type OverridingBody } from './method-override.js';
 
-/** A name longer than this cannot be `_method` once PHP's leading spaces are dropped from any sane one. */
-const MAX_NAME_BYTES = 16 * 1024;
-/** A method name is short; a longer value is kept cut (it then names no method a rule can scope). */
+/** A name longer than this, leading spaces aside, is not `_method` in any spelling an app reads. */
+const MAX_NAME_BYTES = 1024;
+/** A method name is short; a longer value names no method (apps neither trim nor cut it). */
 const MAX_VALUE_BYTES = 64;
+/** Part headers longer than this are not a browser's: such a body is not read (the caller refuses it). */
+const MAX_PART_HEADER_BYTES = 16 * 1024;
 
 export type BodyScan = { ok: true; methods: string[] | null } | { ok: false; reason: string };
 
@@ -22,47 +27,167 @@ export interface BodyMethodScanner {
 }
 
 export function createBodyMethodScanner(type: OverridingBody, contentType: string): BodyMethodScanner {
-  return type === 'json' ? jsonScanner() : formScanner(contentType);
+  if (type === 'json') return jsonScanner();
+  if (type === 'form') return formScanner();
+  const boundary = multipartBoundary(contentType);
+  return boundary === null ? failed('no multipart boundary') : multipartScanner(boundary);
 }
 
-/** Forms and multipart forms: every field named `_method` (PHP's spellings too); file parts are files to every app. */
-function formScanner(contentType: string): BodyMethodScanner {
+function failed(reason: string): BodyMethodScanner {
+  return { write() {}, end: () => Promise.resolve({ ok: false, reason }) };
+}
+
+/**
+ * A form: pairs split at `&` (and `;`), `+` and percent-escapes decoded as every form parser does,
+ * bytes as Latin-1 (a method name is ASCII). Only the pair being read is kept, its name without the
+ * leading spaces PHP drops and cut at MAX_NAME_BYTES, its value at MAX_VALUE_BYTES.
+ */
+function formScanner(): BodyMethodScanner {
   const values: string[] = [];
-  let failure: string | null = null;
-  let parser: BusboyInstance | null = null;
-  try {
-    parser = Busboy({
-      headers: { 'content-type': contentType },
-      limits: { fieldNameSize: MAX_NAME_BYTES, fieldSize: MAX_VALUE_BYTES },
-      // A part is a file only when it has a filename: PHP and Rack read any other part as a field,
-      // whatever its Content-Type (busboy's default would take application/octet-stream for a file).
-      isPartAFile: (_name: string | undefined, _type: string | undefined, filename: string | undefined) => filename !== undefined,
-    });
-  } catch (err) {
-    failure = (err as Error).message;
-  }
-  const finished = new Promise<void>((resolve) => {
-    if (parser === null) return resolve();
-    parser.on('field', (name: string, value: string, nameTruncated: boolean) => {
-      if (!nameTruncated && namesMethod(name)) values.push(value);
-    });
-    parser.on('file', (_name: string, stream: NodeJS.ReadableStream) => stream.resume());
-    parser.on('error', (err: unknown) => {
-      failure ??= err instanceof Error ? err.message : String(err);
-      resolve();
-    });
-    parser.on('finish', () => resolve());
-  });
+  let name = '';
+  let value = '';
+  let inValue = false;
+  let nameTooLong = false;
+  let valueTooLong = false;
+  const LEADING_SPACES = /^(?:\+|%20)+/;
+  const closePair = () => {
+    if (inValue && !nameTooLong && !valueTooLong) {
+      const [pair] = new URLSearchParams(`${name}=${value}`);
+      if (pair !== undefined && namesMethod(pair[0])) values.push(pair[1]);
+    }
+    name = value = '';
+    inValue = nameTooLong = valueTooLong = false;
+  };
+  const feed = (text: string) => {
+    let start = 0;
+    for (let i = 0; i <= text.length; i++) {
+      const c = i < text.length ? text.charCodeAt(i) : -1;
+      const separator = c === 0x26 || c === 0x3b; // & ;
+      if (c !== -1 && !separator && !(c === 0x3d && !inValue)) continue; // =
+      const piece = text.slice(start, i);
+      if (inValue) {
+        if (value.length + piece.length > MAX_VALUE_BYTES) valueTooLong = true;
+        else value += piece;
+      } else if (!nameTooLong) {
+        name = (name + piece).replace(LEADING_SPACES, '');
+        // An escape cut by the chunk's end is finished by the next one: the name stays open.
+        if (name.length > MAX_NAME_BYTES) nameTooLong = true;
+      }
+      start = i + 1;
+      if (c === 0x3d) inValue = true;
+      else if (separator) closePair();
+    }
+  };
   return {
     write(chunk) {
-      if (parser !== null && failure === null) parser.write(chunk);
+      feed(chunk.toString('latin1'));
     },
-    async end() {
-      if (parser !== null && failure === null) parser.end();
-      await finished;
-      return failure === null ? { ok: true, methods: methodsNamed(values) } : { ok: false, reason: failure };
+    end() {
+      closePair();
+      return Promise.resolve({ ok: true, methods: methodsNamed(values) });
     },
   };
+}
+
+/** The boundary a multipart Content-Type names, or null. */
+function multipartBoundary(contentType: string): string | null {
+  const found = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  return found?.[1] ?? found?.[2] ?? null;
+}
+
+/**
+ * A multipart body: between every two delimiters a part, its headers up to the first empty line,
+ * then its content. A part counts when any `name` (or `name*`) parameter of a Content-Disposition
+ * header names `_method`; its content up to the line break before the next delimiter is the value.
+ * Only the unread rest of the current chunk and a partial delimiter are kept between chunks.
+ */
+function multipartScanner(boundary: string): BodyMethodScanner {
+  const delimiter = `--${boundary}`;
+  const values: string[] = [];
+  let pending = '';
+  let state: 'preamble' | 'headers' | 'content' | 'epilogue' = 'preamble';
+  let counts = false;
+  let value = '';
+  let failure: string | null = null;
+
+  const content = (text: string) => {
+    if (counts && value.length <= MAX_VALUE_BYTES + 2) value += text.slice(0, MAX_VALUE_BYTES + 3 - value.length);
+  };
+  const closePart = () => {
+    if (state === 'content' && counts) {
+      const text = value.replace(/\r?\n$/, '');
+      if (text.length <= MAX_VALUE_BYTES) values.push(text);
+    }
+    counts = false;
+    value = '';
+  };
+  const feed = () => {
+    while (failure === null && state !== 'epilogue') {
+      if (state === 'headers') {
+        const end = /\r?\n\r?\n/.exec(pending);
+        if (end === null) {
+          if (pending.length > MAX_PART_HEADER_BYTES) failure = 'multipart part headers too large';
+          return;
+        }
+        counts = partNamesMethod(pending.slice(0, end.index));
+        pending = pending.slice(end.index + end[0].length);
+        state = 'content';
+        continue;
+      }
+      const at = pending.indexOf(delimiter);
+      if (at === -1) {
+        // All but what could be the start of a delimiter is content (or preamble).
+        const keep = Math.max(0, pending.length - delimiter.length);
+        if (state === 'content') content(pending.slice(0, keep));
+        pending = pending.slice(keep);
+        return;
+      }
+      if (state === 'content') content(pending.slice(0, at));
+      closePart();
+      const rest = pending.slice(at + delimiter.length);
+      if (rest.length < 2) {
+        // Whether this is the closing delimiter (`--`) is in the next chunk.
+        pending = pending.slice(at);
+        return;
+      }
+      pending = rest;
+      state = rest.startsWith('--') ? 'epilogue' : 'headers';
+    }
+  };
+  return {
+    write(chunk) {
+      if (failure !== null || state === 'epilogue') return;
+      pending += chunk.toString('latin1');
+      feed();
+    },
+    end() {
+      if (failure === null) feed();
+      if (failure === null && state !== 'epilogue') failure = 'the multipart body ends before its closing delimiter';
+      return Promise.resolve(failure === null ? { ok: true, methods: methodsNamed(values) } : { ok: false, reason: failure });
+    },
+  };
+}
+
+/** Whether any `name` parameter of a part's Content-Disposition names `_method` (quoted, bare or RFC 2231). */
+function partNamesMethod(headers: string): boolean {
+  for (const line of headers.split(/\r?\n/)) {
+    if (!/^content-disposition\s*:/i.test(line)) continue;
+    for (const [, quoted, bare] of line.matchAll(/(?:^|[;\s])name\*?\s*=\s*(?:"((?:\\.|[^"\\])*)"|([^;\s]*))/gi)) {
+      const raw = quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : (bare ?? '');
+      // `name*=utf-8''%5Fmethod` (RFC 2231), and any percent-encoding, read decoded too.
+      const extended = raw.replace(/^[\w-]*'[\w-]*'/, '');
+      if (namesMethod(raw) || namesMethod(extended) || namesMethod(percentDecoded(extended))) return true;
+    }
+  }
+  return false;
+}
+
+function percentDecoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /**

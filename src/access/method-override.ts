@@ -67,14 +67,18 @@ export function namesMethod(name: string): boolean {
 /** The body types an app reads a `_method` from. */
 export type OverridingBody = 'form' | 'multipart' | 'json';
 
-/** Which of them a POST's Content-Type names, or null (any other method or type: nothing to read). */
+/**
+ * Which of them a POST's Content-Type is to some app, or null (any other method or type: nothing
+ * to read). Rack reads a POST without a Content-Type as a form, and any `multipart/*` body;
+ * Laravel reads as JSON any type containing `/json` or `+json`.
+ */
 export function overridingBodyType(method: string, contentType: string | undefined): OverridingBody | null {
-  if (method !== 'POST' || contentType === undefined) return null;
+  if (method !== 'POST') return null;
+  if (contentType === undefined) return 'form';
   const type = (contentType.split(';', 1)[0] as string).trim().toLowerCase();
-  if (type === 'application/x-www-form-urlencoded') return 'form';
-  if (type === 'multipart/form-data') return 'multipart';
-  // Laravel takes its input, `_method` included, from any JSON body (`application/*+json` too).
-  if (type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'))) return 'json';
+  if (type === 'application/x-www-form-urlencoded' || type === '') return 'form';
+  if (type.startsWith('multipart/')) return 'multipart';
+  if (contentType.includes('/json') || contentType.includes('+json')) return 'json';
   return null;
 }
 

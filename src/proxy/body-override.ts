@@ -6,7 +6,7 @@
 // refused, the upstream request is aborted (the app never gets a complete request) and the client
 // gets the refusal. Only where the body could change the decision: a POST of such a type, allowed
 // as it is, at a path where some method would meet another rule.
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { createBodyMethodScanner, type BodyMethodScanner, type BodyScan } from '../access/body-methods.js';
 import { overridingBodyType, type OverridingBody } from '../access/method-override.js';
@@ -64,7 +64,9 @@ class JudgedBody extends Transform {
 
 /** From now on the request's body (what http-proxy forwards) is scanned and judged as it streams. */
 export function judgeBodyAsItStreams(request: FastifyRequest, type: OverridingBody, judge: BodyJudge): void {
-  const source = request.body as Readable;
+  // A request without a body (fastify parses none when there is nothing to read) names nothing.
+  if (!(request.body instanceof Readable)) return;
+  const source = request.body;
   const judged = new JudgedBody(createBodyMethodScanner(type, request.headers['content-type'] ?? ''), judge);
   // Not pipeline(): a refusal must leave the client's request alone, its answer is still to come.
   source.once('error', (err) => judged.destroy(err));

@@ -15,9 +15,11 @@ import { join } from 'node:path';
 import t from 'tap';
 import { login, withSession, type TestGateway } from '../helpers/gateway.js';
 import { startPhpApp, type PhpEcho } from '../helpers/php-app.js';
+import { startRailsApp, type RailsEcho } from '../helpers/rails-app.js';
 import { testBed } from './setup.js';
 
 const php = await startPhpApp(t);
+const rails = await startRailsApp(t);
 const bed = await testBed(t, [
   { username: 'carol', password: 'carol-Pw-0012', groups: ['staff'] },
   { username: 'alice', password: 'alice-Pw-0012', groups: ['admins'] },
@@ -28,6 +30,9 @@ t.teardown(() => rmSync(rulesFile, { force: true }));
 const gw = await bed.gateway({ GATEWAY_UPSTREAM: php.url, GATEWAY_ACCESS_RULES: rulesFile });
 const carol = await login(gw, 'carol', 'carol-Pw-0012');
 const alice = await login(gw, 'alice', 'alice-Pw-0012');
+const railsGw = await bed.gateway({ GATEWAY_UPSTREAM: rails.url, GATEWAY_ACCESS_RULES: rulesFile });
+const carolRails = await login(railsGw, 'carol', 'carol-Pw-0012');
+const aliceRails = await login(railsGw, 'alice', 'alice-Pw-0012');
 
 type Body = { type: string; body: string | FormData };
 const form = (fields: Array<[string, string]>): Body => ({ type: 'application/x-www-form-urlencoded', body: new URLSearchParams(fields).toString() });
@@ -46,6 +51,7 @@ const INTO_DELETE: Array<[string, Body]> = [
   ['form, encoded name', { type: 'application/x-www-form-urlencoded', body: 'note=n1&_m%65thod=DELETE' }],
   ['multipart', multipart([['note', 'n1'], ['_method', 'DELETE']])],
   ['multipart, PHP spelling', multipart([['note', 'n1'], [' _method', 'DELETE']])],
+  ['multipart, a part charset PHP ignores', { type: 'multipart/form-data; boundary=XyZ', body: '--XyZ\r\nContent-Disposition: form-data; name="note"\r\n\r\nn1\r\n--XyZ\r\nContent-Disposition: form-data; name="_method"\r\nContent-Type: text/plain; charset=utf-16le\r\n\r\nDELETE\r\n--XyZ--\r\n' }],
   ['JSON', json({ note: 'n1', _method: 'DELETE' })],
   ['JSON:API type', json({ note: 'n1', _method: 'DELETE' }, 'application/vnd.api+json')],
 ];
@@ -143,4 +149,31 @@ t.test('Expect: 100-continue: the body is asked for, read, and judged', async (t
   const admin = await send(alice);
   t.equal(admin.status, 200);
   t.equal((JSON.parse(admin.body) as PhpEcho).method, 'DELETE');
+});
+
+// Rails: Rack::MethodOverride in front of the real router. Rack reads a POST without a Content-Type
+// as a form.
+t.test('a Rails app: the body\'s _method picks the route; the gateway judges it the same way', async (t) => {
+  const bodies: Array<[string, Record<string, string>, string]> = [
+    ['form', { 'content-type': 'application/x-www-form-urlencoded' }, 'note=n1&_method=delete'],
+    ['no Content-Type', {}, '_method=delete'],
+    ['multipart', { 'content-type': 'multipart/form-data; boundary=XyZ' }, '--XyZ\r\nContent-Disposition: form-data; name="_method"\r\n\r\ndelete\r\n--XyZ--\r\n'],
+  ];
+  const send = async (url: string, session: string | null, headers: Record<string, string>, body: string) => {
+    const cookie = session === null ? {} : withSession(railsGw, session);
+    // Bytes, not a string: fetch would add a text/plain Content-Type to a string.
+    const res = await fetch(`${url}/orders/1`, { method: 'POST', headers: { accept: 'application/json', ...cookie, ...headers }, body: new TextEncoder().encode(body), redirect: 'manual' });
+    return { status: res.status, text: await res.text() };
+  };
+  for (const [name, headers, body] of bodies) {
+    const direct = await send(rails.url, null, headers, body);
+    t.equal((JSON.parse(direct.text) as RailsEcho).route, 'orders#destroy', `${name}: Rails itself routes it to destroy`);
+    const staff = await send(railsGw.url, carolRails, headers, body);
+    t.equal(staff.status, 403, `${name}: 403 for staff through the gateway`);
+    t.notMatch(staff.text, /"route"/, `${name}: Rails did not answer`);
+    const admin = await send(railsGw.url, aliceRails, headers, body);
+    t.equal((JSON.parse(admin.text) as RailsEcho).route, 'orders#destroy', `${name}: an admin destroys`);
+  }
+  const plain = await send(railsGw.url, carolRails, { 'content-type': 'application/x-www-form-urlencoded' }, 'note=n1');
+  t.equal((JSON.parse(plain.text) as RailsEcho).route, 'orders#create', 'control: a plain form POST creates');
 });

@@ -2,7 +2,7 @@
 // body is cut into chunks, and what it cannot read.
 import t from 'tap';
 import { createBodyMethodScanner, type BodyScan } from '../../src/access/body-methods.js';
-import type { OverridingBody } from '../../src/access/method-override.js';
+import { overridingBodyType, type OverridingBody } from '../../src/access/method-override.js';
 
 /** Scans `body` fed in chunks of `size` bytes. */
 async function scan(type: OverridingBody, contentType: string, body: string | Buffer, size = 1 << 30): Promise<BodyScan> {
@@ -20,6 +20,10 @@ const multipart = (...parts: string[]) => `${parts.join('')}--${B}--\r\n`;
 
 t.test('forms: `_method` in any spelling PHP reads, the value as apps upper-case it', async (t) => {
   const cases: Array<[string, string[] | null]> = [
+    ['a=1;_method=DELETE', ['DELETE']],
+    ['+'.repeat(5_000) + '_method=DELETE', ['DELETE']],
+    ['%20'.repeat(2_000) + '_method=PUT', ['PUT']],
+    ['_method=' + 'D'.repeat(100), null],
     ['note=1&_method=DELETE', ['DELETE']],
     ['_method=delete', ['DELETE']],
     ['.method=PUT&x=1', ['PUT']],
@@ -36,12 +40,24 @@ t.test('forms: `_method` in any spelling PHP reads, the value as apps upper-case
   }
 });
 
-t.test('multipart: fields named `_method`, whatever their Content-Type; files are not fields', async (t) => {
+t.test('multipart: parts named `_method` in any way an app reads the name, their raw content', async (t) => {
   const cases: Array<[string, string[] | null]> = [
     [multipart(part('Content-Disposition: form-data; name="note"', 'n'), part('Content-Disposition: form-data; name="_method"', 'DELETE')), ['DELETE']],
     [multipart(part('Content-Disposition: form-data; name=" _method"', 'put')), ['PUT']],
     [multipart(part('Content-Disposition: form-data; name="_method"\r\nContent-Type: application/octet-stream', 'DELETE')), ['DELETE']],
-    [multipart(part('Content-Disposition: form-data; name="_method"; filename="m.txt"', 'DELETE')), null],
+    // A file part too: no app takes it for a method, but a reading can only add a check.
+    [multipart(part('Content-Disposition: form-data; name="_method"; filename="m.txt"', 'DELETE')), ['DELETE']],
+    // A charset is ignored, as PHP and Rack ignore it (a decoder would read these bytes as UTF-16).
+    [multipart(part('Content-Disposition: form-data; name="_method"\r\nContent-Type: text/plain; charset=utf-16le', 'DELETE')), ['DELETE']],
+    // Rack takes the first name, PHP the last: both count.
+    [multipart(part('Content-Disposition: form-data; name="_method"; name="x"', 'DELETE')), ['DELETE']],
+    [multipart(part('Content-Disposition: form-data; name="x"; name="_method"', 'PUT')), ['PUT']],
+    [multipart(part("Content-Disposition: form-data; name*=utf-8''%5Fmethod", 'PATCH')), ['PATCH']],
+    [multipart(part('Content-Disposition: form-data; name=_method', 'DELETE')), ['DELETE']],
+    [multipart(part('content-disposition: form-data; name=".method"', 'delete')), ['DELETE']],
+    [`preamble --${B} inside\r\n` + multipart(part('Content-Disposition: form-data; name="_method"', 'DELETE')), ['DELETE']],
+    [multipart(part('Content-Disposition: form-data; name="_method"', 'D'.repeat(100))), null],
+    [multipart(part('Content-Disposition: form-data; name="payment_method"', 'DELETE')), null],
     [multipart(part('Content-Disposition: form-data; name="upload"; filename="big.bin"', 'x'.repeat(200_000))), null],
   ];
   for (const [body, methods] of cases) {
@@ -71,4 +87,21 @@ t.test('JSON: a top-level `_method` string, escapes decoded; nothing nested, not
   }
   // A multi-byte character cut between chunks is still one character.
   t.same(await scan('json', 'application/json', '{"nöte":"é","_method":"DELETE"}', 1), { ok: true, methods: ['DELETE'] });
+});
+
+t.test('which POST bodies an app reads a `_method` from', async (t) => {
+  const cases: Array<[string | undefined, OverridingBody | null]> = [
+    ['application/x-www-form-urlencoded; charset=UTF-8', 'form'],
+    ['Application/X-WWW-Form-Urlencoded', 'form'],
+    [undefined, 'form'], // Rack reads a POST without a Content-Type as a form
+    ['multipart/form-data; boundary=x', 'multipart'],
+    ['multipart/mixed; boundary=x', 'multipart'], // Rack parses any multipart body
+    ['application/json', 'json'],
+    ['application/vnd.api+json', 'json'],
+    ['text/json', 'json'], // Laravel: any type containing /json or +json
+    ['text/plain', null],
+    ['application/octet-stream', null],
+  ];
+  for (const [type, body] of cases) t.equal(overridingBodyType('POST', type), body, String(type));
+  t.equal(overridingBodyType('PUT', 'application/x-www-form-urlencoded'), null, 'only a POST is overridden');
 });
