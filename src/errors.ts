@@ -27,6 +27,9 @@ export const badDestination = (reason: string) => new GatewayError('GW_ERR_BAD_D
 
 export const badRequestBody = (reason: string) => new GatewayError('GW_ERR_BAD_BODY', 400, `Bad request: a body the gateway could not read for the method it names (${reason}).`);
 
+export const unreadableBodyEncoding = (encoding: string) =>
+  new GatewayError('GW_ERR_BODY_ENCODING', 415, `Unsupported: at this path the gateway reads a POST's form or JSON body for the method it names, and cannot read one with Content-Encoding ${encoding}.`);
+
 export const badHost = (reason: string) => new GatewayError('GW_ERR_BAD_HOST', 400, `Bad request: ${reason}.`);
 
 export const upstreamUnavailable = (cause: unknown) =>

@@ -20,6 +20,17 @@ export function overridingBody(request: FastifyRequest): OverridingBody | null {
   return overridingBodyType(request.method, request.headers['content-type']);
 }
 
+/**
+ * A body coding the scanner cannot see through (`gzip`: an app stack that inflates request bodies,
+ * Apache's DEFLATE input filter, would read a `_method` the scan misses), or null. Browsers and
+ * form clients send none.
+ */
+export function unreadableCoding(request: FastifyRequest): string | null {
+  const coding = request.headers['content-encoding'];
+  if (coding === undefined) return null;
+  return coding.split(',').every((c) => c.trim().toLowerCase() === 'identity' || c.trim() === '') ? null : coding;
+}
+
 /** Answers once the whole body was scanned: true refuses the request (the caller keeps why). */
 export type BodyJudge = (scan: BodyScan) => Promise<boolean>;
 

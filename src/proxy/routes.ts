@@ -6,12 +6,12 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { statusClass } from '../admin/metrics.js';
 import { createLogout } from '../login/logout.js';
 import type { GatewayDeps } from '../context.js';
-import { accessDenied, badDestination, badPath, badRequestBody, GatewayError, sessionStoreUnavailable, upstreamTimeout, upstreamUnavailable } from '../errors.js';
+import { accessDenied, badDestination, badPath, badRequestBody, GatewayError, sessionStoreUnavailable, unreadableBodyEncoding, upstreamTimeout, upstreamUnavailable } from '../errors.js';
 import { clearSessionCookie, CSRF_COOKIE, isBrowserNavigation, peerTrusted, publicOrigin, setSessionCookie } from '../http.js';
 import { auditRefusal, isPromise, unreachable, type AccessRequest, type Gate, type LogoutVerdict, type Principal, type Verdict } from '../access/gate.js';
 import type { BodyScan } from '../access/body-methods.js';
 import type { Identity } from '../session/types.js';
-import { judgeBodyAsItStreams, OVERRIDE_CANDIDATES, overridingBody } from './body-override.js';
+import { judgeBodyAsItStreams, OVERRIDE_CANDIDATES, overridingBody, unreadableCoding } from './body-override.js';
 import { isGatewayCookie } from './gateway-cookies.js';
 import { hopByHopNames, withoutHopByHop } from './hop-by-hop.js';
 import { sendContinue } from './expect-continue.js';
@@ -125,6 +125,8 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
     if (gate.methodScoped && (verdict.kind === 'allow' || verdict.kind === 'public')) {
       const type = overridingBody(request);
       if (type !== null && gate.ruleFor({ ...access, methods: [...(access.methods ?? []), ...OVERRIDE_CANDIDATES] }) !== verdict.rule) {
+        const coding = unreadableCoding(request);
+        if (coding !== null) return done(unreadableBodyEncoding(coding));
         judgeBodyAsItStreams(request, type, async (scan) => {
           const refusal = await bodyRefusal(access, verdict, scan);
           if (refusal === null) return false;
