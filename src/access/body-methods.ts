@@ -11,8 +11,19 @@
 import { StringDecoder } from 'node:string_decoder';
 import { methodsNamed, namesMethod, type OverridingBody } from './method-override.js';
 
-/** A name longer than this, leading spaces aside, is not `_method` in any spelling an app reads. */
-const MAX_NAME_BYTES = 1024;
+/**
+ * Whether a form's raw name (leading spaces gone) may decode to `_method` in a spelling PHP reads:
+ * 7 to 21 characters (every one percent-encoded), starting with `_` or `.` or their escapes. Most
+ * names fail this at once, and only the rest are decoded.
+ */
+const mayNameMethod = (raw: string) => raw.length >= 7 && raw.length <= MAX_ENCODED_METHOD_NAME && /^(?:[_.]|%5f|%2e)/i.test(raw);
+
+/** A name longer than this, leading spaces aside, is not `_method` in any spelling an app reads (21, and an escape cut by a chunk). */
+const MAX_NAME_BYTES = 32;
+/** `_method` with every character percent-encoded. */
+const MAX_ENCODED_METHOD_NAME = '_method'.length * 3;
+/** A JSON key longer than this is not `_method` (`\u005f…`, every character escaped, is 42). */
+const MAX_JSON_KEY_BYTES = 64;
 /** A method name is short; a longer value names no method (apps neither trim nor cut it). */
 const MAX_VALUE_BYTES = 64;
 /** Part headers longer than this are not a browser's: such a body is not read (the caller refuses it). */
@@ -47,36 +58,51 @@ function formScanner(): BodyMethodScanner {
   let name = '';
   let value = '';
   let inValue = false;
+  /** Whether the current pair's value is kept: its name may be `_method`. */
+  let keepValue = false;
   let nameTooLong = false;
   let valueTooLong = false;
-  const LEADING_SPACES = /^(?:\+|%20)+/;
+  const LEADING_SPACES = /^(?:\+|%20| )+/;
+  const SEPARATORS = /[&;=]/g;
   const closePair = () => {
-    if (inValue && !nameTooLong && !valueTooLong) {
+    if (keepValue && !valueTooLong) {
       const [pair] = new URLSearchParams(`${name}=${value}`);
       if (pair !== undefined && namesMethod(pair[0])) values.push(pair[1]);
     }
     name = value = '';
-    inValue = nameTooLong = valueTooLong = false;
+    inValue = keepValue = nameTooLong = valueTooLong = false;
   };
+  /** Text of the current name or value from `from` to `to` (only sliced when it is kept). */
+  const take = (text: string, from: number, to: number) => {
+    if (from === to) return;
+    if (inValue) {
+      if (!keepValue || valueTooLong) return;
+      if (value.length + to - from > MAX_VALUE_BYTES) valueTooLong = true;
+      else value += text.slice(from, to);
+    } else if (!nameTooLong) {
+      name += text.slice(from, to);
+      // PHP drops leading spaces (`+`, `%20`, a bare space); an escape cut by the chunk's end is
+      // finished by the next one.
+      const first = name.charCodeAt(0);
+      if (first === 0x2b || first === 0x25 || first === 0x20) name = name.replace(LEADING_SPACES, '');
+      if (name.length > MAX_NAME_BYTES) nameTooLong = true;
+    }
+  };
+  // The separators are found by a native search: a long value is skipped, not walked or copied.
   const feed = (text: string) => {
     let start = 0;
-    for (let i = 0; i <= text.length; i++) {
-      const c = i < text.length ? text.charCodeAt(i) : -1;
-      const separator = c === 0x26 || c === 0x3b; // & ;
-      if (c !== -1 && !separator && !(c === 0x3d && !inValue)) continue; // =
-      const piece = text.slice(start, i);
-      if (inValue) {
-        if (value.length + piece.length > MAX_VALUE_BYTES) valueTooLong = true;
-        else value += piece;
-      } else if (!nameTooLong) {
-        name = (name + piece).replace(LEADING_SPACES, '');
-        // An escape cut by the chunk's end is finished by the next one: the name stays open.
-        if (name.length > MAX_NAME_BYTES) nameTooLong = true;
+    SEPARATORS.lastIndex = 0;
+    for (let found = SEPARATORS.exec(text); found !== null; found = SEPARATORS.exec(text)) {
+      if (found[0] === '=' && inValue) continue; // part of the value
+      take(text, start, found.index);
+      start = found.index + 1;
+      if (found[0] !== '=') closePair();
+      else {
+        inValue = true;
+        keepValue = !nameTooLong && mayNameMethod(name);
       }
-      start = i + 1;
-      if (c === 0x3d) inValue = true;
-      else if (separator) closePair();
     }
+    take(text, start, text.length);
   };
   return {
     write(chunk) {
@@ -284,7 +310,7 @@ function jsonScanner(): BodyMethodScanner {
 
   const keep = (part: string) => {
     if (role === null || overflow) return;
-    if (raw.length + part.length > (role === 'key' ? MAX_NAME_BYTES : MAX_VALUE_BYTES)) overflow = true;
+    if (raw.length + part.length > (role === 'key' ? MAX_JSON_KEY_BYTES : MAX_VALUE_BYTES)) overflow = true;
     else raw += part;
   };
 

@@ -9,6 +9,7 @@
 // request is aborted before the app has the whole body and the client gets the refusal. Bodies are
 // never buffered whole, and elsewhere they stream unscanned.
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,8 @@ import t from 'tap';
 import { login, withSession, type TestGateway } from '../helpers/gateway.js';
 import { startPhpApp, type PhpEcho } from '../helpers/php-app.js';
 import { startRailsApp, type RailsEcho } from '../helpers/rails-app.js';
+import { scrapeMetric } from '../helpers/metrics.js';
+import { sleep } from '../helpers/services.js';
 import { testBed } from './setup.js';
 
 const php = await startPhpApp(t);
@@ -130,6 +133,20 @@ t.test('a multipart body the gateway cannot read where it would be judged: 400, 
   const res = await fetch(`${gw.url}/orders/1`, { method: 'POST', headers, body: '--XyZ\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE' });
   t.equal(res.status, 400);
   t.match(await res.text(), /could not read for the method it names/);
+});
+
+t.test('a client that leaves half-way through a judged body: no answer owed, nothing counted against the app', async (t) => {
+  const { hostname, port } = new URL(gw.url);
+  const socket = connect(Number(port), hostname);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const cookie = withSession(gw, carol).cookie;
+  socket.write(`POST /orders/1 HTTP/1.1\r\nHost: ${hostname}:${port}\r\nCookie: ${cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\nnote=${'x'.repeat(20_000)}`);
+  await sleep(200);
+  socket.destroy();
+  await sleep(200);
+  const after = await post(gw, carol, '/orders/1', form([['note', 'n1']]));
+  t.equal(after.status, 200, 'the gateway goes on');
+  t.equal(await scrapeMetric(gw.adminUrl, 'gateway_upstream_request_duration_seconds_count', { status_class: '5xx' }), 0, 'no upstream 5xx counted');
 });
 
 t.test('Expect: 100-continue: the body is asked for, read, and judged', async (t) => {
