@@ -174,8 +174,10 @@ http { access_log off; client_body_temp_path ${work}/tmp; proxy_temp_path ${work
     targets.push({ ...d, port, pid: child.pid, url: `http://127.0.0.1:${port}/`, stderr: () => stderr, samples: [] });
   }
   for (const t of targets) await waitHttp(t.gateway ? `${t.url}_auth/login` : t.url);
-  // One session, valid on every gateway (same secret, same Redis).
-  const first = targets.find((t) => t.gateway);
+  // One session, valid on every gateway (same secret, same Redis), signed in through the baseline
+  // build when there is one: every newer build reads the records an older one writes, not always
+  // the other way round (docs/sessions.md, rolling upgrades).
+  const first = targets.find((t) => t.key === 'z') ?? targets.find((t) => t.gateway);
   let cookie = null;
   if (first) {
     const password = /password \(shown once\):\s+(\S+)/.exec(first.stderr())?.[1];
