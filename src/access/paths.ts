@@ -320,6 +320,20 @@ function windowsName(segment: string): string {
   }
 }
 
+/**
+ * The path as a JSF application renders it (SPEC 4): its FacesServlet is mapped to `/faces/*` as
+ * well as to `*.xhtml` (or `*.jsf`), and renders the view its path info names, so
+ * `/faces/admin/users.xhtml` is the page `/admin/users.xhtml`. The first `faces` segment is
+ * removed (a context path may come before it); a Servlet mapping is case-sensitive, and so is this.
+ * Returns the path itself (no allocation) when it has no such segment.
+ */
+export function withoutFacesPrefix(path: string): string {
+  const at = path.indexOf(FACES_SEGMENT);
+  return at === -1 ? path : path.slice(0, at) + path.slice(at + FACES_SEGMENT.length - 1);
+}
+
+const FACES_SEGMENT = '/faces/';
+
 /** A path an app may route a request by, besides the path itself. */
 export interface PathReading {
   readonly path: string;
@@ -333,14 +347,14 @@ const NO_OTHER_READINGS: readonly PathReading[] = Object.freeze([]);
  * Every other path an app may route `path` as (SPEC 4): a Servlet container's (path parameters
  * removed), a PHP front controller's (script name removed), a format-suffix router's (of the
  * Servlet reading, which Spring makes first), Windows' (names without trailing dots, spaces and
- * streams, of the Servlet reading). Rules, public paths and logout paths are matched
+ * streams, of the Servlet reading), a JSF application's (without a `/faces` prefix). Rules, public paths and logout paths are matched
  * against each (rules.ts, gate.ts), so a reading can only add a check. The same empty array, without
  * allocation, for a path that is read only as itself (most requests).
  */
 export function otherReadings(path: string): readonly PathReading[] {
-  // Every reading needs a `.`, a `;`, a `:` or a `%` (of `%3B` or `%20`): most paths have none.
-  // Kept this small so that it is inlined where the decision is made.
-  if (path.indexOf('.') === -1 && path.indexOf(';') === -1 && path.indexOf('%') === -1 && path.indexOf(':') === -1) return NO_OTHER_READINGS;
+  // Every reading needs a `.`, a `;`, a `:`, a `%` (of `%3B` or `%20`) or a `/faces/` segment:
+  // most paths have none. Kept this small so that it is inlined where the decision is made.
+  if (path.indexOf('.') === -1 && path.indexOf(';') === -1 && path.indexOf('%') === -1 && path.indexOf(':') === -1 && path.indexOf(FACES_SEGMENT) === -1) return NO_OTHER_READINGS;
   return readingsOf(path);
 }
 
@@ -349,7 +363,8 @@ function readingsOf(path: string): readonly PathReading[] {
   const script = withoutScriptName(path);
   const format = withoutFormatSuffix(servlet);
   const windows = withoutWindowsNameTails(servlet);
-  if (servlet === path && script === path && format === path && windows === path) return NO_OTHER_READINGS;
+  const faces = withoutFacesPrefix(servlet);
+  if (servlet === path && script === path && format === path && windows === path && faces === path) return NO_OTHER_READINGS;
   const readings: PathReading[] = [];
   if (servlet !== path) readings.push({ path: servlet, explicitOnly: false });
   // The front controller's and the format router's readings add the rules written for them, not the
@@ -359,6 +374,8 @@ function readingsOf(path: string): readonly PathReading[] {
   if (format !== path && format !== servlet && format !== script) readings.push({ path: format, explicitOnly: true });
   // Windows' names (IIS): also only the rules written for them.
   if (windows !== path && windows !== servlet && windows !== script && windows !== format) readings.push({ path: windows, explicitOnly: true });
+  // A JSF view's (only the rules written for it too).
+  if (faces !== path && faces !== servlet && readings.every((reading) => reading.path !== faces)) readings.push({ path: faces, explicitOnly: true });
   return readings;
 }
 

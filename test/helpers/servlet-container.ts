@@ -1,6 +1,8 @@
 // A real Servlet container for the tests: Debian's Jetty 9.4 (package jetty9), embedded, with one
 // echo servlet per mapping, so how `/admin;x/secret` is mapped is the container's own answer, not a
 // guess. The servlet is compiled with javac into a temp dir by the test (nothing binary in git).
+// `/faces/*` is mapped the way JSF applications map their FacesServlet (prefix mapping, beside
+// `*.xhtml`): such a servlet renders the view its path info names, so `pathInfo` is the view.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +16,9 @@ interface Teardown {
 
 /** What the echo servlet answers: which mapping took the request and what it received. */
 export interface ServletEcho {
-  servlet: 'admin' | 'internal' | 'logout' | 'default';
+  servlet: 'admin' | 'internal' | 'logout' | 'faces' | 'default';
+  /** For `faces`, the view a FacesServlet would render. */
+  pathInfo: string | null;
   user: string | null;
   groups: string | null;
   requestURI: string;
@@ -46,7 +50,8 @@ public class EchoServlets {
       res.setContentType("application/json");
       res.getWriter().write("{\\"servlet\\":" + q(name) + ",\\"user\\":" + q(req.getHeader("X-Forwarded-User"))
           + ",\\"groups\\":" + q(req.getHeader("X-Forwarded-Groups")) + ",\\"requestURI\\":" + q(req.getRequestURI())
-          + ",\\"servletPath\\":" + q(req.getServletPath()) + ",\\"method\\":" + q(req.getMethod()) + "}");
+          + ",\\"servletPath\\":" + q(req.getServletPath()) + ",\\"pathInfo\\":" + q(req.getPathInfo())
+          + ",\\"method\\":" + q(req.getMethod()) + "}");
     }
   }
 
@@ -71,6 +76,7 @@ public class EchoServlets {
     context.addServlet(new ServletHolder(new Echo("admin")), "/admin/*");
     context.addServlet(new ServletHolder(new Echo("internal")), "/internal/*");
     context.addServlet(new ServletHolder(new Echo("logout")), "/logout");
+    context.addServlet(new ServletHolder(new Echo("faces")), "/faces/*");
     context.addServlet(new ServletHolder(new Echo("default")), "/*");
     server.setHandler(context);
     server.start();

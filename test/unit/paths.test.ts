@@ -10,6 +10,7 @@ import {
   withoutFormatSuffix,
   withoutScriptName,
   withoutWindowsNameTails,
+  withoutFacesPrefix,
   otherReadings,
 } from '../../src/access/paths.js';
 
@@ -455,6 +456,21 @@ t.test('otherReadings: every other path an app may route a request as', async (t
   t.same(otherReadings('/admin./x'), [{ path: '/admin/x', explicitOnly: true }]);
   t.same(otherReadings('/admin%20/x'), [{ path: '/admin/x', explicitOnly: true }]);
   t.same(otherReadings('/admin.;x/y'), [{ path: '/admin./y', explicitOnly: false }, { path: '/admin/y', explicitOnly: true }]);
+});
+
+t.test('withoutFacesPrefix: the view a JSF FacesServlet mapped to /faces/* renders', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['/faces/admin/users.xhtml', '/admin/users.xhtml'],
+    ['/faces/admin/', '/admin/'],
+    ['/app/faces/admin', '/app/admin'],
+    ['/faces/', '/'],
+    ['/faces', '/faces'],
+    ['/Faces/admin', '/Faces/admin'],
+    ['/surfaces/admin', '/surfaces/admin'],
+  ];
+  for (const [path, reading] of cases) t.equal(withoutFacesPrefix(path), reading, path);
+  t.same(otherReadings('/faces/admin/users'), [{ path: '/admin/users', explicitOnly: true }]);
+  t.same(otherReadings('/faces/admin;jsessionid=1/users'), [{ path: '/faces/admin/users', explicitOnly: false }, { path: '/admin/users', explicitOnly: true }]);
 });
 
 t.test('withoutWindowsNameTails: the path as Windows (IIS) opens it', async (t) => {
