@@ -42,7 +42,7 @@ t.test('through the proxy: 403 for a user outside the group, 401 (deny: 403) wit
 t.test('through the proxy: an admin reaches the admin route, with the path as sent and the identity', async (t) => {
   const res = await rawRequest(gw, '/index.php/admin/users', { headers: withSession(gw, alice, json) });
   t.equal(res.status, 200);
-  t.same(JSON.parse(res.body), { route: '/admin/users', method: 'GET', requestUri: '/index.php/admin/users', user: 'alice' });
+  t.same(JSON.parse(res.body), { route: '/admin/users', method: 'GET', note: null, requestUri: '/index.php/admin/users', user: 'alice' });
   t.equal((await rawRequest(gw, '/index.php/internal/x', { headers: withSession(gw, alice, json) })).status, 403, 'deny is deny for admins too');
   const home = await rawRequest(gw, '/index.php/reports?x=1', { headers: withSession(gw, carol, json) });
   t.equal((JSON.parse(home.body) as PhpEcho).route, '/reports', 'control: other routes pass as before');
