@@ -4,19 +4,12 @@
 // the body chunk by chunk and keeps only what could be such a name or value (bounded), never the
 // body: bodies stream (SPEC 4).
 // Where the apps' parsers differ, every reading counts (a reading can only add a check): a form's
-// pairs split at `&` and at `;` (older parsers, Perl's CGI.pm among them), a multipart part's every `name` parameter (Rack takes the
-// first, PHP the last), its content as raw bytes whatever charset a header names (PHP and Rack
-// ignore them; a general parser such as busboy would decode them, and read `DELETE` as something
-// else), file parts included.
+// pairs split at `&` and at `;` (older parsers, Perl's CGI.pm among them); every `name` parameter of
+// a multipart part (Rack takes the first, PHP the last); a part's content as raw bytes whatever
+// charset a header names (PHP and Rack ignore them; a general parser such as busboy would decode
+// them, and read `DELETE` as something else); file parts included.
 import { StringDecoder } from 'node:string_decoder';
 import { methodsNamed, namesMethod, type OverridingBody } from './method-override.js';
-
-/**
- * Whether a form's raw name (leading spaces gone) may decode to `_method` in a spelling PHP reads:
- * 7 to 21 characters (every one percent-encoded), starting with `_` or `.` or their escapes. Most
- * names fail this at once, and only the rest are decoded.
- */
-const mayNameMethod = (raw: string) => raw.length >= 7 && raw.length <= MAX_ENCODED_METHOD_NAME && /^(?:[_.]|%5f|%2e)/i.test(raw);
 
 /** A name longer than this, leading spaces aside, is not `_method` in any spelling an app reads (21, and an escape cut by a chunk). */
 const MAX_NAME_BYTES = 32;
@@ -28,6 +21,13 @@ const MAX_JSON_KEY_BYTES = 64;
 const MAX_VALUE_BYTES = 64;
 /** Part headers longer than this are not a browser's: such a body is not read (the caller refuses it). */
 const MAX_PART_HEADER_BYTES = 16 * 1024;
+
+/**
+ * Whether a form's raw name (leading spaces gone) may decode to `_method` in a spelling PHP reads:
+ * 7 to 21 characters (every one percent-encoded), starting with `_` or `.` or their escapes. Most
+ * names fail this at once, and only the rest are decoded.
+ */
+const mayNameMethod = (raw: string) => raw.length >= 7 && raw.length <= MAX_ENCODED_METHOD_NAME && /^(?:[_.]|%5f|%2e)/i.test(raw);
 
 export type BodyScan = { ok: true; methods: string[] | null } | { ok: false; reason: string };
 

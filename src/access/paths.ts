@@ -347,9 +347,10 @@ const NO_OTHER_READINGS: readonly PathReading[] = Object.freeze([]);
  * Every other path an app may route `path` as (SPEC 4): a Servlet container's (path parameters
  * removed), a PHP front controller's (script name removed), a format-suffix router's (of the
  * Servlet reading, which Spring makes first), Windows' (names without trailing dots, spaces and
- * streams, of the Servlet reading), a JSF application's (without a `/faces` prefix). Rules, public paths and logout paths are matched
- * against each (rules.ts, gate.ts), so a reading can only add a check. The same empty array, without
- * allocation, for a path that is read only as itself (most requests).
+ * streams, of the Servlet reading), a JSF application's (without a `/faces` prefix). Rules, public
+ * paths and logout paths are matched against each (rules.ts, gate.ts), so a reading can only add a
+ * check. The same empty array, without allocation, for a path that is read only as itself (most
+ * requests).
  */
 export function otherReadings(path: string): readonly PathReading[] {
   // Every reading needs a `.`, a `;`, a `:`, a `%` (of `%3B` or `%20`) or a `/faces/` segment:
@@ -366,16 +367,18 @@ function readingsOf(path: string): readonly PathReading[] {
   const faces = withoutFacesPrefix(servlet);
   if (servlet === path && script === path && format === path && windows === path && faces === path) return NO_OTHER_READINGS;
   const readings: PathReading[] = [];
-  if (servlet !== path) readings.push({ path: servlet, explicitOnly: false });
-  // The front controller's and the format router's readings add the rules written for them, not the
-  // default: a site whose URLs carry the script (`/index.php/Main_Page`) keeps a public `/index.php`
-  // public, and `/styles.css` stays public beside a rule-less `/styles`.
-  if (script !== path && script !== servlet) readings.push({ path: script, explicitOnly: true });
-  if (format !== path && format !== servlet && format !== script) readings.push({ path: format, explicitOnly: true });
-  // Windows' names (IIS): also only the rules written for them.
-  if (windows !== path && windows !== servlet && windows !== script && windows !== format) readings.push({ path: windows, explicitOnly: true });
-  // A JSF view's (only the rules written for it too).
-  if (faces !== path && faces !== servlet && readings.every((reading) => reading.path !== faces)) readings.push({ path: faces, explicitOnly: true });
+  /** Each path once, in this order: a reading the path itself or an earlier one already makes adds nothing. */
+  const add = (reading: string, explicitOnly: boolean) => {
+    if (reading !== path && !readings.some((earlier) => earlier.path === reading)) readings.push({ path: reading, explicitOnly });
+  };
+  add(servlet, false);
+  // The front controller's, the format router's, Windows' and JSF's readings add the rules written
+  // for them, not the default: a site whose URLs carry the script (`/index.php/Main_Page`) keeps a
+  // public `/index.php` public, and `/styles.css` stays public beside a rule-less `/styles`.
+  add(script, true);
+  add(format, true);
+  add(windows, true);
+  add(faces, true);
   return readings;
 }
 

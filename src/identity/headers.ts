@@ -88,6 +88,16 @@ function percentEncodeAll(value: string): string {
   return out;
 }
 
+/** Whether two group lists are the same, in the same order (what the groups header would carry). */
+export function sameGroups(a: readonly string[], b: readonly string[]): boolean {
+  return a === b || (a.length === b.length && a.every((group, i) => group === b[i]));
+}
+
+/** Whether two identities would put the same identity headers on a request. */
+export function sameForwardedIdentity(a: Identity, b: Identity): boolean {
+  return a.user === b.user && a.email === b.email && sameGroups(a.groups, b.groups);
+}
+
 export function encodeGroups(groups: readonly string[]): string {
   return groups.map((g) => encodeHeaderValue(g, true)).join(',');
 }

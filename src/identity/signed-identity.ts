@@ -15,6 +15,7 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { canonicalHost } from '../http.js';
 import type { Identity } from '../session/types.js';
+import { sameGroups } from './headers.js';
 import { generateSigningKey, type IdentityTokenAlg, type SigningKey } from './keys.js';
 
 export const IDENTITY_TOKEN_HEADER = 'x-gateway-identity';
@@ -81,8 +82,7 @@ interface CachedToken {
   groups: string[];
 }
 
-const sameIdentity = (cached: CachedToken, identity: Identity) =>
-  cached.email === identity.email && (cached.groups === identity.groups || (cached.groups.length === identity.groups.length && cached.groups.every((g, i) => g === identity.groups[i])));
+const sameIdentity = (cached: CachedToken, identity: Identity) => cached.email === identity.email && sameGroups(cached.groups, identity.groups);
 
 export function createIdentityTokens(options: IdentityTokenOptions): IdentityTokens {
   const now = options.now ?? Date.now;

@@ -9,16 +9,11 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { createBodyMethodScanner, type BodyMethodScanner, type BodyScan } from '../access/body-methods.js';
-import { overridingBodyType, type OverridingBody } from '../access/method-override.js';
+import type { OverridingBody } from '../access/method-override.js';
 import { PROXIED_METHODS } from './methods.js';
 
 /** Every method a body could name that a rule could scope, POST aside. */
 export const OVERRIDE_CANDIDATES: readonly string[] = PROXIED_METHODS.filter((method) => method !== 'POST');
-
-/** The overriding body type of this request (a POST of a form, multipart or JSON body), or null. */
-export function overridingBody(request: FastifyRequest): OverridingBody | null {
-  return overridingBodyType(request.method, request.headers['content-type']);
-}
 
 /**
  * A body coding the scanner cannot see through (`gzip`: an app stack that inflates request bodies,
@@ -35,7 +30,7 @@ export function unreadableCoding(request: FastifyRequest): string | null {
 export type BodyJudge = (scan: BodyScan) => Promise<boolean>;
 
 /** The refusal that ends the upstream request's body. */
-export class BodyRefused extends Error {
+class BodyRefused extends Error {
   constructor() {
     super('the methods the request body names are not allowed');
     this.name = 'BodyRefused';

@@ -10,12 +10,12 @@ import { accessDenied, badDestination, badPath, badRequestBody, GatewayError, se
 import { clearSessionCookie, CSRF_COOKIE, isBrowserNavigation, peerTrusted, publicOrigin, setSessionCookie } from '../http.js';
 import { auditRefusal, isPromise, unreachable, type AccessRequest, type Gate, type LogoutVerdict, type Principal, type Verdict } from '../access/gate.js';
 import type { BodyScan } from '../access/body-methods.js';
-import type { Identity } from '../session/types.js';
-import { judgeBodyAsItStreams, OVERRIDE_CANDIDATES, overridingBody, unreadableCoding } from './body-override.js';
+import { overridingBodyType } from '../access/method-override.js';
+import { judgeBodyAsItStreams, OVERRIDE_CANDIDATES, unreadableCoding } from './body-override.js';
 import { isGatewayCookie } from './gateway-cookies.js';
 import { hopByHopNames, withoutHopByHop } from './hop-by-hop.js';
 import { sendContinue } from './expect-continue.js';
-import { createRequestHeaderRewriter, type ForwardingContext } from '../identity/headers.js';
+import { createRequestHeaderRewriter, sameForwardedIdentity, type ForwardingContext } from '../identity/headers.js';
 import { PROXIED_METHODS } from './methods.js';
 import { createPathMatcher, pathForLog } from '../access/paths.js';
 import { requestReadings } from '../access/request-readings.js';
@@ -49,11 +49,6 @@ type TimedRequest = FastifyRequest & {
 
 /** A request the proxy decides: its path is known, and an app logout path is a logout. */
 type AppRequest = AccessRequest & { path: string; logout: true };
-
-/** Whether two forwarded identities would put the same identity headers on a request. */
-function sameIdentity(a: Identity, b: Identity): boolean {
-  return a.user === b.user && a.email === b.email && a.groups.length === b.groups.length && a.groups.every((group, i) => group === b.groups[i]);
-}
 
 export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { upstream: URL }, gate: Gate): Promise<void> {
   const { config, metrics } = deps;
@@ -123,8 +118,9 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
    */
   const judgeBody = (request: FastifyRequest, reply: FastifyReply, access: AppRequest, verdict: Verdict | LogoutVerdict, done: HookHandlerDoneFunction): void => {
     if (gate.methodScoped && (verdict.kind === 'allow' || verdict.kind === 'public')) {
-      const type = overridingBody(request);
-      if (type !== null && gate.ruleFor({ ...access, methods: [...(access.methods ?? []), ...OVERRIDE_CANDIDATES] }) !== verdict.rule) {
+      const type = overridingBodyType(request.method, request.headers['content-type']);
+      const everyMethod = access.methods === undefined ? OVERRIDE_CANDIDATES : [...access.methods, ...OVERRIDE_CANDIDATES];
+      if (type !== null && gate.ruleFor({ ...access, methods: everyMethod }) !== verdict.rule) {
         const coding = unreadableCoding(request);
         if (coding !== null) return done(unreadableBodyEncoding(coding));
         judgeBodyAsItStreams(request, type, async (scan) => {
@@ -154,7 +150,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
     if (judged.kind === 'public' || judged.kind === 'logout') return null;
     if (judged.kind !== 'allow') return judged;
     // The identity went out with the request's headers: a rule that would send less refuses.
-    if (verdict.kind === 'public' || sameIdentity(judged.forwarded.record, verdict.forwarded.record)) return null;
+    if (verdict.kind === 'public' || sameForwardedIdentity(judged.forwarded.record, verdict.forwarded.record)) return null;
     return { kind: 'forbidden', rule: judged.rule, user: judged.principal.record.user, principal: judged.principal };
   };
 
