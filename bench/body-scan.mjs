@@ -1,12 +1,15 @@
 // CPU cost of scanning a POST body for `_method` as it streams (src/access/body-methods.ts), which
 // the proxy does only where a body could change the access decision (a path where some method
-// meets another rule than POST). In process, on the event loop as in the gateway.
+// meets another rule than POST), and a WebDAV body for its hrefs (src/access/body-paths.ts: a
+// REPORT, SEARCH, BIND or REBIND where there are rules). In process, on the event loop as in the
+// gateway.
 //
 //   npm run build && node bench/body-scan.mjs      # BODY_SCAN_MB=4 BODY_SCAN_CHUNK=65536 BODY_SCAN_ROUNDS=7
 //
 // For each body type, a body of BODY_SCAN_MB megabytes (one large field, `_method` at its end) fed
 // in chunks of BODY_SCAN_CHUNK bytes, as a socket delivers it; prints the median MB/s over the
-// rounds and the CPU time per megabyte.
+// rounds and the CPU time per megabyte. The XML bodies are at most 1 MB (the gateway reads no more than 1 MiB):
+// a CalDAV multiget of as many hrefs as fit, and one large text element.
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -16,6 +19,8 @@ const MB = Number(process.env.BODY_SCAN_MB ?? 4);
 const CHUNK = Number(process.env.BODY_SCAN_CHUNK ?? 65_536);
 const ROUNDS = Number(process.env.BODY_SCAN_ROUNDS ?? 7);
 const { createBodyMethodScanner } = await import(pathToFileURL(join(dist, 'access/body-methods.js')).href);
+const { createBodyPathScanner } = await import(pathToFileURL(join(dist, 'access/body-paths.js')).href);
+const XML_MB = Math.min(MB, 1);
 
 const filler = 'x'.repeat(MB * 1_000_000);
 const bodies = {
@@ -24,20 +29,34 @@ const bodies = {
   multipart: ['multipart/form-data; boundary=XyZ', `--XyZ\r\nContent-Disposition: form-data; name="note"\r\n\r\n${filler}\r\n--XyZ\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--XyZ--\r\n`],
   json: ['application/json', JSON.stringify({ note: filler, _method: 'DELETE' })],
 };
+const NS = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"';
+const href = (i) => `<D:href>/calendars/alice/home/${String(i).padStart(32, '0')}.ics</D:href>\n`;
+const xmlBodies = {
+  'xml, multiget': `<C:calendar-multiget ${NS}><D:prop><D:getetag/><C:calendar-data/></D:prop>\n${Array.from({ length: Math.floor((XML_MB * 1_000_000 - 200) / href(0).length) }, (_, i) => href(i)).join('')}</C:calendar-multiget>`,
+  'xml, one text': `<D:searchrequest xmlns:D="DAV:"><D:basicsearch><D:where><D:literal>${filler.slice(0, XML_MB * 1_000_000 - 200)}</D:literal></D:where><D:from><D:scope><D:href>/dav/</D:href></D:scope></D:from></D:basicsearch></D:searchrequest>`,
+};
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const [type, [contentType, text]] of Object.entries(bodies)) {
+  await measure(type, text, () => createBodyMethodScanner(type.split(',')[0], contentType), (scan) => scan.ok && scan.methods?.[0] === 'DELETE');
+}
+for (const [type, text] of Object.entries(xmlBodies)) {
+  await measure(type, text, createBodyPathScanner, (scan) => scan.ok && scan.named !== null);
+}
+
+/** Feeds `text` in CHUNK-byte chunks to a new scanner per round (one warm-up round), checks what it found, prints the rates. */
+async function measure(type, text, createScanner, found) {
   const bytes = Buffer.from(text);
   const chunks = [];
   for (let i = 0; i < bytes.length; i += CHUNK) chunks.push(bytes.subarray(i, i + CHUNK));
   const rates = [];
   for (let round = 0; round < ROUNDS + 1; round++) {
     const started = process.cpuUsage();
-    const scanner = createBodyMethodScanner(type.split(',')[0], contentType);
+    const scanner = createScanner();
     for (const chunk of chunks) scanner.write(chunk);
     const scan = await scanner.end();
     const { user, system } = process.cpuUsage(started);
-    if (!scan.ok || scan.methods?.[0] !== 'DELETE') throw new Error(`${type}: the scan missed the method`);
+    if (!found(scan)) throw new Error(`${type}: the scan failed or missed what the body names: ${JSON.stringify(scan).slice(0, 200)}`);
     if (round > 0) rates.push(bytes.length / 1e6 / ((user + system) / 1e6));
   }
   const rate = median(rates);

@@ -36,38 +36,54 @@ export function requestDestination(method: string | null, headers: IncomingHttpH
  * second Destination) is refused: a path the gateway cannot name is one it cannot authorise.
  */
 export function readDestination(value: string | string[]): DestinationReading {
-  if (Array.isArray(value) || NOT_URI.test(value)) return refused('not one URI');
+  if (Array.isArray(value)) return refused('not one URI');
+  const reference = readReference(value);
+  return reference.ok ? reference : refused(reference.reason);
+}
+
+/**
+ * A URI reference naming a resource of the app, as a Destination header or a WebDAV body's `href`
+ * does: an absolute http(s) URI or an absolute path, normalised like a request path; anything else
+ * is refused (with why).
+ */
+export function readReference(value: string): DestinationReading {
+  if (NOT_URI.test(value)) return { ok: false, reason: 'not one URI' };
   if (value.startsWith('/')) {
-    if (value.startsWith('//')) return refused('a network-path reference (//host) is not a path');
+    if (value.startsWith('//')) return { ok: false, reason: 'a network-path reference (//host) is not a path' };
     return normalised('', value);
   }
   const absolute = ABSOLUTE.exec(value);
-  if (absolute === null) return refused('must be an absolute http(s) URI or an absolute path');
+  if (absolute === null) return { ok: false, reason: 'must be an absolute http(s) URI or an absolute path' };
   const [, scheme = '', authority = '', rest = ''] = absolute;
-  if (authority === '') return refused('no host');
+  if (authority === '') return { ok: false, reason: 'no host' };
   return normalised(`${scheme}${authority}`, rest === '' ? '/' : rest);
 }
 
 function normalised(origin: string, target: string): DestinationReading {
-  if (!target.startsWith('/')) return refused('must be an absolute http(s) URI or an absolute path');
+  if (!target.startsWith('/')) return { ok: false, reason: 'must be an absolute http(s) URI or an absolute path' };
   const url = normaliseRequestUrl(target);
-  if (!url.ok) return refused(url.reason);
+  if (!url.ok) return { ok: false, reason: url.reason };
   return { ok: true, path: url.path, header: origin + url.url };
 }
 
 const refused = (reason: string): DestinationReading => ({ ok: false, reason: `Destination header: ${reason}` });
 
 /**
- * Whether a request reads everything under its path: a PROPFIND of Depth infinity (RFC 4918 §9.1:
- * also when no Depth is sent) answers with the properties of every member, names and all, of every
- * folder inside, and a REPORT of Depth infinity (RFC 3253 §3.6) runs on each. A server that allows
- * it (Apache mod_dav with `DavDepthInfinity On`, and others) would list a folder a rule keeps from the
- * user, so the rules inside must allow the request too (rules.ts). Depth 0 and 1 read the path and its
- * direct members only, which the path's own rule covers.
+ * Whether a request reads everything under its path, so that the rules inside must allow it too
+ * (rules.ts): a PROPFIND of Depth infinity (RFC 4918 §9.1: also when no Depth is sent) answers with
+ * the properties of every member, names and all, of every folder inside, on a server that allows it
+ * (Apache mod_dav with `DavDepthInfinity On`, and others). A REPORT, whatever its Depth: on a
+ * collection, Radicale answers a CalDAV `calendar-query` or `sync-collection` with the content of
+ * every member even at Depth 0 (RFC 6578's sync-level is in the body), so no Depth keeps a REPORT
+ * to its path. A SEARCH (RFC 5323) reads the scopes its body names, at any depth. A PROPFIND of
+ * Depth 0 or 1 reads the path and the names and properties of its direct members, which the path's
+ * own rule covers (a Depth-1 PROPFIND asking for the members' content is read from its body,
+ * body-paths.ts).
  */
 export function readsWholeTree(method: string | null, headers: IncomingHttpHeaders): boolean {
-  if (method !== 'PROPFIND' && method !== 'REPORT') return false;
+  if (method === 'REPORT' || method === 'SEARCH') return true;
+  if (method !== 'PROPFIND') return false;
   const depth = headers.depth;
-  if (depth === undefined) return method === 'PROPFIND';
+  if (depth === undefined) return true;
   return typeof depth === 'string' && depth.trim().toLowerCase() === 'infinity';
 }

@@ -97,6 +97,8 @@ export interface AccessRequest {
   wholeTree?: boolean | undefined;
   /** Paths a trusted proxy's X-Original-URL / X-Rewrite-URL name (rewritten-url.ts): the rules for them must allow it too. */
   rewritten?: readonly string[] | undefined;
+  /** Paths a WebDAV body names (body-paths.ts: hrefs), read as it streams: the rules for them must allow it too. */
+  named?: readonly string[] | undefined;
   credentials: Credentials;
 }
 
@@ -144,6 +146,8 @@ export interface Gate {
   replaceRules(rules: GateRules): void;
   /** Whether any rule names methods (so an unknown method can change a decision). */
   readonly methodScoped: boolean;
+  /** Whether there are any rules or public paths (without, every path meets the default rule). */
+  readonly hasRules: boolean;
   /** The rule a request with a path meets, without authenticating: whether another reading would change it. */
   ruleFor(request: AccessRequest & { path: string }): AccessRule;
 }
@@ -151,6 +155,7 @@ export interface Gate {
 interface CompiledRules {
   match(path: string, method: string | null, also?: OtherReadings, readings?: readonly PathReading[]): AccessRule;
   methodScoped: boolean;
+  hasRules: boolean;
   isLogoutPath(path: string, readings?: readonly PathReading[]): boolean;
   /** Whether an unknown path must be refused: a rule refuses someone, or narrows what is sent. */
   restrictsUnknownPath: boolean;
@@ -227,14 +232,17 @@ export function createGate(options: GateOptions): Gate {
     get methodScoped() {
       return current.methodScoped;
     },
+    get hasRules() {
+      return current.hasRules;
+    },
     ruleFor: (request) => matchRule(current, request, request.path, otherReadings(request.path)),
   };
 }
 
 /** The rule for a path and every other reading of the request (rules.ts). */
 function matchRule(rules: CompiledRules, request: AccessRequest, path: string, readings: readonly PathReading[]): AccessRule {
-  const { destination, routed, methods, wholeTree, rewritten } = request;
-  const also = destination === undefined && routed === undefined && methods === undefined && wholeTree !== true && rewritten === undefined ? undefined : { destination, routed, methods, wholeTree, rewritten };
+  const { destination, routed, methods, wholeTree, rewritten, named } = request;
+  const also = destination === undefined && routed === undefined && methods === undefined && wholeTree !== true && rewritten === undefined && named === undefined ? undefined : { destination, routed, methods, wholeTree, rewritten, named };
   return rules.match(path, request.method, also, readings);
 }
 
@@ -253,6 +261,7 @@ function compile(options: GateRules): CompiledRules {
   return Object.freeze({
     match: access.match,
     methodScoped: access.methodScoped,
+    hasRules: options.publicPaths.length > 0 || options.rules.length > 0,
     // SPEC 4: `/logout;jsessionid=…` is the app's logout for a Servlet container,
     // `/index.php/logout` for a PHP front controller and `/logout.json` for Rails, so they are ours too.
     isLogoutPath: (path: string, readings = otherReadings(path)) => {

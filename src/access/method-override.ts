@@ -8,7 +8,7 @@
 // Read here: the query string of a POST (every stack above reads only a POST's override), and, when
 // they reach the app (from a GATEWAY_TRUSTED_PROXIES peer; anyone else's are removed, headers.ts),
 // the override headers. A POST's form, multipart or JSON body is scanned as it streams, where it
-// could change the decision (proxy/body-override.ts); these functions say what counts there.
+// could change the decision (proxy/judged-body.ts); these functions say what counts there.
 import type { IncomingHttpHeaders } from 'node:http';
 import { normaliseHeaderName } from '../identity/headers.js';
 

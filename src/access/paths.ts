@@ -102,7 +102,7 @@ function encodeCodePointAt(s: string, index: number): [text: string, width: numb
 }
 
 /** Percent-encode everything outside printable ASCII (used for query and fragment). */
-function encodeOutsidePrintableAscii(s: string): string | Failure {
+export function encodeOutsidePrintableAscii(s: string): string | Failure {
   if (!NEEDS_ENCODING_OUTSIDE_PATH.test(s)) return s;
   let out = '';
   for (let i = 0; i < s.length; ) {

@@ -62,6 +62,8 @@ export interface OtherReadings {
   wholeTree?: boolean | undefined;
   /** Paths a trusted proxy's X-Original-URL / X-Rewrite-URL name (rewritten-url.ts): the app may route by them, so their rules, and the default, apply. */
   rewritten?: readonly string[] | undefined;
+  /** Paths a WebDAV body names (body-paths.ts: a multiget's hrefs): the app acts on them too, so their rules, and the default, apply. */
+  named?: readonly string[] | undefined;
 }
 
 export interface AccessRules {
@@ -77,7 +79,7 @@ export interface AccessRules {
    * DELETE and LOCK act on the whole tree under a path, so the rules of paths inside it (and inside
    * the Destination) count too, and so do they for `also.wholeTree` (a PROPFIND of Depth infinity
    * reads everything under the path). `also.rewritten`: the paths a trusted proxy's X-Original-URL
-   * names, read like the request's own. Every path is also read without case, for the `deny` and
+   * names, and `also.named`, the paths a WebDAV body names, read like the request's own. Every path is also read without case, for the `deny` and
    * `groups` rules only. `readings`: paths.ts `otherReadings(path)`, when the caller has it.
    */
   match(path: string, method: string | null, also?: OtherReadings, readings?: readonly PathReading[]): AccessRule;
@@ -194,9 +196,11 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
         for (const reading of target === path ? readings : otherReadings(target)) ask(reading.path, reading.explicitOnly);
       }
       if (also?.routed !== undefined) ask(also.routed, true);
-      for (const target of also?.rewritten ?? []) {
-        ask(target, false);
-        for (const reading of otherReadings(target)) ask(reading.path, reading.explicitOnly);
+      for (const targets of [also?.rewritten, also?.named]) {
+        for (const target of targets ?? []) {
+          ask(target, false);
+          for (const reading of otherReadings(target)) ask(reading.path, reading.explicitOnly);
+        }
       }
       return combine(rules);
     },
@@ -207,9 +211,11 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
  * Methods that act on everything under their path: a collection's members are copied, moved,
  * deleted or locked with it (RFC 4918 §9.6, §9.8, §9.9, §9.10: a LOCK is Depth infinity unless it
  * says 0). A rule for a path inside must allow them too, or a user could DELETE the parent of a
- * folder a rule keeps from them, COPY it somewhere readable, or LOCK its owners out of it.
+ * folder a rule keeps from them, COPY it somewhere readable, or LOCK its owners out of it. BIND,
+ * REBIND and UNBIND (RFC 5842) add or remove a member of their collection named in the body (a
+ * segment), and BIND and REBIND bind a resource (a whole tree) their body names there.
  */
-const SUBTREE_METHODS: ReadonlySet<string> = new Set(['COPY', 'MOVE', 'DELETE', 'LOCK']);
+const SUBTREE_METHODS: ReadonlySet<string> = new Set(['COPY', 'MOVE', 'DELETE', 'LOCK', 'BIND', 'REBIND', 'UNBIND']);
 
 /** The rules (for `method`) of the paths strictly inside `path`: what a subtree method reaches too. */
 function rulesWithin(compiled: readonly CompiledEntry[], path: string, method: string): AccessRule[] {

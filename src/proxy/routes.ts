@@ -6,12 +6,13 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { statusClass } from '../admin/metrics.js';
 import { createLogout } from '../login/logout.js';
 import type { GatewayDeps } from '../context.js';
-import { accessDenied, badDestination, badPath, badRequestBody, GatewayError, sessionStoreUnavailable, unreadableBodyEncoding, upstreamTimeout, upstreamUnavailable } from '../errors.js';
+import { accessDenied, badDestination, badPath, badRequestBody, GatewayError, requestBodyTooLarge, sessionStoreUnavailable, unreadableBodyEncoding, upstreamTimeout, upstreamUnavailable } from '../errors.js';
 import { clearSessionCookie, CSRF_COOKIE, isBrowserNavigation, peerTrusted, publicOrigin, setSessionCookie } from '../http.js';
 import { auditRefusal, isPromise, unreachable, type AccessRequest, type Gate, type LogoutVerdict, type Principal, type Verdict } from '../access/gate.js';
-import type { BodyScan } from '../access/body-methods.js';
+import { createBodyMethodScanner, type BodyScan } from '../access/body-methods.js';
+import { bodyMayNamePaths, createBodyPathScanner, MAX_SCANNED_XML_BYTES, type BodyPaths } from '../access/body-paths.js';
 import { overridingBodyType } from '../access/method-override.js';
-import { judgeBodyAsItStreams, OVERRIDE_CANDIDATES, unreadableCoding } from './body-override.js';
+import { judgeBodyAsItStreams, OVERRIDE_CANDIDATES, unreadableCoding, type BodyScanner } from './judged-body.js';
 import { isGatewayCookie } from './gateway-cookies.js';
 import { hopByHopNames, withoutHopByHop } from './hop-by-hop.js';
 import { sendContinue } from './expect-continue.js';
@@ -37,7 +38,7 @@ const kForwarded = Symbol('forwarded');
 /** The normalised Destination of a COPY/MOVE that was authorised: what the app receives. */
 const kDestination = Symbol('destination');
 
-/** Why the methods a POST's body names refused it (body-override.ts), once judged. */
+/** Why what the body names refused the request (judged-body.ts), once judged. */
 const kBodyRefusal = Symbol('bodyRefusal');
 
 type TimedRequest = FastifyRequest & {
@@ -49,6 +50,25 @@ type TimedRequest = FastifyRequest & {
 
 /** A request the proxy decides: its path is known, and an app logout path is a logout. */
 type AppRequest = AccessRequest & { path: string; logout: true };
+
+/** What a body named, for the gate: other methods, other paths, its members' content; or why it is refused. */
+type BodyReadings = { ok: true; readings: Pick<AccessRequest, 'methods' | 'named' | 'wholeTree'> | null } | { ok: false; refusal: GatewayError };
+
+const fromMethodScan = (scan: BodyScan): BodyReadings => {
+  if (!scan.ok) return { ok: false, refusal: badRequestBody(scan.reason) };
+  return { ok: true, readings: scan.methods === null ? null : { methods: scan.methods } };
+};
+
+const fromPathScan = (scan: BodyPaths): BodyReadings => {
+  if (!scan.ok) return { ok: false, refusal: scan.tooLarge ? requestBodyTooLarge(MAX_SCANNED_XML_BYTES) : badRequestBody(scan.reason) };
+  if (scan.named === null && !scan.readsMembers) return { ok: true, readings: null };
+  return { ok: true, readings: { ...(scan.named === null ? {} : { named: scan.named }), ...(scan.readsMembers ? { wholeTree: true } : {}) } };
+};
+
+/** A scanner whose end is read as BodyReadings. */
+function mapped<Scan>(scanner: { write(chunk: Buffer): boolean | void; end(): Promise<Scan> }, read: (scan: Scan) => BodyReadings): BodyScanner<BodyReadings> {
+  return { write: (chunk) => scanner.write(chunk), end: () => scanner.end().then(read) };
+}
 
 export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { upstream: URL }, gate: Gate): Promise<void> {
   const { config, metrics } = deps;
@@ -113,18 +133,19 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
   };
 
   /**
-   * A POST let through whose form, multipart or JSON body may name another method: where some
-   * method would meet another rule here, the body is judged as it streams (body-override.ts).
+   * A request let through whose body may name what would change the decision (judged-body.ts): a
+   * POST's form, multipart or JSON body naming a method, where some method would meet another
+   * rule here; a WebDAV body naming other paths by href, where there are rules; a Depth-1 PROPFIND
+   * asking for its members' content, where a rule inside differs.
    */
   const judgeBody = (request: FastifyRequest, reply: FastifyReply, access: AppRequest, verdict: Verdict | LogoutVerdict, done: HookHandlerDoneFunction): void => {
-    if (gate.methodScoped && (verdict.kind === 'allow' || verdict.kind === 'public')) {
-      const type = overridingBodyType(request.method, request.headers['content-type']);
-      const everyMethod = access.methods === undefined ? OVERRIDE_CANDIDATES : [...access.methods, ...OVERRIDE_CANDIDATES];
-      if (type !== null && gate.ruleFor({ ...access, methods: everyMethod }) !== verdict.rule) {
+    if (verdict.kind === 'allow' || verdict.kind === 'public') {
+      const scanner = bodyScannerFor(request, access, verdict);
+      if (scanner !== null) {
         const coding = unreadableCoding(request);
         if (coding !== null) return done(unreadableBodyEncoding(coding));
-        judgeBodyAsItStreams(request, type, async (scan) => {
-          const refusal = await bodyRefusal(access, verdict, scan);
+        judgeBodyAsItStreams(request, scanner, async (readings) => {
+          const refusal = await bodyRefusal(access, verdict, readings);
           if (refusal === null) return false;
           (request as TimedRequest)[kBodyRefusal] = refusal;
           return true;
@@ -134,11 +155,33 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
     renderVerdict(request, reply, verdict, done);
   };
 
-  /** Why the methods a body names refuse the request it was let through as, or null. */
-  const bodyRefusal = async (access: AppRequest, verdict: Extract<Verdict, { kind: 'allow' | 'public' }>, scan: BodyScan): Promise<Verdict | GatewayError | null> => {
-    if (!scan.ok) return badRequestBody(scan.reason);
-    if (scan.methods === null) return null;
-    const asked = { ...access, methods: [...(access.methods ?? []), ...scan.methods] };
+  /** A scanner of what this request's body names that could change the verdict, or null: no need to read it. */
+  const bodyScannerFor = (request: FastifyRequest, access: AppRequest, verdict: Extract<Verdict, { kind: 'allow' | 'public' }>): BodyScanner<BodyReadings> | null => {
+    const contentType = request.headers['content-type'];
+    const type = gate.methodScoped ? overridingBodyType(request.method, contentType) : null;
+    if (type !== null) {
+      // (A POST: it names no paths.)
+      const everyMethod = access.methods === undefined ? OVERRIDE_CANDIDATES : [...access.methods, ...OVERRIDE_CANDIDATES];
+      if (gate.ruleFor({ ...access, methods: everyMethod }) === verdict.rule) return null;
+      return mapped(createBodyMethodScanner(type, contentType ?? ''), fromMethodScan);
+    }
+    if (!gate.hasRules || !bodyMayNamePaths(request.method, request.headers)) return null;
+    // A PROPFIND names no paths, only its members' content: read only if a rule inside differs.
+    if (request.method === 'PROPFIND' && gate.ruleFor({ ...access, wholeTree: true }) === verdict.rule) return null;
+    return mapped(createBodyPathScanner(), fromPathScan);
+  };
+
+  /** Why what a body names refuses the request it was let through as, or null. */
+  const bodyRefusal = async (access: AppRequest, verdict: Extract<Verdict, { kind: 'allow' | 'public' }>, body: BodyReadings): Promise<Verdict | GatewayError | null> => {
+    if (!body.ok) return body.refusal;
+    if (body.readings === null) return null;
+    const { methods, named, wholeTree } = body.readings;
+    const asked = {
+      ...access,
+      methods: methods === undefined ? access.methods : [...(access.methods ?? []), ...methods],
+      named: named ?? access.named,
+      wholeTree: wholeTree === true || access.wholeTree,
+    };
     if (gate.ruleFor(asked) === verdict.rule) return null;
     let judged: Verdict | LogoutVerdict;
     try {

@@ -3,7 +3,7 @@
 // POST for whatever its body's `_method` says: a form (`button_to … method: :delete` in Rails,
 // `@method('DELETE')` in Laravel), a multipart form (Laravel's PUT with a file) or a JSON body.
 // A staff user sends an allowed POST with `_method=DELETE` in its body and the app deletes.
-// Defence (SPEC 4): where a method the rules name would meet another rule, src/proxy/body-override.ts
+// Defence (SPEC 4): where a method the rules name would meet another rule, src/proxy/judged-body.ts
 // scans such a POST's body as it streams to the app (src/access/body-methods.ts), holding back only
 // its last chunk; the rules for every method it names must allow the request too, else the upstream
 // request is aborted before the app has the whole body and the client gets the refusal. Bodies are
@@ -132,7 +132,7 @@ t.test('a multipart body the gateway cannot read where it would be judged: 400, 
   const headers = withSession(gw, carol, { accept: 'application/json', 'content-type': 'multipart/form-data; boundary=XyZ' });
   const res = await fetch(`${gw.url}/orders/1`, { method: 'POST', headers, body: '--XyZ\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE' });
   t.equal(res.status, 400);
-  t.match(await res.text(), /could not read for the method it names/);
+  t.match(await res.text(), /could not read for the method or paths it names/);
 });
 
 t.test('a client that leaves half-way through a judged body: no answer owed, nothing counted against the app', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readDestination, readsWholeTree, requestDestination } from '../../src/access/destination.js';
+import { readDestination, readReference, readsWholeTree, requestDestination } from '../../src/access/destination.js';
 import { createAccessRules } from '../../src/access/rules.js';
 
 t.test('a Destination is read as one normalised path, and forwarded in that form', async (t) => {
@@ -67,25 +67,40 @@ t.test('COPY, MOVE, DELETE and LOCK act on the tree under their paths: the rules
   t.same(rules.match('/x;p=1/../dav', 'MOVE', { destination: '/old' }).groups, ['admins'], 'the Servlet reading\'s tree too');
 });
 
-t.test('a PROPFIND of Depth infinity (or none) reads the whole tree; Depth 0 and 1 do not', async (t) => {
+t.test('a PROPFIND of Depth infinity (or none), and every REPORT and SEARCH, read the whole tree; a PROPFIND of Depth 0 or 1 does not', async (t) => {
   t.equal(readsWholeTree('PROPFIND', { depth: 'infinity' }), true);
   t.equal(readsWholeTree('PROPFIND', { depth: ' Infinity ' }), true);
   t.equal(readsWholeTree('PROPFIND', {}), true, 'no Depth: infinity (RFC 4918)');
-  t.equal(readsWholeTree('REPORT', { depth: 'infinity' }), true);
-  t.equal(readsWholeTree('REPORT', {}), false, 'a REPORT without Depth is Depth 0 (RFC 3253)');
+  for (const depth of ['infinity', '0', '1', undefined]) {
+    const headers = depth === undefined ? {} : { depth };
+    t.equal(readsWholeTree('REPORT', headers), true, `REPORT, Depth ${depth ?? '(none)'}: Radicale answers a calendar-query on a collection with every member even at Depth 0`);
+    t.equal(readsWholeTree('SEARCH', headers), true, `SEARCH, Depth ${depth ?? '(none)'}: the scope is in the body`);
+  }
   for (const depth of ['0', '1']) t.equal(readsWholeTree('PROPFIND', { depth }), false, `Depth ${depth}`);
-  for (const method of ['GET', 'PROPPATCH', 'SEARCH']) t.equal(readsWholeTree(method, { depth: 'infinity' }), false, method);
+  for (const method of ['GET', 'PROPPATCH', 'MKCALENDAR']) t.equal(readsWholeTree(method, { depth: 'infinity' }), false, method);
   t.equal(readsWholeTree(null, { depth: 'infinity' }), false, 'an unknown method: not known to read anything');
 });
 
-t.test('a whole-tree read needs what the rules inside the path need', async (t) => {
-  const rules = createAccessRules([], [
-    { path: '/dav/admin', methods: null, policy: 'groups', groups: ['admins'], forwardGroups: null },
-    { path: '/dav/vault', methods: ['PROPFIND'], policy: 'deny', groups: [], forwardGroups: null },
-  ]);
-  t.equal(rules.match('/dav/', 'PROPFIND').policy, 'authenticated', 'control: Depth 0 or 1');
-  const whole = rules.match('/dav/', 'PROPFIND', { wholeTree: true });
-  t.equal(whole.policy, 'deny', 'the deny inside, for PROPFIND');
-  t.same(rules.match('/dav/files', 'PROPFIND', { wholeTree: true }).policy, 'authenticated', 'nothing inside /dav/files');
-  t.same(rules.match('/dav;x/', 'PROPFIND', { wholeTree: true }).policy, 'deny', 'the Servlet reading too');
+t.test('BIND, REBIND and UNBIND act inside their collection: the rules inside apply (RFC 5842)', async (t) => {
+  const rules = createAccessRules([], [{ path: '/dav/admin', policy: 'groups', groups: ['admins'], methods: null, forwardGroups: null }]);
+  for (const method of ['BIND', 'REBIND', 'UNBIND']) t.same(rules.match('/dav', method).groups, ['admins'], method);
+  t.equal(rules.match('/dav/files', 'BIND').policy, 'authenticated', 'nothing ruled inside');
+});
+
+t.test('paths a WebDAV body names (hrefs) are read like the request\'s own: their rules and the default apply', async (t) => {
+  const rules = createAccessRules(['/public'], [{ path: '/team/cal/salaries.ics', policy: 'groups', groups: ['hr'], methods: null, forwardGroups: null }]);
+  t.equal(rules.match('/team/cal/lunch.ics', 'REPORT').policy, 'authenticated');
+  t.same(rules.match('/team/cal/lunch.ics', 'REPORT', { named: ['/team/cal/salaries.ics'] }).groups, ['hr'], 'an href to the ruled event');
+  t.same(rules.match('/team/cal/lunch.ics', 'REPORT', { named: ['/team/cal/salaries.ics;v=2'] }).groups, ['hr'], 'its Servlet reading too');
+  t.equal(rules.match('/public/cal/', 'REPORT').policy, 'public');
+  t.equal(rules.match('/public/cal/', 'REPORT', { named: ['/team/cal/lunch.ics'] }).policy, 'authenticated', 'a public path naming a private one needs a session');
+  t.equal(rules.match('/public/cal/', 'REPORT', { named: ['/public/cal/a.ics'] }).policy, 'public', 'naming public paths only');
+});
+
+t.test('a URI reference in a WebDAV body is read as a Destination is, with the reason alone', async (t) => {
+  t.same(readReference('http://h.example/a/./b'), { ok: true, path: '/a/b', header: 'http://h.example/a/b' });
+  t.same(readReference('/a/%62'), { ok: true, path: '/a/b', header: '/a/b' });
+  t.same(readReference('b.ics'), { ok: false, reason: 'must be an absolute http(s) URI or an absolute path' });
+  t.same(readReference('//h/a'), { ok: false, reason: 'a network-path reference (//host) is not a path' });
+  t.same(readDestination('b.ics'), { ok: false, reason: 'Destination header: must be an absolute http(s) URI or an absolute path' });
 });

@@ -1,0 +1,144 @@
+// Attack: a rule keeps one event of a team calendar (`/team/cal/salaries.ics`) to `hr`, and every
+// signed-in user may read the rest of the calendar. The CalDAV server (here a real Radicale, which
+// trusts the user the gateway names and leaves who sees what to the gateway) answers a REPORT with
+// the content of events other than its own path:
+// - a `calendar-query` or `sync-collection` REPORT on the collection returns every member, whatever
+//   the Depth header says (Depth 0 included);
+// - a `calendar-multiget` REPORT returns every event its body names by `href`, even when the REPORT
+//   is sent to another event (`/team/cal/lunch.ics`) that the user may read.
+// Defence: src/access/destination.ts reads every REPORT (and SEARCH) as reading inside its path, so
+// the rules inside must allow it too, through the proxy and /_auth/verify alike; and the proxy reads
+// the hrefs a REPORT's body names as it streams (src/access/body-paths.ts,
+// src/proxy/judged-body.ts): the rules of each must allow it too, or the request to the app is
+// aborted before its body is complete and the client gets the refusal.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import t from 'tap';
+import { callVerify } from '../helpers/forward-auth.js';
+import { login, withSession } from '../helpers/gateway.js';
+import { startCalDavServer } from '../helpers/caldav.js';
+import { testBed } from './setup.js';
+
+const cal = await startCalDavServer(t);
+await cal.calendar('/team/cal/', 'hazel');
+await cal.event('/team/cal/salaries.ics', 'hazel', 'Salaries review');
+await cal.event('/team/cal/lunch.ics', 'hazel', 'Team lunch');
+await cal.calendar('/carol/cal/', 'carol');
+await cal.event('/carol/cal/dentist.ics', 'carol', 'Dentist');
+
+const bed = await testBed(t, [
+  { username: 'carol', password: 'carol-Pw-0018', groups: ['staff'] },
+  { username: 'hazel', password: 'hazel-Pw-0018', groups: ['hr'] },
+]);
+const dir = mkdtempSync(join(tmpdir(), 'sgw-caldav-rules-'));
+writeFileSync(join(dir, 'rules.yaml'), 'rules:\n  - { path: /team/cal/salaries.ics, policy: { groups: [hr] } }\n');
+const gw = await bed.gateway({ GATEWAY_UPSTREAM: cal.url, GATEWAY_ACCESS_RULES: join(dir, 'rules.yaml'), GATEWAY_HEADER_USER: 'X-Remote-User', GATEWAY_TRUSTED_PROXIES: '127.0.0.1' });
+const carol = await login(gw, 'carol', 'carol-Pw-0018');
+const hazel = await login(gw, 'hazel', 'hazel-Pw-0018');
+
+const NS = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"';
+const QUERY = `<?xml version="1.0" encoding="utf-8"?><C:calendar-query ${NS}><D:prop><D:getetag/><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>`;
+const SYNC = `<?xml version="1.0" encoding="utf-8"?><D:sync-collection ${NS}><D:sync-token/><D:sync-level>1</D:sync-level><D:prop><C:calendar-data/></D:prop></D:sync-collection>`;
+const multiget = (...hrefs: string[]) => `<?xml version="1.0" encoding="utf-8"?>\n<C:calendar-multiget ${NS}>\n  <D:prop><D:getetag/><C:calendar-data/></D:prop>\n${hrefs.map((href) => `  <D:href>${href}</D:href>\n`).join('')}</C:calendar-multiget>\n`;
+
+const viaGateway = async (cookie: string, method: string, path: string, body: string | Buffer, headers: Record<string, string> = {}) => {
+  const res = await fetch(`${gw.url}${path}`, { method, headers: withSession(gw, cookie, { accept: 'application/xml', 'content-type': 'application/xml; charset=utf-8', ...headers }), body: typeof body === 'string' ? body : new Uint8Array(body) });
+  return { status: res.status, body: await res.text() };
+};
+
+t.test('Radicale itself answers these REPORTs with the event the rule keeps to hr (what the path alone does not show)', async (t) => {
+  for (const depth of ['0', '1']) t.match((await cal.send('REPORT', '/team/cal/', 'carol', QUERY, { depth })).body, /Salaries review/, `calendar-query, Depth ${depth}`);
+  t.match((await cal.send('REPORT', '/team/cal/', 'carol', SYNC, { depth: '0' })).body, /Salaries review/, 'sync-collection');
+  t.match((await cal.send('REPORT', '/team/cal/lunch.ics', 'carol', multiget('/team/cal/salaries.ics'))).body, /Salaries review/, 'a multiget sent to another event');
+  t.match((await cal.send('REPORT', '/team/cal/lunch.ics', 'carol', multiget('http://elsewhere.example/team/cal/%73alaries.ics'))).body, /Salaries review/, 'an absolute, encoded href');
+});
+
+t.test('through the proxy: the rule keeps the event from carol on its own path', async (t) => {
+  const res = await fetch(`${gw.url}/team/cal/salaries.ics`, { headers: withSession(gw, carol, { accept: 'application/json' }) });
+  t.equal(res.status, 403);
+});
+
+t.test('a REPORT on the collection reads its members, whatever its Depth: 403 for carol, the event for hr', async (t) => {
+  for (const [name, body] of [['calendar-query', QUERY], ['sync-collection', SYNC], ['calendar-multiget', multiget('/team/cal/lunch.ics')]] as const) {
+    for (const depth of ['0', '1', undefined]) {
+      const res = await viaGateway(carol, 'REPORT', '/team/cal/', body, depth === undefined ? {} : { depth });
+      t.equal(res.status, 403, `${name}, Depth ${depth ?? '(none)'}: 403`);
+      t.notMatch(res.body, /Salaries/);
+    }
+  }
+  const hr = await viaGateway(hazel, 'REPORT', '/team/cal/', QUERY, { depth: '1' });
+  t.equal(hr.status, 207);
+  t.match(hr.body, /Salaries review/);
+  t.match(hr.body, /Team lunch/);
+});
+
+t.test('a multiget naming the event from another path: 403 in every spelling of the href', async (t) => {
+  const hrefs = [
+    '/team/cal/salaries.ics',
+    'http://elsewhere.example/team/cal/salaries.ics',
+    'https://127.0.0.1/team/cal/%73alaries.ics',
+    '/team/cal/./salaries.ics',
+    '/team/cal/x/../salaries.ics',
+    '/team//cal/salaries.ics',
+    '/team/cal/%73alaries.ics',
+    '/team/cal/&#115;alaries.ics',
+    '<![CDATA[/team/cal/salaries.ics]]>',
+    '  /team/cal/salaries.ics\n  ',
+    '/TEAM/cal/salaries.ics',
+  ];
+  for (const href of hrefs) {
+    const res = await viaGateway(carol, 'REPORT', '/team/cal/lunch.ics', multiget('/team/cal/lunch.ics', href));
+    t.equal(res.status, 403, `${JSON.stringify(href)}: 403`);
+    t.notMatch(res.body, /Salaries/);
+  }
+  // Any prefix, no prefix, any case of the element's name: every `href` counts.
+  for (const body of [
+    `<multiget xmlns="urn:ietf:params:xml:ns:caldav"><href xmlns="DAV:">/team/cal/salaries.ics</href></multiget>`,
+    `<C:calendar-multiget ${NS} xmlns:X="DAV:"><X:href>/team/cal/salaries.ics</X:href></C:calendar-multiget>`,
+    `<C:calendar-multiget ${NS}><D:HREF>/team/cal/salaries.ics</D:HREF></C:calendar-multiget>`,
+  ]) t.equal((await viaGateway(carol, 'REPORT', '/team/cal/lunch.ics', body)).status, 403, body);
+});
+
+t.test('what carol may read still works: her own calendar whole, and events of the team calendar by multiget', async (t) => {
+  const own = await viaGateway(carol, 'REPORT', '/carol/cal/', QUERY, { depth: '1' });
+  t.equal(own.status, 207, 'a calendar-query of her calendar');
+  t.match(own.body, /Dentist/);
+  const lunch = await viaGateway(carol, 'REPORT', '/team/cal/lunch.ics', multiget('/team/cal/lunch.ics', 'http://elsewhere.example/carol/cal/dentist.ics'));
+  t.equal(lunch.status, 207, 'a multiget of events she may read');
+  t.match(lunch.body, /Team lunch/);
+  t.equal((await viaGateway(carol, 'PROPFIND', '/team/cal/', `<D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>`, { depth: '1' })).status, 207, 'a Depth-1 PROPFIND of names and etags');
+  const hr = await viaGateway(hazel, 'REPORT', '/team/cal/lunch.ics', multiget('/team/cal/salaries.ics'));
+  t.equal(hr.status, 207, 'hr may multiget the event');
+  t.match(hr.body, /Salaries review/);
+});
+
+t.test('a Depth-1 PROPFIND asking for the members\' content (SabreDAV answers it) reads them: 403 for carol', async (t) => {
+  const body = `<D:propfind ${NS}><D:prop><D:getetag/><C:calendar-data/></D:prop></D:propfind>`;
+  t.equal((await viaGateway(carol, 'PROPFIND', '/team/cal/', body, { depth: '1' })).status, 403);
+  t.equal((await viaGateway(hazel, 'PROPFIND', '/team/cal/', body, { depth: '1' })).status, 207);
+});
+
+t.test('a body the gateway cannot read where it would be judged: a clear 4xx, nothing answered from the calendar', async (t) => {
+  const cases: Array<[string, string | Buffer, Record<string, string>, number, RegExp]> = [
+    ['a DOCTYPE (entities)', `<!DOCTYPE m [<!ENTITY s "/team/cal/salaries.ics">]><C:calendar-multiget ${NS}><D:href>&s;</D:href></C:calendar-multiget>`, {}, 400, /GW_ERR_BAD_BODY/],
+    ['not XML', 'salaries please', {}, 400, /GW_ERR_BAD_BODY/],
+    ['a relative href', multiget('salaries.ics'), {}, 400, /GW_ERR_BAD_BODY/],
+    ['gzip', gzipSync(multiget('/team/cal/salaries.ics')), { 'content-encoding': 'gzip' }, 415, /GW_ERR_BODY_ENCODING/],
+    ['larger than 1 MiB', multiget('/team/cal/lunch.ics', ...Array.from({ length: 40_000 }, (_, i) => `/team/cal/lunch.ics?${i}`)), {}, 413, /GW_ERR_BODY_TOO_LARGE/],
+  ];
+  for (const [name, body, headers, status, code] of cases) {
+    const res = await viaGateway(carol, 'REPORT', '/team/cal/lunch.ics', body, { accept: 'application/json', ...headers });
+    t.equal(res.status, status, `${name}: ${status}`);
+    t.match(res.body, code, name);
+    t.notMatch(res.body, /Salaries|Team lunch/, name);
+  }
+});
+
+t.test('through /_auth/verify: a REPORT reads inside its path there too (forward-auth sees no body)', async (t) => {
+  const verify = (cookie: string, path: string, depth: string) => callVerify(gw, { 'x-original-uri': path, 'x-original-method': 'REPORT', depth, cookie: withSession(gw, cookie).cookie });
+  t.equal((await verify(carol, '/team/cal/', '0')).status, 403);
+  t.equal((await verify(carol, '/carol/cal/', '1')).status, 204);
+  t.equal((await verify(hazel, '/team/cal/', '0')).status, 204);
+});

@@ -1,0 +1,70 @@
+import t from 'tap';
+import { bodyMayNamePaths, createBodyPathScanner, MAX_SCANNED_XML_BYTES, type BodyPaths } from '../../src/access/body-paths.js';
+
+/** Scans `body` fed in chunks of `size` bytes (0: whole). */
+async function scan(body: string | Buffer, size = 0): Promise<BodyPaths> {
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+  const scanner = createBodyPathScanner();
+  for (let i = 0; i < bytes.length; i += size || bytes.length) if (!scanner.write(bytes.subarray(i, i + (size || bytes.length)))) break;
+  return scanner.end();
+}
+
+const NS = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"';
+const MULTIGET = `<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-multiget ${NS}>
+  <D:prop><D:getetag/><C:calendar-data/></D:prop>
+  <D:href>/cal/a/x.ics</D:href>
+  <D:href>http://other.example/cal/b/%79.ics</D:href>
+  <D:href> /cal/c/Zoë meeting.ics </D:href>
+  <!-- <D:href>/commented/out</D:href> -->
+  <D:href><![CDATA[/cal/d/]]>&#x7A;.ics</D:href>
+  <D:href>/cal/a/x.ics</D:href>
+</C:calendar-multiget>`;
+
+t.test('every href, normalised, once each, whatever the chunking', async (t) => {
+  const expected = { ok: true, named: ['/cal/a/x.ics', '/cal/b/y.ics', '/cal/c/Zo%C3%AB%20meeting.ics', '/cal/d/z.ics'], readsMembers: true };
+  for (const size of [0, 1, 2, 3, 7, 64]) t.same(await scan(MULTIGET, size), expected, `chunks of ${size || 'the whole'} bytes`);
+});
+
+t.test('a body naming no href, or none at all', async (t) => {
+  t.same(await scan(`<D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>`), { ok: true, named: null, readsMembers: false });
+  t.same(await scan(`<D:propfind ${NS}><D:prop><C:calendar-data/></D:prop></D:propfind>`), { ok: true, named: null, readsMembers: true }, 'asks for the content');
+  t.same(await scan(`<x xmlns:CR="urn:ietf:params:xml:ns:carddav"><CR:address-data/></x>`), { ok: true, named: null, readsMembers: true }, 'a vCard\'s content');
+  t.same(await scan(''), { ok: true, named: null, readsMembers: false }, 'empty');
+});
+
+t.test('what the scan cannot read as the app would is refused, with why', async (t) => {
+  const refused = async (body: string | Buffer, why: RegExp, tooLarge = false) => {
+    const result = await scan(body);
+    t.equal(result.ok, false, String(body).slice(0, 60));
+    if (!result.ok) {
+      t.match(result.reason, why);
+      t.equal(result.tooLarge, tooLarge);
+    }
+  };
+  await refused('<!DOCTYPE x [<!ENTITY a "/admin">]><x><D:href xmlns:D="DAV:">&a;</D:href></x>', /DOCTYPE|entity/i);
+  await refused('<x><href>&bogus;</href></x>', /not XML/);
+  await refused('not xml', /not XML/);
+  await refused('<x><href>/a</x>', /not XML/);
+  await refused('<x><href>a.ics</href></x>', /href "a\.ics": must be an absolute/);
+  await refused('<x><href>//host/a</href></x>', /network-path/);
+  await refused('<x><href>ftp://h/a</href></x>', /must be an absolute/);
+  await refused(`<x><href>/${'a'.repeat(9000)}</href></x>`, /too long/);
+  await refused(Buffer.alloc(MAX_SCANNED_XML_BYTES + 1, ' '), /larger than/, true);
+});
+
+t.test('a scanner that has failed says so at once, and reads no more', async (t) => {
+  const scanner = createBodyPathScanner();
+  t.equal(scanner.write(Buffer.from('<x>')), true);
+  t.equal(scanner.write(Buffer.from('</y>')), false);
+  t.equal(scanner.write(Buffer.from('<more/>')), false, 'the parser is not fed again');
+  t.match(await scanner.end(), { ok: false, reason: /not XML/ });
+});
+
+t.test('which requests may name paths in their body', async (t) => {
+  for (const method of ['REPORT', 'SEARCH', 'BIND', 'REBIND']) t.equal(bodyMayNamePaths(method, {}), true, method);
+  t.equal(bodyMayNamePaths('PROPFIND', { depth: '1' }), true, 'PROPFIND Depth 1: its members\' content');
+  for (const depth of ['0', 'infinity']) t.equal(bodyMayNamePaths('PROPFIND', { depth }), false, `PROPFIND Depth ${depth}`);
+  t.equal(bodyMayNamePaths('PROPFIND', {}), false, 'PROPFIND without Depth reads the whole tree anyway');
+  for (const method of ['GET', 'POST', 'PUT', 'PROPPATCH', 'UNBIND', 'LOCK']) t.equal(bodyMayNamePaths(method, {}), false, method);
+});
