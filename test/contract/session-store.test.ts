@@ -168,7 +168,7 @@ t.test('redis: records of the previous version are read; the old form is written
   const read = await compact.get('old1');
   t.same(read, { user: 'ivy', email: 'ivy@example.com', groups: ['a'], createdAt: now, expiresAt: now + 60_000, touchedAt: now, checkedAt: now, passwordFingerprint: 'AbCdEfGhIjKlMnOpQrStUv' });
   t.ok(await compact.touch('old1', { ...(read as SessionRecord), touchedAt: now + 1_000 }, 60_000));
-  t.ok((await raw.get(`${prefix}s:old1`))?.startsWith('3ivy\x1f'), 'rewritten in the compact form');
+  t.ok((await raw.get(`${prefix}s:old1`))?.startsWith('4ivy\x1f'), 'rewritten in the compact form');
   t.equal((await legacy.get('old1'))?.touchedAt, now + 1_000);
   await legacy.create('old2', record('jo'), 60_000);
   const stored = (await raw.get(`${prefix}s:old2`)) as string;

@@ -58,7 +58,7 @@ t.test('records written by the previous version are still read, and can still be
 t.test('the compact form: shorter, exact, and JSON where it cannot hold a record', async (t) => {
   const record = { user: 'user123456@corp', email: 'user123456@example.com', groups: ['staff', 'engineering', 'vpn-users'], createdAt: 1_800_000_000_123, expiresAt: 1_800_043_200_123, touchedAt: 1_800_000_061_123, checkedAt: 1_800_000_005_123, passwordFingerprint: 'AbCdEfGhIjK' };
   const compact = encodeRecord(record);
-  t.ok(compact.startsWith('3user123456@corp\x1f'));
+  t.ok(compact.startsWith('4user123456@corp\x1f@example.com\x1f'), 'the e-mail from its @ on: it starts with the name\'s local part');
   // The JSON form of the same record (form 1, what records with these fields were before).
   const json = JSON.stringify([record.user, record.email, record.groups, record.createdAt, record.expiresAt - record.createdAt, record.touchedAt - record.createdAt, 0, record.passwordFingerprint]);
   t.ok(compact.length <= json.length - 20, `${compact.length} bytes against ${json.length}`);
@@ -69,7 +69,7 @@ t.test('the compact form: shorter, exact, and JSON where it cannot hold a record
   const { checkedAt: _c, passwordFingerprint: _f, ...plain } = record;
   t.same(decodeRecord(`${encodeRecord(plain)}\x1f\x1f\x1fcurl`), { ...plain, client: 'curl' });
   t.same(decodeRecord(encodeRecord({ ...plain, client: 'curl' })), { ...plain, client: 'curl' });
-  t.ok(encodeRecord({ ...plain, client: 'curl' }).startsWith('3'), 'a record with a client is still compact');
+  t.ok(encodeRecord({ ...plain, client: 'curl' }).startsWith('4'), 'a record with a client is still compact');
   // Values the compact form cannot hold round-trip through JSON.
   for (const odd of [
     { ...plain, user: 'a\x1fb' },
@@ -78,6 +78,7 @@ t.test('the compact form: shorter, exact, and JSON where it cannot hold a record
     { ...plain, email: '' },
     { ...plain, user: '', groups: [] },
     { ...plain, touchedAt: plain.createdAt + 0.5 },
+    { ...plain, email: '@example.com' },
   ]) {
     t.same(decodeRecord(encodeRecord(odd)), odd, JSON.stringify(odd));
   }
@@ -86,7 +87,34 @@ t.test('the compact form: shorter, exact, and JSON where it cannot hold a record
   }
 });
 
-// Form 2, the previous release's compact form (verbatim): every time in milliseconds, an empty
+t.test('form 4 stores an e-mail that repeats the user name\'s local part from its @ on, and reads it back whole', async (t) => {
+  const base = { groups: [], createdAt: 1_800_000_000_000, expiresAt: 1_800_043_200_000, touchedAt: 1_800_000_000_000 };
+  const cases: Array<[user: string, email: string, stored: string]> = [
+    ['jdoe', 'jdoe@example.com', '@example.com'],
+    ['jdoe@corp', 'jdoe@example.com', '@example.com'],
+    ['jdoe@example.com', 'jdoe@example.com', '@example.com'],
+    ['JDoe', 'jdoe@example.com', 'jdoe@example.com'],
+    ['jdoe', 'jdoe.smith@example.com', 'jdoe.smith@example.com'],
+    ['jd', 'jdoe@example.com', 'jdoe@example.com'],
+    ['@corp', 'x@example.com', 'x@example.com'],
+    ['zoë', 'zoë@example.com', '@example.com'],
+  ];
+  for (const [user, email, stored] of cases) {
+    const record = { ...base, user, email };
+    const encoded = encodeRecord(record);
+    t.equal(encoded.split('\x1f')[1], stored, `${user} with ${email}`);
+    t.same(decodeRecord(encoded), record, `${user} with ${email} reads back`);
+  }
+});
+
+// Form 3, the previous release's (verbatim): the e-mail is whole, even one starting with `@`.
+t.test('records of form 3 are still read, the e-mail as written', async (t) => {
+  const written = '3user123456@corp\x1fuser123456@example.com\x1fstaff\x1fmywpiwzf\x1fjcw\x1f1p\x1f5\x1fAbCdEfGhIjK';
+  t.same(decodeRecord(written), { user: 'user123456@corp', email: 'user123456@example.com', groups: ['staff'], createdAt: 1_800_000_000_123, expiresAt: 1_800_000_000_123 + 25_088_000, touchedAt: 1_800_000_061_123, checkedAt: 1_800_000_005_123, passwordFingerprint: 'AbCdEfGhIjK' });
+  t.equal(decodeRecord('3ann\x1f@example.com\x1f\x1fmywpiwzf\x1fjcw\x1f')?.email, '@example.com');
+});
+
+// Form 2, an earlier release's compact form (verbatim): every time in milliseconds, an empty
 // recheck time unset. A rolling upgrade signs nobody out.
 t.test('records of the previous compact form are still read, to the millisecond', async (t) => {
   const written = '2\x1fuser123456@corp\x1fuser123456@example.com\x1fstaff\x1eengineering\x1evpn-users\x1fmywpiwzf\x1fppxc0\x1f1bbp\x1f0\x1fAbCdEfGhIjKlMnOpQrStUv\x1fcurl';
