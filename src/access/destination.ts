@@ -70,7 +70,8 @@ const refused = (reason: string): DestinationReading => ({ ok: false, reason: `D
 
 /**
  * Whether a request reads everything under its path, so that the rules inside must allow it too
- * (rules.ts): a PROPFIND of Depth infinity (RFC 4918 §9.1: also when no Depth is sent) answers with
+ * (rules.ts): a PROPFIND of Depth infinity (RFC 4918 §9.1: also when no Depth is sent, or one that is
+ * neither 0 nor 1) answers with
  * the properties of every member, names and all, of every folder inside, on a server that allows it
  * (Apache mod_dav with `DavDepthInfinity On`, and others). A REPORT, whatever its Depth: on a
  * collection, Radicale answers a CalDAV `calendar-query` or `sync-collection` with the content of
@@ -83,7 +84,10 @@ const refused = (reason: string): DestinationReading => ({ ok: false, reason: `D
 export function readsWholeTree(method: string | null, headers: IncomingHttpHeaders): boolean {
   if (method === 'REPORT' || method === 'SEARCH') return true;
   if (method !== 'PROPFIND') return false;
+  // Only a Depth that is 0 or 1 keeps it shallow: SabreDAV reads any other (`one`, `1, 1`, two
+  // headers joined) as no Depth at all, which is infinity.
   const depth = headers.depth;
-  if (depth === undefined) return true;
-  return typeof depth === 'string' && depth.trim().toLowerCase() === 'infinity';
+  return typeof depth !== 'string' || !SHALLOW_DEPTHS.has(depth.trim());
 }
+
+const SHALLOW_DEPTHS: ReadonlySet<string> = new Set(['0', '1']);

@@ -76,7 +76,8 @@ t.test('a PROPFIND of Depth infinity (or none), and every REPORT and SEARCH, rea
     t.equal(readsWholeTree('REPORT', headers), true, `REPORT, Depth ${depth ?? '(none)'}: Radicale answers a calendar-query on a collection with every member even at Depth 0`);
     t.equal(readsWholeTree('SEARCH', headers), true, `SEARCH, Depth ${depth ?? '(none)'}: the scope is in the body`);
   }
-  for (const depth of ['0', '1']) t.equal(readsWholeTree('PROPFIND', { depth }), false, `Depth ${depth}`);
+  for (const depth of ['0', '1', ' 1 ']) t.equal(readsWholeTree('PROPFIND', { depth }), false, `Depth ${depth}`);
+  for (const depth of ['one', '1, 1', '0, infinity', '', '2']) t.equal(readsWholeTree('PROPFIND', { depth }), true, `Depth ${JSON.stringify(depth)}: SabreDAV reads it as none, which is infinity`);
   for (const method of ['GET', 'PROPPATCH', 'MKCALENDAR']) t.equal(readsWholeTree(method, { depth: 'infinity' }), false, method);
   t.equal(readsWholeTree(null, { depth: 'infinity' }), false, 'an unknown method: not known to read anything');
 });
