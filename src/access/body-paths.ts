@@ -7,12 +7,16 @@
 // every path named must allow the request too (rules.ts `named`). The scanner keeps only the text
 // of `href` elements (bounded), never the body: bodies stream (SPEC 4).
 // Every element whose local name is `href`, in any namespace or case, counts (a reading can only
-// add a check). A DOCTYPE is refused: it could declare entities the app expands and the scan does not.
+// add a check). Where the servers' parsers could read a body otherwise, it is refused (400): a
+// DOCTYPE (entities the app may expand), a charset or XML encoding other than UTF-8 (Radicale
+// decodes by the Content-Type's charset, libxml2 by the declaration: `+ADw-` is `<` in UTF-7),
+// bytes that are not UTF-8, an element inside an href (ElementTree's text stops at it), and a
+// control character inside one (Python's and WHATWG's URL parsers delete tabs and newlines).
 import type { IncomingHttpHeaders } from 'node:http';
-import { StringDecoder } from 'node:string_decoder';
 import sax from 'sax';
+import { normaliseHeaderName } from '../identity/headers.js';
 import { readReference } from './destination.js';
-import { encodeOutsidePrintableAscii, MAX_URL_LENGTH } from './paths.js';
+import { encodeOutsidePrintableAscii, hasControlChar, MAX_URL_LENGTH, normaliseRequestUrl } from './paths.js';
 
 /** What a body names: the normalised paths of its hrefs, and whether it asks for its members' content. */
 export type BodyPaths = { ok: true; named: string[] | null; readsMembers: boolean } | { ok: false; reason: string; tooLarge: boolean };
@@ -47,11 +51,38 @@ export interface BodyPathScanner {
   end(): Promise<BodyPaths>;
 }
 
-const localName = (name: string): string => name.slice(name.indexOf(':') + 1).toLowerCase();
+export interface BodyPathOptions {
+  /** The request's Content-Type, for its charset. */
+  contentType: string | undefined;
+  /** The request's normalised path: a relative href (a SEARCH scope) is resolved against it. */
+  requestPath: string;
+  /** A base path the app cuts off the hrefs (X-Script-Name from a trusted proxy), or null. */
+  basePath: string | null;
+}
 
-export function createBodyPathScanner(): BodyPathScanner {
+/**
+ * The base path a WSGI app takes from X-Script-Name (any spelling) and cuts off the hrefs it reads
+ * (Radicale): only when the header reaches the app, from a trusted proxy. Null when there is none.
+ */
+export function appBasePath(headers: IncomingHttpHeaders): string | null {
+  for (const name of Object.keys(headers)) {
+    if (name.length !== 13 || normaliseHeaderName(name) !== 'x-script-name') continue;
+    const value = headers[name];
+    const first = (Array.isArray(value) ? value[0] : value)?.trim().replace(/\/+$/, '') ?? '';
+    const url = first === '' ? null : normaliseRequestUrl(first);
+    return url?.ok === true ? url.path : null;
+  }
+  return null;
+}
+
+const localName = (name: string): string => name.slice(name.indexOf(':') + 1).toLowerCase();
+const UTF8 = /^(?:utf-?8|us-ascii|ascii)$/i;
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
+const XML_ENCODING = /\bencoding\s*=\s*["']([^"']*)["']/;
+
+export function createBodyPathScanner(options: BodyPathOptions): BodyPathScanner {
   const parser = sax.parser(true);
-  const decoder = new StringDecoder('utf8');
+  const decoder = new TextDecoder('utf-8', { fatal: true });
   const hrefs = new Set<string>();
   let inHref = 0;
   let href = '';
@@ -61,54 +92,87 @@ export function createBodyPathScanner(): BodyPathScanner {
   const fail = (reason: string, tooLarge = false) => {
     failure ??= { reason, tooLarge };
   };
+  const charset = CHARSET.exec(options.contentType ?? '')?.[1];
+  if (charset !== undefined && !UTF8.test(charset)) fail(`charset ${charset}: only UTF-8 is read`);
 
   parser.onopentag = ({ name }) => {
+    if (inHref > 0) return fail('an element inside an href');
     const local = localName(name);
     if (local === 'href') {
-      if (inHref++ === 0) href = '';
+      inHref = 1;
+      href = '';
     } else if (CONTENT_PROPERTIES.has(local)) readsMembers = true;
   };
-  parser.onclosetag = (name) => {
-    if (localName(name) === 'href' && --inHref === 0) hrefs.add(href.trim());
+  parser.onclosetag = () => {
+    if (inHref === 0) return;
+    inHref = 0;
+    hrefs.add(href);
   };
   parser.ontext = parser.oncdata = (text) => {
     if (inHref === 0) return;
     href += text;
     if (href.length > MAX_URL_LENGTH) fail('an href is too long');
   };
+  parser.onprocessinginstruction = ({ name, body }) => {
+    const encoding = name.toLowerCase() === 'xml' ? XML_ENCODING.exec(body)?.[1] : undefined;
+    if (encoding !== undefined && !UTF8.test(encoding)) fail(`encoding ${encoding}: only UTF-8 is read`);
+  };
   parser.ondoctype = () => fail('a DOCTYPE is not read (it could declare entities)');
   parser.onerror = (err) => fail(`not XML (${err.message.split('\n')[0] ?? ''})`);
 
-  /** The parser throws once it has failed: nothing more is written to it. */
-  const feed = (text: string) => {
-    if (failure === null && text !== '') parser.write(text);
+  /** Decodes strictly (bytes that are not UTF-8 fail) and parses; the parser throws once it has failed, so it is not fed again. */
+  const feed = (chunk: Buffer | null) => {
+    if (failure !== null) return;
+    let text: string;
+    try {
+      text = chunk === null ? decoder.decode() : decoder.decode(chunk, { stream: true });
+    } catch {
+      return fail('not UTF-8');
+    }
+    if (text !== '') parser.write(text);
   };
 
   return {
     write(chunk) {
       bytes += chunk.length;
       if (bytes > MAX_SCANNED_XML_BYTES) fail(`larger than ${MAX_SCANNED_XML_BYTES} bytes`, true);
-      feed(decoder.write(chunk));
+      feed(chunk);
       return failure === null;
     },
     end() {
-      feed(decoder.end());
+      feed(null);
       if (failure === null && bytes > 0) parser.close();
-      return Promise.resolve(failure === null ? pathsOf(hrefs, readsMembers) : { ok: false, ...failure });
+      return Promise.resolve(failure === null ? pathsOf(hrefs, readsMembers, options) : { ok: false, ...failure });
     },
   };
 }
 
-/** The hrefs read as the app reads them: an absolute path or http(s) URI, normalised (destination.ts). */
-function pathsOf(hrefs: ReadonlySet<string>, readsMembers: boolean): BodyPaths {
+/** What an href names, as the apps read it: its path normalised, and without the base path the app cuts off. */
+function pathsOf(hrefs: ReadonlySet<string>, readsMembers: boolean, options: BodyPathOptions): BodyPaths {
   if (hrefs.size === 0) return { ok: true, named: null, readsMembers };
   const named = new Set<string>();
-  for (const href of hrefs) {
-    // A raw space or non-ASCII letter in a name is what its percent-encoding is to the app.
-    const encoded = encodeOutsidePrintableAscii(href);
-    const reference = typeof encoded === 'string' ? readReference(encoded) : encoded;
-    if (!reference.ok) return { ok: false, reason: `href ${JSON.stringify(href.slice(0, 100))}: ${reference.reason}`, tooLarge: false };
-    named.add(reference.path);
+  for (const raw of hrefs) {
+    const read = readHref(raw, options.requestPath);
+    if (!read.ok) return { ok: false, reason: `href ${JSON.stringify(raw.slice(0, 100))}: ${read.reason}`, tooLarge: false };
+    named.add(read.path);
+    const base = options.basePath;
+    if (base !== null && base !== '/' && read.path.startsWith(`${base}/`)) named.add(read.path.slice(base.length));
   }
   return { ok: true, named: [...named], readsMembers };
 }
+
+/** An href trimmed: an absolute path or http(s) URI, or a reference relative to the request's path. */
+function readHref(raw: string, requestPath: string): { ok: true; path: string } | { ok: false; reason: string } {
+  const href = raw.trim();
+  // Left after trimming, a control character is one URL parsers delete (tabs, newlines) or the app reads some other way.
+  if (hasControlChar(href)) return { ok: false, reason: 'a control character' };
+  // A raw space or non-ASCII letter in a name is what its percent-encoding is to the app.
+  const encoded = encodeOutsidePrintableAscii(href);
+  if (typeof encoded !== 'string') return encoded;
+  if (encoded.startsWith('/') || SCHEME.test(encoded)) return readReference(encoded);
+  // Relative (RFC 3986 §5.2, as a SEARCH scope may be): resolved against the request's path.
+  const resolved = URL.parse(encoded, `http://h${requestPath}`);
+  return resolved === null ? { ok: false, reason: 'not a URI reference' } : readReference(resolved.pathname);
+}
+
+const SCHEME = /^[a-z][a-z0-9+.-]*:/i;

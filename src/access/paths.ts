@@ -68,7 +68,7 @@ function isFailure(value: string | readonly [string, number] | Failure): value i
 }
 
 /** Raw control characters (0x00-0x1F, 0x7F). A loop rather than a regex: cheap, and eslint's no-control-regex stays on. */
-function hasControlChar(s: string): boolean {
+export function hasControlChar(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c < 0x20 || c === 0x7f) return true;

@@ -21,6 +21,9 @@ export const OVERRIDE_HEADERS = [
   'x-http-method',
   'x-method-override',
   'x-forwarded-prefix',
+  // WSGI apps behind a proxy (Radicale among them) take it as their base path, and cut it off the
+  // paths a CalDAV body names.
+  'x-script-name',
   'x-forwarded-port',
   'x-forwarded-server',
   'x-client-ip',

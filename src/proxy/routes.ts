@@ -10,7 +10,7 @@ import { accessDenied, badDestination, badPath, badRequestBody, GatewayError, re
 import { clearSessionCookie, CSRF_COOKIE, isBrowserNavigation, peerTrusted, publicOrigin, setSessionCookie } from '../http.js';
 import { auditRefusal, isPromise, unreachable, type AccessRequest, type Gate, type LogoutVerdict, type Principal, type Verdict } from '../access/gate.js';
 import { createBodyMethodScanner, type BodyScan } from '../access/body-methods.js';
-import { bodyMayNamePaths, createBodyPathScanner, MAX_SCANNED_XML_BYTES, type BodyPaths } from '../access/body-paths.js';
+import { appBasePath, bodyMayNamePaths, createBodyPathScanner, MAX_SCANNED_XML_BYTES, type BodyPaths } from '../access/body-paths.js';
 import { overridingBodyType } from '../access/method-override.js';
 import { judgeBodyAsItStreams, OVERRIDE_CANDIDATES, unreadableCoding, type BodyScanner } from './judged-body.js';
 import { isGatewayCookie } from './gateway-cookies.js';
@@ -168,7 +168,8 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
     if (!gate.hasRules || !bodyMayNamePaths(request.method, request.headers)) return null;
     // A PROPFIND names no paths, only its members' content: read only if a rule inside differs.
     if (request.method === 'PROPFIND' && gate.ruleFor({ ...access, wholeTree: true }) === verdict.rule) return null;
-    return mapped(createBodyPathScanner(), fromPathScan);
+    const basePath = peerTrusted(request.socket, config) ? appBasePath(request.headers) : null;
+    return mapped(createBodyPathScanner({ contentType: request.headers['content-type'], requestPath: access.path, basePath }), fromPathScan);
   };
 
   /** Why what a body names refuses the request it was let through as, or null. */
@@ -199,6 +200,9 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
 
   /** Answers a request whose body named a method the rules refuse (the upstream request was aborted). */
   const renderBodyRefusal = (request: FastifyRequest, reply: FastifyReply, refusal: Verdict | GatewayError): void => {
+    // Refused before its end (too large, unreadable), the rest of the body is never read: the
+    // connection cannot carry another request, so it closes once answered.
+    if (!request.raw.complete) reply.header('connection', 'close');
     if (refusal instanceof GatewayError) return void reply.send(refusal);
     renderVerdict(request, reply, refusal, (err) => void reply.send(err ?? accessDenied()));
   };

@@ -75,7 +75,7 @@ t.test('a public path cannot be re-routed onto a denied one', async (t) => {
 });
 
 t.test('address and prefix claims from a client do not reach the app', async (t) => {
-  const forged = ['Forwarded', 'X-Real-IP', 'X-Forwarded-Prefix', 'X-Forwarded-Port', 'X-Forwarded-Server', 'X-Client-IP', 'True-Client-IP', 'CF-Connecting-IP', 'X_Forwarded_For'];
+  const forged = ['Forwarded', 'X-Real-IP', 'X-Forwarded-Prefix', 'X-Script-Name', 'X-Forwarded-Port', 'X-Forwarded-Server', 'X-Client-IP', 'True-Client-IP', 'CF-Connecting-IP', 'X_Forwarded_For'];
   const res = await send(`${gw.url}/public/x`, { headers: exactHeaders(gw, [['Accept', 'application/json'], ...forged.map((name): [string, string] => [name, '6.6.6.6'])]) });
   const echo = res.json<Echo>();
   t.same(Object.entries(echo.headers).filter(([, v]) => String(v).includes('6.6.6.6')), [], 'none of them arrives');

@@ -86,8 +86,12 @@ t.test('a method header is believed only with the URI header of its convention (
 });
 
 t.test('WebDAV and CalDAV methods are methods like any other', async (t) => {
-  for (const method of ['PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'REPORT', 'MKCALENDAR', 'SEARCH', 'VERSION-CONTROL', 'BASELINE-CONTROL', 'MKACTIVITY']) {
+  for (const method of ['PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'MKCALENDAR', 'VERSION-CONTROL', 'BASELINE-CONTROL', 'MKACTIVITY']) {
     t.same(trusted({ 'x-forwarded-uri': '/dav/', 'x-forwarded-method': method, depth: '1' }), { ok: true, request: { path: '/dav/', url: '/dav/', method, known: true } }, method);
+  }
+  // A REPORT or SEARCH reads inside its path whatever its Depth (a calendar-query on a calendar returns every event).
+  for (const method of ['REPORT', 'SEARCH']) {
+    t.same(trusted({ 'x-forwarded-uri': '/dav/', 'x-forwarded-method': method, depth: '1' }), { ok: true, request: { path: '/dav/', url: '/dav/', method, known: true, wholeTree: true } }, method);
   }
   // A PROPFIND without Depth is Depth infinity (RFC 4918): it reads everything under the path.
   t.same(trusted({ 'x-forwarded-uri': '/dav/', 'x-forwarded-method': 'PROPFIND' }), { ok: true, request: { path: '/dav/', url: '/dav/', method: 'PROPFIND', known: true, wholeTree: true } });
