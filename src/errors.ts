@@ -27,8 +27,8 @@ export const badDestination = (reason: string) => new GatewayError('GW_ERR_BAD_D
 
 export const badRequestBody = (reason: string) => new GatewayError('GW_ERR_BAD_BODY', 400, `Bad request: a body the gateway could not read for the method or paths it names (${reason}).`);
 
-export const requestBodyTooLarge = (limit: number) =>
-  new GatewayError('GW_ERR_BODY_TOO_LARGE', 413, `Too large: at this path the gateway reads a WebDAV request's body for the paths it names, up to ${limit} bytes.`);
+export const requestBodyTooLarge = (reason: string) =>
+  new GatewayError('GW_ERR_BODY_TOO_LARGE', 413, `Too large: at this path the gateway reads a WebDAV request's body for the paths it names, and reads no more (${reason}).`);
 
 export const unreadableBodyEncoding = (encoding: string) =>
   new GatewayError('GW_ERR_BODY_ENCODING', 415, `Unsupported: at this path the gateway reads the request body for the method or paths it names, and cannot read one with Content-Encoding ${encoding}.`);

@@ -16,7 +16,10 @@ import type { IncomingHttpHeaders } from 'node:http';
 import sax from 'sax';
 import { normaliseHeaderName } from '../identity/headers.js';
 import { readReference } from './destination.js';
-import { encodeOutsidePrintableAscii, hasControlChar, MAX_URL_LENGTH, normaliseRequestUrl } from './paths.js';
+import { encodeOutsidePrintableAscii, hasControlChar, MAX_URL_LENGTH } from './paths.js';
+
+/** More distinct hrefs than this are not judged (413): each is matched against every rule. */
+export const MAX_HREFS = 2_000;
 
 /** What a body names: the normalised paths of its hrefs, and whether it asks for its members' content. */
 export type BodyPaths = { ok: true; named: string[] | null; readsMembers: boolean } | { ok: false; reason: string; tooLarge: boolean };
@@ -56,28 +59,37 @@ export interface BodyPathOptions {
   contentType: string | undefined;
   /** The request's normalised path: a relative href (a SEARCH scope) is resolved against it. */
   requestPath: string;
-  /** A base path the app cuts off the hrefs (X-Script-Name from a trusted proxy), or null. */
-  basePath: string | null;
+  /** A base path the app cuts off the hrefs (X-Script-Name from a trusted proxy), or null; unusable: refused. */
+  basePath: BasePath;
 }
 
+/** `unusable`: a base path the gateway cannot read as the app does (escapes, two of them). */
+export type BasePath = string | null | { unusable: string };
+
 /**
- * The base path a WSGI app takes from X-Script-Name (any spelling) and cuts off the hrefs it reads
- * (Radicale): only when the header reaches the app, from a trusted proxy. Null when there is none.
+ * The base path a WSGI app takes from X-Script-Name (any spelling: the server joins them) and cuts
+ * off the decoded hrefs it reads, as sent (Radicale): only when the header reaches the app, from a
+ * trusted proxy. Null when there is none; unusable unless it is one plain absolute path.
  */
-export function appBasePath(headers: IncomingHttpHeaders): string | null {
+export function appBasePath(headers: IncomingHttpHeaders): BasePath {
+  let found: BasePath = null;
   for (const name of Object.keys(headers)) {
     if (name.length !== 13 || normaliseHeaderName(name) !== 'x-script-name') continue;
+    if (found !== null) return { unusable: 'X-Script-Name sent twice' };
     const value = headers[name];
-    const first = (Array.isArray(value) ? value[0] : value)?.trim().replace(/\/+$/, '') ?? '';
-    const url = first === '' ? null : normaliseRequestUrl(first);
-    return url?.ok === true ? url.path : null;
+    const base = (Array.isArray(value) ? value.join(',') : (value ?? '')).replace(/\/+$/, '');
+    found = base === '' ? null : PLAIN_PATH.test(base) ? base : { unusable: 'X-Script-Name is not one plain path' };
   }
-  return null;
+  return found;
 }
+
+/** Letters, digits, `-._~` and `/` only, from `/`: what reads the same decoded or not. */
+const PLAIN_PATH = /^\/[A-Za-z0-9\-._~/]*$/;
 
 const localName = (name: string): string => name.slice(name.indexOf(':') + 1).toLowerCase();
 const UTF8 = /^(?:utf-?8|us-ascii|ascii)$/i;
-const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
+/** One charset parameter, alone: Radicale takes whatever follows the first `charset=` anywhere in the header. */
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)"?\s*(?:;|$)/i;
 const XML_ENCODING = /\bencoding\s*=\s*["']([^"']*)["']/;
 
 export function createBodyPathScanner(options: BodyPathOptions): BodyPathScanner {
@@ -92,8 +104,12 @@ export function createBodyPathScanner(options: BodyPathOptions): BodyPathScanner
   const fail = (reason: string, tooLarge = false) => {
     failure ??= { reason, tooLarge };
   };
-  const charset = CHARSET.exec(options.contentType ?? '')?.[1];
-  if (charset !== undefined && !UTF8.test(charset)) fail(`charset ${charset}: only UTF-8 is read`);
+  const contentType = options.contentType ?? '';
+  if (/charset/i.test(contentType)) {
+    const charset = CHARSET.exec(contentType)?.[1];
+    if (charset === undefined || contentType.toLowerCase().split('charset').length > 2 || !UTF8.test(charset)) fail(`Content-Type ${JSON.stringify(contentType.slice(0, 100))}: only a UTF-8 charset is read`);
+  }
+  if (typeof options.basePath === 'object' && options.basePath !== null) fail(options.basePath.unusable);
 
   parser.onopentag = ({ name }) => {
     if (inHref > 0) return fail('an element inside an href');
@@ -107,6 +123,7 @@ export function createBodyPathScanner(options: BodyPathOptions): BodyPathScanner
     if (inHref === 0) return;
     inHref = 0;
     hrefs.add(href);
+    if (hrefs.size > MAX_HREFS) fail(`more than ${MAX_HREFS} hrefs`, true);
   };
   parser.ontext = parser.oncdata = (text) => {
     if (inHref === 0) return;
@@ -151,28 +168,41 @@ export function createBodyPathScanner(options: BodyPathOptions): BodyPathScanner
 function pathsOf(hrefs: ReadonlySet<string>, readsMembers: boolean, options: BodyPathOptions): BodyPaths {
   if (hrefs.size === 0) return { ok: true, named: null, readsMembers };
   const named = new Set<string>();
+  const base = typeof options.basePath === 'string' ? options.basePath : null;
   for (const raw of hrefs) {
     const read = readHref(raw, options.requestPath);
     if (!read.ok) return { ok: false, reason: `href ${JSON.stringify(raw.slice(0, 100))}: ${read.reason}`, tooLarge: false };
-    named.add(read.path);
-    const base = options.basePath;
-    if (base !== null && base !== '/' && read.path.startsWith(`${base}/`)) named.add(read.path.slice(base.length));
+    for (const path of read.paths) {
+      named.add(path);
+      if (base !== null && path.startsWith(`${base}/`)) named.add(path.slice(base.length));
+    }
   }
   return { ok: true, named: [...named], readsMembers };
 }
 
-/** An href trimmed: an absolute path or http(s) URI, or a reference relative to the request's path. */
-function readHref(raw: string, requestPath: string): { ok: true; path: string } | { ok: false; reason: string } {
+/**
+ * An href trimmed: an absolute path or http(s) URI, or a relative reference, read both ways the
+ * servers do: against the request's path (SabreDAV, RFC 3986 §5.2) and from the root (Radicale).
+ */
+function readHref(raw: string, requestPath: string): { ok: true; paths: string[] } | { ok: false; reason: string } {
   const href = raw.trim();
   // Left after trimming, a control character is one URL parsers delete (tabs, newlines) or the app reads some other way.
   if (hasControlChar(href)) return { ok: false, reason: 'a control character' };
   // A raw space or non-ASCII letter in a name is what its percent-encoding is to the app.
   const encoded = encodeOutsidePrintableAscii(href);
   if (typeof encoded !== 'string') return encoded;
-  if (encoded.startsWith('/') || SCHEME.test(encoded)) return readReference(encoded);
-  // Relative (RFC 3986 §5.2, as a SEARCH scope may be): resolved against the request's path.
-  const resolved = URL.parse(encoded, `http://h${requestPath}`);
-  return resolved === null ? { ok: false, reason: 'not a URI reference' } : readReference(resolved.pathname);
+  if (encoded.startsWith('/') || SCHEME.test(encoded)) {
+    const read = readReference(encoded);
+    return read.ok ? { ok: true, paths: [read.path] } : read;
+  }
+  const paths: string[] = [];
+  for (const base of [`http://h${requestPath}`, 'http://h/']) {
+    const resolved = URL.parse(encoded, base);
+    const read = resolved === null ? { ok: false as const, reason: 'not a URI reference' } : readReference(resolved.pathname);
+    if (!read.ok) return read;
+    paths.push(read.path);
+  }
+  return { ok: true, paths };
 }
 
 const SCHEME = /^[a-z][a-z0-9+.-]*:/i;

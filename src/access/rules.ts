@@ -171,7 +171,7 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
   return {
     methodScoped,
     match(path, method, also, readings = otherReadings(path)) {
-      const subtree = method !== null && SUBTREE_METHODS.has(method);
+      const subtree = method !== null && (SUBTREE_METHODS.has(method) || method === 'REPORT');
       const destination = also?.destination;
       // The common case: a known method that acts on one path alone, whose other readings (a static
       // file's `/static/app` for `/static/app.js`) find no other rule; no allocation.
@@ -195,6 +195,10 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
         ask(target, false);
         for (const reading of target === path ? readings : otherReadings(target)) ask(reading.path, reading.explicitOnly);
       }
+      if (method === 'REPORT') {
+        rules.push(...rulesWithin(compiled, collectionOf(path), method));
+        for (const reading of readings) rules.push(...rulesWithin(compiled, collectionOf(reading.path), method));
+      }
       if (also?.routed !== undefined) ask(also.routed, true);
       for (const targets of [also?.rewritten, also?.named]) {
         for (const target of targets ?? []) {
@@ -216,6 +220,15 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
  * segment), and BIND and REBIND bind a resource (a whole tree) their body names there.
  */
 const SUBTREE_METHODS: ReadonlySet<string> = new Set(['COPY', 'MOVE', 'DELETE', 'LOCK', 'BIND', 'REBIND', 'UNBIND']);
+
+/**
+ * The collection a REPORT runs on: its path when that ends in `/`, else the folder the path is in
+ * (Radicale runs a `sync-collection` REPORT sent to an event on the event's calendar, and answers
+ * with every event in it).
+ */
+function collectionOf(path: string): string {
+  return path.endsWith('/') ? path : path.slice(0, path.lastIndexOf('/') + 1);
+}
 
 /** The rules (for `method`) of the paths strictly inside `path`: what a subtree method reaches too. */
 function rulesWithin(compiled: readonly CompiledEntry[], path: string, method: string): AccessRule[] {

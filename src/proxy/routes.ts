@@ -10,7 +10,7 @@ import { accessDenied, badDestination, badPath, badRequestBody, GatewayError, re
 import { clearSessionCookie, CSRF_COOKIE, isBrowserNavigation, peerTrusted, publicOrigin, setSessionCookie } from '../http.js';
 import { auditRefusal, isPromise, unreachable, type AccessRequest, type Gate, type LogoutVerdict, type Principal, type Verdict } from '../access/gate.js';
 import { createBodyMethodScanner, type BodyScan } from '../access/body-methods.js';
-import { appBasePath, bodyMayNamePaths, createBodyPathScanner, MAX_SCANNED_XML_BYTES, type BodyPaths } from '../access/body-paths.js';
+import { appBasePath, bodyMayNamePaths, createBodyPathScanner, type BodyPaths } from '../access/body-paths.js';
 import { overridingBodyType } from '../access/method-override.js';
 import { judgeBodyAsItStreams, OVERRIDE_CANDIDATES, unreadableCoding, type BodyScanner } from './judged-body.js';
 import { isGatewayCookie } from './gateway-cookies.js';
@@ -60,7 +60,7 @@ const fromMethodScan = (scan: BodyScan): BodyReadings => {
 };
 
 const fromPathScan = (scan: BodyPaths): BodyReadings => {
-  if (!scan.ok) return { ok: false, refusal: scan.tooLarge ? requestBodyTooLarge(MAX_SCANNED_XML_BYTES) : badRequestBody(scan.reason) };
+  if (!scan.ok) return { ok: false, refusal: scan.tooLarge ? requestBodyTooLarge(scan.reason) : badRequestBody(scan.reason) };
   if (scan.named === null && !scan.readsMembers) return { ok: true, readings: null };
   return { ok: true, readings: { ...(scan.named === null ? {} : { named: scan.named }), ...(scan.readsMembers ? { wholeTree: true } : {}) } };
 };

@@ -4,13 +4,15 @@
 // the content of events other than its own path:
 // - a `calendar-query` or `sync-collection` REPORT on the collection returns every member, whatever
 //   the Depth header says (Depth 0 included);
-// - a `calendar-multiget` REPORT returns every event its body names by `href`, even when the REPORT
-//   is sent to another event (`/team/cal/lunch.ics`) that the user may read.
-// Defence: src/access/destination.ts reads every REPORT (and SEARCH) as reading inside its path, so
-// the rules inside must allow it too, through the proxy and /_auth/verify alike; and the proxy reads
-// the hrefs a REPORT's body names as it streams (src/access/body-paths.ts,
-// src/proxy/judged-body.ts): the rules of each must allow it too, or the request to the app is
-// aborted before its body is complete and the client gets the refusal.
+// - sent to another event (`/team/cal/lunch.ics`) that the user may read, a `sync-collection` REPORT
+//   returns every event of its calendar, and a `calendar-multiget` every event its body names by
+//   `href` (SabreDAV serves an href anywhere under its base).
+// Defence: src/access/destination.ts reads every REPORT (and SEARCH) as reading inside its path, and
+// src/access/rules.ts a REPORT as reading inside the calendar of its path, so the rules inside must
+// allow it too, through the proxy and /_auth/verify alike; and the proxy reads the hrefs a REPORT's
+// body names as it streams (src/access/body-paths.ts, src/proxy/judged-body.ts): the rules of each
+// must allow it too, or the request to the app is aborted before its body is complete and the client
+// gets the refusal. Where a server's parser would read the body otherwise, it is refused.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,8 +55,10 @@ const viaGateway = async (cookie: string, method: string, path: string, body: st
 t.test('Radicale itself answers these REPORTs with the event the rule keeps to hr (what the path alone does not show)', async (t) => {
   for (const depth of ['0', '1']) t.match((await cal.send('REPORT', '/team/cal/', 'carol', QUERY, { depth })).body, /Salaries review/, `calendar-query, Depth ${depth}`);
   t.match((await cal.send('REPORT', '/team/cal/', 'carol', SYNC, { depth: '0' })).body, /Salaries review/, 'sync-collection');
+  t.match((await cal.send('REPORT', '/team/cal/lunch.ics', 'carol', SYNC, { depth: '0' })).body, /Salaries review/, 'sync-collection sent to another event');
   t.match((await cal.send('REPORT', '/team/cal/lunch.ics', 'carol', multiget('/team/cal/salaries.ics'))).body, /Salaries review/, 'a multiget sent to another event');
   t.match((await cal.send('REPORT', '/team/cal/lunch.ics', 'carol', multiget('http://elsewhere.example/team/cal/%73alaries.ics'))).body, /Salaries review/, 'an absolute, encoded href');
+  t.match((await cal.send('REPORT', '/team/cal/lunch.ics', 'carol', multiget('team/cal/salaries.ics'))).body, /Salaries review/, 'a relative href, read from the root');
 });
 
 t.test('through the proxy: the rule keeps the event from carol on its own path', async (t) => {
@@ -62,12 +66,14 @@ t.test('through the proxy: the rule keeps the event from carol on its own path',
   t.equal(res.status, 403);
 });
 
-t.test('a REPORT on the collection reads its members, whatever its Depth: 403 for carol, the event for hr', async (t) => {
-  for (const [name, body] of [['calendar-query', QUERY], ['sync-collection', SYNC], ['calendar-multiget', multiget('/team/cal/lunch.ics')]] as const) {
-    for (const depth of ['0', '1', undefined]) {
-      const res = await viaGateway(carol, 'REPORT', '/team/cal/', body, depth === undefined ? {} : { depth });
-      t.equal(res.status, 403, `${name}, Depth ${depth ?? '(none)'}: 403`);
-      t.notMatch(res.body, /Salaries/);
+t.test('a REPORT on the calendar, or on an event in it, reads the calendar whatever its Depth: 403 for carol, the event for hr', async (t) => {
+  for (const path of ['/team/cal/', '/team/cal/lunch.ics']) {
+    for (const [name, body] of [['calendar-query', QUERY], ['sync-collection', SYNC], ['calendar-multiget', multiget('/team/cal/lunch.ics')]] as const) {
+      for (const depth of ['0', '1', undefined]) {
+        const res = await viaGateway(carol, 'REPORT', path, body, depth === undefined ? {} : { depth });
+        t.equal(res.status, 403, `${path}, ${name}, Depth ${depth ?? '(none)'}: 403`);
+        t.notMatch(res.body, /Salaries/);
+      }
     }
   }
   const hr = await viaGateway(hazel, 'REPORT', '/team/cal/', QUERY, { depth: '1' });
@@ -76,7 +82,7 @@ t.test('a REPORT on the collection reads its members, whatever its Depth: 403 fo
   t.match(hr.body, /Team lunch/);
 });
 
-t.test('a multiget naming the event from another path: 403 in every spelling of the href', async (t) => {
+t.test('a multiget naming the event, sent anywhere else: 403 in every spelling of the href', async (t) => {
   const hrefs = [
     '/team/cal/salaries.ics',
     'http://elsewhere.example/team/cal/salaries.ics',
@@ -89,11 +95,11 @@ t.test('a multiget naming the event from another path: 403 in every spelling of 
     '<![CDATA[/team/cal/salaries.ics]]>',
     '  /team/cal/salaries.ics\n  ',
     '/TEAM/cal/salaries.ics',
-    'salaries.ics',
-    '../cal/salaries.ics',
+    'team/cal/salaries.ics',
+    '../../team/cal/salaries.ics',
   ];
   for (const href of hrefs) {
-    const res = await viaGateway(carol, 'REPORT', '/team/cal/lunch.ics', multiget('/team/cal/lunch.ics', href));
+    const res = await viaGateway(carol, 'REPORT', '/carol/cal/dentist.ics', multiget('/carol/cal/dentist.ics', href));
     t.equal(res.status, 403, `${JSON.stringify(href)}: 403`);
     t.notMatch(res.body, /Salaries/);
   }
@@ -102,26 +108,29 @@ t.test('a multiget naming the event from another path: 403 in every spelling of 
     `<multiget xmlns="urn:ietf:params:xml:ns:caldav"><href xmlns="DAV:">/team/cal/salaries.ics</href></multiget>`,
     `<C:calendar-multiget ${NS} xmlns:X="DAV:"><X:href>/team/cal/salaries.ics</X:href></C:calendar-multiget>`,
     `<C:calendar-multiget ${NS}><D:HREF>/team/cal/salaries.ics</D:HREF></C:calendar-multiget>`,
-  ]) t.equal((await viaGateway(carol, 'REPORT', '/team/cal/lunch.ics', body)).status, 403, body);
+  ]) t.equal((await viaGateway(carol, 'REPORT', '/carol/cal/', body)).status, 403, body);
 });
 
 t.test('where the server reads the body otherwise than a plain parse would: refused, or read its way', async (t) => {
   const lunch = '<D:href>/team/cal/lunch.ics</D:href>';
   const body = (inner: string) => `<C:calendar-multiget ${NS}><D:prop><C:calendar-data/></D:prop>${lunch}${inner}</C:calendar-multiget>`;
+  const utf7 = body('+ADw-D:href+AD4-/team/cal/salaries.ics+ADw-/D:href+AD4-');
   const cases: Array<[string, string, Record<string, string>, number]> = [
     // ElementTree's text of an href stops at a child element: Radicale reads /team/cal/salaries.ics.
     ['an element inside the href', body('<D:href>/team/cal/salaries.ics<D:x/>/../lunch.ics</D:href>'), {}, 400],
     // Python's URL parser deletes tabs and newlines.
     ['a newline inside the href', body('<D:href>/team/cal/sal&#10;aries.ics</D:href>'), {}, 400],
-    // Radicale decodes the body by the Content-Type's charset: in UTF-7, `+ADw-` is `<`.
-    ['a UTF-7 body', body('+ADw-D:href+AD4-/team/cal/salaries.ics+ADw-/D:href+AD4-'), { 'content-type': 'application/xml; charset=utf-7' }, 400],
+    // Radicale decodes the body by the charset after the first `charset=` anywhere in the Content-Type: in UTF-7, `+ADw-` is `<`.
+    ['a UTF-7 body', utf7, { 'content-type': 'application/xml; charset=utf-7' }, 400],
+    ['a UTF-7 body, its charset in another parameter', utf7, { 'content-type': 'application/xml; x=charset=utf-7' }, 400],
     // Radicale cuts its base path (X-Script-Name, here from a trusted proxy) off every href.
     ['an href under the base path a trusted proxy names', body('<D:href>/x/team/cal/salaries.ics</D:href>'), { 'x-script-name': '/x' }, 403],
+    ['a base path written with an escape', body('<D:href>/%2561/team/cal/salaries.ics</D:href>'), { 'x-script-name': '/%61' }, 400],
   ];
   for (const [name, text, headers, status] of cases) {
     const direct = await cal.send('REPORT', '/team/cal/lunch.ics', 'carol', text, { 'content-type': 'application/xml', ...headers });
-    t.match(direct.body, /Salaries review/, `${name}: Radicale itself returns the event`);
-    const res = await viaGateway(carol, 'REPORT', '/team/cal/lunch.ics', text, headers);
+    t.match(direct.body, /Salaries review/, `${name}: Radicale itself returns the event (to a REPORT in its calendar)`);
+    const res = await viaGateway(carol, 'REPORT', '/carol/cal/', text, headers);
     t.equal(res.status, status, `${name}: ${status}`);
     t.notMatch(res.body, /Salaries/, name);
   }
@@ -138,7 +147,7 @@ t.test('a body refused before its end closes the connection: nothing waits on it
     socket.on('close', () => resolve(text));
   });
   socket.on('error', () => undefined);
-  socket.write(`REPORT /team/cal/lunch.ics HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${withSession(gw, carol).cookie}\r\nContent-Type: application/xml\r\nContent-Length: ${junk.length}\r\n\r\n`);
+  socket.write(`REPORT /carol/cal/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${withSession(gw, carol).cookie}\r\nContent-Type: application/xml\r\nContent-Length: ${junk.length}\r\n\r\n`);
   socket.write(junk);
   const text = await answer;
   t.match(text, /^HTTP\/1\.1 400 /, 'answered 400');
@@ -148,7 +157,7 @@ t.test('a body refused before its end closes the connection: nothing waits on it
 t.test('however the body is sent: no Content-Type, any Content-Type, chunked', async (t) => {
   const body = multiget('/team/cal/salaries.ics');
   const send = async (name: string, init: RequestInit & { duplex?: 'half' }) => {
-    const res = await fetch(`${gw.url}/team/cal/lunch.ics`, { method: 'REPORT', ...init, headers: withSession(gw, carol, { accept: 'application/xml', ...(init.headers as Record<string, string> | undefined) }) });
+    const res = await fetch(`${gw.url}/carol/cal/`, { method: 'REPORT', ...init, headers: withSession(gw, carol, { accept: 'application/xml', ...(init.headers as Record<string, string> | undefined) }) });
     const text = await res.text();
     t.equal(res.status, 403, `${name}: 403`);
     t.notMatch(text, /Salaries/, name);
@@ -156,18 +165,18 @@ t.test('however the body is sent: no Content-Type, any Content-Type, chunked', a
   await send('no Content-Type', { body: new TextEncoder().encode(body) });
   await send('text/plain', { body, headers: { 'content-type': 'text/plain' } });
   await send('chunked', { body: new Blob([body]).stream(), duplex: 'half', headers: { 'content-type': 'text/xml' } });
-  const allowed = await fetch(`${gw.url}/team/cal/lunch.ics`, { method: 'REPORT', body: new Blob([multiget('/team/cal/lunch.ics')]).stream(), duplex: 'half', headers: withSession(gw, carol) } as RequestInit);
+  const allowed = await fetch(`${gw.url}/carol/cal/`, { method: 'REPORT', body: new Blob([multiget('/carol/cal/dentist.ics')]).stream(), duplex: 'half', headers: withSession(gw, carol) } as RequestInit);
   t.equal(allowed.status, 207, 'allowed, chunked without Content-Type: the server gets the whole body');
-  t.match(await allowed.text(), /Team lunch/);
+  t.match(await allowed.text(), /Dentist/);
 });
 
-t.test('what carol may read still works: her own calendar whole, and events of the team calendar by multiget', async (t) => {
+t.test('what carol may read still works: her own calendar whole, events elsewhere by href; hr reads the team calendar', async (t) => {
   const own = await viaGateway(carol, 'REPORT', '/carol/cal/', QUERY, { depth: '1' });
   t.equal(own.status, 207, 'a calendar-query of her calendar');
   t.match(own.body, /Dentist/);
-  const lunch = await viaGateway(carol, 'REPORT', '/team/cal/lunch.ics', multiget('/team/cal/lunch.ics', 'http://elsewhere.example/carol/cal/dentist.ics'));
-  t.equal(lunch.status, 207, 'a multiget of events she may read');
-  t.match(lunch.body, /Team lunch/);
+  const multi = await viaGateway(carol, 'REPORT', '/carol/cal/', multiget('/carol/cal/dentist.ics', 'http://elsewhere.example/team/cal/lunch.ics', 'dentist.ics'));
+  t.equal(multi.status, 207, 'a multiget naming events she may read');
+  t.match(multi.body, /Dentist/);
   t.equal((await viaGateway(carol, 'PROPFIND', '/team/cal/', `<D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>`, { depth: '1' })).status, 207, 'a Depth-1 PROPFIND of names and etags');
   const hr = await viaGateway(hazel, 'REPORT', '/team/cal/lunch.ics', multiget('/team/cal/salaries.ics'));
   t.equal(hr.status, 207, 'hr may multiget the event');
@@ -178,6 +187,7 @@ t.test('a Depth-1 PROPFIND asking for the members\' content (SabreDAV answers it
   const body = `<D:propfind ${NS}><D:prop><D:getetag/><C:calendar-data/></D:prop></D:propfind>`;
   t.equal((await viaGateway(carol, 'PROPFIND', '/team/cal/', body, { depth: '1' })).status, 403);
   t.equal((await viaGateway(hazel, 'PROPFIND', '/team/cal/', body, { depth: '1' })).status, 207);
+  t.equal((await viaGateway(carol, 'PROPFIND', '/carol/cal/', body, { depth: '1' })).status, 207, 'her own calendar');
 });
 
 t.test('a body the gateway cannot read where it would be judged: a clear 4xx, nothing answered from the calendar', async (t) => {
@@ -186,19 +196,21 @@ t.test('a body the gateway cannot read where it would be judged: a clear 4xx, no
     ['not XML', 'salaries please', {}, 400, /GW_ERR_BAD_BODY/],
     ['an href of another scheme', multiget('mailto:hr@example.com'), {}, 400, /GW_ERR_BAD_BODY/],
     ['gzip', gzipSync(multiget('/team/cal/salaries.ics')), { 'content-encoding': 'gzip' }, 415, /GW_ERR_BODY_ENCODING/],
-    ['larger than 1 MiB', multiget('/team/cal/lunch.ics', ...Array.from({ length: 40_000 }, (_, i) => `/team/cal/lunch.ics?${i}`)), {}, 413, /GW_ERR_BODY_TOO_LARGE/],
+    ['larger than 1 MiB', multiget(...Array.from({ length: 40_000 }, (_, i) => `/carol/cal/dentist.ics?${i}`)), {}, 413, /GW_ERR_BODY_TOO_LARGE/],
+    ['more than 2,000 hrefs', multiget(...Array.from({ length: 2_001 }, (_, i) => `/carol/cal/${i}.ics`)), {}, 413, /GW_ERR_BODY_TOO_LARGE/],
   ];
   for (const [name, body, headers, status, code] of cases) {
-    const res = await viaGateway(carol, 'REPORT', '/team/cal/lunch.ics', body, { accept: 'application/json', ...headers });
+    const res = await viaGateway(carol, 'REPORT', '/carol/cal/', body, { accept: 'application/json', ...headers });
     t.equal(res.status, status, `${name}: ${status}`);
     t.match(res.body, code, name);
-    t.notMatch(res.body, /Salaries|Team lunch/, name);
+    t.notMatch(res.body, /Salaries|Dentist/, name);
   }
 });
 
-t.test('through /_auth/verify: a REPORT reads inside its path there too (forward-auth sees no body)', async (t) => {
+t.test('through /_auth/verify: a REPORT reads inside its calendar there too (forward-auth sees no body)', async (t) => {
   const verify = (cookie: string, path: string, depth: string) => callVerify(gw, { 'x-original-uri': path, 'x-original-method': 'REPORT', depth, cookie: withSession(gw, cookie).cookie });
   t.equal((await verify(carol, '/team/cal/', '0')).status, 403);
+  t.equal((await verify(carol, '/team/cal/lunch.ics', '0')).status, 403, 'a REPORT sent to an event runs on its calendar');
   t.equal((await verify(carol, '/carol/cal/', '1')).status, 204);
   t.equal((await verify(hazel, '/team/cal/', '0')).status, 204);
 });

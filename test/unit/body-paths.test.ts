@@ -1,5 +1,5 @@
 import t from 'tap';
-import { appBasePath, bodyMayNamePaths, createBodyPathScanner, MAX_SCANNED_XML_BYTES, type BodyPathOptions, type BodyPaths } from '../../src/access/body-paths.js';
+import { appBasePath, bodyMayNamePaths, createBodyPathScanner, MAX_HREFS, MAX_SCANNED_XML_BYTES, type BodyPathOptions, type BodyPaths } from '../../src/access/body-paths.js';
 
 const OPTIONS: BodyPathOptions = { contentType: 'application/xml; charset=utf-8', requestPath: '/cal/a/', basePath: null };
 
@@ -57,15 +57,20 @@ t.test('what the scan cannot read as the app would is refused, with why', async 
   await refused('<x><href>/cal/b/y.ics<x/>/../z.ics</href></x>', /an element inside an href/);
   await refused('<x><href>/cal/b/y<!-- -->.ics<y/></href></x>', /an element inside an href/);
   for (const control of ['&#9;', '&#10;', '&#13;', '\t', '\n', '&#0;', '&#127;']) await refused(`<x><href>/cal/b/y${control}.ics</href></x>`, /control character|not XML/);
-  await refused('<x><href>/a</href></x>', /charset utf-7/, false, { contentType: 'application/xml; charset=utf-7' });
-  await refused('<x><href>/a</href></x>', /charset ISO-8859-1/, false, { contentType: 'text/xml;charset="ISO-8859-1"' });
+  await refused('<x><href>/a</href></x>', /only a UTF-8 charset/, false, { contentType: 'application/xml; charset=utf-7' });
+  await refused('<x><href>/a</href></x>', /only a UTF-8 charset/, false, { contentType: 'text/xml;charset="ISO-8859-1"' });
+  for (const contentType of ['application/xml; x=charset=utf-7', 'application/xml;xcharset=utf-7', 'application/xml; charset=utf-8; charset=utf-7', 'application/xml; charset=utf-8x']) {
+    await refused('<x><href>/a</href></x>', /only a UTF-8 charset/, false, { contentType });
+  }
+  await refused(`<x>${Array.from({ length: MAX_HREFS + 1 }, (_, i) => `<href>/${i}</href>`).join('')}</x>`, /more than 2000 hrefs/, true);
+  await refused('<x><href>/a</href></x>', /sent twice/, false, { basePath: { unusable: 'X-Script-Name sent twice' } });
   await refused('<?xml version="1.0" encoding="UTF-7"?><x><href>/a</href>+ADw-href+AD4-/b+ADw-/href+AD4-</x>', /encoding UTF-7/);
   await refused(Buffer.from([...Buffer.from('<x><href>/caf'), 0xe9, ...Buffer.from('.ics</href></x>')]), /not UTF-8/);
   await refused(Buffer.from('\ufeff<x/>', 'utf16le'), /not UTF-8|not XML/);
 });
 
 t.test('relative hrefs resolve against the request path; the base path a trusted proxy names is cut off too', async (t) => {
-  t.same(await scan('<x><href>y.ics</href><href>../b/z.ics</href><href>?q</href></x>'), { ok: true, named: ['/cal/a/y.ics', '/cal/b/z.ics', '/cal/a/'], readsMembers: false });
+  t.same(await scan('<x><href>y.ics</href><href>../b/z.ics</href><href>?q</href></x>'), { ok: true, named: ['/cal/a/y.ics', '/y.ics', '/cal/b/z.ics', '/b/z.ics', '/cal/a/', '/'], readsMembers: false }, 'against the request path (SabreDAV) and from the root (Radicale)');
   t.same(await scan('<x><href>/dav/cal/a/y.ics</href><href>/other/z</href></x>', 0, { basePath: '/dav' }), { ok: true, named: ['/dav/cal/a/y.ics', '/cal/a/y.ics', '/other/z'], readsMembers: false });
   t.same(await scan('<?xml version="1.0" encoding="utf-8"?><x><href>/a</href></x>', 0, { contentType: 'text/xml; charset=US-ASCII' }), { ok: true, named: ['/a'], readsMembers: false }, 'UTF-8 or ASCII, declared either way');
   t.same(await scan(Buffer.from('\ufeff<x><href>/a</href></x>')), { ok: true, named: ['/a'], readsMembers: false }, 'a UTF-8 byte order mark');
@@ -73,6 +78,8 @@ t.test('relative hrefs resolve against the request path; the base path a trusted
   t.equal(appBasePath({ X_Script_Name: '/dav' }), '/dav', 'any spelling');
   t.equal(appBasePath({ 'x-script-name': '' }), null);
   t.equal(appBasePath({}), null);
+  for (const value of ['/%61', '/a,/b', 'dav', '/a b']) t.same(appBasePath({ 'x-script-name': value }), { unusable: 'X-Script-Name is not one plain path' }, value);
+  t.same(appBasePath({ 'x-script-name': '/a', X_Script_Name: '/b' }), { unusable: 'X-Script-Name sent twice' }, 'two spellings, which the server joins');
 });
 
 t.test('a scanner that has failed says so at once, and reads no more', async (t) => {

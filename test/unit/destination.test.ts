@@ -90,9 +90,14 @@ t.test('BIND, REBIND and UNBIND act inside their collection: the rules inside ap
 
 t.test('paths a WebDAV body names (hrefs) are read like the request\'s own: their rules and the default apply', async (t) => {
   const rules = createAccessRules(['/public'], [{ path: '/team/cal/salaries.ics', policy: 'groups', groups: ['hr'], methods: null, forwardGroups: null }]);
-  t.equal(rules.match('/team/cal/lunch.ics', 'REPORT').policy, 'authenticated');
-  t.same(rules.match('/team/cal/lunch.ics', 'REPORT', { named: ['/team/cal/salaries.ics'] }).groups, ['hr'], 'an href to the ruled event');
-  t.same(rules.match('/team/cal/lunch.ics', 'REPORT', { named: ['/team/cal/salaries.ics;v=2'] }).groups, ['hr'], 'its Servlet reading too');
+  t.same(rules.match('/team/cal/lunch.ics', 'REPORT').groups, ['hr'], 'a REPORT sent to an event runs on its calendar (sync-collection)');
+  t.equal(rules.match('/team/cal/lunch.ics', 'GET').policy, 'authenticated', 'a GET of the event reads the event');
+  t.same(rules.match('/team/calendar.ics', 'REPORT').groups, ['hr'], 'a REPORT of /team/calendar.ics may run on /team/, which holds the rule further in');
+  t.equal(rules.match('/carol/', 'REPORT').policy, 'authenticated', 'a calendar with no rule inside');
+  t.equal(rules.match('/carol/cal/a.ics', 'REPORT').policy, 'authenticated');
+  t.same(rules.match('/carol/cal/a.ics', 'REPORT', { named: ['/team/cal/salaries.ics'] }).groups, ['hr'], 'an href to the ruled event');
+  t.same(rules.match('/carol/cal/a.ics', 'REPORT', { named: ['/team/cal/salaries.ics;v=2'] }).groups, ['hr'], 'its Servlet reading too');
+  t.equal(rules.match('/carol/cal/a.ics', 'REPORT', { named: ['/team/cal/lunch.ics'] }).policy, 'authenticated', 'an href to another event of that calendar reads that event only');
   t.equal(rules.match('/public/cal/', 'REPORT').policy, 'public');
   t.equal(rules.match('/public/cal/', 'REPORT', { named: ['/team/cal/lunch.ics'] }).policy, 'authenticated', 'a public path naming a private one needs a session');
   t.equal(rules.match('/public/cal/', 'REPORT', { named: ['/public/cal/a.ics'] }).policy, 'public', 'naming public paths only');
