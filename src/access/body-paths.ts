@@ -18,16 +18,20 @@ import { normaliseHeaderName } from '../identity/headers.js';
 import { readReference } from './destination.js';
 import { encodeOutsidePrintableAscii, hasControlChar, MAX_URL_LENGTH } from './paths.js';
 
-/** More distinct hrefs than this are not judged (413): each is matched against every rule. */
-export const MAX_HREFS = 2_000;
+/**
+ * More distinct hrefs than this are not judged (413): each is matched against every rule, up to
+ * twice, about 60 µs an href with 500 rules (bench/href-match.mjs). Clients batch a multiget far
+ * smaller.
+ */
+export const MAX_HREFS = 500;
 
 /** What a body names: the normalised paths of its hrefs, and whether it asks for its members' content. */
 export type BodyPaths = { ok: true; named: string[] | null; readsMembers: boolean } | { ok: false; reason: string; tooLarge: boolean };
 
 /**
- * Bodies larger than this are not read to the end where they would be judged (413): a dense XML
- * body costs the event loop about 30 ms of CPU per MB to parse (bench/body-scan.mjs), and a
- * CalDAV multiget of 10,000 events is about 750 KB, and clients batch theirs far smaller.
+ * Bodies larger than this are not read to the end where they would be judged (413): a body of
+ * text costs the event loop about 4 ms of CPU per MB to parse, one dense with hrefs several times
+ * that (bench/body-scan.mjs); CalDAV clients batch their multigets far smaller.
  */
 export const MAX_SCANNED_XML_BYTES = 1024 * 1024;
 

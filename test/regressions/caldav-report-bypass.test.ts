@@ -197,7 +197,7 @@ t.test('a body the gateway cannot read where it would be judged: a clear 4xx, no
     ['an href of another scheme', multiget('mailto:hr@example.com'), {}, 400, /GW_ERR_BAD_BODY/],
     ['gzip', gzipSync(multiget('/team/cal/salaries.ics')), { 'content-encoding': 'gzip' }, 415, /GW_ERR_BODY_ENCODING/],
     ['larger than 1 MiB', multiget(...Array.from({ length: 40_000 }, (_, i) => `/carol/cal/dentist.ics?${i}`)), {}, 413, /GW_ERR_BODY_TOO_LARGE/],
-    ['more than 2,000 hrefs', multiget(...Array.from({ length: 2_001 }, (_, i) => `/carol/cal/${i}.ics`)), {}, 413, /GW_ERR_BODY_TOO_LARGE/],
+    ['more than 500 hrefs', multiget(...Array.from({ length: 501 }, (_, i) => `/carol/cal/${i}.ics`)), {}, 413, /GW_ERR_BODY_TOO_LARGE/],
   ];
   for (const [name, body, headers, status, code] of cases) {
     const res = await viaGateway(carol, 'REPORT', '/carol/cal/', body, { accept: 'application/json', ...headers });
