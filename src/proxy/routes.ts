@@ -66,7 +66,7 @@ const fromPathScan = (scan: BodyPaths): BodyReadings => {
 };
 
 /** A scanner whose end is read as BodyReadings. */
-function mapped<Scan>(scanner: { write(chunk: Buffer): boolean | void; end(): Promise<Scan> }, read: (scan: Scan) => BodyReadings): BodyScanner<BodyReadings> {
+function mapped<Scan>(scanner: BodyScanner<Scan>, read: (scan: Scan) => BodyReadings): BodyScanner<BodyReadings> {
   return { write: (chunk) => scanner.write(chunk), end: () => scanner.end().then(read) };
 }
 
@@ -198,7 +198,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
     return { kind: 'forbidden', rule: judged.rule, user: judged.principal.record.user, principal: judged.principal };
   };
 
-  /** Answers a request whose body named a method the rules refuse (the upstream request was aborted). */
+  /** Answers a request whose body named what the rules refuse, or could not be read (the upstream request was aborted). */
   const renderBodyRefusal = (request: FastifyRequest, reply: FastifyReply, refusal: Verdict | GatewayError): void => {
     // Refused before its end (too large, unreadable), the rest of the body is never read: the
     // connection cannot carry another request, so it closes once answered.
