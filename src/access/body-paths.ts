@@ -14,8 +14,7 @@
 // control character inside one (Python's and WHATWG's URL parsers delete tabs and newlines).
 import type { IncomingHttpHeaders } from 'node:http';
 import sax from 'sax';
-import { normaliseHeaderName } from '../identity/headers.js';
-import { readReference } from './destination.js';
+import { readReference, type BasePath } from './destination.js';
 import { encodeOutsidePrintableAscii, hasControlChar, MAX_URL_LENGTH } from './paths.js';
 
 /**
@@ -29,11 +28,20 @@ export const MAX_HREFS = 500;
 export type BodyPaths = { ok: true; named: string[] | null; readsMembers: boolean } | { ok: false; reason: string; tooLarge: boolean };
 
 /**
- * Bodies larger than this are not read to the end where they would be judged (413): a body of
- * text costs the event loop about 4 ms of CPU per MB to parse, one dense with hrefs several times
- * that (bench/body-scan.mjs); CalDAV clients batch their multigets far smaller.
+ * Bodies larger than this are not read to the end where they would be judged (413): text costs the
+ * event loop about 4 ms of CPU per MB to parse, comments about 35, elements up to about 110
+ * (bench/body-scan.mjs). A multiget of the most hrefs judged is about 40 KB.
  */
-export const MAX_SCANNED_XML_BYTES = 1024 * 1024;
+export const MAX_SCANNED_XML_BYTES = 256 * 1024;
+/** More elements than this are not read (413): a multiget of the most hrefs judged has about as many as hrefs. */
+export const MAX_XML_ELEMENTS = 2_000;
+/**
+ * Deeper nesting, or more attributes on one element, is refused (400): the parser keeps every open
+ * element and its attributes, so a body of nothing but `<a>` would hold tens of MB. CalDAV's
+ * deepest filters nest about ten deep.
+ */
+const MAX_XML_DEPTH = 64;
+const MAX_ATTRIBUTES = 64;
 
 /** The methods whose XML body names other resources by `href`. */
 const HREF_METHODS: ReadonlySet<string> = new Set(['REPORT', 'SEARCH', 'BIND', 'REBIND']);
@@ -67,28 +75,8 @@ export interface BodyPathOptions {
   basePath: BasePath;
 }
 
-/** `unusable`: a base path the gateway cannot read as the app does (escapes, two of them). */
-export type BasePath = string | null | { unusable: string };
-
-/**
- * The base path a WSGI app takes from X-Script-Name (any spelling: the server joins them) and cuts
- * off the decoded hrefs it reads, as sent (Radicale): only when the header reaches the app, from a
- * trusted proxy. Null when there is none; unusable unless it is one plain absolute path.
- */
-export function appBasePath(headers: IncomingHttpHeaders): BasePath {
-  let found: BasePath = null;
-  for (const name of Object.keys(headers)) {
-    if (name.length !== 13 || normaliseHeaderName(name) !== 'x-script-name') continue;
-    if (found !== null) return { unusable: 'X-Script-Name sent twice' };
-    const value = headers[name];
-    const base = (Array.isArray(value) ? value.join(',') : (value ?? '')).replace(/\/+$/, '');
-    found = base === '' ? null : PLAIN_PATH.test(base) ? base : { unusable: 'X-Script-Name is not one plain path' };
-  }
-  return found;
-}
-
-/** Letters, digits, `-._~` and `/` only, from `/`: what reads the same decoded or not. */
-const PLAIN_PATH = /^\/[A-Za-z0-9\-._~/]*$/;
+/** Thrown from the parser's handlers to stop it once the body is refused. */
+const STOP = Symbol('stop parsing');
 
 const localName = (name: string): string => name.slice(name.indexOf(':') + 1).toLowerCase();
 const UTF8 = /^(?:utf-?8|us-ascii|ascii)$/i;
@@ -102,11 +90,19 @@ export function createBodyPathScanner(options: BodyPathOptions): BodyPathScanner
   const hrefs = new Set<string>();
   let inHref = 0;
   let href = '';
+  let depth = 0;
+  let elements = 0;
+  let attributes = 0;
   let readsMembers = false;
   let bytes = 0;
   let failure: { reason: string; tooLarge: boolean } | null = null;
   const fail = (reason: string, tooLarge = false) => {
     failure ??= { reason, tooLarge };
+  };
+  /** Fails, and stops the parser at once (the rest of the chunk is not parsed: feed catches this). */
+  const refuse = (reason: string, tooLarge = false): never => {
+    fail(reason, tooLarge);
+    throw STOP;
   };
   const contentType = options.contentType ?? '';
   if (/charset/i.test(contentType)) {
@@ -115,8 +111,16 @@ export function createBodyPathScanner(options: BodyPathOptions): BodyPathScanner
   }
   if (typeof options.basePath === 'object' && options.basePath !== null) fail(options.basePath.unusable);
 
+  parser.onopentagstart = () => {
+    attributes = 0;
+    if (inHref > 0) refuse('an element inside an href');
+    if (++depth > MAX_XML_DEPTH) refuse(`nested deeper than ${MAX_XML_DEPTH}`);
+    if (++elements > MAX_XML_ELEMENTS) refuse(`more than ${MAX_XML_ELEMENTS} elements`, true);
+  };
+  parser.onattribute = () => {
+    if (++attributes > MAX_ATTRIBUTES) refuse(`more than ${MAX_ATTRIBUTES} attributes on one element`);
+  };
   parser.onopentag = ({ name }) => {
-    if (inHref > 0) return fail('an element inside an href');
     const local = localName(name);
     if (local === 'href') {
       inHref = 1;
@@ -124,24 +128,25 @@ export function createBodyPathScanner(options: BodyPathOptions): BodyPathScanner
     } else if (CONTENT_PROPERTIES.has(local)) readsMembers = true;
   };
   parser.onclosetag = () => {
+    depth--;
     if (inHref === 0) return;
     inHref = 0;
     hrefs.add(href);
-    if (hrefs.size > MAX_HREFS) fail(`more than ${MAX_HREFS} hrefs`, true);
+    if (hrefs.size > MAX_HREFS) refuse(`more than ${MAX_HREFS} hrefs`, true);
   };
   parser.ontext = parser.oncdata = (text) => {
     if (inHref === 0) return;
     href += text;
-    if (href.length > MAX_URL_LENGTH) fail('an href is too long');
+    if (href.length > MAX_URL_LENGTH) refuse('an href is too long');
   };
   parser.onprocessinginstruction = ({ name, body }) => {
     const encoding = name.toLowerCase() === 'xml' ? XML_ENCODING.exec(body)?.[1] : undefined;
-    if (encoding !== undefined && !UTF8.test(encoding)) fail(`encoding ${encoding}: only UTF-8 is read`);
+    if (encoding !== undefined && !UTF8.test(encoding)) refuse(`encoding ${encoding}: only UTF-8 is read`);
   };
-  parser.ondoctype = () => fail('a DOCTYPE is not read (it could declare entities)');
-  parser.onerror = (err) => fail(`not XML (${err.message.split('\n')[0] ?? ''})`);
+  parser.ondoctype = () => refuse('a DOCTYPE is not read (it could declare entities)');
+  parser.onerror = (err) => refuse(`not XML (${err.message.split('\n')[0] ?? ''})`);
 
-  /** Decodes strictly (bytes that are not UTF-8 fail) and parses; the parser throws once it has failed, so it is not fed again. */
+  /** Decodes strictly (bytes that are not UTF-8 fail) and parses; once failed, the parser is not fed again. */
   const feed = (chunk: Buffer | null) => {
     if (failure !== null) return;
     let text: string;
@@ -150,7 +155,12 @@ export function createBodyPathScanner(options: BodyPathOptions): BodyPathScanner
     } catch {
       return fail('not UTF-8');
     }
-    if (text !== '') parser.write(text);
+    try {
+      if (text !== '') parser.write(text);
+    } catch (err) {
+      // (Anything else the parser throws is a body it cannot read, never a crash of the request.)
+      if (err !== STOP) fail(`not XML (${String(err).slice(0, 100)})`);
+    }
   };
 
   return {
@@ -162,7 +172,11 @@ export function createBodyPathScanner(options: BodyPathOptions): BodyPathScanner
     },
     end() {
       feed(null);
-      if (failure === null && bytes > 0) parser.close();
+      try {
+        if (failure === null && bytes > 0) parser.close();
+      } catch (err) {
+        if (err !== STOP) fail(`not XML (${String(err).slice(0, 100)})`);
+      }
       return Promise.resolve(failure === null ? pathsOf(hrefs, readsMembers, options) : { ok: false, ...failure });
     },
   };

@@ -5,6 +5,7 @@
 // request path is (paths.ts): normalised, or refused with 400 when it cannot be put into one
 // unambiguous form; what is authorised is what the app receives.
 import type { IncomingHttpHeaders } from 'node:http';
+import { normaliseHeaderName } from '../identity/headers.js';
 import { normaliseRequestUrl } from './paths.js';
 
 /** The methods whose Destination header names where they write (RFC 4918 §9.8, §9.9). */
@@ -91,3 +92,26 @@ export function readsWholeTree(method: string | null, headers: IncomingHttpHeade
 }
 
 const SHALLOW_DEPTHS: ReadonlySet<string> = new Set(['0', '1']);
+
+/** `unusable`: a base path the gateway cannot read as the app does (escapes, two of them). */
+export type BasePath = string | null | { unusable: string };
+
+/**
+ * The base path a WSGI app takes from X-Script-Name (any spelling: the server joins them) and cuts,
+ * as sent, off the Destination and the decoded hrefs it reads (Radicale): only when the header
+ * reaches the app, from a trusted proxy. Null when there is none; unusable unless one plain path.
+ */
+export function appBasePath(headers: IncomingHttpHeaders): BasePath {
+  let found: BasePath = null;
+  for (const name of Object.keys(headers)) {
+    if (name.length !== 13 || normaliseHeaderName(name) !== 'x-script-name') continue;
+    if (found !== null) return { unusable: 'X-Script-Name sent twice' };
+    const value = headers[name];
+    const base = (Array.isArray(value) ? value.join(',') : (value ?? '')).replace(/\/+$/, '');
+    found = base === '' ? null : PLAIN_PATH.test(base) ? base : { unusable: 'X-Script-Name is not one plain path' };
+  }
+  return found;
+}
+
+/** Letters, digits, `-._~` and `/` only, from `/`: what reads the same decoded or not. */
+const PLAIN_PATH = /^\/[A-Za-z0-9\-._~/]*$/;

@@ -6,7 +6,7 @@
 // and forward-auth (the request the proxy in front names).
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AccessRequest } from './gate.js';
-import { readsWholeTree, requestDestination } from './destination.js';
+import { appBasePath, readsWholeTree, requestDestination } from './destination.js';
 import { overrideMethods } from './method-override.js';
 import { queryRoutedPath } from './paths.js';
 import { rewrittenPaths } from './rewritten-url.js';
@@ -25,7 +25,7 @@ export interface RequestShape {
 }
 
 /** The other readings, each present only when the request has it. */
-export type Readings = Pick<AccessRequest, 'destination' | 'routed' | 'methods' | 'wholeTree' | 'rewritten'>;
+export type Readings = Pick<AccessRequest, 'destination' | 'routed' | 'methods' | 'wholeTree' | 'rewritten' | 'named'>;
 
 export type ReadingsResult =
   /** `destinationHeader`: the normalised Destination to forward (the one authorised), or null. */
@@ -44,6 +44,12 @@ export function requestReadings(shape: RequestShape): ReadingsResult {
   if (destination !== null) {
     if (!destination.ok) return { ok: false, kind: 'destination', reason: destination.reason };
     (readings ??= {}).destination = destination.path;
+    // A WSGI app behind the trusted proxy (Radicale) cuts its base path off the Destination: that is a path it writes to too.
+    if (shape.reroutingHeadersReachApp) {
+      const base = appBasePath(headers);
+      if (base !== null && typeof base === 'object') return { ok: false, kind: 'destination', reason: base.unusable };
+      if (base !== null && destination.path.startsWith(`${base}/`)) readings.named = [destination.path.slice(base.length)];
+    }
   }
   const routed = queryRoutedPath(url);
   if (routed !== null) {

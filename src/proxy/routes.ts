@@ -10,7 +10,8 @@ import { accessDenied, badDestination, badPath, badRequestBody, GatewayError, re
 import { clearSessionCookie, CSRF_COOKIE, isBrowserNavigation, peerTrusted, publicOrigin, setSessionCookie } from '../http.js';
 import { auditRefusal, isPromise, unreachable, type AccessRequest, type Gate, type LogoutVerdict, type Principal, type Verdict } from '../access/gate.js';
 import { createBodyMethodScanner, type BodyScan } from '../access/body-methods.js';
-import { appBasePath, bodyMayNamePaths, createBodyPathScanner, type BodyPaths } from '../access/body-paths.js';
+import { bodyMayNamePaths, createBodyPathScanner, type BodyPaths } from '../access/body-paths.js';
+import { appBasePath } from '../access/destination.js';
 import { overridingBodyType } from '../access/method-override.js';
 import { judgeBodyAsItStreams, OVERRIDE_CANDIDATES, unreadableCoding, type BodyScanner } from './judged-body.js';
 import { isGatewayCookie } from './gateway-cookies.js';
@@ -110,7 +111,8 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
    */
   const authenticate = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     // What else the app may act on (a Destination, a path in the query, an overriding method, the
-    // whole tree, a trusted proxy's rewritten URL): the rules for each are asked too (request-readings.ts).
+    // whole tree, a trusted proxy's rewritten URL, a Destination without the app's base path): the
+    // rules for each are asked too (request-readings.ts).
     const found = requestReadings({ method: request.method, url: request.url, headers: request.headers, reroutingHeadersReachApp: peerTrusted(request.socket, config) });
     if (!found.ok) return done(found.kind === 'destination' ? badDestination(found.reason) : badPath(found.reason));
     // The Destination the app receives is the one authorised (normalised).
@@ -124,6 +126,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
       methods: readings.methods,
       wholeTree: readings.wholeTree,
       rewritten: readings.rewritten,
+      named: readings.named,
       credentials: { cookies: request.cookies, headers: request.headers, ip: request.ip },
       logout: true as const,
     };
@@ -180,7 +183,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
     const asked = {
       ...access,
       methods: methods === undefined ? access.methods : [...(access.methods ?? []), ...methods],
-      named: named ?? access.named,
+      named: named === undefined ? access.named : [...(access.named ?? []), ...named],
       wholeTree: wholeTree === true || access.wholeTree,
     };
     if (gate.ruleFor(asked) === verdict.rule) return null;

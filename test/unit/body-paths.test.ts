@@ -1,5 +1,6 @@
 import t from 'tap';
-import { appBasePath, bodyMayNamePaths, createBodyPathScanner, MAX_HREFS, MAX_SCANNED_XML_BYTES, type BodyPathOptions, type BodyPaths } from '../../src/access/body-paths.js';
+import { bodyMayNamePaths, createBodyPathScanner, MAX_HREFS, MAX_SCANNED_XML_BYTES, type BodyPathOptions, type BodyPaths } from '../../src/access/body-paths.js';
+import { appBasePath } from '../../src/access/destination.js';
 
 const OPTIONS: BodyPathOptions = { contentType: 'application/xml; charset=utf-8', requestPath: '/cal/a/', basePath: null };
 
@@ -52,6 +53,8 @@ t.test('what the scan cannot read as the app would is refused, with why', async 
   await refused('<x><href>ftp://h/a</href></x>', /must be an absolute/);
   await refused(`<x><href>/${'a'.repeat(9000)}</href></x>`, /too long/);
   await refused(Buffer.alloc(MAX_SCANNED_XML_BYTES + 1, ' '), /larger than/, true);
+  const scanner = createBodyPathScanner(OPTIONS);
+  t.equal(scanner.write(Buffer.from('<x>'.repeat(16_000))), false, 'a chunk nesting too deep fails within it');
   // Where the servers' parsers read otherwise (ElementTree stops an href's text at a child element;
   // Python's and WHATWG's URL parsers delete tabs and newlines; Radicale decodes by the charset).
   await refused('<x><href>/cal/b/y.ics<x/>/../z.ics</href></x>', /an element inside an href/);
@@ -64,6 +67,10 @@ t.test('what the scan cannot read as the app would is refused, with why', async 
   }
   await refused(`<x>${Array.from({ length: MAX_HREFS + 1 }, (_, i) => `<href>/${i}</href>`).join('')}</x>`, /more than 500 hrefs/, true);
   await refused('<x><href>/a</href></x>', /sent twice/, false, { basePath: { unusable: 'X-Script-Name sent twice' } });
+  // The parser keeps every open element and its attributes: deep or wide bodies are refused at once.
+  await refused(`${'<a>'.repeat(65)}`, /nested deeper than 64/);
+  await refused(`<a ${Array.from({ length: 65 }, (_, i) => `x${i}=""`).join(' ')}/>`, /more than 64 attributes/);
+  await refused(`<x>${'<a/>'.repeat(2_001)}</x>`, /more than 2000 elements/, true);
   await refused('<?xml version="1.0" encoding="UTF-7"?><x><href>/a</href>+ADw-href+AD4-/b+ADw-/href+AD4-</x>', /encoding UTF-7/);
   await refused(Buffer.from([...Buffer.from('<x><href>/caf'), 0xe9, ...Buffer.from('.ics</href></x>')]), /not UTF-8/);
   await refused(Buffer.from('\ufeff<x/>', 'utf16le'), /not UTF-8|not XML/);

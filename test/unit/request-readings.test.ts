@@ -24,3 +24,11 @@ t.test('what cannot be read as one path is refused, saying which', async (t) => 
   t.match(requestReadings(shape('GET', '/?/a%2fb')), { ok: false, kind: 'path', reason: /^the path in the query: / });
   t.match(requestReadings(shape('GET', '/x', { 'x-rewrite-url': '/../a' }, true)), { ok: false, kind: 'path', reason: /^a URL the app would route by: / });
 });
+
+t.test('a Destination without the base path a trusted proxy names (X-Script-Name, which Radicale cuts off it) is written to too', async (t) => {
+  const move = (headers: Record<string, string>, trusted = true) => requestReadings(shape('MOVE', '/carol/cal/a.ics', { destination: 'http://app/x/team/hr/a.ics', ...headers }, trusted));
+  t.same(move({ 'x-script-name': '/x' }), { ok: true, readings: { destination: '/x/team/hr/a.ics', named: ['/team/hr/a.ics'] }, destinationHeader: 'http://app/x/team/hr/a.ics' });
+  t.same(move({ 'x-script-name': '/x' }, false), { ok: true, readings: { destination: '/x/team/hr/a.ics' }, destinationHeader: 'http://app/x/team/hr/a.ics' }, 'from anyone else the header is removed: nothing to cut');
+  t.same(move({ 'x-script-name': '/other' }), { ok: true, readings: { destination: '/x/team/hr/a.ics' }, destinationHeader: 'http://app/x/team/hr/a.ics' }, 'a Destination outside the base');
+  t.same(move({ 'x-script-name': '/%78' }), { ok: false, kind: 'destination', reason: 'X-Script-Name is not one plain path' });
+});
