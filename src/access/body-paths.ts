@@ -20,9 +20,11 @@ import { encodeOutsidePrintableAscii, hasControlChar, MAX_URL_LENGTH } from './p
 /**
  * More distinct hrefs than this are not judged (413): each is matched against every rule, up to
  * twice, about 60 µs an href with 500 rules (bench/href-match.mjs). Clients batch a multiget far
- * smaller.
+ * smaller (Evolution 100). A relative href is two paths, and the base a trusted proxy names
+ * doubles them: no more than MAX_NAMED_PATHS are judged either.
  */
-export const MAX_HREFS = 500;
+export const MAX_HREFS = 250;
+const MAX_NAMED_PATHS = 2 * MAX_HREFS;
 
 /** What a body names: the normalised paths of its hrefs, and whether it asks for its members' content. */
 export type BodyPaths = { ok: true; named: string[] | null; readsMembers: boolean } | { ok: false; reason: string; tooLarge: boolean };
@@ -42,6 +44,8 @@ export const MAX_XML_ELEMENTS = 2_000;
  */
 const MAX_XML_DEPTH = 64;
 const MAX_ATTRIBUTES = 64;
+/** The parser builds attribute values a character at a time and keeps them while their elements are open: bounded in all. */
+const MAX_ATTRIBUTE_BYTES = 16 * 1024;
 
 /** The methods whose XML body names other resources by `href`. */
 const HREF_METHODS: ReadonlySet<string> = new Set(['REPORT', 'SEARCH', 'BIND', 'REBIND']);
@@ -93,6 +97,7 @@ export function createBodyPathScanner(options: BodyPathOptions): BodyPathScanner
   let depth = 0;
   let elements = 0;
   let attributes = 0;
+  let attributeBytes = 0;
   let readsMembers = false;
   let bytes = 0;
   let failure: { reason: string; tooLarge: boolean } | null = null;
@@ -117,8 +122,10 @@ export function createBodyPathScanner(options: BodyPathOptions): BodyPathScanner
     if (++depth > MAX_XML_DEPTH) refuse(`nested deeper than ${MAX_XML_DEPTH}`);
     if (++elements > MAX_XML_ELEMENTS) refuse(`more than ${MAX_XML_ELEMENTS} elements`, true);
   };
-  parser.onattribute = () => {
+  parser.onattribute = ({ name, value }) => {
     if (++attributes > MAX_ATTRIBUTES) refuse(`more than ${MAX_ATTRIBUTES} attributes on one element`);
+    attributeBytes += name.length + value.length;
+    if (attributeBytes > MAX_ATTRIBUTE_BYTES) refuse(`more than ${MAX_ATTRIBUTE_BYTES} bytes of attributes`);
   };
   parser.onopentag = ({ name }) => {
     const local = localName(name);
@@ -194,6 +201,7 @@ function pathsOf(hrefs: ReadonlySet<string>, readsMembers: boolean, options: Bod
       named.add(path);
       if (base !== null && path.startsWith(`${base}/`)) named.add(path.slice(base.length));
     }
+    if (named.size > MAX_NAMED_PATHS) return { ok: false, reason: `more than ${MAX_NAMED_PATHS} paths named`, tooLarge: true };
   }
   return { ok: true, named: [...named], readsMembers };
 }

@@ -65,12 +65,14 @@ t.test('what the scan cannot read as the app would is refused, with why', async 
   for (const contentType of ['application/xml; x=charset=utf-7', 'application/xml;xcharset=utf-7', 'application/xml; charset=utf-8; charset=utf-7', 'application/xml; charset=utf-8x']) {
     await refused('<x><href>/a</href></x>', /only a UTF-8 charset/, false, { contentType });
   }
-  await refused(`<x>${Array.from({ length: MAX_HREFS + 1 }, (_, i) => `<href>/${i}</href>`).join('')}</x>`, /more than 500 hrefs/, true);
+  await refused(`<x>${Array.from({ length: MAX_HREFS + 1 }, (_, i) => `<href>/${i}</href>`).join('')}</x>`, /more than 250 hrefs/, true);
   await refused('<x><href>/a</href></x>', /sent twice/, false, { basePath: { unusable: 'X-Script-Name sent twice' } });
   // The parser keeps every open element and its attributes: deep or wide bodies are refused at once.
   await refused(`${'<a>'.repeat(65)}`, /nested deeper than 64/);
   await refused(`<a ${Array.from({ length: 65 }, (_, i) => `x${i}=""`).join(' ')}/>`, /more than 64 attributes/);
   await refused(`<x>${'<a/>'.repeat(2_001)}</x>`, /more than 2000 elements/, true);
+  await refused(`<x>${Array.from({ length: 60 }, (_, i) => `<e${i} v="${'x'.repeat(300)}">`).join('')}`, /more than 16384 bytes of attributes/);
+  await refused(`<x>${Array.from({ length: MAX_HREFS }, (_, i) => `<href>r${i}.ics</href>`).join('')}</x>`, /more than 500 paths named/, true, { basePath: '/cal' });
   await refused('<?xml version="1.0" encoding="UTF-7"?><x><href>/a</href>+ADw-href+AD4-/b+ADw-/href+AD4-</x>', /encoding UTF-7/);
   await refused(Buffer.from([...Buffer.from('<x><href>/caf'), 0xe9, ...Buffer.from('.ics</href></x>')]), /not UTF-8/);
   await refused(Buffer.from('\ufeff<x/>', 'utf16le'), /not UTF-8|not XML/);
