@@ -97,7 +97,7 @@ export interface AccessRequest {
   wholeTree?: boolean | undefined;
   /** Paths a trusted proxy's X-Original-URL / X-Rewrite-URL name (rewritten-url.ts): the rules for them must allow it too. */
   rewritten?: readonly string[] | undefined;
-  /** Paths a WebDAV body names (body-paths.ts: hrefs), read as it streams: the rules for them must allow it too. */
+  /** Other paths the app acts on: a WebDAV body's hrefs (body-paths.ts), a Destination without a trusted base path (request-readings.ts). The rules for them must allow it too. */
   named?: readonly string[] | undefined;
   credentials: Credentials;
 }

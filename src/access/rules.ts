@@ -62,7 +62,7 @@ export interface OtherReadings {
   wholeTree?: boolean | undefined;
   /** Paths a trusted proxy's X-Original-URL / X-Rewrite-URL name (rewritten-url.ts): the app may route by them, so their rules, and the default, apply. */
   rewritten?: readonly string[] | undefined;
-  /** Paths a WebDAV body names (body-paths.ts: a multiget's hrefs): the app acts on them too, so their rules, and the default, apply. */
+  /** Other paths the app acts on (a WebDAV body's hrefs, a Destination without a trusted base path): their rules, and the default, apply. */
   named?: readonly string[] | undefined;
 }
 
@@ -79,8 +79,10 @@ export interface AccessRules {
    * DELETE and LOCK act on the whole tree under a path, so the rules of paths inside it (and inside
    * the Destination) count too, and so do they for `also.wholeTree` (a PROPFIND of Depth infinity
    * reads everything under the path). `also.rewritten`: the paths a trusted proxy's X-Original-URL
-   * names, and `also.named`, the paths a WebDAV body names, read like the request's own. Every path is also read without case, for the `deny` and
-   * `groups` rules only. `readings`: paths.ts `otherReadings(path)`, when the caller has it.
+   * names, and `also.named`, the other paths the app acts on, read like the request's own. A
+   * REPORT reads inside the collection of its path too. Every path is also read without case, for
+   * the `deny` and `groups` rules only. `readings`: paths.ts `otherReadings(path)`, when the
+   * caller has it.
    */
   match(path: string, method: string | null, also?: OtherReadings, readings?: readonly PathReading[]): AccessRule;
   /** Whether any rule names methods (so an unknown method can change a decision). */
@@ -195,6 +197,7 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
         ask(target, false);
         for (const reading of target === path ? readings : otherReadings(target)) ask(reading.path, reading.explicitOnly);
       }
+      // A REPORT runs on the collection of its path, which may be the folder the path is in (collectionOf).
       if (method === 'REPORT') {
         rules.push(...rulesWithin(compiled, collectionOf(path), method));
         for (const reading of readings) rules.push(...rulesWithin(compiled, collectionOf(reading.path), method));
