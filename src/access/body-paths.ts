@@ -14,7 +14,7 @@
 // control character inside one (Python's and WHATWG's URL parsers delete tabs and newlines).
 import type { IncomingHttpHeaders } from 'node:http';
 import sax from 'sax';
-import { readReference, type BasePath } from './destination.js';
+import { readReference, shallowDepth, type BasePath } from './destination.js';
 import { encodeOutsidePrintableAscii, hasControlChar, MAX_URL_LENGTH } from './paths.js';
 
 /**
@@ -58,9 +58,7 @@ const CONTENT_PROPERTIES: ReadonlySet<string> = new Set(['calendar-data', 'addre
  */
 export function bodyMayNamePaths(method: string, headers: IncomingHttpHeaders): boolean {
   if (HREF_METHODS.has(method)) return true;
-  if (method !== 'PROPFIND') return false;
-  const depth = headers.depth;
-  return typeof depth === 'string' && depth.trim() === '1';
+  return method === 'PROPFIND' && shallowDepth(headers) === '1';
 }
 
 export interface BodyPathScanner {
@@ -92,7 +90,7 @@ export function createBodyPathScanner(options: BodyPathOptions): BodyPathScanner
   const parser = sax.parser(true);
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const hrefs = new Set<string>();
-  let inHref = 0;
+  let inHref = false;
   let href = '';
   let depth = 0;
   let elements = 0;
@@ -118,7 +116,7 @@ export function createBodyPathScanner(options: BodyPathOptions): BodyPathScanner
 
   parser.onopentagstart = () => {
     attributes = 0;
-    if (inHref > 0) refuse('an element inside an href');
+    if (inHref) refuse('an element inside an href');
     if (++depth > MAX_XML_DEPTH) refuse(`nested deeper than ${MAX_XML_DEPTH}`);
     if (++elements > MAX_XML_ELEMENTS) refuse(`more than ${MAX_XML_ELEMENTS} elements`, true);
   };
@@ -130,19 +128,19 @@ export function createBodyPathScanner(options: BodyPathOptions): BodyPathScanner
   parser.onopentag = ({ name }) => {
     const local = localName(name);
     if (local === 'href') {
-      inHref = 1;
+      inHref = true;
       href = '';
     } else if (CONTENT_PROPERTIES.has(local)) readsMembers = true;
   };
   parser.onclosetag = () => {
     depth--;
-    if (inHref === 0) return;
-    inHref = 0;
+    if (!inHref) return;
+    inHref = false;
     hrefs.add(href);
     if (hrefs.size > MAX_HREFS) refuse(`more than ${MAX_HREFS} hrefs`, true);
   };
   parser.ontext = parser.oncdata = (text) => {
-    if (inHref === 0) return;
+    if (!inHref) return;
     href += text;
     if (href.length > MAX_URL_LENGTH) refuse('an href is too long');
   };

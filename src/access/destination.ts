@@ -85,13 +85,17 @@ const refused = (reason: string): DestinationReading => ({ ok: false, reason: `D
 export function readsWholeTree(method: string | null, headers: IncomingHttpHeaders): boolean {
   if (method === 'REPORT' || method === 'SEARCH') return true;
   if (method !== 'PROPFIND') return false;
-  // Only a Depth that is 0 or 1 keeps it shallow: SabreDAV reads any other (`one`, `1, 1`, two
-  // headers joined) as no Depth at all, which is infinity.
-  const depth = headers.depth;
-  return typeof depth !== 'string' || !SHALLOW_DEPTHS.has(depth.trim());
+  return shallowDepth(headers) === null;
 }
 
-const SHALLOW_DEPTHS: ReadonlySet<string> = new Set(['0', '1']);
+/**
+ * The request's Depth when it is 0 or 1; null for any other, none included: SabreDAV reads any
+ * other (`one`, `1, 1`, two headers joined) as no Depth at all, which is infinity for a PROPFIND.
+ */
+export function shallowDepth(headers: IncomingHttpHeaders): '0' | '1' | null {
+  const depth = typeof headers.depth === 'string' ? headers.depth.trim() : null;
+  return depth === '0' || depth === '1' ? depth : null;
+}
 
 /** `unusable`: a base path the gateway cannot read as the app does (escapes, two of them). */
 export type BasePath = string | null | { unusable: string };

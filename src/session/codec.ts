@@ -87,7 +87,7 @@ function localPart(user: string): string {
 /** The e-mail as form 4 stores it: from its `@` on when it starts with the user name's local part and `@`. */
 function storedEmail(user: string, email: string): string {
   const local = localPart(user);
-  return email.startsWith(local) && email.charCodeAt(local.length) === 0x40 ? email.slice(local.length) : email;
+  return email.startsWith(`${local}@`) ? email.slice(local.length) : email;
 }
 
 function encodeCompact(r: SessionRecord): string {
