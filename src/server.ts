@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { createMetrics, type Metrics } from './admin/metrics.js';
+import type { CounterSeries } from './admin/bound-metrics.js';
 import { buildAdminApp, type DependencyCheck } from './admin/server.js';
 import { createCsrfTokens, dropsSecureCookies } from './login/csrf.js';
 import { hashPassword, prepareDummyHash, verifyPassword } from './users/passwords.js';
@@ -104,11 +105,11 @@ export async function startGateway(config: Config, options: StartOptions): Promi
   const whoami = config.embedded ? await startWhoamiServer(`${config.authPrefix}/logout`) : null;
   if (whoami) closers.push(() => whoami.close());
 
-  // Label children bound once: the hot path then does no label hashing per request.
-  const cacheCounters = { hit: metrics.sessionCacheRequests.labels('hit'), miss: metrics.sessionCacheRequests.labels('miss') };
+  // Label series bound once (admin/bound-metrics.ts): counting a request is one addition.
+  const cacheCounters = { hit: metrics.sessionCacheRequests.series('hit'), miss: metrics.sessionCacheRequests.series('miss') };
   const validationCounters = Object.fromEntries(
-    (['valid', 'missing', 'invalid', 'expired', 'revoked'] as const).map((o) => [o, metrics.sessionValidations.labels(o)]),
-  ) as Record<ValidationOutcome, ReturnType<typeof metrics.sessionValidations.labels>>;
+    (['valid', 'missing', 'invalid', 'expired', 'revoked'] as const).map((o) => [o, metrics.sessionValidations.series(o)]),
+  ) as Record<ValidationOutcome, CounterSeries>;
   const cache = createLocalSessionCache({ maxEntries: config.cacheMaxEntries, ttlMs: config.cacheTtlMs });
   const signer = createCookieSigner(secrets);
   const sessions = createSessionManager({

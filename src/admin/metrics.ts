@@ -1,6 +1,7 @@
 // One Prometheus registry with every metric the gateway exports (SPEC section 6). Labels are
 // bounded: methods are folded to a fixed set and statuses to classes, never raw paths or users.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { BoundHistogram, countedOnRead, type HistogramSeries } from './bound-metrics.js';
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
@@ -19,17 +20,17 @@ export type Metrics = ReturnType<typeof createMetrics>;
 
 /**
  * Returns an observer for one histogram with (method, status_class) labels that binds each label
- * pair once and reuses it, so recording a request costs no label hashing.
+ * pair once and reuses it (bound-metrics.ts: no label hashing, no object per request).
  */
-export function requestObserver(histogram: Histogram<'method' | 'status_class'>): (method: string, status: number, seconds: number) => void {
-  const children = new Map<string, ReturnType<typeof histogram.labels>>();
+export function requestObserver(histogram: BoundHistogram<'method' | 'status_class'>): (method: string, status: number, seconds: number) => void {
+  const bound = new Map<string, HistogramSeries>();
   return (method, status, seconds) => {
     const m = methodLabel(method);
     const c = statusClass(status);
     const key = m + c;
-    let child = children.get(key);
-    if (!child) children.set(key, (child = histogram.labels(m, c)));
-    child.observe(seconds);
+    let series = bound.get(key);
+    if (!series) bound.set(key, (series = histogram.series(m, c)));
+    series.observe(seconds);
   };
 }
 
@@ -39,26 +40,28 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
   const registers = [registry];
   return {
     registry,
-    sessionCacheRequests: new Counter({
+    // Counted on every request: bound series (bound-metrics.ts) handed to prom-client when scraped.
+    sessionCacheRequests: countedOnRead({
       name: 'gateway_session_cache_requests_total',
       help: 'Session lookups answered by the in-process cache (hit) or passed to the store (miss).',
       labelNames: ['result'] as const,
       registers,
     }),
-    sessionValidations: new Counter({
+    sessionValidations: countedOnRead({
       name: 'gateway_session_validations_total',
       help: 'Session cookie validations by outcome.',
       labelNames: ['outcome'] as const,
       registers,
     }),
-    requestDuration: new Histogram({
+    // Observed on every request: recorded without prom-client's per-call work (bound-metrics.ts).
+    requestDuration: new BoundHistogram({
       name: 'gateway_request_duration_seconds',
       help: 'Time from request to response, gateway routes included.',
       labelNames: ['method', 'status_class'] as const,
       buckets: LATENCY_BUCKETS,
       registers,
     }),
-    upstreamDuration: new Histogram({
+    upstreamDuration: new BoundHistogram({
       name: 'gateway_upstream_request_duration_seconds',
       help: 'Time the upstream application took to answer with headers.',
       labelNames: ['status_class'] as const,

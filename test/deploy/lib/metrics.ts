@@ -23,8 +23,8 @@ export function declaredLabels(): Map<string, Set<string>> {
   const { registry } = createMetrics({ collectDefaults: false });
   const out = new Map<string, Set<string>>();
   for (const metric of registry.getMetricsAsArray()) {
-    const { name, labelNames = [] } = metric as unknown as { name: string; labelNames?: string[] };
-    const isHistogram = (metric as unknown as { constructor: { name: string } }).constructor.name === 'Histogram';
+    const { name, labelNames = [], type } = metric as unknown as { name: string; labelNames?: string[]; type: string };
+    const isHistogram = type === 'histogram';
     const names = isHistogram ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name];
     for (const n of names) out.set(n, new Set([...labelNames, ...(n.endsWith('_bucket') ? ['le'] : [])]));
   }
