@@ -15,6 +15,7 @@
 // allows only what each of them allows.
 import { createRequire } from 'node:module';
 import { normaliseRequestUrl, otherReadings, prefixBase, type PathReading } from './paths.js';
+import { createPrefixLookup, type PrefixLookup } from './rule-index.js';
 
 export type AccessPolicy = 'public' | 'authenticated' | 'deny' | 'groups';
 
@@ -133,21 +134,24 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
   if (compiled.length === 0) return { match: () => DEFAULT_RULE, methodScoped: false };
   const methodScoped = compiled.some((entry) => entry.methods !== null);
   const combine = ruleCombiner();
-  const firstMatch = (path: string, method: string): AccessRule => firstMatchIn(compiled, path, method);
+  // Large tables are looked up by prefix, not read whole per reading (rule-index.ts).
+  const lookup = createPrefixLookup(compiled);
+  const firstMatch = (path: string, method: string): AccessRule => lookup.first(path, method)?.rule ?? DEFAULT_RULE;
   // Without method-scoped rules every method gets the same rule ('' is no method's name).
   const rulesFor = (path: string, method: string | null): AccessRule[] =>
-    method === null && methodScoped ? rulesForAnyMethod(compiled, path) : [firstMatch(path, method ?? '')];
+    method === null && methodScoped ? rulesForAnyMethod(lookup, path) : [firstMatch(path, method ?? '')];
   // Express (by default) and IIS route `/ADMIN` as `/admin`: the path is also read without case,
   // against the rules' paths without case. Only a `deny` or `groups` rule found so counts (a public
   // path stays case-sensitive, SPEC 4; the default adds nothing). Nothing to compare when neither
   // the path nor any rule has an upper-case letter (most requests: `toLowerCase` returns the same string).
   const folded = compiled.map((entry) => ({ ...entry, base: entry.base.toLowerCase(), baseWithSlash: entry.baseWithSlash.toLowerCase() }));
   const rulesHaveCase = folded.some((entry, i) => entry.base !== compiled[i]?.base);
+  const foldedLookup = createPrefixLookup(folded);
   /** The rule the path without case finds that could refuse someone, or null. */
   const caselessRule = (path: string, method: string): AccessRule | null => {
     const lower = path.toLowerCase();
     if (lower === path && !rulesHaveCase) return null;
-    const rule = firstMatchIn(folded, lower, method);
+    const rule = foldedLookup.first(lower, method)?.rule ?? DEFAULT_RULE;
     return rule.policy === 'deny' || rule.policy === 'groups' ? rule : null;
   };
   const caselessRules = (path: string, method: string | null): AccessRule[] => {
@@ -155,7 +159,7 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
       const rule = caselessRule(path, method ?? '');
       return rule === null ? [] : [rule];
     }
-    return rulesForAnyMethod(folded, path.toLowerCase()).filter((rule) => rule.policy === 'deny' || rule.policy === 'groups');
+    return rulesForAnyMethod(foldedLookup, path.toLowerCase()).filter((rule) => rule.policy === 'deny' || rule.policy === 'groups');
   };
   /** Whether no reading changes `first`: each finds the same rule, or (adding only rules written for it) none. */
   const readingsAgree = (path: string, readings: readonly PathReading[], first: AccessRule, method: string): boolean => {
@@ -190,7 +194,7 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
         for (const asked of methods) {
           for (const rule of rulesFor(reading, asked)) if (!explicitOnly || rule !== DEFAULT_RULE) rules.push(rule);
           rules.push(...caselessRules(reading, asked));
-          if (asked !== null && (wholeTree || SUBTREE_METHODS.has(asked))) rules.push(...rulesWithin(compiled, reading, asked));
+          if (asked !== null && (wholeTree || SUBTREE_METHODS.has(asked))) rules.push(...rulesWithin(lookup, reading, asked));
         }
       };
       for (const target of destination === undefined ? [path] : [path, destination]) {
@@ -199,8 +203,8 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
       }
       // A REPORT runs on the collection of its path, which may be the folder the path is in (collectionOf).
       if (method === 'REPORT') {
-        rules.push(...rulesWithin(compiled, collectionOf(path), method));
-        for (const reading of readings) rules.push(...rulesWithin(compiled, collectionOf(reading.path), method));
+        rules.push(...rulesWithin(lookup, collectionOf(path), method));
+        for (const reading of readings) rules.push(...rulesWithin(lookup, collectionOf(reading.path), method));
       }
       if (also?.routed !== undefined) ask(also.routed, true);
       for (const targets of [also?.rewritten, also?.named]) {
@@ -234,14 +238,9 @@ function collectionOf(path: string): string {
 }
 
 /** The rules (for `method`) of the paths strictly inside `path`: what a subtree method reaches too. */
-function rulesWithin(compiled: readonly CompiledEntry[], path: string, method: string): AccessRule[] {
-  const inside = path.endsWith('/') ? path : `${path}/`;
-  const rules: AccessRule[] = [];
-  for (const entry of compiled) {
-    if (entry.methods !== null && !entry.methods.has(method)) continue;
-    if (entry.baseWithSlash !== inside && entry.baseWithSlash.startsWith(inside)) rules.push(entry.rule);
-  }
-  return rules;
+function rulesWithin(lookup: PrefixLookup<CompiledEntry>, path: string, method: string): AccessRule[] {
+  const entries = lookup.within(path, method);
+  return entries.length === 0 ? [] : entries.map((entry) => entry.rule);
 }
 
 /**
@@ -249,11 +248,10 @@ function rulesWithin(compiled: readonly CompiledEntry[], path: string, method: s
  * it names a method no earlier kept rule did, up to the first one for all methods (or the default,
  * which the methods no rule names reach).
  */
-function rulesForAnyMethod(compiled: readonly CompiledEntry[], path: string): AccessRule[] {
+function rulesForAnyMethod(lookup: PrefixLookup<CompiledEntry>, path: string): AccessRule[] {
   const rules: AccessRule[] = [];
   const named = new Set<string>();
-  for (const entry of compiled) {
-    if (path !== entry.base && !path.startsWith(entry.baseWithSlash)) continue;
+  for (const entry of lookup.matching(path)) {
     if (entry.methods === null) {
       rules.push(entry.rule);
       return rules;
@@ -316,15 +314,6 @@ interface CompiledEntry {
   baseWithSlash: string;
   methods: Set<string> | null;
   rule: AccessRule;
-}
-
-/** The first entry whose prefix and methods match, or the default. */
-function firstMatchIn(entries: readonly CompiledEntry[], path: string, method: string): AccessRule {
-  for (const entry of entries) {
-    if (entry.methods !== null && !entry.methods.has(method)) continue;
-    if (path === entry.base || path.startsWith(entry.baseWithSlash)) return entry.rule;
-  }
-  return DEFAULT_RULE;
 }
 
 function compileEntry(path: string, methods: string[] | null, rule: AccessRule): CompiledEntry {
