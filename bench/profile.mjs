@@ -166,7 +166,7 @@ function attribute(profile, cpuUs) {
     'access line: build, format, time stamp, stream write (onResponse)': (s) => inHook(s) && s.some((k) => /pino\/lib|sonic-boom|isoTime|writeAccessLine|access .*logger\.js/.test(k)),
     'access line: asynchronous write completion (sonic-boom release)': (s) => s.some((k) => /SonicBoom\.release|releaseWritingBuf/.test(k)) && !inHook(s),
     'per-request child logger (createChildLogger, RequestLogger)': (s) => s.some((k) => /createChildLogger|requestLoggerFactory/.test(k)),
-    'metrics (prom-client histograms, counters)': (s) => s.some((k) => /prom-client\/lib\/(histogram|counter)/.test(k)),
+    'metrics (prom-client, and the bound series of admin/bound-metrics.ts)': (s) => s.some((k) => /prom-client\/lib\/(histogram|counter)|dist\/admin\/(bound-)?metrics\.js/.test(k)),
     'request id (genReqId, randomUUID)': (s) => s.some((k) => /genReqId/.test(k)),
     'identity headers, hop-by-hop (identity/headers.js, proxy/hop-by-hop.js)': (s) => s.some((k) => /dist\/(identity\/headers|proxy\/hop-by-hop)\.js/.test(k)),
     // The preHandler passes a cached session on synchronously, so the whole upstream call can run

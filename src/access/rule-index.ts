@@ -69,11 +69,16 @@ function indexed<E extends PrefixEntry>(entries: readonly E[]): PrefixLookup<E> 
     else list.push(item);
   }
   const bySortedPrefix = [...ranked].sort((a, b) => (a.entry.baseWithSlash < b.entry.baseWithSlash ? -1 : a.entry.baseWithSlash > b.entry.baseWithSlash ? 1 : 0));
+  // Only cuts as long as some prefix are looked up: a path of thousands of slashes costs a map
+  // lookup per slash within the longest prefix, not a string hashed per slash of the whole path.
+  const prefixLengths = new Set(entries.map((entry) => entry.base.length));
+  const longest = Math.max(...prefixLengths);
   /** The lists of every prefix matching `path`: the path itself, then the path cut before each slash. */
   const candidates = (path: string, visit: (list: readonly Ranked<E>[]) => void) => {
-    const exact = byBase.get(path);
+    const exact = path.length <= longest ? byBase.get(path) : undefined;
     if (exact !== undefined) visit(exact);
-    for (let slash = path.indexOf('/'); slash !== -1; slash = path.indexOf('/', slash + 1)) {
+    for (let slash = path.indexOf('/'); slash !== -1 && slash <= longest; slash = path.indexOf('/', slash + 1)) {
+      if (!prefixLengths.has(slash)) continue;
       const list = byBase.get(path.slice(0, slash));
       if (list !== undefined) visit(list);
     }

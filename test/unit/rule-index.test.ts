@@ -74,6 +74,8 @@ t.test('a large table through createAccessRules: first match wins, methods, subt
   t.equal(policy('/hr/other', 'GET'), 'authenticated', 'the next rule for other methods');
   t.equal(policy('/hrx', 'GET'), 'public', 'prefixes end at a segment');
   t.equal(policy('/team42/cal/event.ics', 'GET'), 'groups', 'one of many');
+  t.equal(policy(`/hr/salaries${'/x'.repeat(4_000)}`, 'GET'), 'groups', 'deep below a rule (only cuts as long as some rule are looked up)');
+  t.equal(policy(`${'/x'.repeat(4_000)}/hr/salaries`, 'GET'), 'public', 'a rule’s path deep inside another path is not its prefix');
   t.same(rules.match('/team42/cal/event.ics', 'GET').groups, ['team42'], 'the right one of many');
   t.equal(policy('/HR/SALARIES', 'GET'), 'groups', 'read without case, as Express and IIS route it');
   const deleteTeams = rules.match('/', 'DELETE');
