@@ -38,6 +38,9 @@ const root = join(here, '..');
 const env = process.env;
 const ROUNDS = Number(env.BENCH_ROUNDS ?? 3);
 const DURATION = env.BENCH_DURATION ?? '5s';
+// Long enough for every target's JIT to settle: a fresh gateway (more code than a bare proxy) spends
+// its first 10–15 s under load at up to 1.6× its steady CPU per request, a bare proxy at 1.4×.
+const WARMUP = env.BENCH_WARMUP ?? '15s';
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 32);
 const SESSIONS = Number(env.BENCH_SESSIONS ?? 1_000_000);
 const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
@@ -273,12 +276,15 @@ http { access_log off; client_body_temp_path ${work}/nginx; proxy_temp_path ${wo
 
   if (targets.length === 0) throw new Error(`BENCH_TARGETS=${env.BENCH_TARGETS}: no such target (a … l, z)`);
   // Warm-up: JIT, connection pools, the session cache.
-  for (const t of targets) await wrk(t.url, t.headers, { duration: '2s' });
+  for (const t of targets) await wrk(t.url, t.headers, { duration: WARMUP });
 
   // --- throughput rounds -----------------------------------------------------------------
   const samples = Object.fromEntries(targets.map((t) => [t.key, []]));
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const t of targets) {
+    // Each round starts one target further on: no target always runs first (after the warm-up, or
+    // the previous round's last) or always after the same neighbour.
+    const shift = (round - 1) % targets.length;
+    for (const t of [...targets.slice(shift), ...targets.slice(0, shift)]) {
       const ticks0 = t.pid ? cpuTicks(t.pid) : 0;
       const calls0 = await redisCalls(redis);
       const stopRss = t.pid ? sampleRss(t.pid) : () => NaN;
