@@ -44,8 +44,9 @@ export interface BoundHistogramConfiguration<L extends string> {
 }
 
 /**
- * A histogram that prom-client's registry exposes like its own (the registry formats what `get()`
- * returns, in the text and OpenMetrics formats alike), recorded without prom-client's per-call work.
+ * A histogram that prom-client's registry exposes like its own (it formats what `getForPromString()`
+ * and `get()` return, in the text and OpenMetrics formats and as JSON), recorded without
+ * prom-client's per-call work.
  */
 export class BoundHistogram<L extends string> {
   readonly type = 'histogram';
@@ -55,7 +56,7 @@ export class BoundHistogram<L extends string> {
   readonly help: string;
   readonly labelNames: readonly L[];
   readonly #bounds: readonly number[];
-  /** Keyed by the label values joined with a character no value here holds (the key is built once per series). */
+  /** Keyed by the label values joined with a character no value here holds (built per series() call: callers bind once). */
   readonly #series = new Map<string, Series>();
 
   constructor(config: BoundHistogramConfiguration<L>) {
@@ -63,7 +64,7 @@ export class BoundHistogram<L extends string> {
     this.help = config.help;
     this.labelNames = config.labelNames;
     this.#bounds = [...config.buckets].sort((a, b) => a - b);
-    // The registry's own type names prom-client's classes; it reads only name, type, aggregator and get().
+    // The registry's type names prom-client's classes; it reads only name, type, aggregator and the two getters.
     for (const registry of config.registers) registry.registerMetric(this as unknown as Metric);
   }
 
