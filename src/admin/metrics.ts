@@ -9,7 +9,13 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 const STORE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 2.5];
 
 export function statusClass(status: number): string {
-  return STATUS_CLASSES[Math.floor(status / 100)] ?? '5xx';
+  return STATUS_CLASSES[statusClassIndex(status)] as string;
+}
+
+/** Where a status's class is in STATUS_CLASSES: anything outside 0–599 counts as 5xx. */
+function statusClassIndex(status: number): number {
+  const index = Math.floor(status / 100);
+  return index >= 0 && index < STATUS_CLASSES.length ? index : STATUS_CLASSES.length - 1;
 }
 
 export function methodLabel(method: string): string {
@@ -18,19 +24,30 @@ export function methodLabel(method: string): string {
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/** Series bound once per status class, kept by the class's index: nothing built per observation. */
+type ByStatusClass = (HistogramSeries | undefined)[];
+
 /**
  * Returns an observer for one histogram with (method, status_class) labels that binds each label
- * pair once and reuses it (bound-metrics.ts: no label hashing, no object per request).
+ * pair once and reuses it (bound-metrics.ts: no label hashing, no object or key per request).
  */
 export function requestObserver(histogram: BoundHistogram<'method' | 'status_class'>): (method: string, status: number, seconds: number) => void {
-  const bound = new Map<string, HistogramSeries>();
+  const byMethod = new Map<string, ByStatusClass>();
   return (method, status, seconds) => {
     const m = methodLabel(method);
-    const c = statusClass(status);
-    const key = m + c;
-    let series = bound.get(key);
-    if (!series) bound.set(key, (series = histogram.series(m, c)));
-    series.observe(seconds);
+    let byClass = byMethod.get(m);
+    if (byClass === undefined) byMethod.set(m, (byClass = []));
+    const index = statusClassIndex(status);
+    (byClass[index] ??= histogram.series(m, STATUS_CLASSES[index] as string)).observe(seconds);
+  };
+}
+
+/** The same for a histogram with a status_class label alone (the upstream's answers). */
+export function statusObserver(histogram: BoundHistogram<'status_class'>): (status: number, seconds: number) => void {
+  const byClass: ByStatusClass = [];
+  return (status, seconds) => {
+    const index = statusClassIndex(status);
+    (byClass[index] ??= histogram.series(STATUS_CLASSES[index] as string)).observe(seconds);
   };
 }
 

@@ -3,8 +3,7 @@
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
-import { statusClass } from '../admin/metrics.js';
-import type { HistogramSeries } from '../admin/bound-metrics.js';
+import { statusObserver } from '../admin/metrics.js';
 import { createLogout } from '../login/logout.js';
 import type { GatewayDeps } from '../context.js';
 import { accessDenied, badDestination, badPath, badRequestBody, GatewayError, requestBodyTooLarge, sessionStoreUnavailable, unreadableBodyEncoding, upstreamTimeout, upstreamUnavailable } from '../errors.js';
@@ -78,7 +77,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
   const loginUrl = `${config.authPrefix}/login`;
   const secondStepUrl = `${config.authPrefix}/mfa`;
   const ownCookieNames = [config.cookieName, CSRF_COOKIE];
-  const upstreamByClass = new Map<string, HistogramSeries>();
+  const observeUpstreamStatus = statusObserver(metrics.upstreamDuration);
   const identityTokens = deps.identityTokens;
   const rewriteIdentityHeaders = createRequestHeaderRewriter({
     names: { user: config.headerUser, email: config.headerEmail, groups: config.headerGroups },
@@ -376,9 +375,6 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
   function observeUpstream(request: FastifyRequest, status: number): void {
     const started = (request as TimedRequest)[kProxyStarted];
     if (started === undefined) return;
-    const label = statusClass(status);
-    let child = upstreamByClass.get(label);
-    if (!child) upstreamByClass.set(label, (child = metrics.upstreamDuration.series(label)));
-    child.observe((performance.now() - started) / 1_000);
+    observeUpstreamStatus(status, (performance.now() - started) / 1_000);
   }
 }
