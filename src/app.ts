@@ -1,6 +1,5 @@
 // buildApp(deps) → the proxy's FastifyInstance, without listening, so tests build it freely.
 // The plugin order lives here only: path normalisation → cookies → gateway routes → proxy.
-import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
@@ -18,12 +17,14 @@ import { createGate, sessionCookieAuthenticator } from './access/gate.js';
 import { authorizationAuthenticator, type AuthorizationEvents } from './tokens/gate-authenticator.js';
 import type { GatewayDeps } from './context.js';
 import { GatewayError, badHost, badPath, methodNotAllowed } from './errors.js';
-import { hostRefusal } from './http.js';
-import { requestLoggerFactory, writeAccessLine } from './logger.js';
+import { hostRefusal, requestIdOf } from './http.js';
+import { requestLoggerFactory, roundedMs, writeAccessLine, type AccessLine } from './logger.js';
 import { renderErrorPage, ERROR_PAGE_STYLE_HASH } from './pages.js';
 import { normaliseRequestUrl, pathForLog } from './access/paths.js';
 import { ALLOWED_METHODS_HEADER, isRefusedMethod, refuseTunnels, routeEveryMethod } from './proxy/methods.js';
 import { proxyRoutes } from './proxy/routes.js';
+import { createForwarding } from './proxy/forwarding.js';
+import { createProxyFastPath, receivedByFastPath } from './proxy/fast-path.js';
 import { holdContinue } from './proxy/expect-continue.js';
 import type { Tracing } from './tracing/index.js';
 
@@ -32,7 +33,6 @@ const kBadPath = Symbol('badPath');
 const kTimedOut = Symbol('timedOut');
 /** nginx's status for "client closed the request": a client error, never the app's 5xx. */
 const CLIENT_CLOSED_REQUEST = 499;
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const ERROR_PAGE_CSP = `default-src 'none'; style-src ${ERROR_PAGE_STYLE_HASH}; frame-ancestors 'none'; base-uri 'none'`;
 
 type RawRequest = IncomingMessage & { [kBadPath]?: string; [kTimedOut]?: boolean };
@@ -55,10 +55,24 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   });
   const verifier = createVerifier({ config, gate, logger: deps.logger, identityTokens: deps.identityTokens, ownsAuthorization: deps.tokens?.authenticator.owns ?? null });
   const fastVerify = createVerifyFastPath(deps, verifier);
+  const observeRequest = requestObserver(metrics.requestDuration);
+  // How a proxied request's headers cross the gateway, both ways: one for the route and the fast path.
+  const forwarding = createForwarding(config, deps.identityTokens, deps.tokens?.authenticator.owns ?? null);
+  const upstream = deps.upstream;
+  const fastProxy = upstream === null ? null : createProxyFastPath({ ...deps, upstream }, gate, forwarding, {
+    answered: (log, line, elapsedMs) => recordAnswer(log, line, elapsedMs),
+    clientGone: (req, log, method, path, elapsedMs, user, ip) => logClientError(method, path, clientGoneStatus(req as RawRequest), elapsedMs, { log, user, ip }),
+  });
+  // Forward-auth's common call, then the common proxied request, before fastify's router; the rest to fastify.
+  const beforeRouter = (handler: RequestListener): RequestListener => {
+    const toFastify = fastProxy === null ? handler : (req: IncomingMessage, res: ServerResponse) => fastProxy.handle(req, res, handler);
+    return (req, res) => fastVerify.handle(req, res, toFastify);
+  };
   const app = Fastify({
-    // Our own server so that the common forward-auth call is answered before fastify's router
-    // (forward-auth/fast-path.ts); everything else goes to fastify's handler unchanged.
-    serverFactory: (handler) => createGatewayServer(config, traceRequests(deps.tracing, (req, res) => fastVerify.handle(req, res, handler))),
+    // Our own server so that the common forward-auth call and the common proxied request are
+    // answered before fastify's router (forward-auth/fast-path.ts, proxy/fast-path.ts); everything
+    // else goes to fastify's handler unchanged.
+    serverFactory: (handler) => createGatewayServer(config, traceRequests(deps.tracing, beforeRouter(handler as RequestListener))),
     loggerInstance: deps.logger as FastifyBaseLogger,
     // One access-log line of our own per request (SPEC 7) instead of fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
@@ -66,10 +80,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     childLoggerFactory: requestLoggerFactory,
     trustProxy: config.trustedProxyCidrs.length > 0 ? config.trustedProxyCidrs : false,
     // Keep the client's X-Request-Id when it is sane, so one id follows a request end to end.
-    genReqId: (req) => {
-      const sent = req.headers['x-request-id'];
-      return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID();
-    },
+    genReqId: (req) => requestIdOf(req.headers),
     requestIdHeader: false,
     // Normalise before routing, so what is routed, authorised and forwarded is one path.
     rewriteUrl: (req) => rewriteToNormalisedUrl(req as RawRequest),
@@ -92,7 +103,8 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   // The per-request hooks take fastify's `done` rather than returning a promise: no promise and no
   // microtask per hook on every proxied request. A hook that has answered does not call `done`.
   app.addHook('onRequest', (request, reply, done) => {
-    request.receivedAt = performance.now();
+    // A request the fast path handed over counts from when the gateway first saw it.
+    request.receivedAt = receivedByFastPath(request.raw) ?? performance.now();
     const refusal = refusedRequest(request);
     if (refusal === null) return done();
     if (refusal.statusCode === 405) reply.header('allow', ALLOWED_METHODS_HEADER);
@@ -111,23 +123,18 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     return refusal === null ? null : badHost(refusal);
   }
 
-  const observeRequest = requestObserver(metrics.requestDuration);
   app.addHook('onResponse', (request, reply, done) => {
-    const status = reply.statusCode;
-    observeRequest(request.method, status, reply.elapsedTime / 1_000);
-    if (config.accessLog) {
-      writeAccessLine(request.log, {
-        reqId: request.id,
-        method: request.method,
-        path: pathForLog(request.normalisedPath),
-        status,
-        ms: Math.round(reply.elapsedTime * 10) / 10,
-        user: request.principal?.record.user ?? null,
-        ip: request.ip,
-      });
-    }
+    const elapsedMs = receivedByFastPath(request.raw) === undefined ? reply.elapsedTime : performance.now() - request.receivedAt;
+    const line = { reqId: request.id, method: request.method, path: pathForLog(request.normalisedPath), status: reply.statusCode, ms: roundedMs(elapsedMs), user: request.principal?.record.user ?? null, ip: request.ip };
+    recordAnswer(request.log, line, elapsedMs);
     done();
   });
+
+  /** The request metric and the access line (SPEC 7) of an answered request, whichever way it went. */
+  function recordAnswer(log: FastifyBaseLogger, line: AccessLine, elapsedMs: number): void {
+    observeRequest(line.method, line.status, elapsedMs / 1_000);
+    if (config.accessLog) writeAccessLine(log, line);
+  }
 
   // HSTS only means something over https (RFC 6797 §7.2: ignored on plain http): the TLS listener,
   // or a trusted load balancer's X-Forwarded-Proto. Set last, so the operator's value wins over the app's.
@@ -145,8 +152,8 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     // it from the socket first, and the app's failure is answered and counted as such): the client
     // is gone only when its own connection is.
     if (request.raw.socket?.destroyed !== true) return;
-    const status = (request.raw as RawRequest)[kTimedOut] ? 408 : CLIENT_CLOSED_REQUEST;
-    logClientError(request.method, request.normalisedPath, status, performance.now() - request.receivedAt, request);
+    const who = { log: request.log, user: request.principal?.record.user ?? null, ip: request.ip };
+    logClientError(request.method, request.normalisedPath, clientGoneStatus(request.raw as RawRequest), performance.now() - request.receivedAt, who);
   });
 
   /** A request Node refused or cut before fastify answered (timeout, malformed, headers too large). */
@@ -162,12 +169,12 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     socket.destroy(error);
   }
 
-  /** The access-log line and request metric of a request that got no response through fastify. */
-  function logClientError(method: string | null, path: string | null, status: number, ms: number, request: FastifyRequest | null, peer: string | null = null): void {
+  /** The access-log line and request metric of a request that got no response (`who`: null before any request was read). */
+  function logClientError(method: string | null, path: string | null, status: number, ms: number, who: { log: FastifyBaseLogger; user: string | null; ip: string } | null, peer: string | null = null): void {
     observeRequest(method ?? 'OTHER', status, ms / 1_000);
     if (!config.accessLog) return;
-    const line = { method, path: path === null ? null : pathForLog(path), status, ms: Math.round(ms * 10) / 10, user: request?.principal?.record.user ?? null, ip: request?.ip ?? peer };
-    (request?.log ?? deps.logger).info(line, 'request');
+    const line = { method, path: path === null ? null : pathForLog(path), status, ms: roundedMs(ms), user: who?.user ?? null, ip: who?.ip ?? peer };
+    (who?.log ?? deps.logger).info(line, 'request');
   }
 
   app.setErrorHandler((error: FastifyError, request, reply) => sendError(request, reply, error));
@@ -181,10 +188,14 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   // Forward-auth in a scope of its own: none of the login pages' parsers and headers per request.
   await app.register(async (scope) => verifyRoutes(scope, deps, verifier), { prefix: config.authPrefix });
   // Closing: fastify answers 503 (return503OnClosing); the fast path must not keep answering 204.
-  app.addHook('preClose', async () => fastVerify.close());
+  app.addHook('preClose', async () => {
+    fastVerify.close();
+    fastProxy?.close();
+  });
+  // The fast path's connections to the app, once the listener has closed (its requests are done).
+  if (fastProxy !== null) app.addHook('onClose', async () => fastProxy.destroy());
   // Forward-auth only (no upstream): the gateway's own routes, and 404 for everything else.
-  const upstream = deps.upstream;
-  if (upstream !== null) await app.register(async (scope) => proxyRoutes(scope, { ...deps, upstream }, gate));
+  if (upstream !== null) await app.register(async (scope) => proxyRoutes(scope, { ...deps, upstream }, gate, forwarding));
   return app;
 }
 
@@ -253,6 +264,11 @@ function createGatewayServer(config: GatewayDeps['config'], listener: RequestLis
 function rawErrorResponse(status: number): string {
   const body = JSON.stringify({ error: status === 408 ? 'request timeout' : status === 431 ? 'request headers too large' : 'bad request' });
   return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`;
+}
+
+/** A request whose client went away: cut by GATEWAY_REQUEST_TIMEOUT (408), else the client's doing (499). */
+function clientGoneStatus(req: RawRequest): number {
+  return req[kTimedOut] ? 408 : CLIENT_CLOSED_REQUEST;
 }
 
 function rewriteToNormalisedUrl(req: RawRequest): string {

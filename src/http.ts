@@ -1,6 +1,7 @@
 // Small request helpers shared by the auth routes and the proxy: content negotiation, origins,
 // and the session cookie's attributes.
-import type { IncomingMessage } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { BlockList, Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { CookieSerializeOptions } from '@fastify/cookie';
@@ -55,6 +56,25 @@ export function wantsJson(request: FastifyRequest): boolean {
 export function publicOrigin(request: FastifyRequest, config: OriginSettings): string {
   if (config.publicUrl) return config.publicUrl.origin;
   return `${request.protocol}://${request.host}`;
+}
+
+/**
+ * publicOrigin for a request fastify has not seen (the proxy's fast path): the protocol and host
+ * read as fastify's request.protocol and request.host read them, through the trusted proxies.
+ */
+export function rawPublicOrigin(req: IncomingMessage, config: OriginSettings & ProxyTrustSettings): string {
+  if (config.publicUrl) return config.publicUrl.origin;
+  const forwardedProto = req.headers['x-forwarded-proto'];
+  const protocol = forwardedProto && peerTrusted(req.socket, config) ? lastEntry(String(forwardedProto)) : 'encrypted' in req.socket ? 'https' : 'http';
+  return `${protocol}://${requestHost(req, config)}`;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The request's id: the client's X-Request-Id when it is sane, so one id follows a request end to end; else a new one. */
+export function requestIdOf(headers: IncomingHttpHeaders): string {
+  const sent = headers['x-request-id'];
+  return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID();
 }
 
 /**
@@ -116,8 +136,12 @@ export function hostRefusal(req: IncomingMessage, config: HostSettings): string 
 export function requestHost(req: IncomingMessage, config: ProxyTrustSettings): string {
   const forwarded = req.headers['x-forwarded-host'];
   if (forwarded === undefined || forwarded === '' || !peerTrusted(req.socket, config)) return req.headers.host ?? '';
-  const value = Array.isArray(forwarded) ? forwarded.join(',') : forwarded;
-  return value.slice(value.lastIndexOf(',') + 1).trim();
+  return lastEntry(Array.isArray(forwarded) ? forwarded.join(',') : forwarded);
+}
+
+/** The last entry of a comma-separated list (what the proxy nearest the gateway wrote). */
+function lastEntry(list: string): string {
+  return list.slice(list.lastIndexOf(',') + 1).trim();
 }
 
 function allowedHostSet(config: HostSettings): ReadonlySet<string> | null {

@@ -268,6 +268,11 @@ export function requestLoggerFactory(logger: FastifyBaseLogger, bindings: Bindin
   return new RequestLogger(logger as Logger, bindings, routeOptions) as unknown as FastifyBaseLogger;
 }
 
+/** Milliseconds as the access line gives them: to a tenth. */
+export function roundedMs(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
+
 /**
  * Writes the access line (SPEC 7) through request.log. buildApp always installs
  * requestLoggerFactory; a plain pino child (another factory) would repeat its reqId binding.

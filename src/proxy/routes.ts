@@ -7,18 +7,19 @@ import { statusObserver } from '../admin/metrics.js';
 import { createLogout } from '../login/logout.js';
 import type { GatewayDeps } from '../context.js';
 import { accessDenied, badDestination, badPath, badRequestBody, GatewayError, requestBodyTooLarge, sessionStoreUnavailable, unreadableBodyEncoding, upstreamTimeout, upstreamUnavailable } from '../errors.js';
-import { clearSessionCookie, CSRF_COOKIE, isBrowserNavigation, peerTrusted, publicOrigin, setSessionCookie } from '../http.js';
+import { clearSessionCookie, isBrowserNavigation, peerTrusted, publicOrigin, setSessionCookie } from '../http.js';
 import { auditRefusal, isPromise, unreachable, type AccessRequest, type Gate, type LogoutVerdict, type Principal, type Verdict } from '../access/gate.js';
 import { createBodyMethodScanner, type BodyScan } from '../access/body-methods.js';
 import { bodyMayNamePaths, createBodyPathScanner, type BodyPaths } from '../access/body-paths.js';
 import { appBasePath } from '../access/destination.js';
 import { overridingBodyType } from '../access/method-override.js';
 import { judgeBodyAsItStreams, OVERRIDE_CANDIDATES, unreadableCoding, type BodyScanner } from './judged-body.js';
-import { isGatewayCookie } from './gateway-cookies.js';
-import { hopByHopNames, withoutHopByHop } from './hop-by-hop.js';
+import { hopByHopNames } from './hop-by-hop.js';
 import { sendContinue } from './expect-continue.js';
-import { createRequestHeaderRewriter, sameForwardedIdentity, type ForwardingContext } from '../identity/headers.js';
+import { sameForwardedIdentity, type ForwardingContext } from '../identity/headers.js';
 import { PROXIED_METHODS } from './methods.js';
+import { proxiedAccess, type Forwarding, type ProxiedAccess } from './forwarding.js';
+import { takeHandedOver, type UpstreamFailure } from './fast-path.js';
 import { createPathMatcher, pathForLog } from '../access/paths.js';
 import { requestReadings } from '../access/request-readings.js';
 import { createWebSocketProxy } from './websocket.js';
@@ -49,9 +50,6 @@ type TimedRequest = FastifyRequest & {
   [kBodyRefusal]?: Verdict | GatewayError;
 };
 
-/** A request the proxy decides: its path is known, and an app logout path is a logout. */
-type AppRequest = AccessRequest & { path: string; logout: true };
-
 /** What a body named, for the gate: other methods, other paths, its members' content; or why it is refused. */
 type BodyReadings = { ok: true; readings: Pick<AccessRequest, 'methods' | 'named' | 'wholeTree'> | null } | { ok: false; refusal: GatewayError };
 
@@ -71,32 +69,12 @@ function mapped<Scan>(scanner: BodyScanner<Scan>, read: (scan: Scan) => BodyRead
   return { write: (chunk) => scanner.write(chunk), end: () => scanner.end().then(read) };
 }
 
-export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { upstream: URL }, gate: Gate): Promise<void> {
+export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { upstream: URL }, gate: Gate, forwarding: Forwarding): Promise<void> {
   const { config, metrics } = deps;
   const logout = createLogout(deps);
   const loginUrl = `${config.authPrefix}/login`;
   const secondStepUrl = `${config.authPrefix}/mfa`;
-  const ownCookieNames = [config.cookieName, CSRF_COOKIE];
   const observeUpstreamStatus = statusObserver(metrics.upstreamDuration);
-  const identityTokens = deps.identityTokens;
-  const rewriteIdentityHeaders = createRequestHeaderRewriter({
-    names: { user: config.headerUser, email: config.headerEmail, groups: config.headerGroups },
-    cookieNames: [config.cookieName, CSRF_COOKIE],
-    preserveHost: config.preserveHost,
-  });
-  // An Authorization header that carried a gateway credential (API token, Basic with
-  // GATEWAY_BASIC_AUTH) stays here, whether or not it was the one that decided; any other reaches
-  // the app as before (SPEC 9).
-  const ownsAuthorization = deps.tokens?.authenticator.owns ?? null;
-  const rewriteRequestHeaders: typeof rewriteIdentityHeaders =
-    ownsAuthorization === null
-      ? rewriteIdentityHeaders
-      : (headers, ctx, leaveOut) => {
-        const rewritten = rewriteIdentityHeaders(headers, ctx, leaveOut);
-        const authorization = rewritten.authorization;
-        if (typeof authorization === 'string' && ownsAuthorization(authorization)) delete rewritten.authorization;
-        return rewritten;
-      };
   const basicChallenge = deps.tokens?.authenticator.basicEnabled === true ? basicChallengeFor(config.loginTitle) : null;
 
   /** A renewed cookie (signed with a retired secret) goes out with whatever is answered. */
@@ -110,6 +88,9 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
    * a request the gate decides at once (a cached session) passes without a promise.
    */
   const authenticate = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    // Decided (and perhaps sent) by the fast path already: never decided, touched or sent twice.
+    const handed = takeHandedOver(request.raw);
+    if (handed?.failure !== undefined) return answerHandedOverFailure(request, reply, handed.verdict, handed.failure, done);
     // What else the app may act on (a Destination, a path in the query, an overriding method, the
     // whole tree, a trusted proxy's rewritten URL, a Destination without the app's base path): the
     // rules for each are asked too (request-readings.ts).
@@ -117,20 +98,8 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
     if (!found.ok) return done(found.kind === 'destination' ? badDestination(found.reason) : badPath(found.reason));
     // The Destination the app receives is the one authorised (normalised).
     if (found.destinationHeader !== null) (request as TimedRequest)[kDestination] = found.destinationHeader;
-    const { readings } = found;
-    const access = {
-      path: request.normalisedPath,
-      method: request.method,
-      destination: readings.destination,
-      routed: readings.routed,
-      methods: readings.methods,
-      wholeTree: readings.wholeTree,
-      rewritten: readings.rewritten,
-      named: readings.named,
-      credentials: { cookies: request.cookies, headers: request.headers, ip: request.ip },
-      logout: true as const,
-    };
-    const verdict = gate.decide(access);
+    const access = proxiedAccess(request.normalisedPath, request.method, found.readings, { cookies: request.cookies, headers: request.headers, ip: request.ip });
+    const verdict = handed?.verdict ?? gate.decide(access);
     if (isPromise(verdict)) verdict.then((decided) => judgeBody(request, reply, access, decided, done)).catch(done);
     else judgeBody(request, reply, access, verdict, done);
   };
@@ -141,7 +110,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
    * rule here; a WebDAV body naming other paths by href, where there are rules; a Depth-1 PROPFIND
    * asking for its members' content, where a rule inside differs.
    */
-  const judgeBody = (request: FastifyRequest, reply: FastifyReply, access: AppRequest, verdict: Verdict | LogoutVerdict, done: HookHandlerDoneFunction): void => {
+  const judgeBody = (request: FastifyRequest, reply: FastifyReply, access: ProxiedAccess, verdict: Verdict | LogoutVerdict, done: HookHandlerDoneFunction): void => {
     if (verdict.kind === 'allow' || verdict.kind === 'public') {
       const scanner = bodyScannerFor(request, access, verdict);
       if (scanner !== null) {
@@ -159,7 +128,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
   };
 
   /** A scanner of what this request's body names that could change the verdict, or null: no need to read it. */
-  const bodyScannerFor = (request: FastifyRequest, access: AppRequest, verdict: Extract<Verdict, { kind: 'allow' | 'public' }>): BodyScanner<BodyReadings> | null => {
+  const bodyScannerFor = (request: FastifyRequest, access: ProxiedAccess, verdict: Extract<Verdict, { kind: 'allow' | 'public' }>): BodyScanner<BodyReadings> | null => {
     const contentType = request.headers['content-type'];
     const type = gate.methodScoped ? overridingBodyType(request.method, contentType) : null;
     if (type !== null) {
@@ -176,7 +145,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
   };
 
   /** Why what a body names refuses the request it was let through as, or null. */
-  const bodyRefusal = async (access: AppRequest, verdict: Extract<Verdict, { kind: 'allow' | 'public' }>, body: BodyReadings): Promise<Verdict | GatewayError | null> => {
+  const bodyRefusal = async (access: ProxiedAccess, verdict: Extract<Verdict, { kind: 'allow' | 'public' }>, body: BodyReadings): Promise<Verdict | GatewayError | null> => {
     if (!body.ok) return body.refusal;
     if (body.readings === null) return null;
     const { methods, named, wholeTree } = body.readings;
@@ -268,26 +237,15 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
   };
 
   /** What the identity header rewriter needs to know about a request (HTTP and WebSocket alike). */
-  const forwardingContext = (request: FastifyRequest, upstream: URL): ForwardingContext => {
-    const peerAddress = request.socket.remoteAddress ?? '';
-    const forwarded = (request as TimedRequest)[kForwarded] ?? null;
-    return {
-      identity: forwarded?.record ?? null,
-      peerAddress,
-      peerTrusted: peerTrusted(request.socket, config),
-      protocol: request.socket && 'encrypted' in request.socket ? 'https' : 'http',
-      host: request.headers.host,
-      requestId: request.id,
-      signedIdentity: identityTokens && forwarded ? identityTokens.tokenFor(forwarded, identityTokens.audienceFor(upstream)) : null,
-    };
-  };
+  const forwardingContext = (request: FastifyRequest, upstream: URL): ForwardingContext =>
+    forwarding.context(request, (request as TimedRequest)[kForwarded] ?? null, upstream);
   const routesLongestFirst = [...config.upstreamRoutes]
     .sort((a, b) => b.prefix.length - a.prefix.length)
     .map((route) => ({ matches: createPathMatcher([route.prefix]), url: route.url }));
   // Upgrades pass through `authenticate` first, on the same route, so one function decides for both.
   const websockets = createWebSocketProxy(app, {
     deps,
-    rewriteHeaders: (request, headers, upstream) => rewriteRequestHeaders(headers, forwardingContext(request, upstream)),
+    rewriteHeaders: (request, headers, upstream) => forwarding.requestHeaders(headers, forwardingContext(request, upstream)),
     // Same choice as the HTTP routes below: the longest matching prefix, else GATEWAY_UPSTREAM.
     upstreamFor: (path) => routesLongestFirst.find((route) => route.matches(path))?.url ?? deps.upstream,
   });
@@ -319,27 +277,13 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
         (request as TimedRequest)[kProxyStarted] = performance.now();
         // Hop-by-hop headers are left out of the client's; what the gateway adds cannot be named away.
         const clientHeaders = headers as IncomingHttpHeaders;
-        const forwarded = rewriteRequestHeaders(clientHeaders, forwardingContext(request as FastifyRequest, upstream), hopByHopNames(clientHeaders));
+        const forwarded = forwarding.requestHeaders(clientHeaders, forwardingContext(request as FastifyRequest, upstream), hopByHopNames(clientHeaders));
         const destination = (request as TimedRequest)[kDestination];
         if (destination !== undefined) forwarded.destination = destination;
         return traceUpstream(request, forwarded, request.method, upstream, request.normalisedPath);
       },
       rewriteHeaders(upstreamHeaders, request) {
-        // The app's Connection/Keep-Alive describe its connection to the gateway, not the client's.
-        const headers = withoutHopByHop(upstreamHeaders);
-        // The app must not be able to replace or clear the gateway's own cookies.
-        const setCookie = headers['set-cookie'] as string | string[] | undefined;
-        if (setCookie !== undefined) {
-          headers['set-cookie'] = (Array.isArray(setCookie) ? setCookie : [setCookie]).filter((line) => !isGatewayCookie(line, ownCookieNames));
-        }
-        // An app redirecting to its own internal address would send users to 127.0.0.1.
-        const location = headers.location;
-        if (typeof location === 'string' && location.startsWith(upstream.origin)) {
-          const rest = location.slice(upstream.origin.length);
-          const sameApp = rest === '' || rest.startsWith('/') || rest.startsWith('?');
-          if (sameApp && request) headers.location = publicOrigin(request as FastifyRequest, config) + (rest || '/');
-        }
-        return headers;
+        return forwarding.responseHeaders(upstreamHeaders, upstream, () => publicOrigin(request as FastifyRequest, config));
       },
       onResponse(request, reply, res) {
         const upstream = res as unknown as { statusCode: number; stream: NodeJS.ReadableStream };
@@ -358,13 +302,36 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
         // (The request stream being destroyed is no proof: undici also destroys it when the app stops
         // reading the body, which is the app's failure; only a closed client connection is.)
         if (reply.raw.destroyed || reply.raw.socket?.destroyed === true) return;
-        const failure = (error as { statusCode?: number }).statusCode === 504 ? upstreamTimeout(error) : upstreamUnavailable(error);
-        observeUpstream(reply.request as FastifyRequest, failure.statusCode);
-        reply.request.log.warn({ code: failure.code, cause: (error.cause as Error | undefined)?.message ?? error.message }, 'upstream failed');
-        reply.send(failure);
+        answerUpstreamFailure(reply.request as FastifyRequest, reply as FastifyReply, error);
       },
     },
   });
+
+  /** The app could not be reached or did not answer in time: 502 or 504, counted and logged. */
+  function answerUpstreamFailure(request: FastifyRequest, reply: FastifyReply, error: Error & { statusCode?: number }): void {
+    const failure = error.statusCode === 504 ? upstreamTimeout(error) : upstreamUnavailable(error);
+    observeUpstream(request, failure.statusCode);
+    request.log.warn({ code: failure.code, cause: (error.cause as Error | undefined)?.message ?? error.message }, 'upstream failed');
+    reply.send(failure);
+  }
+
+  /**
+   * An upstream call the fast path made and that failed before anything reached the client: answered
+   * as the route answers its own. Before the app answered, as the proxy plugin reports it (a 504 for a
+   * timeout, else a 502); a body that broke before its first byte, as fastify answers a failed stream.
+   */
+  function answerHandedOverFailure(request: FastifyRequest, reply: FastifyReply, verdict: Extract<Verdict, { kind: 'allow' | 'public' }>, failure: UpstreamFailure, done: HookHandlerDoneFunction): void {
+    if (verdict.kind === 'allow') {
+      request.principal = verdict.principal;
+      request.session = verdict.principal.session;
+    }
+    if (failure.stage === 'body') return done(failure.error);
+    (request as TimedRequest)[kProxyStarted] = failure.startedAt;
+    request.log.warn(failure.error, 'response errored');
+    const timedOut = failure.error.code === 'UND_ERR_HEADERS_TIMEOUT';
+    answerUpstreamFailure(request, reply, Object.assign(new Error(timedOut ? 'Gateway Timeout' : 'Bad Gateway', { cause: failure.error }), { statusCode: timedOut ? 504 : 502 }));
+  }
+
   // fastify's built-in text/plain parser would buffer (413 above bodyLimit) and re-encode bodies
   // as UTF-8; without it, http-proxy's own pass-through parsers stream every body unchanged.
   app.removeAllContentTypeParsers();

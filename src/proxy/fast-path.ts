@@ -1,0 +1,246 @@
+// The common proxied request answered before fastify's router: a GET or HEAD without a body, on a
+// plain path, that the gate allows at once (a session the local cache holds, or a public path).
+// Measured whole-process, fastify's routing, hooks, per-request objects and the proxy plugin's
+// reply machinery cost a proxied request more than the gateway's own work (bench/RESULTS.md). The
+// decision is the gate's, as on every door; the headers both ways are forwarding.ts's, as on the
+// fastify route; the access line and request metric are app.ts's. Everything else goes on to
+// fastify, which answers it exactly as before; a verdict reached here is handed over with the
+// request, so its session is never validated, touched or counted twice, and an upstream failure
+// is handed over to be answered and logged by the route's own error handling (the request is never
+// sent to the app twice).
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { finished } from 'node:stream';
+import { fastifyCookie } from '@fastify/cookie';
+import { Agent, type Dispatcher } from 'undici';
+import type { FastifyBaseLogger } from 'fastify';
+import { statusObserver } from '../admin/metrics.js';
+import { isPromise, type Gate, type LogoutVerdict, type Verdict } from '../access/gate.js';
+import { normaliseRequestUrl, pathForLog } from '../access/paths.js';
+import { requestReadings } from '../access/request-readings.js';
+import type { GatewayDeps } from '../context.js';
+import { hostRefusal, peerTrusted, rawPublicOrigin, requestIdOf } from '../http.js';
+import { requestLoggerFactory, roundedMs, type AccessLine } from '../logger.js';
+import { proxiedAccess, sanitizedHeaderValues, type Forwarding } from './forwarding.js';
+import { hopByHopNames } from './hop-by-hop.js';
+
+const kHandedOver = Symbol('proxyHandedOver');
+const kReceivedAt = Symbol('proxyReceivedAt');
+
+/** An upstream call that failed: before the app answered (`upstream`), or its body before a byte reached the client (`body`). */
+export interface UpstreamFailure {
+  stage: 'upstream' | 'body';
+  error: Error & { code?: string };
+  /** performance.now() when the call was made (the upstream latency metric). */
+  startedAt: number;
+}
+
+/** What the fast path hands the route along with the request. */
+export type HandedOver =
+  | { verdict: Verdict | LogoutVerdict | Promise<Verdict | LogoutVerdict>; failure?: undefined }
+  | { verdict: Extract<Verdict, { kind: 'allow' | 'public' }>; failure: UpstreamFailure };
+
+type Carrying = IncomingMessage & { [kHandedOver]?: HandedOver; [kReceivedAt]?: number };
+
+/** The hand-over for this request, once (the route takes it). */
+export function takeHandedOver(req: IncomingMessage): HandedOver | undefined {
+  const handed = (req as Carrying)[kHandedOver];
+  (req as Carrying)[kHandedOver] = undefined;
+  return handed;
+}
+
+/** performance.now() when the fast path first saw a request it handed over (its duration counts from there). */
+export function receivedByFastPath(req: IncomingMessage): number | undefined {
+  return (req as Carrying)[kReceivedAt];
+}
+
+export interface ProxyFastPathEvents {
+  /** The request metric and access line of a request answered here (app.ts's, as for every other). */
+  answered(log: FastifyBaseLogger, line: AccessLine, elapsedMs: number): void;
+  /** A request whose client went away (or was cut by the request timeout) before its answer ended. */
+  clientGone(req: IncomingMessage, log: FastifyBaseLogger, method: string, path: string, elapsedMs: number, user: string | null, ip: string): void;
+}
+
+export interface ProxyFastPath {
+  /** Answers the request itself or passes it to `next` (fastify); never both. */
+  handle(req: IncomingMessage, res: ServerResponse, next: (req: IncomingMessage, res: ServerResponse) => void): void;
+  /** From now on every request goes to fastify (which answers 503 while closing). */
+  close(): void;
+  /** Closes the connections to the app once their requests are done. */
+  destroy(): Promise<void>;
+}
+
+/**
+ * Characters a path may hold to be forwarded here: RFC 3986's unreserved and sub-delims, `:`,
+ * `@` and `/`. No `%`: the proxy plugin decodes a path to check it, and re-parses it as a URL,
+ * which changes nothing only for such a path. Anything else takes the route.
+ */
+const PLAIN_PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*$/;
+const DOT_SEGMENT_OR_EMPTY = /\/\/|\/\.\.?(?:\/|$)/;
+
+type Forwardable = Extract<Verdict, { kind: 'allow' | 'public' }>;
+
+/** Null when the fast path cannot serve this configuration at all (every request takes the route). */
+export function createProxyFastPath(deps: GatewayDeps & { upstream: URL }, gate: Gate, forwarding: Forwarding, events: ProxyFastPathEvents): ProxyFastPath | null {
+  const { config, upstream } = deps;
+  // Each of these changes what the route does for every request (its own hooks, another upstream
+  // per prefix, a base path, spans); the route alone does it.
+  if (deps.tracing || config.hsts !== null || config.upstreamRoutes.length > 0 || upstream.pathname !== '/' || upstream.search !== '') return null;
+  const ownRoutes = `${config.authPrefix}/`;
+  // fastify reads the client address through the trusted proxies' X-Forwarded-For (request.ip); the route does that.
+  const trustsProxies = config.trustedProxyCidrs.length > 0;
+  const observeUpstream = statusObserver(deps.metrics.upstreamDuration);
+  // The same limits as the route's connections to the app (routes.ts), in a pool of its own.
+  const dispatcher = new Agent({
+    connections: null,
+    headersTimeout: config.upstreamTimeoutMs,
+    bodyTimeout: config.upstreamTimeoutMs,
+    connect: { rejectUnauthorized: true, ...(config.upstreamTlsCa ? { ca: config.upstreamTlsCa } : {}) },
+  });
+  let enabled = true;
+
+  /** The normalised URL of a request this path may take, or null. */
+  const takes = (req: IncomingMessage): { url: string; path: string } | null => {
+    const method = req.method;
+    if (method !== 'GET' && method !== 'HEAD') return null;
+    const headers = req.headers;
+    if (headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined || headers.expect !== undefined || headers.upgrade !== undefined) return null;
+    if (trustsProxies && headers['x-forwarded-for'] !== undefined) return null;
+    const normalised = normaliseRequestUrl(req.url ?? '/');
+    if (!normalised.ok) return null;
+    const query = normalised.url.indexOf('?');
+    const path = query === -1 ? normalised.url : normalised.url.slice(0, query);
+    if (!PLAIN_PATH.test(path) || DOT_SEGMENT_OR_EMPTY.test(path) || path === config.authPrefix || path.startsWith(ownRoutes)) return null;
+    if (hostRefusal(req, config) !== null) return null;
+    return { url: normalised.url, path };
+  };
+
+  const handOver = (req: IncomingMessage, res: ServerResponse, next: (req: IncomingMessage, res: ServerResponse) => void, handed: HandedOver, receivedAt: number) => {
+    (req as Carrying)[kHandedOver] = handed;
+    (req as Carrying)[kReceivedAt] = receivedAt;
+    next(req, res);
+  };
+
+  return {
+    close() {
+      enabled = false;
+    },
+    destroy: () => dispatcher.close(),
+    handle(req, res, next) {
+      if (!enabled) return next(req, res);
+      const taken = takes(req);
+      if (taken === null) return next(req, res);
+      const receivedAt = performance.now();
+      const cookieHeader = req.headers.cookie;
+      let cookies: Record<string, string | undefined>;
+      try {
+        // The same parser (and decoding) as @fastify/cookie gives the route; anything odd is the route's.
+        cookies = cookieHeader === undefined ? {} : fastifyCookie.parse(cookieHeader);
+      } catch {
+        return next(req, res);
+      }
+      const found = requestReadings({ method: req.method!, url: taken.url, headers: req.headers, reroutingHeadersReachApp: peerTrusted(req.socket, config) });
+      if (!found.ok || found.destinationHeader !== null) return next(req, res);
+      const ip = req.socket.remoteAddress!;
+      const verdict = gate.decide(proxiedAccess(taken.path, req.method!, found.readings, { cookies, headers: req.headers, ip }));
+      const go = (decided: Verdict | LogoutVerdict) => {
+        if (!enabled || !forwardable(decided)) return handOver(req, res, next, { verdict: decided }, receivedAt);
+        forward(req, res, next, taken, decided, ip, receivedAt);
+      };
+      if (!isPromise(verdict)) return go(verdict);
+      // A store error, or anything else: the route decides again and answers it with its own handling.
+      verdict.then(go, () => handOver(req, res, next, { verdict }, receivedAt)).catch(() => (res.headersSent ? res.destroy() : undefined));
+    },
+  };
+
+  /** Only a request the gate lets through as it stands: anything with more to say (a renewed cookie) takes the route. */
+  function forwardable(verdict: Verdict | LogoutVerdict): verdict is Forwardable {
+    if (verdict.kind === 'public') return true;
+    return verdict.kind === 'allow' && !verdict.principal.session?.renewedCookie;
+  }
+
+  function forward(req: IncomingMessage, res: ServerResponse, next: (req: IncomingMessage, res: ServerResponse) => void, taken: { url: string; path: string }, verdict: Forwardable, ip: string, receivedAt: number): void {
+    const id = requestIdOf(req.headers);
+    const log = requestLoggerFactory(deps.logger as FastifyBaseLogger, { reqId: id }, {});
+    const user = verdict.kind === 'allow' ? verdict.principal.record.user : null;
+    const method = req.method!;
+    const forwarded = verdict.kind === 'allow' ? verdict.forwarded : null;
+    const headers = forwarding.requestHeaders(req.headers, forwarding.context({ socket: req.socket, headers: req.headers, id }, forwarded, upstream), hopByHopNames(req.headers));
+    // The app's own address, as the proxy plugin sends it, unless GATEWAY_PRESERVE_HOST kept the client's.
+    if (!config.preserveHost) headers.host = upstream.host;
+    const startedAt = performance.now();
+    // Once handed over, the request and its answer are the route's: nothing more is counted here.
+    let handedOver = false;
+    const failed = (stage: UpstreamFailure['stage'], error: Error) => {
+      handedOver = true;
+      handOver(req, res, next, { verdict, failure: { stage, error, startedAt } }, receivedAt);
+    };
+
+    res.once('close', () => {
+      // Only a closed client connection is the client's doing (as app.ts's onRequestAbort hook reads it).
+      if (!handedOver && !res.writableFinished && req.socket.destroyed) events.clientGone(req, log, method, taken.path, performance.now() - receivedAt, user, ip);
+    });
+
+    dispatcher.request({ origin: upstream.origin, path: taken.url, method, headers: headers as Record<string, string | string[]>, body: null }, (err, answer) => {
+      if (err) return failed('upstream', err);
+      observeUpstream(answer.statusCode, (performance.now() - startedAt) / 1_000);
+      if (req.destroyed || res.destroyed) return void answer.body.destroy();
+      let status: number;
+      try {
+        status = validStatus(answer.statusCode);
+        res.statusCode = status;
+        const out = sanitizedHeaderValues(forwarding.responseHeaders(answer.headers as IncomingHttpHeaders, upstream, () => rawPublicOrigin(req, config)));
+        for (const name of Object.keys(out)) res.setHeader(name, out[name]!);
+      } catch (error) {
+        answer.body.destroy();
+        return failed('upstream', error as Error);
+      }
+      res.once('finish', () => {
+        if (handedOver) return;
+        const elapsedMs = performance.now() - receivedAt;
+        events.answered(log, { reqId: id, method, path: pathForLog(taken.path), status, ms: roundedMs(elapsedMs), user, ip }, elapsedMs);
+      });
+      stream(answer.body, res, log, (error) => failed('body', error));
+    });
+  }
+}
+
+/** As fastify's reply.code: an upstream status outside 100–599 is the app's failure (502). */
+function validStatus(status: number): number {
+  if (!Number.isInteger(status) || status < 100 || status > 599) throw new Error(`the app answered with status ${status}`);
+  return status;
+}
+
+/**
+ * The app's body to the client, as fastify sends a stream: the headers go with its first byte, so a
+ * body that fails before any is answered as a failure (`failedBeforeAnyByte`); one that fails later
+ * cuts the response. A client that goes away stops the app's body.
+ */
+function stream(body: Dispatcher.ResponseData['body'], res: ServerResponse, log: FastifyBaseLogger, failedBeforeAnyByte: (error: Error) => void): void {
+  let open = true;
+  let logged = false;
+  finished(body, { readable: true, writable: false }, (err) => {
+    open = false;
+    if (err == null) return;
+    if (!res.headersSent) return failedBeforeAnyByte(err);
+    if (!logged) {
+      logged = true;
+      logStreamError(log, res, err);
+    }
+    res.destroy();
+  });
+  finished(res, (err) => {
+    if (!open) return;
+    if (err != null && res.headersSent && !logged) {
+      logged = true;
+      logStreamError(log, res, err);
+    }
+    body.destroy();
+  });
+  body.pipe(res);
+}
+
+/** fastify's own lines for a stream cut after its headers went out. */
+function logStreamError(log: FastifyBaseLogger, res: ServerResponse, err: Error & { code?: string }): void {
+  if (err.code === 'ERR_STREAM_PREMATURE_CLOSE') log.info({ res: { statusCode: res.statusCode } }, 'stream closed prematurely');
+  else log.warn({ err }, 'response terminated with an error with headers already sent');
+}

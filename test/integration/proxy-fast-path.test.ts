@@ -1,0 +1,256 @@
+// The common proxied request is answered before fastify's router (src/proxy/fast-path.ts). Neither
+// the app nor the client nor the operator may tell the two ways apart: the same headers reach the
+// app, the same answer reaches the client, each request is counted and logged once; whatever the
+// fast path does not answer itself (no session, a refusal, a failed upstream call) is answered by
+// the route exactly as before, without validating twice or calling the app twice.
+// A GET with `Content-Length: 0` always takes the route: it is the control of every comparison.
+import t from 'tap';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { connect, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { login, seedUsers, startTestGateway, uniquePrefix, withSession, type TestGateway } from '../helpers/gateway.js';
+import { send } from '../helpers/http.js';
+import { scrapeMetric } from '../helpers/metrics.js';
+import { services } from '../helpers/services.js';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  /** The gateway's side of the connection the request came over. */
+  port: number;
+}
+
+/** The app: echoes what it received; a few paths answer otherwise (cookies, a redirect, a stall, a broken body). */
+async function startApp(): Promise<{ url: string; seen: Seen[]; close(): Promise<void> }> {
+  const seen: Seen[] = [];
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, port: req.socket.remotePort ?? 0 });
+    const path = (req.url ?? '').split('?')[0];
+    if (path === '/stall') return; // never answers: the upstream timeout
+    if (path === '/broken-before-body') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100' });
+      res.flushHeaders();
+      setTimeout(() => res.socket?.destroy(), 50);
+      return;
+    }
+    if (path === '/broken-mid-body') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100' });
+      res.write('first part');
+      setTimeout(() => res.socket?.destroy(), 50);
+      return;
+    }
+    if (path === '/slow-body') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('start');
+      setTimeout(() => res.end('end'), 1_000);
+      return;
+    }
+    if (path === '/cookies') {
+      res.setHeader('set-cookie', ['app=1; Path=/', 'sgw_session=stolen; Path=/', 'sgw_csrf=x']);
+      res.setHeader('location', `http://127.0.0.1:${(server.address() as AddressInfo).port}/inside?x=1`);
+      res.setHeader('connection', 'keep-alive, x-app-hop');
+      res.setHeader('x-app-hop', 'private');
+      res.setHeader('keep-alive', 'timeout=5');
+      res.statusCode = 302;
+      return void res.end();
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'x-app': 'yes' });
+    res.end(req.method === 'HEAD' ? undefined : JSON.stringify({ url: req.url }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+const { redis, pg } = await services(t);
+await seedUsers(t, pg.url, [{ username: 'ada', password: 'ada-proxy-fast-password', email: 'ada@example.com', groups: ['admins', 'ops'] }]);
+const app = await startApp();
+t.teardown(() => app.close());
+const dir = mkdtempSync(join(tmpdir(), 'sgw-proxy-fast-'));
+writeFileSync(join(dir, 'rules.yaml'), '- path: /open\n  policy: public\n- path: /admin\n  policy: { groups: [admins] }\n- path: /nobody\n  policy: { groups: [nobody] }\n');
+const gw = await startTestGateway(t, {
+  REDIS_URL: redis.url,
+  DATABASE_URL: pg.url,
+  GATEWAY_REDIS_PREFIX: uniquePrefix(),
+  GATEWAY_UPSTREAM: app.url,
+  GATEWAY_UPSTREAM_TIMEOUT: '500ms',
+  GATEWAY_ACCESS_RULES: join(dir, 'rules.yaml'),
+});
+const ada = withSession(gw, await login(gw, 'ada', 'ada-proxy-fast-password'));
+
+/** The same request by the fast path, then by the route (`Content-Length: 0`); what the app saw of each. */
+async function bothWays(path: string, headers: Record<string, string>, method = 'GET') {
+  const fast = await send(`${gw.url}${path}`, { method, headers });
+  const fastSeen = app.seen.at(-1)!;
+  const route = await send(`${gw.url}${path}`, { method, headers: { ...headers, 'content-length': '0' } });
+  const routeSeen = app.seen.at(-1)!;
+  return { fast, route, fastSeen, routeSeen };
+}
+
+/** What may differ between the two: the time, and the Content-Length the control itself sent. */
+const comparable = (headers: IncomingHttpHeaders) => {
+  const { date: _date, 'content-length': _length, ...rest } = headers;
+  return rest;
+};
+
+const metric = (name: string, labels: Record<string, string> = {}) => scrapeMetric(gw.adminUrl, name, labels);
+
+t.test('the app receives the same headers, the client the same answer, either way', async (t) => {
+  const cases: Array<{ name: string; path: string; method?: string; headers: Record<string, string> }> = [
+    { name: 'a signed-in GET with a query', path: '/app/page?a=1&b=%20x', headers: { ...ada, 'x-request-id': 'same-id-1' } },
+    { name: 'a HEAD', path: '/app/page', method: 'HEAD', headers: { ...ada, 'x-request-id': 'same-id-2' } },
+    { name: 'a public path, no session', path: '/open/x', headers: { 'x-request-id': 'same-id-3' } },
+    {
+      name: 'spoofed identity, the gateway cookies among the app\u2019s, headers named by Connection',
+      path: '/admin/x',
+      headers: {
+        cookie: `app=1; ${ada.cookie}; sgw_csrf=abc; other=2`,
+        'x-request-id': 'same-id-4',
+        'x-forwarded-user': 'mallory',
+        x_forwarded_groups: 'admins',
+        'x-forwarded-for': '10.0.0.1',
+        'x-real-ip': '10.0.0.2',
+        connection: 'keep-alive, x-secret',
+        'x-secret': 'hop',
+      },
+    },
+    { name: 'an app answer with the gateway cookies, an internal Location, hop-by-hop headers', path: '/cookies', headers: { ...ada, 'x-request-id': 'same-id-5', host: 'app.example.com:8443' } },
+  ];
+  for (const c of cases) {
+    const { fast, route, fastSeen, routeSeen } = await bothWays(c.path, c.headers, c.method);
+    t.equal(fast.status, route.status, `${c.name}: status`);
+    t.same(comparable(fast.headers), comparable(route.headers), `${c.name}: the client's headers`);
+    t.equal(fast.body, route.body, `${c.name}: the body`);
+    t.equal(fastSeen.url, routeSeen.url, `${c.name}: the URL the app received`);
+    t.same(comparable(fastSeen.headers), comparable(routeSeen.headers), `${c.name}: the headers the app received`);
+    t.not(fastSeen.port, routeSeen.port, `${c.name}: the two came over different connections (the fast path has its own)`);
+  }
+  const spoofed = app.seen.find((s) => s.headers['x-request-id'] === 'same-id-4')!;
+  t.equal(spoofed.headers['x-forwarded-user'], 'ada', 'the identity is the session\u2019s, not the client\u2019s');
+  t.equal(spoofed.headers.cookie, 'app=1; other=2', 'the gateway cookies never reach the app');
+  t.equal(spoofed.headers['x-secret'], undefined, 'a header the client named in Connection is not forwarded');
+  const cookies = await send(`${gw.url}/cookies`, { headers: { ...ada, host: 'app.example.com:8443' } });
+  t.same(cookies.headers['set-cookie'], ['app=1; Path=/'], 'the app cannot set the gateway cookies');
+  t.equal(cookies.headers.location, 'http://app.example.com:8443/inside?x=1', 'an internal redirect points at the gateway');
+  t.equal(cookies.headers['x-app-hop'], undefined, 'a header the app named in Connection is not forwarded');
+});
+
+t.test('each request counted and logged once', async (t) => {
+  const before = {
+    ok: await metric('gateway_request_duration_seconds_count', { method: 'GET', status_class: '2xx' }),
+    upstream: await metric('gateway_upstream_request_duration_seconds_count', { status_class: '2xx' }),
+    valid: await metric('gateway_session_validations_total', { outcome: 'valid' }),
+    hits: await metric('gateway_session_cache_requests_total', { result: 'hit' }),
+  };
+  const lines = gw.logs.length;
+  for (let i = 0; i < 4; i++) t.equal((await send(`${gw.url}/counted/${i}`, { headers: { ...ada, 'x-request-id': `counted-${i}` } })).status, 200);
+  t.equal(await metric('gateway_request_duration_seconds_count', { method: 'GET', status_class: '2xx' }) - before.ok, 4, 'four requests');
+  t.equal(await metric('gateway_upstream_request_duration_seconds_count', { status_class: '2xx' }) - before.upstream, 4, 'four upstream calls');
+  t.equal(await metric('gateway_session_validations_total', { outcome: 'valid' }) - before.valid, 4, 'four validations');
+  t.equal(await metric('gateway_session_cache_requests_total', { result: 'hit' }) - before.hits, 4, 'four cache hits');
+  const access = gw.logs.slice(lines).filter((line) => /"msg":"request"/.test(line) && /"path":"\/counted\//.test(line));
+  t.equal(access.length, 4, 'one access line each');
+  const first = JSON.parse(access[0]!) as Record<string, unknown>;
+  t.same(Object.keys(first), ['level', 'time', 'service', 'reqId', 'method', 'path', 'status', 'ms', 'user', 'ip', 'msg'], 'the fields of SPEC 7, in order');
+  t.match(first, { reqId: 'counted-0', method: 'GET', path: '/counted/0', status: 200, user: 'ada', ip: '127.0.0.1' });
+  t.type(first.ms, 'number');
+  t.notOk(access.some((line) => line.includes(ada.cookie!.split('=')[1]!.slice(0, 20))), 'no cookie in the log');
+});
+
+t.test('handed over: the route answers what the fast path does not, deciding once', async (t) => {
+  const before = {
+    valid: await metric('gateway_session_validations_total', { outcome: 'valid' }),
+    invalid: await metric('gateway_session_validations_total', { outcome: 'invalid' }),
+  };
+  const calls = app.seen.length;
+  const anonymous = await send(`${gw.url}/app/x`, { headers: { accept: 'text/html' } });
+  t.equal(anonymous.status, 302, 'no session: the browser is sent to sign in');
+  t.match(anonymous.headers.location, /\/_auth\/login\?rd=%2Fapp%2Fx$/);
+  const forged = await send(`${gw.url}/app/x`, { headers: withSession(gw, 'forged.cookie-value') });
+  t.equal(forged.status, 401, 'a forged cookie: 401');
+  const refused = await send(`${gw.url}/nobody/x`, { headers: ada });
+  t.equal(refused.status, 403, 'a rule ada does not meet: 403');
+  t.equal(app.seen.length, calls, 'none of them reached the app');
+  t.equal(await metric('gateway_session_validations_total', { outcome: 'valid' }) - before.valid, 1, "ada's session validated once");
+  t.equal(await metric('gateway_session_validations_total', { outcome: 'invalid' }) - before.invalid, 1, 'the forged cookie validated once');
+  t.ok(gw.logs.some((line) => /"audit":"access_denied"/.test(line) && /"user":"ada"/.test(line)), 'the refusal is audited by the route');
+});
+
+t.test('the app fails before answering: the route answers 502 and 504, the app is called once', async (t) => {
+  const down = await startTestGateway(t, { REDIS_URL: redis.url, DATABASE_URL: pg.url, GATEWAY_REDIS_PREFIX: uniquePrefix(), GATEWAY_UPSTREAM: 'http://127.0.0.1:9' });
+  const cookie = withSession(down, await login(down, 'ada', 'ada-proxy-fast-password'));
+  for (const way of [{}, { 'content-length': '0' }]) {
+    const res = await send(`${down.url}/app`, { headers: { ...cookie, ...way, 'x-request-id': 'unreachable' } });
+    t.equal(res.status, 502, 'unreachable app: 502');
+    t.match(res.json(), { code: 'GW_ERR_UPSTREAM_UNAVAILABLE' });
+  }
+  const lines = down.logs.filter((line) => line.includes('"reqId":"unreachable"'));
+  t.equal(lines.filter((line) => /"msg":"upstream failed"/.test(line)).length, 2, 'logged as the route logs it, each time');
+  t.equal(lines.filter((line) => /"msg":"request"/.test(line) && /"status":502/.test(line) && /"user":"ada"/.test(line)).length, 2, 'one access line each, with the user');
+  t.equal(await scrapeMetric(down.adminUrl, 'gateway_upstream_request_duration_seconds_count', { status_class: '5xx' }), 2, 'counted as the app\u2019s failure');
+
+  const calls = app.seen.length;
+  const started = performance.now();
+  const stalled = await send(`${gw.url}/stall`, { headers: { ...ada, accept: 'text/html' } });
+  t.equal(stalled.status, 504, 'no answer within GATEWAY_UPSTREAM_TIMEOUT: 504');
+  t.match(stalled.body, /<html/i, 'as a page, for a browser');
+  t.equal(app.seen.length - calls, 1, 'the app was called once, never twice');
+  const line = gw.logs.filter((l) => /"msg":"request"/.test(l) && /"path":"\/stall"/.test(l)).at(-1)!;
+  t.ok((JSON.parse(line) as { ms: number }).ms >= 400, 'its access line counts the time waited for the app');
+  t.ok(performance.now() - started < 5_000);
+});
+
+t.test('the app\u2019s body breaks: before its first byte a 500, after it the answer is cut', async (t) => {
+  for (const way of [{}, { 'content-length': '0' }]) {
+    const before = await send(`${gw.url}/broken-before-body`, { headers: { ...ada, ...way } });
+    t.equal(before.status, 500, 'nothing was sent yet: an error answer, as the route gives it');
+  }
+  const cut = await rawGet(gw, '/broken-mid-body', ada.cookie!);
+  t.match(cut, /^HTTP\/1\.1 200 /, 'the status went out with the first bytes');
+  t.match(cut, /first part$/, 'and the answer ends where the app\u2019s did');
+});
+
+t.test('a client gone mid-answer is logged as 499', async (t) => {
+  const lines = gw.logs.length;
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(Number(new URL(gw.url).port), '127.0.0.1', () => {
+      socket.write(`GET /slow-body HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${ada.cookie}\r\n\r\n`);
+    });
+    socket.once('data', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.on('error', reject);
+  });
+  for (const deadline = Date.now() + 3_000; Date.now() < deadline; ) {
+    if (gw.logs.slice(lines).some((l) => /"path":"\/slow-body"/.test(l))) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const access = gw.logs.slice(lines).filter((l) => /"msg":"request"/.test(l) && /"path":"\/slow-body"/.test(l));
+  t.equal(access.length, 1, 'one access line');
+  t.match(access[0], /"status":499/, "status 499: the client's doing");
+  t.match(access[0], /"user":"ada"/);
+});
+
+/** A GET over a raw socket: everything the gateway wrote until it closed the connection. */
+function rawGet(target: TestGateway, path: string, cookie: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(new URL(target.url).port), '127.0.0.1', () => {
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${cookie}\r\n\r\n`);
+    });
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
