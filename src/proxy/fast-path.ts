@@ -171,6 +171,8 @@ export function createProxyFastPath(deps: GatewayDeps & { upstream: URL }, gate:
     // Once handed over, the request and its answer are the route's: nothing more is counted here.
     let handedOver = false;
     const failed = (stage: UpstreamFailure['stage'], error: Error) => {
+      // A client already gone has nobody to answer and was counted as such (499), as on the route.
+      if (res.destroyed || req.socket.destroyed) return;
       handedOver = true;
       handOver(req, res, next, { verdict, failure: { stage, error, startedAt } }, receivedAt);
     };

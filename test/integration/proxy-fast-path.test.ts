@@ -241,6 +241,18 @@ t.test('a client gone mid-answer is logged as 499', async (t) => {
   t.match(access[0], /"user":"ada"/);
 });
 
+t.test('a client gone while the app is still silent: one 499, no 502 for nobody', async (t) => {
+  const socket = connect(Number(new URL(gw.url).port), '127.0.0.1', () => {
+    socket.write(`GET /stall HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: gone-early\r\nCookie: ${ada.cookie}\r\n\r\n`);
+    setTimeout(() => socket.destroy(), 100);
+  });
+  socket.on('error', () => undefined);
+  // Past GATEWAY_UPSTREAM_TIMEOUT (500 ms): the app's silence has failed the upstream call by then.
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  const lines = gw.logs.filter((l) => l.includes('"reqId":"gone-early"'));
+  t.same(lines.map((l) => (JSON.parse(l) as { msg: string; status?: number }).status ?? (JSON.parse(l) as { msg: string }).msg), [499], 'one access line, 499, and nothing else');
+});
+
 /** A GET over a raw socket: everything the gateway wrote until it closed the connection. */
 function rawGet(target: TestGateway, path: string, cookie: string): Promise<string> {
   return new Promise((resolve, reject) => {
