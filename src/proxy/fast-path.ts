@@ -11,6 +11,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { finished } from 'node:stream';
 import { fastifyCookie } from '@fastify/cookie';
+import proxyAddr from '@fastify/proxy-addr';
 import { Agent, type Dispatcher } from 'undici';
 import type { FastifyBaseLogger } from 'fastify';
 import { statusObserver } from '../admin/metrics.js';
@@ -86,8 +87,13 @@ export function createProxyFastPath(deps: GatewayDeps & { upstream: URL }, gate:
   // per prefix, a base path, spans); the route alone does it.
   if (deps.tracing || config.hsts !== null || config.upstreamRoutes.length > 0 || upstream.pathname !== '/' || upstream.search !== '') return null;
   const ownRoutes = `${config.authPrefix}/`;
-  // fastify reads the client address through the trusted proxies' X-Forwarded-For (request.ip); the route does that.
-  const trustsProxies = config.trustedProxyCidrs.length > 0;
+  // request.ip as fastify reads it (trustProxy): through the trusted proxies' X-Forwarded-For, by the same library.
+  const trustedHop = config.trustedProxyCidrs.length > 0 ? proxyAddr.compile(config.trustedProxyCidrs) : null;
+  const clientIp = (req: IncomingMessage): string => {
+    if (trustedHop === null) return req.socket.remoteAddress!;
+    const addresses = proxyAddr.all(req, trustedHop);
+    return addresses[addresses.length - 1]!;
+  };
   const observeUpstream = statusObserver(deps.metrics.upstreamDuration);
   // The same limits as the route's connections to the app (routes.ts), in a pool of its own.
   const dispatcher = new Agent({
@@ -104,7 +110,6 @@ export function createProxyFastPath(deps: GatewayDeps & { upstream: URL }, gate:
     if (method !== 'GET' && method !== 'HEAD') return null;
     const headers = req.headers;
     if (headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined || headers.expect !== undefined || headers.upgrade !== undefined) return null;
-    if (trustsProxies && headers['x-forwarded-for'] !== undefined) return null;
     const normalised = normaliseRequestUrl(req.url ?? '/');
     if (!normalised.ok) return null;
     const query = normalised.url.indexOf('?');
@@ -140,7 +145,7 @@ export function createProxyFastPath(deps: GatewayDeps & { upstream: URL }, gate:
       }
       const found = requestReadings({ method: req.method!, url: taken.url, headers: req.headers, reroutingHeadersReachApp: peerTrusted(req.socket, config) });
       if (!found.ok || found.destinationHeader !== null) return next(req, res);
-      const ip = req.socket.remoteAddress!;
+      const ip = clientIp(req);
       const verdict = gate.decide(proxiedAccess(taken.path, req.method!, found.readings, { cookies, headers: req.headers, ip }));
       const go = (decided: Verdict | LogoutVerdict) => {
         if (!enabled || !forwardable(decided)) return handOver(req, res, next, { verdict: decided }, receivedAt);

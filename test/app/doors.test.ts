@@ -1,10 +1,10 @@
-// One rule table through every door: the proxied HTTP routes, the WebSocket upgrade, the
-// forward-auth verify route and its fast path all render the one access decision (access/gate.ts).
+// One rule table through every door: the proxied HTTP routes and their fast path, the WebSocket
+// upgrade, the forward-auth verify route and its fast path all render the one access decision (access/gate.ts).
 // Each door's answer is read back as the verdict it rendered (and the identity it forwarded), and
 // every door must agree with the table, so a door that drifts from the others fails here.
 // The app is built in memory (buildApp, memory session store); the proxy and verify routes are
-// driven with inject, the upgrade and the fast path (they live in front of fastify's router) through
-// a real listener on 127.0.0.1.
+// driven with inject, the upgrade and the two fast paths (they live in front of fastify's router)
+// through a real listener on 127.0.0.1.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -78,10 +78,12 @@ const deps: GatewayDeps = {
   mfa: null,
 };
 const app = await buildApp(deps);
-// Counts verify requests that reached fastify's router, to tell the fast path's answers apart.
+// Counts requests that reached fastify's router, to tell the fast paths' answers apart.
 let verifyRouted = 0;
+let proxyRouted = 0;
 app.addHook('onRequest', async (request) => {
   if (request.url === `${config.authPrefix}/verify`) verifyRouted++;
+  else proxyRouted++;
 });
 await app.listen({ host: '127.0.0.1', port: 0 });
 t.teardown(() => app.close());
@@ -168,6 +170,12 @@ const doors: Record<string, Door> = {
     const forwarded = res.statusCode === 200 ? (JSON.parse(res.body) as { headers: IncomingHttpHeaders }).headers : null;
     return read(res.statusCode, res.headers as IncomingHttpHeaders, forwarded);
   },
+  async 'proxy fast path'(row, cookie) {
+    const routed = proxyRouted;
+    const res = await send(`${base}${row.path}`, { method: row.method, headers: { accept: 'application/json', ...cookieHeader(cookie) } });
+    const forwarded = res.status === 200 ? (JSON.parse(res.body) as { headers: IncomingHttpHeaders }).headers : null;
+    return { ...read(res.status, res.headers, forwarded), by: proxyRouted === routed ? 'fast path' : 'route' };
+  },
   async 'WebSocket upgrade'(row, cookie) {
     const before = upstream.handshakes.length;
     const res = await rawUpgrade(base, row.path, {
@@ -199,6 +207,8 @@ for (const [name, door] of Object.entries(doors)) {
       const want: Observed = { verdict: expected, ...(expected === 'allow' ? { user: row.who, groups: row.groups ?? '' } : {}) };
       // An allowed request with a session is the fast path's to answer; every other verdict the route renders.
       if (name === 'verify fast path') want.by = expected === 'allow' ? 'fast path' : 'route';
+      // A GET let through (allowed or public) is the proxy fast path's; every other verdict, and every other method, the route's.
+      if (name === 'proxy fast path') want.by = (expected === 'allow' || expected === 'public') && row.method === 'GET' ? 'fast path' : 'route';
       t.same(observed, want, `${row.who} ${row.method} ${row.path}`);
       if (expected === 'forbidden') {
         // The one refusal audit line: the same fields and level whichever door refused.

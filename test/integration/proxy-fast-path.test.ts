@@ -88,10 +88,10 @@ const gw = await startTestGateway(t, {
 const ada = withSession(gw, await login(gw, 'ada', 'ada-proxy-fast-password'));
 
 /** The same request by the fast path, then by the route (`Content-Length: 0`); what the app saw of each. */
-async function bothWays(path: string, headers: Record<string, string>, method = 'GET') {
-  const fast = await send(`${gw.url}${path}`, { method, headers });
+async function bothWays(path: string, headers: Record<string, string>, method = 'GET', target: TestGateway = gw) {
+  const fast = await send(`${target.url}${path}`, { method, headers });
   const fastSeen = app.seen.at(-1)!;
-  const route = await send(`${gw.url}${path}`, { method, headers: { ...headers, 'content-length': '0' } });
+  const route = await send(`${target.url}${path}`, { method, headers: { ...headers, 'content-length': '0' } });
   const routeSeen = app.seen.at(-1)!;
   return { fast, route, fastSeen, routeSeen };
 }
@@ -142,6 +142,21 @@ t.test('the app receives the same headers, the client the same answer, either wa
   t.same(cookies.headers['set-cookie'], ['app=1; Path=/'], 'the app cannot set the gateway cookies');
   t.equal(cookies.headers.location, 'http://app.example.com:8443/inside?x=1', 'an internal redirect points at the gateway');
   t.equal(cookies.headers['x-app-hop'], undefined, 'a header the app named in Connection is not forwarded');
+});
+
+t.test('behind a trusted proxy: its X-Forwarded-* read the same way, the client address logged the same', async (t) => {
+  const behind = await startTestGateway(t, { REDIS_URL: redis.url, DATABASE_URL: pg.url, GATEWAY_REDIS_PREFIX: uniquePrefix(), GATEWAY_UPSTREAM: app.url, GATEWAY_TRUSTED_PROXIES: '127.0.0.1' });
+  const cookie = withSession(behind, await login(behind, 'ada', 'ada-proxy-fast-password'));
+  const headers = { ...cookie, 'x-forwarded-for': '198.51.100.7, 203.0.113.9', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example.com', 'x-request-id': 'behind-1' };
+  const { fast, route, fastSeen, routeSeen } = await bothWays('/cookies', headers, 'GET', behind);
+  t.equal(fast.status, route.status);
+  t.same(comparable(fast.headers), comparable(route.headers), 'the same answer (its Location from the forwarded proto and host)');
+  t.equal(fast.headers.location, 'https://app.example.com/inside?x=1');
+  t.same(comparable(fastSeen.headers), comparable(routeSeen.headers), 'the same headers reach the app');
+  t.equal(fastSeen.headers['x-forwarded-for'], '198.51.100.7, 203.0.113.9, 127.0.0.1', 'the proxy\u2019s list, extended');
+  t.not(fastSeen.port, routeSeen.port, 'the fast path answered the first');
+  const ips = behind.logs.filter((l) => l.includes('"reqId":"behind-1"') && /"msg":"request"/.test(l)).map((l) => (JSON.parse(l) as { ip: string }).ip);
+  t.same(ips, ['203.0.113.9', '203.0.113.9'], 'the client address the trusted proxy gave, in both access lines');
 });
 
 t.test('each request counted and logged once', async (t) => {
