@@ -71,12 +71,30 @@ export interface ProxyFastPath {
 }
 
 /**
- * Characters a path may hold to be forwarded here: RFC 3986's unreserved and sub-delims, `:`,
- * `@` and `/`. No `%`: the proxy plugin decodes a path to check it, and re-parses it as a URL,
- * which changes nothing only for such a path. Anything else takes the route.
+ * Characters a path may hold to be forwarded here: RFC 3986's unreserved and sub-delims, `:`, `@`,
+ * `/` and percent-escapes. The proxy plugin re-parses a path as a URL, which leaves such a path
+ * as it is; anything else takes the route.
  */
-const PLAIN_PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*$/;
-const DOT_SEGMENT_OR_EMPTY = /\/\/|\/\.\.?(?:\/|$)/;
+const PLAIN_PATH = /^\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*$/;
+
+/**
+ * Whether the proxy plugin forwards this path unchanged. It decodes a path to look for `..`
+ * (anywhere after or before a slash: `/..foo` too) and refuses it with a 400, as it refuses what
+ * does not decode; a backslash or an empty segment it reads otherwise again. Those take the route,
+ * which answers them as it always has.
+ */
+function forwardedUnchanged(path: string): boolean {
+  if (!PLAIN_PATH.test(path)) return false;
+  let decoded = path;
+  if (path.includes('%')) {
+    try {
+      decoded = decodeURIComponent(path);
+    } catch {
+      return false;
+    }
+  }
+  return !decoded.includes('/..') && !decoded.includes('../') && !decoded.includes('//') && !decoded.includes('\\');
+}
 
 type Forwardable = Extract<Verdict, { kind: 'allow' | 'public' }>;
 
@@ -114,7 +132,7 @@ export function createProxyFastPath(deps: GatewayDeps & { upstream: URL }, gate:
     if (!normalised.ok) return null;
     const query = normalised.url.indexOf('?');
     const path = query === -1 ? normalised.url : normalised.url.slice(0, query);
-    if (!PLAIN_PATH.test(path) || DOT_SEGMENT_OR_EMPTY.test(path) || path === config.authPrefix || path.startsWith(ownRoutes)) return null;
+    if (!forwardedUnchanged(path) || path === config.authPrefix || path.startsWith(ownRoutes)) return null;
     if (hostRefusal(req, config) !== null) return null;
     return { url: normalised.url, path };
   };
@@ -146,14 +164,19 @@ export function createProxyFastPath(deps: GatewayDeps & { upstream: URL }, gate:
       const found = requestReadings({ method: req.method!, url: taken.url, headers: req.headers, reroutingHeadersReachApp: peerTrusted(req.socket, config) });
       if (!found.ok || found.destinationHeader !== null) return next(req, res);
       const ip = clientIp(req);
-      const verdict = gate.decide(proxiedAccess(taken.path, req.method!, found.readings, { cookies, headers: req.headers, ip }));
+      let verdict: Verdict | LogoutVerdict | Promise<Verdict | LogoutVerdict>;
+      try {
+        verdict = gate.decide(proxiedAccess(taken.path, req.method!, found.readings, { cookies, headers: req.headers, ip }));
+      } catch {
+        return next(req, res); // nothing happened yet: the route decides, and answers whatever failed
+      }
       const go = (decided: Verdict | LogoutVerdict) => {
         if (!enabled || !forwardable(decided)) return handOver(req, res, next, { verdict: decided }, receivedAt);
         forward(req, res, next, taken, decided, ip, receivedAt);
       };
       if (!isPromise(verdict)) return go(verdict);
       // A store error, or anything else: the route decides again and answers it with its own handling.
-      verdict.then(go, () => handOver(req, res, next, { verdict }, receivedAt)).catch(() => (res.headersSent ? res.destroy() : undefined));
+      verdict.then(go, () => handOver(req, res, next, { verdict }, receivedAt)).catch(() => res.destroy());
     },
   };
 
@@ -169,7 +192,13 @@ export function createProxyFastPath(deps: GatewayDeps & { upstream: URL }, gate:
     const user = verdict.kind === 'allow' ? verdict.principal.record.user : null;
     const method = req.method!;
     const forwarded = verdict.kind === 'allow' ? verdict.forwarded : null;
-    const headers = forwarding.requestHeaders(req.headers, forwarding.context({ socket: req.socket, headers: req.headers, id }, forwarded, upstream), hopByHopNames(req.headers));
+    let headers: IncomingHttpHeaders;
+    try {
+      headers = forwarding.requestHeaders(req.headers, forwarding.context({ socket: req.socket, headers: req.headers, id }, forwarded, upstream), hopByHopNames(req.headers));
+    } catch {
+      // (A signed identity that cannot be made, say.) Nothing was sent: the route builds them again and answers its failure.
+      return handOver(req, res, next, { verdict }, receivedAt);
+    }
     // The app's own address, as the proxy plugin sends it, unless GATEWAY_PRESERVE_HOST kept the client's.
     if (!config.preserveHost) headers.host = upstream.host;
     const startedAt = performance.now();
@@ -187,7 +216,15 @@ export function createProxyFastPath(deps: GatewayDeps & { upstream: URL }, gate:
       if (!handedOver && !res.writableFinished && req.socket.destroyed) events.clientGone(req, log, method, taken.path, performance.now() - receivedAt, user, ip);
     });
 
-    dispatcher.request({ origin: upstream.origin, path: taken.url, method, headers: headers as Record<string, string | string[]>, body: null }, (err, answer) => {
+    const options = { origin: upstream.origin, path: taken.url, method, headers: headers as Record<string, string | string[]>, body: null };
+    try {
+      dispatcher.request(options, onAnswer);
+    } catch (error) {
+      // undici reports a request it refuses through the callback; were it to throw, the route answers the same way.
+      failed('upstream', error as Error);
+    }
+
+    function onAnswer(err: Error | null, answer: Dispatcher.ResponseData): void {
       if (err) return failed('upstream', err);
       observeUpstream(answer.statusCode, (performance.now() - startedAt) / 1_000);
       if (req.destroyed || res.destroyed) return void answer.body.destroy();
@@ -198,7 +235,9 @@ export function createProxyFastPath(deps: GatewayDeps & { upstream: URL }, gate:
         const out = sanitizedHeaderValues(forwarding.responseHeaders(answer.headers as IncomingHttpHeaders, upstream, () => rawPublicOrigin(req, config)));
         for (const name of Object.keys(out)) res.setHeader(name, out[name]!);
       } catch (error) {
+        // (An app's status or header Node cannot send.) The route answers 502 without any of the app's headers.
         answer.body.destroy();
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
         return failed('upstream', error as Error);
       }
       res.once('finish', () => {
@@ -207,7 +246,7 @@ export function createProxyFastPath(deps: GatewayDeps & { upstream: URL }, gate:
         events.answered(log, { reqId: id, method, path: pathForLog(taken.path), status, ms: roundedMs(elapsedMs), user, ip }, elapsedMs);
       });
       stream(answer.body, res, log, (error) => failed('body', error));
-    });
+    }
   }
 }
 

@@ -108,6 +108,7 @@ t.test('the app receives the same headers, the client the same answer, either wa
   const cases: Array<{ name: string; path: string; method?: string; headers: Record<string, string> }> = [
     { name: 'a signed-in GET with a query', path: '/app/page?a=1&b=%20x', headers: { ...ada, 'x-request-id': 'same-id-1' } },
     { name: 'a HEAD', path: '/app/page', method: 'HEAD', headers: { ...ada, 'x-request-id': 'same-id-2' } },
+    { name: 'a spaced, accented name', path: '/files/My%20Report%20caf%C3%A9.pdf', headers: { ...ada, 'x-request-id': 'same-id-2b' } },
     { name: 'a public path, no session', path: '/open/x', headers: { 'x-request-id': 'same-id-3' } },
     {
       name: 'spoofed identity, the gateway cookies among the app\u2019s, headers named by Connection',
@@ -142,6 +143,24 @@ t.test('the app receives the same headers, the client the same answer, either wa
   t.same(cookies.headers['set-cookie'], ['app=1; Path=/'], 'the app cannot set the gateway cookies');
   t.equal(cookies.headers.location, 'http://app.example.com:8443/inside?x=1', 'an internal redirect points at the gateway');
   t.equal(cookies.headers['x-app-hop'], undefined, 'a header the app named in Connection is not forwarded');
+});
+
+t.test('paths the proxy plugin decodes or re-parses reach the app as the route sends them, or are answered as it answers them', async (t) => {
+  const paths = [
+    '/..foo', '/a/..b', '/a/b..', '/a..', '/a%20b/c', '/caf%C3%A9/x', '/a%2Fb', '/%2e%2e/x', '/a/%2E%2E', '/a%5c..%5cb', '/a%5C..%5Cb/c',
+    '/x%zz', '/x%E0%A4%A', '/a;b=c/d', '/~user/', "/a'b", '/(x)', '/a:b@c', '/a//b', '/a/./b', '/%00', '/a%0Ab', '/%C0%AE%C0%AE/x', '/a?b=%zz&c=d e',
+  ];
+  for (const path of paths) {
+    const before = app.seen.length;
+    const fast = await send(`${gw.url}${path}`, { headers: { ...ada, 'x-request-id': 'paths' } });
+    const fastSeen = app.seen.length > before ? app.seen.at(-1)!.url : null;
+    const middle = app.seen.length;
+    const route = await send(`${gw.url}${path}`, { headers: { ...ada, 'x-request-id': 'paths', 'content-length': '0' } });
+    const routeSeen = app.seen.length > middle ? app.seen.at(-1)!.url : null;
+    t.equal(fast.status, route.status, `${path}: status`);
+    t.equal(fastSeen, routeSeen, `${path}: what the app received`);
+    t.same(fast.status === 200 ? null : fast.json(), route.status === 200 ? null : route.json(), `${path}: the refusal`);
+  }
 });
 
 t.test('behind a trusted proxy: its X-Forwarded-* read the same way, the client address logged the same', async (t) => {

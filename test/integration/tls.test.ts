@@ -100,9 +100,12 @@ t.test('an https upstream with a private CA (GATEWAY_UPSTREAM_CA_FILE)', async (
   const untrusted = await startTestGateway(t, env);
   for (const [gw, expected] of [[trusted, 200], [untrusted, 502]] as const) {
     const login = await send(`${gw.url}/_auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'tess', password: 'tls-pass-123' }) });
-    const res = await send(`${gw.url}/app`, { headers: { cookie: `sgw_session=${encodeURIComponent(login.cookies.sgw_session ?? '')}`, accept: 'application/json' } });
-    t.equal(res.status, expected, expected === 200 ? 'trusted through the configured CA' : 'an unverifiable upstream certificate is a 502, never plain text');
-    if (expected === 200) t.same(res.json(), { user: 'tess' });
+    // Both ways to the app: the fast path's own connections (a plain GET) and the route's (`Content-Length: 0`).
+    for (const way of [{}, { 'content-length': '0' }]) {
+      const res = await send(`${gw.url}/app`, { headers: { cookie: `sgw_session=${encodeURIComponent(login.cookies.sgw_session ?? '')}`, accept: 'application/json', ...way } });
+      t.equal(res.status, expected, expected === 200 ? 'trusted through the configured CA' : 'an unverifiable upstream certificate is a 502, never plain text');
+      if (expected === 200) t.same(res.json(), { user: 'tess' });
+    }
   }
 });
 
