@@ -64,9 +64,14 @@ export function publicOrigin(request: FastifyRequest, config: OriginSettings): s
  */
 export function rawPublicOrigin(req: IncomingMessage, config: OriginSettings & ProxyTrustSettings): string {
   if (config.publicUrl) return config.publicUrl.origin;
+  return `${requestProtocol(req, config)}://${requestHost(req, config)}`;
+}
+
+/** The protocol the client used, as fastify's request.protocol reads it: a trusted proxy's X-Forwarded-Proto (its last entry), else the listener's. */
+export function requestProtocol(req: IncomingMessage, config: ProxyTrustSettings): string {
   const forwardedProto = req.headers['x-forwarded-proto'];
-  const protocol = forwardedProto && peerTrusted(req.socket, config) ? lastEntry(String(forwardedProto)) : 'encrypted' in req.socket ? 'https' : 'http';
-  return `${protocol}://${requestHost(req, config)}`;
+  if (forwardedProto && peerTrusted(req.socket, config)) return lastEntry(String(forwardedProto));
+  return 'encrypted' in req.socket ? 'https' : 'http';
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;

@@ -19,7 +19,7 @@ import { isPromise, type Gate, type LogoutVerdict, type Verdict } from '../acces
 import { normaliseRequestUrl, pathForLog } from '../access/paths.js';
 import { requestReadings } from '../access/request-readings.js';
 import type { GatewayDeps } from '../context.js';
-import { hostRefusal, peerTrusted, rawPublicOrigin, requestIdOf } from '../http.js';
+import { hostRefusal, peerTrusted, rawPublicOrigin, requestIdOf, requestProtocol } from '../http.js';
 import { requestLoggerFactory, roundedMs, type AccessLine } from '../logger.js';
 import { proxiedAccess, sanitizedHeaderValues, type Forwarding } from './forwarding.js';
 import { hopByHopNames } from './hop-by-hop.js';
@@ -101,9 +101,10 @@ type Forwardable = Extract<Verdict, { kind: 'allow' | 'public' }>;
 /** Null when the fast path cannot serve this configuration at all (every request takes the route). */
 export function createProxyFastPath(deps: GatewayDeps & { upstream: URL }, gate: Gate, forwarding: Forwarding, events: ProxyFastPathEvents): ProxyFastPath | null {
   const { config, upstream } = deps;
-  // Each of these changes what the route does for every request (its own hooks, another upstream
-  // per prefix, a base path, spans); the route alone does it.
-  if (deps.tracing || config.hsts !== null || config.upstreamRoutes.length > 0 || upstream.pathname !== '/' || upstream.search !== '') return null;
+  // Each of these changes what the route does for every request (another upstream per prefix, a
+  // base path, spans); the route alone does it.
+  if (deps.tracing || config.upstreamRoutes.length > 0 || upstream.pathname !== '/' || upstream.search !== '') return null;
+  const hsts = config.hsts;
   const ownRoutes = `${config.authPrefix}/`;
   // request.ip as fastify reads it (trustProxy): through the trusted proxies' X-Forwarded-For, by the same library.
   const trustedHop = config.trustedProxyCidrs.length > 0 ? proxyAddr.compile(config.trustedProxyCidrs) : null;
@@ -234,6 +235,8 @@ export function createProxyFastPath(deps: GatewayDeps & { upstream: URL }, gate:
         res.statusCode = status;
         const out = sanitizedHeaderValues(forwarding.responseHeaders(answer.headers as IncomingHttpHeaders, upstream, () => rawPublicOrigin(req, config)));
         for (const name of Object.keys(out)) res.setHeader(name, out[name]!);
+        // As app.ts's onSend hook: on https only, after the app's, so the operator's value wins.
+        if (hsts !== null && requestProtocol(req, config) === 'https') res.setHeader('strict-transport-security', hsts);
       } catch (error) {
         // (An app's status or header Node cannot send.) The route answers 502 without any of the app's headers.
         answer.body.destroy();
