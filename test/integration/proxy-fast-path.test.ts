@@ -7,7 +7,7 @@
 import t from 'tap';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { connect, type AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { login, seedUsers, startTestGateway, uniquePrefix, withSession, type TestGateway } from '../helpers/gateway.js';
@@ -200,6 +200,20 @@ t.test('each request counted and logged once', async (t) => {
   t.notOk(access.some((line) => line.includes(ada.cookie!.split('=')[1]!.slice(0, 20))), 'no cookie in the log');
 });
 
+t.test('a session this replica has not cached yet: looked up in Redis once, then forwarded by the fast path', async (t) => {
+  const replica = await startTestGateway(t, { ...gw.env });
+  const scrape = (name: string, labels: Record<string, string>) => scrapeMetric(replica.adminUrl, name, labels);
+  const first = await send(`${replica.url}/replica/1`, { headers: ada });
+  t.equal(first.status, 200, 'the other replica\u2019s session is valid here');
+  const firstPort = app.seen.at(-1)!.port;
+  t.equal((await send(`${replica.url}/replica/2`, { headers: ada })).status, 200);
+  await send(`${replica.url}/replica/3`, { headers: { ...ada, 'content-length': '0' } });
+  t.not(app.seen.at(-1)!.port, firstPort, 'the first one did not take the route');
+  t.equal(await scrape('gateway_session_cache_requests_total', { result: 'miss' }), 1, 'one cache miss (the first request)');
+  t.equal(await scrape('gateway_session_validations_total', { outcome: 'valid' }), 3, 'each request validated once');
+  t.equal(await scrape('gateway_request_duration_seconds_count', { method: 'GET', status_class: '2xx' }), 3, 'each counted once');
+});
+
 t.test('handed over: the route answers what the fast path does not, deciding once', async (t) => {
   const before = {
     valid: await metric('gateway_session_validations_total', { outcome: 'valid' }),
@@ -241,6 +255,23 @@ t.test('the app fails before answering: the route answers 502 and 504, the app i
   const line = gw.logs.filter((l) => /"msg":"request"/.test(l) && /"path":"\/stall"/.test(l)).at(-1)!;
   t.ok((JSON.parse(line) as { ms: number }).ms >= 400, 'its access line counts the time waited for the app');
   t.ok(performance.now() - started < 5_000);
+});
+
+t.test('an app answering a status no HTTP client may be sent: 502 either way', async (t) => {
+  const odd = createNetServer((socket) => {
+    socket.once('data', () => socket.end('HTTP/1.1 600 Odd\r\nContent-Length: 2\r\nX-App: odd\r\n\r\nhi'));
+  });
+  await new Promise<void>((resolve) => odd.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => odd.close(() => resolve())));
+  const behind = await startTestGateway(t, { REDIS_URL: redis.url, DATABASE_URL: pg.url, GATEWAY_REDIS_PREFIX: uniquePrefix(), GATEWAY_UPSTREAM: `http://127.0.0.1:${(odd.address() as AddressInfo).port}` });
+  const cookie = withSession(behind, await login(behind, 'ada', 'ada-proxy-fast-password'));
+  for (const way of [{}, { 'content-length': '0' }]) {
+    const res = await send(`${behind.url}/odd`, { headers: { ...cookie, ...way } });
+    t.equal(res.status, 502, 'the app failed: 502');
+    t.match(res.json(), { code: 'GW_ERR_UPSTREAM_UNAVAILABLE' });
+    // (The route's 502 still carries them: the proxy plugin copies the app's headers before it checks the status.)
+    if (way['content-length'] === undefined) t.equal(res.headers['x-app'], undefined, 'the fast path: none of the failed answer\u2019s headers');
+  }
 });
 
 t.test('the app\u2019s body breaks: before its first byte a 500, after it the answer is cut', async (t) => {
