@@ -64,6 +64,20 @@ const fromPathScan = (scan: BodyPaths): BodyReadings => {
   return { ok: true, readings: { ...(scan.named === null ? {} : { named: scan.named }), ...(scan.readsMembers ? { wholeTree: true } : {}) } };
 };
 
+/** One body read by two scanners as it streams (a POST naming `_method` and REPORT's hrefs): refused if either refuses it. */
+function both(first: BodyScanner<BodyReadings>, second: BodyScanner<BodyReadings>): BodyScanner<BodyReadings> {
+  return {
+    write: (chunk) => first.write(chunk) !== false && second.write(chunk) !== false,
+    end: () =>
+      Promise.all([first.end(), second.end()]).then(([a, b]): BodyReadings => {
+        if (!a.ok) return a;
+        if (!b.ok) return b;
+        if (a.readings === null || b.readings === null) return { ok: true, readings: a.readings ?? b.readings };
+        return { ok: true, readings: { ...a.readings, ...b.readings } };
+      }),
+  };
+}
+
 /** A scanner whose end is read as BodyReadings. */
 function mapped<Scan>(scanner: BodyScanner<Scan>, read: (scan: Scan) => BodyReadings): BodyScanner<BodyReadings> {
   return { write: (chunk) => scanner.write(chunk), end: () => scanner.end().then(read) };
@@ -129,15 +143,30 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
 
   /** A scanner of what this request's body names that could change the verdict, or null: no need to read it. */
   const bodyScannerFor = (request: FastifyRequest, access: ProxiedAccess, verdict: Extract<Verdict, { kind: 'allow' | 'public' }>): BodyScanner<BodyReadings> | null => {
+    const methods = methodScannerFor(request, access, verdict);
+    const paths = pathScannerFor(request, access, verdict);
+    return methods !== null && paths !== null ? both(methods, paths) : (methods ?? paths);
+  };
+
+  /** A POST's body read for the methods it names (`_method`), where some method would meet another rule. */
+  const methodScannerFor = (request: FastifyRequest, access: ProxiedAccess, verdict: Extract<Verdict, { kind: 'allow' | 'public' }>): BodyScanner<BodyReadings> | null => {
     const contentType = request.headers['content-type'];
     const type = gate.methodScoped ? overridingBodyType(request.method, contentType) : null;
-    if (type !== null) {
-      // (A POST: it names no paths.)
-      const everyMethod = access.methods === undefined ? OVERRIDE_CANDIDATES : [...access.methods, ...OVERRIDE_CANDIDATES];
-      if (gate.ruleFor({ ...access, methods: everyMethod }) === verdict.rule) return null;
-      return mapped(createBodyMethodScanner(type, contentType ?? ''), fromMethodScan);
-    }
-    if (!gate.hasRules || !bodyMayNamePaths(request.method, request.headers)) return null;
+    if (type === null) return null;
+    const everyMethod = access.methods === undefined ? OVERRIDE_CANDIDATES : [...access.methods, ...OVERRIDE_CANDIDATES];
+    if (gate.ruleFor({ ...access, methods: everyMethod }) === verdict.rule) return null;
+    return mapped(createBodyMethodScanner(type, contentType ?? ''), fromMethodScan);
+  };
+
+  /**
+   * A WebDAV body read for the paths it names (a REPORT's hrefs) or its members' content (a Depth-1
+   * PROPFIND), where there are rules. Also a POST that names such a method (a trusted override
+   * header, `?_method=REPORT`): an app that honours it runs the REPORT on this body.
+   */
+  const pathScannerFor = (request: FastifyRequest, access: ProxiedAccess, verdict: Extract<Verdict, { kind: 'allow' | 'public' }>): BodyScanner<BodyReadings> | null => {
+    if (!gate.hasRules) return null;
+    const namesPaths = bodyMayNamePaths(request.method, request.headers) || access.methods?.some((method) => bodyMayNamePaths(method, request.headers)) === true;
+    if (!namesPaths) return null;
     // A PROPFIND names no paths, only its members' content: read only if a rule inside differs.
     if (request.method === 'PROPFIND' && gate.ruleFor({ ...access, wholeTree: true }) === verdict.rule) return null;
     const basePath = peerTrusted(request.socket, config) ? appBasePath(request.headers) : null;
