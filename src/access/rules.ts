@@ -201,10 +201,11 @@ export function createAccessRules(publicPaths: readonly string[], specs: readonl
         ask(target, false);
         for (const reading of target === path ? readings : otherReadings(target)) ask(reading.path, reading.explicitOnly);
       }
-      // A REPORT runs on the collection of its path, which may be the folder the path is in (collectionOf).
-      if (method === 'REPORT') {
-        rules.push(...rulesWithin(lookup, collectionOf(path), method));
-        for (const reading of readings) rules.push(...rulesWithin(lookup, collectionOf(reading.path), method));
+      // A REPORT runs on the collection of its path, which may be the folder the path is in
+      // (collectionOf); so does a POST that names one (an override the app honours).
+      if (methods.includes('REPORT')) {
+        rules.push(...rulesWithin(lookup, collectionOf(path), 'REPORT'));
+        for (const reading of readings) rules.push(...rulesWithin(lookup, collectionOf(reading.path), 'REPORT'));
       }
       if (also?.routed !== undefined) ask(also.routed, true);
       for (const targets of [also?.rewritten, also?.named]) {
@@ -231,7 +232,8 @@ const SUBTREE_METHODS: ReadonlySet<string> = new Set(['COPY', 'MOVE', 'DELETE', 
 /**
  * The collection a REPORT runs on: its path when that ends in `/`, else the folder the path is in
  * (Radicale runs a `sync-collection` REPORT sent to an event on the event's calendar, and answers
- * with every event in it).
+ * with every event in it). An event named with a slash added (`lunch.ics/`, which Radicale reads as
+ * the event) is read without its extension too (paths.ts), and that reading runs on its folder.
  */
 function collectionOf(path: string): string {
   return path.endsWith('/') ? path : path.slice(0, path.lastIndexOf('/') + 1);

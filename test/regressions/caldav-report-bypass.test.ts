@@ -66,8 +66,12 @@ t.test('through the proxy: the rule keeps the event from carol on its own path',
   t.equal(res.status, 403);
 });
 
+t.test('Radicale reads an event named with a slash added as the event, and a sync-collection there answers its calendar', async (t) => {
+  t.match((await cal.send('REPORT', '/team/cal/lunch.ics/', 'carol', SYNC, { depth: '0' })).body, /Salaries review/);
+});
+
 t.test('a REPORT on the calendar, or on an event in it, reads the calendar whatever its Depth: 403 for carol, the event for hr', async (t) => {
-  for (const path of ['/team/cal/', '/team/cal/lunch.ics']) {
+  for (const path of ['/team/cal/', '/team/cal/lunch.ics', '/team/cal/lunch.ics/']) {
     for (const [name, body] of [['calendar-query', QUERY], ['sync-collection', SYNC], ['calendar-multiget', multiget('/team/cal/lunch.ics')]] as const) {
       for (const depth of ['0', '1', undefined]) {
         const res = await viaGateway(carol, 'REPORT', path, body, depth === undefined ? {} : { depth });

@@ -1,10 +1,12 @@
 // Attack: a rule keeps one event of a team calendar (`/team/cal/salaries.ics`) to `hr`. The app
 // honours method-override headers (Rails, Express, Spring, Laravel do; so does any app behind a
 // balancer that passes them on, which is why a trusted proxy's copies reach it). A signed-in user
-// sends `POST /team/cal/lunch.ics` with `X-HTTP-Method-Override: REPORT` and a `calendar-multiget`
-// body naming the salaries event: the app runs a REPORT and answers with every event the body names.
-// The method the header names was judged (a REPORT of lunch.ics, allowed), but a POST's body was
-// only read for `_method`, never for the hrefs a REPORT names.
+// sends `POST /carol/cal/dentist.ics` (their own calendar) with `X-HTTP-Method-Override: REPORT` and
+// a `calendar-multiget` body naming the salaries event: the app runs a REPORT and answers with every
+// event the body names (SabreDAV serves an href anywhere under its base). The method the header
+// names was judged (a REPORT in carol's calendar, allowed), but a POST's body was only read for
+// `_method`, never for the hrefs a REPORT names; nor was a REPORT named so read as running on the
+// calendar of its path.
 // Defence: src/proxy/routes.ts reads a body for the paths it names when the request, or a method
 // it names, is one whose body may name paths (src/access/body-paths.ts): the rules of each must
 // allow it too, as for a plain REPORT (test/regressions/caldav-report-bypass.test.ts).
@@ -45,22 +47,22 @@ const overridden = (cookie: string, path: string, body: string, method = 'REPORT
   send(`${gw.url}${path}`, { method: 'POST', headers: withSession(gw, cookie, { accept: 'application/json', 'content-type': 'application/xml; charset=utf-8', 'x-http-method-override': method }), body });
 
 t.test('control: the same multiget as a REPORT is refused to carol', async (t) => {
-  const res = await send(`${gw.url}/team/cal/lunch.ics`, { method: 'REPORT', headers: withSession(gw, carol, { accept: 'application/json', 'content-type': 'application/xml' }), body: multiget('/team/cal/salaries.ics') });
+  const res = await send(`${gw.url}/carol/cal/dentist.ics`, { method: 'REPORT', headers: withSession(gw, carol, { accept: 'application/json', 'content-type': 'application/xml' }), body: multiget('/team/cal/salaries.ics') });
   t.equal(res.status, 403);
 });
 
 t.test('a POST that a trusted override header makes a REPORT: the hrefs its body names are judged', async (t) => {
   ran.length = 0;
-  const res = await overridden(carol, '/team/cal/lunch.ics', multiget('/team/cal/lunch.ics', '/team/cal/salaries.ics'));
+  const res = await overridden(carol, '/carol/cal/dentist.ics', multiget('/carol/cal/dentist.ics', '/team/cal/salaries.ics'));
   t.equal(res.status, 403, 'a multiget naming the event kept to hr: refused');
   t.notOk(ran.some((r) => r.method === 'REPORT' && r.body.includes('salaries.ics')), 'the app never ran it whole');
-  const lower = await overridden(carol, '/team/cal/lunch.ics', multiget('/team/cal/salaries.ics'), 'report');
+  const lower = await overridden(carol, '/carol/cal/dentist.ics', multiget('/team/cal/salaries.ics'), 'report');
   t.equal(lower.status, 403, 'the method in lower case, as apps read it');
   // Typed as a form (or not typed, which Rack reads as a form), the body is also read for `_method`: both readings apply.
   for (const contentType of ['application/x-www-form-urlencoded', undefined]) {
     ran.length = 0;
     const headers = withSession(gw, carol, { accept: 'application/json', 'x-http-method-override': 'REPORT', ...(contentType ? { 'content-type': contentType } : {}) });
-    const res = await send(`${gw.url}/team/cal/lunch.ics`, { method: 'POST', headers, body: multiget('/team/cal/salaries.ics') });
+    const res = await send(`${gw.url}/carol/cal/dentist.ics`, { method: 'POST', headers, body: multiget('/team/cal/salaries.ics') });
     t.ok(res.status >= 400 && res.status < 500, `typed ${contentType ?? 'not at all'}: refused (${res.status})`);
     t.notOk(ran.some((r) => r.body.includes('salaries.ics')), 'the app never ran it whole');
   }
@@ -68,14 +70,15 @@ t.test('a POST that a trusted override header makes a REPORT: the hrefs its body
 
 t.test('what carol may read still passes, and hazel may read the event', async (t) => {
   ran.length = 0;
-  const own = await overridden(carol, '/team/cal/lunch.ics', multiget('/team/cal/lunch.ics'));
+  const own = await overridden(carol, '/carol/cal/dentist.ics', multiget('/carol/cal/dentist.ics'));
   t.equal(own.status, 207, 'a multiget of the events carol may read');
   t.same(ran.map((r) => r.method), ['REPORT'], 'reached the app, which ran it');
   const hr = await overridden(hazel, '/team/cal/lunch.ics', multiget('/team/cal/salaries.ics'));
   t.equal(hr.status, 207, 'hazel is in hr');
 });
 
-t.test('a REPORT named by override on the calendar itself reads inside it: refused to carol', async (t) => {
-  const res = await overridden(carol, '/team/cal/', `<?xml version="1.0"?><C:calendar-query ${NS}><D:prop><C:calendar-data/></D:prop></C:calendar-query>`);
-  t.equal(res.status, 403);
+t.test('a REPORT named by override runs on the calendar of its path, as a REPORT does: refused to carol in the team calendar', async (t) => {
+  const query = `<?xml version="1.0"?><C:calendar-query ${NS}><D:prop><C:calendar-data/></D:prop></C:calendar-query>`;
+  for (const path of ['/team/cal/', '/team/cal/lunch.ics', '/team/cal/lunch.ics/']) t.equal((await overridden(carol, path, query)).status, 403, path);
+  t.equal((await overridden(hazel, '/team/cal/lunch.ics', query)).status, 207, 'hazel may');
 });

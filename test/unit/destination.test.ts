@@ -94,6 +94,12 @@ t.test('paths a WebDAV body names (hrefs) are read like the request\'s own: thei
   t.equal(rules.match('/team/cal/lunch.ics', 'GET').policy, 'authenticated', 'a GET of the event reads the event');
   t.same(rules.match('/team/calendar.ics', 'REPORT').groups, ['hr'], 'a REPORT of /team/calendar.ics may run on /team/, which holds the rule further in');
   t.equal(rules.match('/carol/', 'REPORT').policy, 'authenticated', 'a calendar with no rule inside');
+  t.same(rules.match('/team/cal/lunch.ics/', 'REPORT').groups, ['hr'], 'an event named with a slash added (Radicale reads the event): read without its extension, it runs on its calendar');
+  t.same(rules.match('/team/cal/lunch.ics/', 'POST', { methods: ['REPORT'] }).groups, ['hr'], 'as a POST that names a REPORT');
+  t.same(rules.match('/team/cal/lunch.ics', 'POST', { methods: ['REPORT'] }).groups, ['hr'], 'a POST naming a REPORT, sent to an event, runs on its calendar');
+  const siblings = createAccessRules([], [{ path: '/team/hr/', policy: 'groups', groups: ['hr'], methods: null, forwardGroups: null }]);
+  t.equal(siblings.match('/team/cal/', 'REPORT').policy, 'authenticated', 'a collection is not read with its folder: a stricter sibling calendar does not refuse it');
+  t.equal(siblings.match('/team/cal/lunch.ics/', 'REPORT').policy, 'authenticated', 'nor is an item named with a slash, when its calendar holds no rule');
   t.equal(rules.match('/carol/cal/a.ics', 'REPORT').policy, 'authenticated');
   t.same(rules.match('/carol/cal/a.ics', 'REPORT', { named: ['/team/cal/salaries.ics'] }).groups, ['hr'], 'an href to the ruled event');
   t.same(rules.match('/carol/cal/a.ics', 'REPORT', { named: ['/team/cal/salaries.ics;v=2'] }).groups, ['hr'], 'its Servlet reading too');
