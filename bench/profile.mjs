@@ -179,15 +179,36 @@ function attribute(profile, cpuUs) {
   };
   let busy = 0;
   const acc = Object.fromEntries(Object.keys(buckets).map((k) => [k, 0]));
+  // Self time by where the sampled frame itself is (a package, a gateway file, a Node module, a native
+  // function such as a system call): what the buckets above miss when a request takes the proxy's
+  // fast path, whose work runs beneath undici's callbacks.
+  const self = new Map();
   for (const [id, t] of time) {
     const s = stackOf(id);
     if (/^\((idle|program)\)/.test(s[0])) continue;
     if (s.some((k) => /node:internal\/modules|buildApp|startGateway/.test(k))) continue; // start-up
     busy += t;
     for (const [bucket, test] of Object.entries(buckets)) if (test(s)) acc[bucket] += t;
+    const where = placeOf(byId.get(id).callFrame);
+    self.set(where, (self.get(where) ?? 0) + t);
   }
   const rows = Object.entries(acc).map(([bucket, t]) => `| ${bucket} | ${((100 * t) / busy).toFixed(1)} % | ${((cpuUs * t) / busy).toFixed(1)} |`);
-  return [`| part (buckets may overlap) | share of busy main-thread samples | ≈ µs/request |`, '| --- | ---: | ---: |', ...rows].join('\n');
+  const selfRows = [...self].sort((a, b) => b[1] - a[1]).slice(0, 20).map(([where, t]) => `| ${where} | ${((100 * t) / busy).toFixed(1)} % | ${((cpuUs * t) / busy).toFixed(1)} |`);
+  return [
+    `| part (buckets may overlap) | share of busy main-thread samples | ≈ µs/request |`, '| --- | ---: | ---: |', ...rows, '',
+    `| self time, where (top 20) | share of busy main-thread samples | ≈ µs/request |`, '| --- | ---: | ---: |', ...selfRows,
+  ].join('\n');
+}
+
+/** A frame's place: its package (node_modules), gateway file (dist/), Node module, or native name. */
+function placeOf(frame) {
+  const { url, functionName } = frame;
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
+  if (pkg) return pkg[1];
+  const own = /\/dist\/(.+)$/.exec(url);
+  if (own) return `gateway ${own[1]}`;
+  if (url.startsWith('node:')) return url.split('/').slice(0, 2).join('/');
+  return url === '' ? `${functionName || '(anon)'} (native)` : url;
 }
 
 /** Bytes allocated per request, by the nearest package or gateway file on the stack, and by site. */

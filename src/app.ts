@@ -57,9 +57,9 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   const fastVerify = createVerifyFastPath(deps, verifier);
   const observeRequest = requestObserver(metrics.requestDuration);
   // How a proxied request's headers cross the gateway, both ways: one for the route and the fast path.
-  const forwarding = createForwarding(config, deps.identityTokens, deps.tokens?.authenticator.owns ?? null);
   const upstream = deps.upstream;
-  const fastProxy = upstream === null ? null : createProxyFastPath({ ...deps, upstream }, gate, forwarding, {
+  const forwarding = upstream === null ? null : createForwarding(config, upstream, deps.identityTokens, deps.tokens?.authenticator.owns ?? null);
+  const fastProxy = forwarding === null ? null : createProxyFastPath(deps, gate, forwarding, {
     answered: (log, line, elapsedMs) => recordAnswer(log, line, elapsedMs),
     clientGone: (req, log, method, path, elapsedMs, user, ip) => logClientError(method, path, clientGoneStatus(req as RawRequest), elapsedMs, { log, user, ip }),
   });
@@ -195,7 +195,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   // The fast path's connections to the app, once the listener has closed (its requests are done).
   if (fastProxy !== null) app.addHook('onClose', async () => fastProxy.destroy());
   // Forward-auth only (no upstream): the gateway's own routes, and 404 for everything else.
-  if (upstream !== null) await app.register(async (scope) => proxyRoutes(scope, { ...deps, upstream }, gate, forwarding));
+  if (upstream !== null && forwarding !== null) await app.register(async (scope) => proxyRoutes(scope, { ...deps, upstream }, gate, forwarding));
   return app;
 }
 

@@ -99,11 +99,10 @@ function forwardedUnchanged(path: string): boolean {
 type Forwardable = Extract<Verdict, { kind: 'allow' | 'public' }>;
 
 /** Null when the fast path cannot serve this configuration at all (every request takes the route). */
-export function createProxyFastPath(deps: GatewayDeps & { upstream: URL }, gate: Gate, forwarding: Forwarding, events: ProxyFastPathEvents): ProxyFastPath | null {
-  const { config, upstream } = deps;
-  // Each of these changes what the route does for every request (another upstream per prefix, a
-  // base path, spans); the route alone does it.
-  if (deps.tracing || config.upstreamRoutes.length > 0 || upstream.pathname !== '/' || upstream.search !== '') return null;
+export function createProxyFastPath(deps: GatewayDeps, gate: Gate, forwarding: Forwarding, events: ProxyFastPathEvents): ProxyFastPath | null {
+  const { config } = deps;
+  // Spans are written for the route (one per request, one per upstream call); with tracing on, it alone answers.
+  if (deps.tracing) return null;
   const hsts = config.hsts;
   const ownRoutes = `${config.authPrefix}/`;
   // request.ip as fastify reads it (trustProxy): through the trusted proxies' X-Forwarded-For, by the same library.
@@ -193,6 +192,7 @@ export function createProxyFastPath(deps: GatewayDeps & { upstream: URL }, gate:
     const user = verdict.kind === 'allow' ? verdict.principal.record.user : null;
     const method = req.method!;
     const forwarded = verdict.kind === 'allow' ? verdict.forwarded : null;
+    const upstream = forwarding.upstreamFor(taken.path);
     let headers: IncomingHttpHeaders;
     try {
       headers = forwarding.requestHeaders(req.headers, forwarding.context({ socket: req.socket, headers: req.headers, id }, forwarded, upstream), hopByHopNames(req.headers));

@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import type { Config } from '../config/config.js';
 import type { AccessRequest, Credentials, Verdict } from '../access/gate.js';
 import type { Readings } from '../access/request-readings.js';
+import { createPathMatcher } from '../access/paths.js';
 import type { IdentityTokens } from '../identity/signed-identity.js';
 import { createRequestHeaderRewriter, type ForwardingContext, type RequestHeaderRewriter } from '../identity/headers.js';
 import { CSRF_COOKIE, peerTrusted } from '../http.js';
@@ -44,6 +45,8 @@ export interface ForwardedRequest {
 }
 
 export interface Forwarding {
+  /** The app a path goes to: the longest GATEWAY_UPSTREAM_ROUTES prefix it is under, else GATEWAY_UPSTREAM. */
+  upstreamFor(path: string): URL;
   /** The headers the app receives, built from the client's; `leaveOut`: names that must not travel. */
   requestHeaders: RequestHeaderRewriter;
   /** What the request header rewriter needs to know about a request (HTTP and WebSocket alike). */
@@ -52,7 +55,12 @@ export interface Forwarding {
   responseHeaders(upstreamHeaders: IncomingHttpHeaders, upstream: URL, publicOrigin: () => string): IncomingHttpHeaders;
 }
 
-export function createForwarding(config: Config, identityTokens: IdentityTokens | null, ownsAuthorization: ((authorization: string) => boolean) | null): Forwarding {
+export function createForwarding(config: Config, upstream: URL, identityTokens: IdentityTokens | null, ownsAuthorization: ((authorization: string) => boolean) | null): Forwarding {
+  // The same choice as fastify's router makes between the proxy routes (one per prefix, routes.ts):
+  // config.ts allows only prefixes that read the same decoded and normalised, on segment boundaries.
+  const routesLongestFirst = [...config.upstreamRoutes]
+    .sort((a, b) => b.prefix.length - a.prefix.length)
+    .map((route) => ({ matches: createPathMatcher([route.prefix]), url: route.url }));
   const ownCookieNames = [config.cookieName, CSRF_COOKIE];
   const rewriteIdentityHeaders = createRequestHeaderRewriter({
     names: { user: config.headerUser, email: config.headerEmail, groups: config.headerGroups },
@@ -73,6 +81,7 @@ export function createForwarding(config: Config, identityTokens: IdentityTokens 
       };
 
   return {
+    upstreamFor: (path) => routesLongestFirst.find((route) => route.matches(path))?.url ?? upstream,
     requestHeaders,
     context(request, forwarded, upstream) {
       const socket = request.socket as Socket | undefined;

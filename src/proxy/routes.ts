@@ -20,7 +20,7 @@ import { sameForwardedIdentity, type ForwardingContext } from '../identity/heade
 import { PROXIED_METHODS } from './methods.js';
 import { proxiedAccess, type Forwarding, type ProxiedAccess } from './forwarding.js';
 import { takeHandedOver, type UpstreamFailure } from './fast-path.js';
-import { createPathMatcher, pathForLog } from '../access/paths.js';
+import { pathForLog } from '../access/paths.js';
 import { requestReadings } from '../access/request-readings.js';
 import { createWebSocketProxy } from './websocket.js';
 import { endUpstream, traceUpstream } from '../tracing/index.js';
@@ -268,15 +268,12 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
   /** What the identity header rewriter needs to know about a request (HTTP and WebSocket alike). */
   const forwardingContext = (request: FastifyRequest, upstream: URL): ForwardingContext =>
     forwarding.context(request, (request as TimedRequest)[kForwarded] ?? null, upstream);
-  const routesLongestFirst = [...config.upstreamRoutes]
-    .sort((a, b) => b.prefix.length - a.prefix.length)
-    .map((route) => ({ matches: createPathMatcher([route.prefix]), url: route.url }));
   // Upgrades pass through `authenticate` first, on the same route, so one function decides for both.
   const websockets = createWebSocketProxy(app, {
     deps,
     rewriteHeaders: (request, headers, upstream) => forwarding.requestHeaders(headers, forwardingContext(request, upstream)),
     // Same choice as the HTTP routes below: the longest matching prefix, else GATEWAY_UPSTREAM.
-    upstreamFor: (path) => routesLongestFirst.find((route) => route.matches(path))?.url ?? deps.upstream,
+    upstreamFor: forwarding.upstreamFor,
   });
 
   /** One http-proxy (and one connection pool) per upstream; `prefix` paths reach it unchanged. */

@@ -178,6 +178,24 @@ t.test('behind a trusted proxy: its X-Forwarded-* read the same way, the client 
   t.same(ips, ['203.0.113.9', '203.0.113.9'], 'the client address the trusted proxy gave, in both access lines');
 });
 
+t.test('with GATEWAY_UPSTREAM_ROUTES: each prefix to its app, on segment boundaries, either way', async (t) => {
+  const reports = await startApp();
+  t.teardown(() => reports.close());
+  const split = await startTestGateway(t, { REDIS_URL: redis.url, DATABASE_URL: pg.url, GATEWAY_REDIS_PREFIX: uniquePrefix(), GATEWAY_UPSTREAM: app.url, GATEWAY_UPSTREAM_ROUTES: `/reports=${reports.url}` });
+  const cookie = withSession(split, await login(split, 'ada', 'ada-proxy-fast-password'));
+  for (const [path, to] of [['/reports', reports], ['/reports/2026?q=1', reports], ['/reportsx', app], ['/other/reports', app], ['/cookies', app]] as const) {
+    const fast = await send(`${split.url}${path}`, { headers: { ...cookie, 'x-request-id': 'split' } });
+    const fastSeen = to.seen.at(-1)!;
+    const route = await send(`${split.url}${path}`, { headers: { ...cookie, 'x-request-id': 'split', 'content-length': '0' } });
+    const routeSeen = to.seen.at(-1)!;
+    t.equal(fastSeen.url, path, `${path}: reached ${to === reports ? 'the reports app' : 'GATEWAY_UPSTREAM'}`);
+    t.equal(routeSeen.url, path, `${path}: the route sends it there too`);
+    t.not(fastSeen.port, routeSeen.port, `${path}: the first by the fast path`);
+    t.same(comparable(fast.headers), comparable(route.headers), `${path}: the same answer (a Location to the app rewritten)`);
+    t.same(comparable(fastSeen.headers), comparable(routeSeen.headers), `${path}: the same headers reach the app`);
+  }
+});
+
 t.test('each request counted and logged once', async (t) => {
   const before = {
     ok: await metric('gateway_request_duration_seconds_count', { method: 'GET', status_class: '2xx' }),
