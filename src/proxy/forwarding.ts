@@ -1,7 +1,8 @@
-// What a proxied request and its answer carry across the gateway, for both ways of forwarding one
-// (the fastify route in routes.ts, and the fast path in fast-path.ts): the headers the app receives
-// (identity injected, spoofed identity and the gateway's own credentials stripped) and the headers
-// the client receives (the app cannot set the gateway's cookies or send users to its own address).
+// What both ways of forwarding a request (the fastify route in routes.ts, the fast path in
+// fast-path.ts) must do alike, so that they cannot drift apart: what the gate is asked for it, which
+// app it goes to, the headers the app receives (identity injected, spoofed identity and the
+// gateway's own credentials stripped) and the headers the client receives (the app cannot set the
+// gateway's cookies or send users to its own address).
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/config.js';
