@@ -145,7 +145,7 @@ export function requestHost(req: IncomingMessage, config: ProxyTrustSettings): s
 }
 
 /** The last entry of a comma-separated list (what the proxy nearest the gateway wrote). */
-function lastEntry(list: string): string {
+export function lastEntry(list: string): string {
   return list.slice(list.lastIndexOf(',') + 1).trim();
 }
 

@@ -2,6 +2,7 @@
 // Built once at start-up: the set of names to strip and the injected names are fixed then.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Identity } from '../session/types.js';
+import { lastEntry } from '../http.js';
 
 export const DEFAULT_IDENTITY_HEADERS = ['x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups'] as const;
 /** The header the gateway signs identity into (signed-identity.ts); spoofed copies are always stripped, even when signing is off. */
@@ -216,11 +217,6 @@ function setForwardedHeaders(headers: IncomingHttpHeaders, out: IncomingHttpHead
 /** What the client sent for one of the trio, as one string; nothing when it must not travel (`leaveOut`). */
 function sentClaim(headers: IncomingHttpHeaders, name: (typeof FORWARDED_TRIO)[number], leaveOut: ReadonlySet<string> | null): string | undefined {
   return leaveOut?.has(name) === true ? undefined : single(headers[name]);
-}
-
-function lastEntry(list: string): string {
-  const comma = list.lastIndexOf(',');
-  return comma === -1 ? list : list.slice(comma + 1).trim();
 }
 
 function single(value: string | string[] | undefined): string | undefined {

@@ -162,6 +162,7 @@ export function createProxyFastPath(deps: GatewayDeps, gate: Gate, forwarding: F
         return next(req, res);
       }
       const found = requestReadings({ method: req.method!, url: taken.url, headers: req.headers, reroutingHeadersReachApp: peerTrusted(req.socket, config) });
+      // (Only a COPY or MOVE names a Destination today; the route forwards it normalised.)
       if (!found.ok || found.destinationHeader !== null) return next(req, res);
       const ip = clientIp(req);
       let verdict: Verdict | LogoutVerdict | Promise<Verdict | LogoutVerdict>;

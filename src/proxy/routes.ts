@@ -18,7 +18,7 @@ import { hopByHopNames } from './hop-by-hop.js';
 import { sendContinue } from './expect-continue.js';
 import { sameForwardedIdentity, type ForwardingContext } from '../identity/headers.js';
 import { PROXIED_METHODS } from './methods.js';
-import { proxiedAccess, type Forwarding, type ProxiedAccess } from './forwarding.js';
+import { proxiedAccess, type Forwarded, type Forwarding, type ProxiedAccess } from './forwarding.js';
 import { takeHandedOver, type UpstreamFailure } from './fast-path.js';
 import { pathForLog } from '../access/paths.js';
 import { requestReadings } from '../access/request-readings.js';
@@ -45,7 +45,7 @@ const kBodyRefusal = Symbol('bodyRefusal');
 
 type TimedRequest = FastifyRequest & {
   [kProxyStarted]?: number;
-  [kForwarded]?: Extract<Verdict, { kind: 'allow' }>['forwarded'];
+  [kForwarded]?: Forwarded;
   [kDestination]?: string;
   [kBodyRefusal]?: Verdict | GatewayError;
 };
