@@ -68,6 +68,11 @@ t.test('the compose stack: a sign-in on replica 1 is honoured by replica 2', asy
   const { res, jar } = await formLogin(replica1, 'alice', 'changeme');
   t.equal(res.status, 303, 'alice signs in on replica 1 (plaintext password of the seeded legacy table)');
   const cookie = cookieLine(jar);
+  // Each gateway answers 502 until its app listens: the apps start beside the gateways, and the wait
+  // above saw only the gateways. (A busy machine once got gateway-2's 502 here.) Wait for the apps.
+  for (const url of [replica1, replica2]) {
+    await eventually(`the app behind ${url} listening`, async () => ((await send(`${url}/`, { headers: { cookie, accept: 'text/html' } })).status !== 502 ? true : undefined), 60_000);
+  }
   const one = await send(`${replica1}/`, { headers: { cookie, accept: 'text/html' } });
   t.equal(one.status, 200);
   t.match(one.body, /alice/, 'replica 1 passes her identity to app-1');
