@@ -9,7 +9,6 @@
 // is handed over to be answered and logged by the route's own error handling (the request is never
 // sent to the app twice).
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { finished } from 'node:stream';
 import { fastifyCookie } from '@fastify/cookie';
 import proxyAddr from '@fastify/proxy-addr';
 import { Agent, type Dispatcher } from 'undici';
@@ -213,43 +212,79 @@ export function createProxyFastPath(deps: GatewayDeps, gate: Gate, forwarding: F
       handOver(req, res, next, { verdict, failure: { stage, error, startedAt } }, receivedAt);
     };
 
-    res.once('close', () => {
-      // Only a closed client connection is the client's doing (as app.ts's onRequestAbort hook reads it).
-      if (!handedOver && !res.writableFinished && req.socket.destroyed) events.clientGone(req, log, method, taken.path, performance.now() - receivedAt, user, ip);
-    });
-
     const options = { origin: upstream.origin, path: taken.url, method, headers: headers as Record<string, string | string[]>, body: null };
-    try {
-      dispatcher.request(options, onAnswer);
-    } catch (error) {
-      // undici reports a request it refuses through the callback; were it to throw, the route answers the same way.
-      failed('upstream', error as Error);
-    }
-
-    function onAnswer(err: Error | null, answer: Dispatcher.ResponseData): void {
-      if (err) return failed('upstream', err);
-      observeUpstream(answer.statusCode, (performance.now() - startedAt) / 1_000);
-      if (req.destroyed || res.destroyed) return void answer.body.destroy();
-      let status: number;
-      try {
-        status = validStatus(answer.statusCode);
-        res.statusCode = status;
-        const out = sanitizedHeaderValues(forwarding.responseHeaders(answer.headers as IncomingHttpHeaders, upstream, () => rawPublicOrigin(req, config)));
-        for (const name of Object.keys(out)) res.setHeader(name, out[name]!);
-        // As app.ts's onSend hook: on https only, after the app's, so the operator's value wins.
-        if (hsts !== null && requestProtocol(req, config) === 'https') res.setHeader('strict-transport-security', hsts);
-      } catch (error) {
-        // (An app's status or header Node cannot send.) The route answers 502 without any of the app's headers.
-        answer.body.destroy();
-        for (const name of res.getHeaderNames()) res.removeHeader(name);
-        return failed('upstream', error as Error);
+    // The app's answer goes to the client as undici hands it over: no Readable between them (the
+    // proxy plugin's stream, piped, with its end-of-stream watchers, cost more per request than the
+    // gateway's own work here). The headers go with the first byte, as fastify sends a stream.
+    let call: Dispatcher.DispatchController | undefined;
+    let status = 0;
+    let bodyOpen = false;
+    res.once('close', () => {
+      if (handedOver || res.writableFinished) return;
+      // The client went away (or its answer was cut): the app's call stops, as a piped body is destroyed.
+      if (bodyOpen) {
+        bodyOpen = false;
+        if (res.headersSent) log.info({ res: { statusCode: res.statusCode } }, 'stream closed prematurely');
       }
-      res.once('finish', () => {
-        if (handedOver) return;
-        const elapsedMs = performance.now() - receivedAt;
-        events.answered(log, { reqId: id, method, path: pathForLog(taken.path), status, ms: roundedMs(elapsedMs), user, ip }, elapsedMs);
+      call?.abort(new Error('the client went away'));
+      // Only a closed client connection is the client's doing (as app.ts's onRequestAbort hook reads it).
+      if (req.socket.destroyed) events.clientGone(req, log, method, taken.path, performance.now() - receivedAt, user, ip);
+    });
+    try {
+      dispatcher.dispatch(options, {
+        onRequestStart(controller) {
+          call = controller;
+          if (res.destroyed) controller.abort(new Error('the client went away'));
+        },
+        onResponseStart(controller, statusCode, answerHeaders) {
+          if (statusCode < 200) return; // an interim answer (103 Early Hints): not forwarded, as on the route
+          observeUpstream(statusCode, (performance.now() - startedAt) / 1_000);
+          if (req.destroyed || res.destroyed) return controller.abort(new Error('the client went away'));
+          try {
+            status = validStatus(statusCode);
+            res.statusCode = status;
+            const out = sanitizedHeaderValues(forwarding.responseHeaders(answerHeaders as IncomingHttpHeaders, upstream, () => rawPublicOrigin(req, config)));
+            for (const name of Object.keys(out)) res.setHeader(name, out[name]!);
+            // As app.ts's onSend hook: on https only, after the app's, so the operator's value wins.
+            if (hsts !== null && requestProtocol(req, config) === 'https') res.setHeader('strict-transport-security', hsts);
+          } catch (error) {
+            // (An app's status or header Node cannot send.) The route answers 502 without any of the app's headers.
+            for (const name of res.getHeaderNames()) res.removeHeader(name);
+            failed('upstream', error as Error);
+            return controller.abort(error as Error); // (its error comes back here, to a request already handed over)
+          }
+          bodyOpen = true;
+          res.once('finish', () => {
+            if (handedOver) return;
+            const elapsedMs = performance.now() - receivedAt;
+            events.answered(log, { reqId: id, method, path: pathForLog(taken.path), status, ms: roundedMs(elapsedMs), user, ip }, elapsedMs);
+          });
+        },
+        onResponseData(controller, chunk) {
+          if (!bodyOpen) return;
+          if (res.write(chunk)) return;
+          // The client reads slower than the app sends: the app's socket waits, as a piped body does.
+          controller.pause();
+          res.once('drain', () => controller.resume());
+        },
+        onResponseEnd() {
+          if (!bodyOpen) return;
+          bodyOpen = false;
+          res.end();
+        },
+        onResponseError(_controller, error) {
+          if (handedOver) return;
+          if (!bodyOpen) return failed('upstream', error);
+          bodyOpen = false;
+          // Before any byte reached the client the route answers it; after, the answer is cut.
+          if (!res.headersSent) return failed('body', error);
+          logStreamError(log, error);
+          res.destroy();
+        },
       });
-      stream(answer.body, res, log, (error) => failed('body', error));
+    } catch (error) {
+      // undici reports a request it refuses through onResponseError; were it to throw, the route answers the same way.
+      failed('upstream', error as Error);
     }
   }
 }
@@ -260,37 +295,7 @@ function validStatus(status: number): number {
   return status;
 }
 
-/**
- * The app's body to the client, as fastify sends a stream: the headers go with its first byte, so a
- * body that fails before any is answered as a failure (`failedBeforeAnyByte`); one that fails later
- * cuts the response. A client that goes away stops the app's body.
- */
-function stream(body: Dispatcher.ResponseData['body'], res: ServerResponse, log: FastifyBaseLogger, failedBeforeAnyByte: (error: Error) => void): void {
-  let open = true;
-  let logged = false;
-  finished(body, { readable: true, writable: false }, (err) => {
-    open = false;
-    if (err == null) return;
-    if (!res.headersSent) return failedBeforeAnyByte(err);
-    if (!logged) {
-      logged = true;
-      logStreamError(log, res, err);
-    }
-    res.destroy();
-  });
-  finished(res, (err) => {
-    if (!open) return;
-    if (err != null && res.headersSent && !logged) {
-      logged = true;
-      logStreamError(log, res, err);
-    }
-    body.destroy();
-  });
-  body.pipe(res);
-}
-
-/** fastify's own lines for a stream cut after its headers went out. */
-function logStreamError(log: FastifyBaseLogger, res: ServerResponse, err: Error & { code?: string }): void {
-  if (err.code === 'ERR_STREAM_PREMATURE_CLOSE') log.info({ res: { statusCode: res.statusCode } }, 'stream closed prematurely');
-  else log.warn({ err }, 'response terminated with an error with headers already sent');
+/** fastify's own line for a stream that failed after its headers went out (as its sendStream logs it). */
+function logStreamError(log: FastifyBaseLogger, err: Error): void {
+  log.warn({ err }, 'response terminated with an error with headers already sent');
 }

@@ -15,6 +15,18 @@ import { send } from '../helpers/http.js';
 import { scrapeMetric } from '../helpers/metrics.js';
 import { services } from '../helpers/services.js';
 
+/** Bigger than every socket buffer between the app and the client (loopback's reach a few MiB each). */
+const LARGE_BYTES = 64 * 1024 * 1024;
+const LARGE_CHUNK = 64 * 1024;
+/** How much of /large the app has written so far. */
+const largeSent = { bytes: 0 };
+/** The chunk of /large at `offset`: each 4-byte word is its own offset, so a byte lost, repeated or reordered shows. */
+function largeChunk(offset: number): Buffer {
+  const chunk = Buffer.allocUnsafe(Math.min(LARGE_CHUNK, LARGE_BYTES - offset));
+  for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE(offset + i, i);
+  return chunk;
+}
+
 interface Seen {
   method: string;
   url: string;
@@ -48,6 +60,7 @@ async function startApp(): Promise<{ url: string; seen: Seen[]; close(): Promise
       setTimeout(() => res.end('end'), 1_000);
       return;
     }
+    if (path === '/large') return void sendLarge(res);
     if (path === '/cookies') {
       res.setHeader('set-cookie', ['app=1; Path=/', 'sgw_session=stolen; Path=/', 'sgw_csrf=x']);
       res.setHeader('location', `http://127.0.0.1:${(server.address() as AddressInfo).port}/inside?x=1`);
@@ -60,6 +73,21 @@ async function startApp(): Promise<{ url: string; seen: Seen[]; close(): Promise
     res.writeHead(200, { 'content-type': 'application/json', 'x-app': 'yes' });
     res.end(req.method === 'HEAD' ? undefined : JSON.stringify({ url: req.url }));
   });
+  /** LARGE_BYTES of a known pattern, written only as fast as the gateway takes them. */
+  const sendLarge = (res: ServerResponse) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(LARGE_BYTES) });
+    let sent = 0;
+    const more = () => {
+      while (sent < LARGE_BYTES) {
+        const chunk = largeChunk(sent);
+        sent += chunk.length;
+        largeSent.bytes = sent;
+        if (!res.write(chunk)) return void res.once('drain', more);
+      }
+      res.end();
+    };
+    more();
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
@@ -334,6 +362,39 @@ t.test('a client gone while the app is still silent: one 499, no 502 for nobody'
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   const lines = gw.logs.filter((l) => l.includes('"reqId":"gone-early"'));
   t.same(lines.map((l) => (JSON.parse(l) as { msg: string; status?: number }).status ?? (JSON.parse(l) as { msg: string }).msg), [499], 'one access line, 499, and nothing else');
+});
+
+t.test('a large answer to a client that stops reading: the app is held back, then every byte arrives in order, either way', async (t) => {
+  for (const way of ['', 'Content-Length: 0\r\n']) {
+    const name = way === '' ? 'fast path' : 'route';
+    largeSent.bytes = 0;
+    const socket = connect(Number(new URL(gw.url).port), '127.0.0.1');
+    socket.write(`GET /large HTTP/1.1\r\nHost: 127.0.0.1\r\n${way}Cookie: ${ada.cookie}\r\nConnection: close\r\n\r\n`);
+    socket.pause();
+    // The client reads nothing for a while; a proxy that ignored backpressure would have taken it all by then.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    t.ok(largeSent.bytes < LARGE_BYTES, `${name}: the app waits for the client (${largeSent.bytes} of ${LARGE_BYTES} bytes written)`);
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    socket.resume();
+    await new Promise<void>((resolve, reject) => {
+      socket.once('close', () => resolve());
+      socket.once('error', reject);
+    });
+    const all = Buffer.concat(received);
+    const bodyAt = all.indexOf('\r\n\r\n') + 4;
+    t.match(all.subarray(0, bodyAt).toString('latin1'), /^HTTP\/1\.1 200 /, `${name}: 200`);
+    const body = all.subarray(bodyAt);
+    t.equal(body.length, LARGE_BYTES, `${name}: every byte`);
+    let firstWrong = -1;
+    for (let i = 0; i < body.length; i += 4) {
+      if (body.readUInt32LE(i) !== i) {
+        firstWrong = i;
+        break;
+      }
+    }
+    t.equal(firstWrong, -1, `${name}: in order, none lost or repeated`);
+  }
 });
 
 /** A GET over a raw socket: everything the gateway wrote until it closed the connection. */
