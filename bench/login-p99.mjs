@@ -1,8 +1,8 @@
 // Proxied p99 while argon2id sign-ins run (issue 13 item 4): does a login burst raise the tail
-// latency of proxied requests, and does GATEWAY_HASH_THREAD_NICE keep it down?
+// latency of proxied requests, and do GATEWAY_HASH_THREAD_NICE and GATEWAY_HASH_THREAD_IDLE keep it down?
 //
 // Starts (all on 127.0.0.1, stopped by PID at the end) Redis, nginx `return 200` as the upstream
-// and one gateway per nice value, same build (dist/, `npm run build` first), each with its demo
+// and one gateway per priority of the hashing threads (a nice value, `+idle` for SCHED_IDLE), same build (dist/, `npm run build` first), each with its demo
 // user (no DATABASE_URL: one generated account, argon2id m=19 MiB t=2). Then, in interleaved
 // rounds (the order of the gateways rotates each round):
 //   - paced wrk (bench/targets/paced.lua: 32 connections, ~10 ms pause between requests) on a
@@ -11,16 +11,16 @@
 //     LOGINS_PER_S, each timed to its answer.
 // Before each pair it waits until the machine is idle (BENCH_IDLE_MIN of the CPU, 0.8; at most
 // BENCH_IDLE_WAIT_S, 300 s), since other work may share it.
-// Beside every window a probe process whose own pool threads have the same nice value times
+// Beside every window a probe process whose own pool threads have the same priority times
 // dns.lookup('localhost') and fs.stat every 10 ms: the pool's other users, at that priority.
 //
-// With BENCH_LOGINS_TO=same,other each nice value runs twice: sign-ins sent to the gateway under
+// With BENCH_LOGINS_TO=same,other each priority runs twice: sign-ins sent to the gateway under
 // load (same), or to a second gateway on the same machine, Redis and secret (other), which
 // separates what the sign-ins cost the loaded gateway's event loop from what they cost the machine.
 //
 //   npm run build && node bench/login-p99.mjs
-//   BENCH_NICES=0,10,19 BENCH_ROUNDS=5 BENCH_DURATION=8s LOGINS_PER_S=20 node bench/login-p99.mjs
-//   BENCH_NICES=19 BENCH_LOGINS_TO=same,other node bench/login-p99.mjs
+//   BENCH_NICES=0,10,19,19+idle BENCH_ROUNDS=5 BENCH_DURATION=8s LOGINS_PER_S=20 node bench/login-p99.mjs
+//   BENCH_NICES=19+idle BENCH_LOGINS_TO=same,other node bench/login-p99.mjs
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -38,7 +38,8 @@ if (spawnSync('wrk', ['--version']).error) {
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const env = process.env;
-const NICES = (env.BENCH_NICES ?? '0,19').split(',').map(Number);
+/** Each a nice value, and `+idle` for SCHED_IDLE on top (GATEWAY_HASH_THREAD_IDLE=true, the default). */
+const PRIORITIES = (env.BENCH_NICES ?? '0,19,19+idle').split(',').map((v) => ({ label: v, nice: Number(v.replace('+idle', '')), idle: v.endsWith('+idle') }));
 const ROUNDS = Number(env.BENCH_ROUNDS ?? 5);
 const DURATION = env.BENCH_DURATION ?? '8s';
 const LOGINS_PER_S = Number(env.LOGINS_PER_S ?? 20);
@@ -159,13 +160,13 @@ function wrk(url, cookie, duration = DURATION) {
   });
 }
 
-// The probe: a process whose pool threads get the variant's nice, timing the pool's other users.
+// The probe: a process whose pool threads get the variant's priority, timing the pool's other users.
 const PROBE = `
 import { lookup } from 'node:dns/promises';
 import { stat } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 const { lowerPoolThreadPriority } = await import(process.argv[1]);
-await lowerPoolThreadPriority(Number(process.argv[2]));
+await lowerPoolThreadPriority(JSON.parse(process.argv[2]));
 const dns = [], fs = [];
 const until = performance.now() + Number(process.argv[3]);
 while (performance.now() < until) {
@@ -175,9 +176,9 @@ while (performance.now() < until) {
 }
 process.stdout.write(JSON.stringify({ dns, fs }));
 `;
-function probe(nice, ms) {
+function probe(priority, ms) {
   return new Promise((resolve) => {
-    const child = spawn('node', ['--input-type=module', '-e', PROBE, join(root, 'dist', 'users', 'hash-threads.js'), String(nice), String(ms)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('node', ['--input-type=module', '-e', PROBE, join(root, 'dist', 'users', 'hash-threads.js'), JSON.stringify({ nice: priority.nice, idle: priority.idle }), String(ms)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('exit', () => resolve(JSON.parse(out || '{"dns":[],"fs":[]}')));
@@ -233,12 +234,12 @@ http { access_log off; client_body_temp_path ${work}; proxy_temp_path ${work}; f
   const upstream = `http://127.0.0.1:${upPort}`;
   await waitHttp(upstream);
 
-  const startGateway = async (name, nice) => {
+  const startGateway = async (name, priority) => {
     const port = await freePort();
     const gw = start(name, 'node', [join(root, 'dist', 'cli.js'), 'serve'], {
       GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(port), GATEWAY_ADMIN_HOST: '127.0.0.1', GATEWAY_ADMIN_PORT: '0',
       GATEWAY_UPSTREAM: upstream, REDIS_URL: `redis://127.0.0.1:${redisPort}`, GATEWAY_SESSION_SECRET: SECRET, GATEWAY_COOKIE_SECURE: 'false',
-      GATEWAY_HASH_THREAD_NICE: String(nice), GATEWAY_TRUSTED_PROXIES: '127.0.0.1', GATEWAY_LOGIN_MAX_ATTEMPTS: '1000000', GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP: '1000000',
+      GATEWAY_HASH_THREAD_NICE: String(priority.nice), GATEWAY_HASH_THREAD_IDLE: String(priority.idle), GATEWAY_TRUSTED_PROXIES: '127.0.0.1', GATEWAY_LOGIN_MAX_ATTEMPTS: '1000000', GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP: '1000000',
     });
     await waitHttp(`http://127.0.0.1:${port}/_auth/login`);
     // Each gateway makes its own demo account (same name, its own password).
@@ -247,10 +248,10 @@ http { access_log off; client_body_temp_path ${work}; proxy_temp_path ${work}; f
     return { port, gw, password };
   };
   const gateways = [];
-  for (const nice of NICES) {
+  for (const priority of PRIORITIES) {
     for (const to of LOGINS_TO) {
-      const g = { nice, to, label: LOGINS_TO.length > 1 ? `${nice}, sign-ins to ${to === 'same' ? 'it' : 'another replica'}` : String(nice), ...(await startGateway(`gateway-nice-${nice}-${to}`, nice)) };
-      const signIns = to === 'other' ? await startGateway(`gateway-nice-${nice}-sign-ins`, nice) : g;
+      const g = { priority, to, label: LOGINS_TO.length > 1 ? `${priority.label}, sign-ins to ${to === 'same' ? 'it' : 'another replica'}` : priority.label, ...(await startGateway(`gateway-${priority.label}-${to}`, priority)) };
+      const signIns = to === 'other' ? await startGateway(`gateway-${priority.label}-sign-ins`, priority) : g;
       g.loginPort = signIns.port;
       g.loginPassword = signIns.password;
       gateways.push(g);
@@ -276,24 +277,24 @@ http { access_log off; client_body_temp_path ${work}; proxy_temp_path ${work}; f
     for (const g of order) {
       const url = `http://127.0.0.1:${g.port}/`;
       const idle = await waitIdle();
-      const probeQuiet = probe(g.nice, windowMs - 500);
+      const probeQuiet = probe(g.priority, windowMs - 500);
       const quiet = await wrk(url, g.cookie);
       const quietProbe = await probeQuiet;
       const stop = loginLoad(g.loginPort, g.loginPassword, LOGINS_PER_S);
-      const probeBusy = probe(g.nice, windowMs - 500);
+      const probeBusy = probe(g.priority, windowMs - 500);
       const busy = await wrk(url, g.cookie);
       const logins = await stop();
       const busyProbe = await probeBusy;
       const r = { quiet, busy, logins, quietProbe, busyProbe, ratio: busy.p99 / quiet.p99, idle };
       g.rounds.push(r);
-      log(`round ${round} nice ${g.label}: p99 ${f(quiet.p99)} → ${f(busy.p99)} ms (×${f(r.ratio)}), logins ${logins.latencies.length} p50 ${f(pct(logins.latencies, 50), 0)} p99 ${f(pct(logins.latencies, 99), 0)} ms ${JSON.stringify(logins.statuses)}, non2xx ${quiet.non2xx}/${busy.non2xx}, idle before ${(idle * 100).toFixed(0)} %, load ${loadavg()[0].toFixed(1)}`);
+      log(`round ${round} ${g.label}: p99 ${f(quiet.p99)} → ${f(busy.p99)} ms (×${f(r.ratio)}), logins ${logins.latencies.length} p50 ${f(pct(logins.latencies, 50), 0)} p99 ${f(pct(logins.latencies, 99), 0)} ms ${JSON.stringify(logins.statuses)}, non2xx ${quiet.non2xx}/${busy.non2xx}, idle before ${(idle * 100).toFixed(0)} %, load ${loadavg()[0].toFixed(1)}`);
     }
   }
 
   const out = [];
   out.push(`Machine: ${cpus().length} × ${cpus()[0].model}, Node ${process.version}, ${execFileSync('uname', ['-sr']).toString().trim()}; ${ROUNDS} rounds, ${DURATION} windows, ${LOGINS_PER_S} sign-ins/s (open loop)`);
   out.push('');
-  out.push('| GATEWAY_HASH_THREAD_NICE | proxied p99 alone (median) | with sign-ins (median) | ratio, median of rounds | per-round ratios | sign-in p50 / p99 ms (all rounds) | sign-ins answered | dns.lookup p99 alone / with (ms) | fs.stat p99 alone / with (ms) |');
+  out.push('| hashing threads (nice, +idle: SCHED_IDLE) | proxied p99 alone (median) | with sign-ins (median) | ratio, median of rounds | per-round ratios | sign-in p50 / p99 ms (all rounds) | sign-ins answered | dns.lookup p99 alone / with (ms) | fs.stat p99 alone / with (ms) |');
   out.push('| ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: |');
   for (const g of gateways) {
     const all = g.rounds.flatMap((r) => r.logins.latencies);

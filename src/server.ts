@@ -195,9 +195,10 @@ export async function startGateway(config: Config, options: StartOptions): Promi
     );
   }
   // Before the first hash: sign-ins then take the CPU the proxy leaves (users/hash-threads.ts).
-  const poolNice = await lowerPoolThreadPriority(config.hashThreadNice);
-  if (poolNice.applied) logger.info({ nice: poolNice.nice, threads: poolNice.threads }, 'password hashing threads run at a lower priority');
-  else if (poolNice.reason === 'no-named-threads') logger.warn('GATEWAY_HASH_THREAD_NICE: no libuv-worker threads found (needs Node 24 on Linux); hashing keeps the normal priority');
+  const hashThreads = await lowerPoolThreadPriority({ nice: config.hashThreadNice, idle: config.hashThreadIdle });
+  if (hashThreads.applied) logger.info({ nice: hashThreads.nice, idle: hashThreads.idle, threads: hashThreads.threads }, 'password hashing threads run at a lower priority');
+  else if (hashThreads.reason === 'no-named-threads') logger.warn('GATEWAY_HASH_THREAD_NICE: no libuv-worker threads found (needs Node 24 on Linux); hashing keeps the normal priority');
+  if (hashThreads.applied && hashThreads.idleFailure !== undefined) logger.warn({ reason: hashThreads.idleFailure, nice: hashThreads.nice }, 'GATEWAY_HASH_THREAD_IDLE: the hashing threads could not be put under SCHED_IDLE; they keep their nice value only');
   // The first unknown-user login must not be slower than the rest (it would reveal the user is unknown).
   await prepareDummyHash();
 

@@ -88,6 +88,8 @@ export interface Config {
   cacheMaxEntries: number;
   /** Nice value of libuv's pool threads, where password hashes run (Linux; 0 leaves them alone). */
   hashThreadNice: number;
+  /** Whether libuv's pool threads also run under SCHED_IDLE (Linux), preempted whenever another thread wakes. */
+  hashThreadIdle: boolean;
   cacheTtlMs: number;
   cookieName: string;
   cookieSecure: boolean;
@@ -190,6 +192,8 @@ export const DEFAULT_SESSION_CACHE_SIZE = 100_000;
 export const DEFAULT_SESSION_CACHE_TTL_MS = 60_000;
 /** GATEWAY_HASH_THREAD_NICE: hashing yields to the proxy (bench/RESULTS.md, issue 13 item 4). */
 export const DEFAULT_HASH_THREAD_NICE = 19;
+/** GATEWAY_HASH_THREAD_IDLE: a waking event loop need not wait for a hash's time slice (bench/RESULTS.md, issue 13 item 4). */
+export const DEFAULT_HASH_THREAD_IDLE = true;
 /** GATEWAY_MAX_SESSIONS_PER_USER: 0, no cap. */
 export const DEFAULT_MAX_SESSIONS_PER_USER = 0;
 export const DEFAULT_COOKIE_NAME = 'sgw_session';
@@ -296,6 +300,7 @@ function readAll(r: EnvReader): Config {
     touchIntervalMs: r.duration('GATEWAY_SESSION_TOUCH_INTERVAL', Math.max(DEFAULT_SESSION_TOUCH_INTERVAL_MIN_MS, Math.floor(idleTimeoutMs / DEFAULT_SESSION_TOUCH_INTERVAL_DIVISOR)), { min: 0 }),
     cacheMaxEntries: r.integer('GATEWAY_SESSION_CACHE_SIZE', DEFAULT_SESSION_CACHE_SIZE, { min: 0 }),
     hashThreadNice: r.integer('GATEWAY_HASH_THREAD_NICE', DEFAULT_HASH_THREAD_NICE, { min: 0, max: 19 }),
+    hashThreadIdle: r.boolean('GATEWAY_HASH_THREAD_IDLE', DEFAULT_HASH_THREAD_IDLE),
     cacheTtlMs: r.duration('GATEWAY_SESSION_CACHE_TTL', DEFAULT_SESSION_CACHE_TTL_MS, { min: 0 }),
     cookieName: r.cookieName('GATEWAY_COOKIE_NAME', DEFAULT_COOKIE_NAME),
     cookieSecure: r.boolean('GATEWAY_COOKIE_SECURE', !embedded),

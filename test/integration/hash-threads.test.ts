@@ -1,8 +1,10 @@
 // A real `session-gateway serve`: by default its libuv pool threads, where sign-ins hash
-// passwords, run at nice 19 while the event-loop thread that proxies requests stays at 0;
-// GATEWAY_HASH_THREAD_NICE=0 leaves them all alone, and a value out of range stops the start.
+// passwords, run at nice 19 under SCHED_IDLE while the event-loop thread that proxies requests
+// stays at 0 under SCHED_OTHER; GATEWAY_HASH_THREAD_IDLE=false keeps the nice value only,
+// GATEWAY_HASH_THREAD_NICE=0 with it leaves them all alone, and a value out of range stops the start.
 import { readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
+import { SCHED_IDLE, schedulingPolicy } from '../../src/users/hash-threads.js';
 import { ensureBuilt, loopbackServe, runCli, spawnCli, waitForStatus } from '../helpers/cli.js';
 import { seedUsers, TEST_SECRET, uniquePrefix } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
@@ -20,14 +22,15 @@ t.teardown(() => upstream.close());
 /** The nice value this test runs at; a child process starts with the same. */
 const inherited = niceByThread(process.pid).find((th) => th.tid === process.pid)?.nice ?? 0;
 
-/** nice value of each of a process's threads, by thread name ("MainThread", "libuv-worker", ...). */
-function niceByThread(pid: number): Array<{ tid: number; name: string; nice: number }> {
+/** nice value and scheduling policy of each of a process's threads, by thread name ("MainThread", "libuv-worker", ...). */
+function niceByThread(pid: number): Array<{ tid: number; name: string; nice: number; policy: number | undefined }> {
   return readdirSync(`/proc/${pid}/task`).map((tid) => {
     const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
     return {
       tid: Number(tid),
       name: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(),
       nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]),
+      policy: schedulingPolicy(Number(tid), pid),
     };
   });
 }
@@ -54,7 +57,7 @@ async function serveAndSignIn(extra: Record<string, string>) {
   return { proc, threads: niceByThread(proc.child.pid as number) };
 }
 
-t.test('by default the hashing threads run at nice 19, the proxy thread at 0', async (t) => {
+t.test('by default the hashing threads run at nice 19 under SCHED_IDLE, the proxy thread at 0 under SCHED_OTHER', async (t) => {
   const { proc, threads } = await serveAndSignIn({});
   const pool = threads.filter((th) => th.name === 'libuv-worker');
   t.equal(pool.length, 4, "libuv's four pool threads");
@@ -62,16 +65,36 @@ t.test('by default the hashing threads run at nice 19, the proxy thread at 0', a
     pool.map((th) => th.nice),
     [19, 19, 19, 19],
   );
+  t.same(
+    pool.map((th) => th.policy),
+    [SCHED_IDLE, SCHED_IDLE, SCHED_IDLE, SCHED_IDLE],
+    'preempted as soon as any other thread wakes',
+  );
   t.equal(threads.find((th) => th.tid === proc.child.pid)?.nice, inherited, 'the event-loop thread keeps its nice value');
-  t.match(proc.stdout(), /"nice":19,"threads":4.*password hashing threads run at a lower priority/);
+  t.same(
+    threads.filter((th) => th.name !== 'libuv-worker').map((th) => th.policy),
+    threads.filter((th) => th.name !== 'libuv-worker').map(() => 0),
+    'and every other thread its policy',
+  );
+  t.match(proc.stdout(), /"nice":19,"idle":true,"threads":4.*password hashing threads run at a lower priority/);
 });
 
-t.test('GATEWAY_HASH_THREAD_NICE=0 leaves every thread alone', async (t) => {
-  const { threads } = await serveAndSignIn({ GATEWAY_HASH_THREAD_NICE: '0' });
+t.test('GATEWAY_HASH_THREAD_IDLE=false: nice 19 only', async (t) => {
+  const { proc, threads } = await serveAndSignIn({ GATEWAY_HASH_THREAD_IDLE: 'false' });
+  const pool = threads.filter((th) => th.name === 'libuv-worker');
+  t.same(
+    pool.map((th) => [th.nice, th.policy]),
+    pool.map(() => [19, 0]),
+  );
+  t.match(proc.stdout(), /"nice":19,"idle":false,"threads":4/);
+});
+
+t.test('GATEWAY_HASH_THREAD_NICE=0 and GATEWAY_HASH_THREAD_IDLE=false leave every thread alone', async (t) => {
+  const { threads } = await serveAndSignIn({ GATEWAY_HASH_THREAD_NICE: '0', GATEWAY_HASH_THREAD_IDLE: 'false' });
   t.ok(threads.some((th) => th.name === 'libuv-worker'));
   t.same(
-    threads.map((th) => th.nice),
-    threads.map(() => inherited),
+    threads.map((th) => [th.nice, th.policy]),
+    threads.map(() => [inherited, 0]),
   );
 });
 

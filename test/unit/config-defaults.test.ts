@@ -76,6 +76,7 @@ const EXPECTED: Record<string, { values?: Cell[]; words?: string }> = {
   GATEWAY_LOGIN_WINDOW: { values: [ms(config.DEFAULT_LOGIN_WINDOW_MS)] },
   GATEWAY_LOGIN_MAX_ATTEMPTS_PER_IP: { words: `${config.DEFAULT_LOGIN_MAX_ATTEMPTS_PER_IP_FACTOR} × max attempts` },
   GATEWAY_HASH_THREAD_NICE: { values: [config.DEFAULT_HASH_THREAD_NICE] },
+  GATEWAY_HASH_THREAD_IDLE: { values: [config.DEFAULT_HASH_THREAD_IDLE] },
   GATEWAY_LOGIN_TITLE: { values: [config.DEFAULT_LOGIN_TITLE] },
   GATEWAY_WEBSOCKET_REVALIDATE_INTERVAL: { values: [ms(config.DEFAULT_WEBSOCKET_REVALIDATE_INTERVAL_MS)], words: 'or half the idle timeout if shorter' },
   GATEWAY_WEBSOCKET_MAX_MESSAGE_BYTES: { values: [config.DEFAULT_WEBSOCKET_MAX_MESSAGE_BYTES] },

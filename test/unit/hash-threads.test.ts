@@ -1,14 +1,16 @@
-// The pool threads (where password hashes run) get the lower priority; the event-loop thread keeps
-// its own. Read back from /proc, the way an operator would check it (`ps -L -o tid,comm,nice`).
+// The pool threads (where password hashes run) get the lower priority, and SCHED_IDLE when asked;
+// the event-loop thread keeps its own. Read back from /proc, the way an operator would check it
+// (`ps -L -o tid,comm,nice,policy`). SCHED_IDLE cannot be undone without privilege: its test is last.
 import { readdirSync, readFileSync } from 'node:fs';
 import * as argon2 from '@node-rs/argon2';
 import t from 'tap';
-import { lowerPoolThreadPriority, POOL_THREAD_NAME } from '../../src/users/hash-threads.js';
+import { lowerPoolThreadPriority, POOL_THREAD_NAME, SCHED_IDLE, schedulingPolicy } from '../../src/users/hash-threads.js';
 
 interface Thread {
   tid: number;
   name: string;
   nice: number;
+  policy: number;
   cpuTicks: number;
 }
 
@@ -21,6 +23,7 @@ function threads(): Thread[] {
       tid: Number(tid),
       name: readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim(),
       nice: Number(rest[16]),
+      policy: schedulingPolicy(Number(tid)) ?? -1,
       cpuTicks: Number(rest[11]) + Number(rest[12]),
     };
   });
@@ -32,18 +35,23 @@ const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
 const inherited = threads().find((th) => th.tid === process.pid)?.nice ?? 0;
 
 t.test('0 and other platforms change nothing', async (t) => {
-  t.same(await lowerPoolThreadPriority(0), { applied: false, reason: 'off' });
-  t.same(await lowerPoolThreadPriority(19, 'darwin'), { applied: false, reason: 'not-linux' });
+  t.same(await lowerPoolThreadPriority({ nice: 0, idle: false }), { applied: false, reason: 'off' });
+  t.same(await lowerPoolThreadPriority({ nice: 19, idle: true }, { platform: 'darwin' }), { applied: false, reason: 'not-linux' });
   t.same(
     threads().map((th) => th.nice),
     threads().map(() => inherited),
     'every thread keeps its nice value',
   );
+  t.same(
+    threads().map((th) => th.policy),
+    threads().map(() => 0),
+    'and the normal scheduling policy (SCHED_OTHER)',
+  );
 });
 
 t.test('every pool thread gets the nice value, the event loop keeps its own', async (t) => {
-  const outcome = await lowerPoolThreadPriority(19);
-  t.same(outcome, { applied: true, nice: 19, threads: poolSize });
+  const outcome = await lowerPoolThreadPriority({ nice: 19, idle: false });
+  t.same(outcome, { applied: true, nice: 19, idle: false, threads: poolSize });
   t.equal(pool().length, poolSize, 'the whole pool exists once it returns');
   t.same(
     pool().map((th) => th.nice),
@@ -65,4 +73,36 @@ t.test('every pool thread gets the nice value, the event loop keeps its own', as
   const before = ticks();
   for (let i = 0; i < 10; i++) await argon2.hash(`password ${i}`, { memoryCost: 19456, timeCost: 2, parallelism: 1 });
   t.ok(ticks() > before, 'argon2id hashed on the lowered threads');
+});
+
+t.test('without chrt: SCHED_IDLE is reported as not set, and the nice value still applies', async (t) => {
+  const outcome = await lowerPoolThreadPriority({ nice: 19, idle: true }, { chrt: '/nonexistent/chrt' });
+  t.match(outcome, { applied: true, nice: 19, idle: false, threads: poolSize, idleFailure: /\/nonexistent\/chrt not found/ });
+  t.same(
+    pool().map((th) => [th.nice, th.policy]),
+    pool().map(() => [19, 0]),
+  );
+});
+
+t.test('SCHED_IDLE: every pool thread, and nothing else; hashes still run there', async (t) => {
+  const outcome = await lowerPoolThreadPriority({ nice: 19, idle: true });
+  t.same(outcome, { applied: true, nice: 19, idle: true, threads: poolSize });
+  t.same(
+    pool().map((th) => th.policy),
+    pool().map(() => SCHED_IDLE),
+    'the pool threads run under SCHED_IDLE',
+  );
+  t.same(
+    threads()
+      .filter((th) => th.name !== POOL_THREAD_NAME)
+      .map((th) => th.policy),
+    threads()
+      .filter((th) => th.name !== POOL_THREAD_NAME)
+      .map(() => 0),
+    'the event loop, V8 and inspector threads keep SCHED_OTHER',
+  );
+  const ticks = () => pool().reduce((sum, th) => sum + th.cpuTicks, 0);
+  const before = ticks();
+  for (let i = 0; i < 5; i++) await argon2.hash(`password ${i}`, { memoryCost: 19456, timeCost: 2, parallelism: 1 });
+  t.ok(ticks() > before, 'argon2id hashed on the SCHED_IDLE threads');
 });
