@@ -29,6 +29,7 @@ function threads(): Thread[] {
   });
 }
 const pool = () => threads().filter((th) => th.name === POOL_THREAD_NAME);
+const others = () => threads().filter((th) => th.name !== POOL_THREAD_NAME);
 const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
 
 // Whatever nice the test runner itself was started with: every thread inherits it.
@@ -59,12 +60,8 @@ t.test('every pool thread gets the nice value, the event loop keeps its own', as
   );
   t.equal(threads().find((th) => th.tid === process.pid)?.nice, inherited, 'the event-loop thread is untouched');
   t.same(
-    threads()
-      .filter((th) => th.name !== POOL_THREAD_NAME)
-      .map((th) => th.nice),
-    threads()
-      .filter((th) => th.name !== POOL_THREAD_NAME)
-      .map(() => inherited),
+    others().map((th) => th.nice),
+    others().map(() => inherited),
     'V8 and inspector threads are untouched',
   );
 
@@ -93,12 +90,8 @@ t.test('SCHED_IDLE: every pool thread, and nothing else; hashes still run there'
     'the pool threads run under SCHED_IDLE',
   );
   t.same(
-    threads()
-      .filter((th) => th.name !== POOL_THREAD_NAME)
-      .map((th) => th.policy),
-    threads()
-      .filter((th) => th.name !== POOL_THREAD_NAME)
-      .map(() => 0),
+    others().map((th) => th.policy),
+    others().map(() => 0),
     'the event loop, V8 and inspector threads keep SCHED_OTHER',
   );
   const ticks = () => pool().reduce((sum, th) => sum + th.cpuTicks, 0);
