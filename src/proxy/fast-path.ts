@@ -238,7 +238,7 @@ export function createProxyFastPath(deps: GatewayDeps, gate: Gate, forwarding: F
         },
         onResponseStart(controller, statusCode, answerHeaders) {
           if (statusCode < 200) return; // an interim answer (103 Early Hints): not forwarded, as on the route
-          observeUpstream(statusCode, (performance.now() - startedAt) / 1_000);
+          const answeredAt = performance.now();
           if (req.destroyed || res.destroyed) return controller.abort(new Error('the client went away'));
           try {
             status = validStatus(statusCode);
@@ -253,6 +253,8 @@ export function createProxyFastPath(deps: GatewayDeps, gate: Gate, forwarding: F
             failed('upstream', error as Error);
             return controller.abort(error as Error); // (its error comes back here, to a request already handed over)
           }
+          // (An unusable answer is counted by the route, once, as the failure it answers.)
+          observeUpstream(status, (answeredAt - startedAt) / 1_000);
           bodyOpen = true;
           res.once('finish', () => {
             if (handedOver) return;

@@ -42,12 +42,18 @@ const kDestination = Symbol('destination');
 
 /** Why what the body names refused the request (judged-body.ts), once judged. */
 const kBodyRefusal = Symbol('bodyRefusal');
+/** The app's headers as the proxy plugin copies them to the reply: taken back if its answer is unusable. */
+const kAppHeaders = Symbol('appHeaders');
+/** The upstream call failed and was answered (or dropped) by onError. */
+const kUpstreamFailed = Symbol('upstreamFailed');
 
 type TimedRequest = FastifyRequest & {
   [kProxyStarted]?: number;
   [kForwarded]?: Forwarded;
   [kDestination]?: string;
   [kBodyRefusal]?: Verdict | GatewayError;
+  [kAppHeaders]?: Record<string, unknown>;
+  [kUpstreamFailed]?: boolean;
 };
 
 /** What a body named, for the gate: other methods, other paths, its members' content; or why it is refused. */
@@ -309,15 +315,21 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
         return traceUpstream(request, forwarded, request.method, upstream, request.normalisedPath);
       },
       rewriteHeaders(upstreamHeaders, request) {
-        return forwarding.responseHeaders(upstreamHeaders, upstream, () => publicOrigin(request as FastifyRequest, config));
+        const appHeaders = forwarding.responseHeaders(upstreamHeaders, upstream, () => publicOrigin(request as FastifyRequest, config));
+        (request as TimedRequest)[kAppHeaders] = appHeaders;
+        return appHeaders;
       },
       onResponse(request, reply, res) {
-        const upstream = res as unknown as { statusCode: number; stream: NodeJS.ReadableStream };
+        const upstream = res as unknown as { statusCode: number; stream: NodeJS.ReadableStream & { destroy(): void } };
+        // The proxy plugin calls this even after it reported the answer unusable (a status no HTTP
+        // client may be sent), which onError has answered and counted: the app's body is dropped.
+        if ((request as TimedRequest)[kUpstreamFailed] === true) return void upstream.stream.destroy();
         observeUpstream(request as FastifyRequest, upstream.statusCode);
         endUpstream(request, upstream.statusCode);
         reply.send(upstream.stream);
       },
       onError(reply, { error }) {
+        (reply.request as TimedRequest)[kUpstreamFailed] = true;
         endUpstream(reply.request, null, error);
         // The body named a method the rules refuse: the app never got it whole; the client learns why.
         const refusal = (reply.request as TimedRequest)[kBodyRefusal];
@@ -336,6 +348,8 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
   /** The app could not be reached or did not answer in time: 502 or 504, counted and logged. */
   function answerUpstreamFailure(request: FastifyRequest, reply: FastifyReply, error: Error & { statusCode?: number }): void {
     const failure = error.statusCode === 504 ? upstreamTimeout(error) : upstreamUnavailable(error);
+    // None of an unusable answer's headers goes out with the gateway's own.
+    for (const name of Object.keys((request as TimedRequest)[kAppHeaders] ?? {})) reply.removeHeader(name);
     observeUpstream(request, failure.statusCode);
     request.log.warn({ code: failure.code, cause: (error.cause as Error | undefined)?.message ?? error.message }, 'upstream failed');
     reply.send(failure);
