@@ -230,6 +230,12 @@ export function createProxyFastPath(deps: GatewayDeps, gate: Gate, forwarding: F
       // Only a closed client connection is the client's doing (as app.ts's onRequestAbort hook reads it).
       if (req.socket.destroyed) events.clientGone(req, log, method, taken.path, performance.now() - receivedAt, user, ip);
     });
+    if (res.closed) {
+      // The client went away while the gate waited for the session store: its 'close' has been and
+      // gone. Nobody to answer and nothing to ask the app; counted as the client's doing.
+      if (req.socket.destroyed) events.clientGone(req, log, method, taken.path, performance.now() - receivedAt, user, ip);
+      return;
+    }
     try {
       dispatcher.dispatch(options, {
         onRequestStart(controller) {
@@ -278,8 +284,11 @@ export function createProxyFastPath(deps: GatewayDeps, gate: Gate, forwarding: F
           if (handedOver) return;
           if (!bodyOpen) return failed('upstream', error);
           bodyOpen = false;
-          // Before any byte reached the client the route answers it; after, the answer is cut.
-          if (!res.headersSent) return failed('body', error);
+          // Before any byte reached the client the route answers it, with none of the app's headers; after, the answer is cut.
+          if (!res.headersSent) {
+            for (const name of res.getHeaderNames()) res.removeHeader(name);
+            return failed('body', error);
+          }
           logStreamError(log, error);
           res.destroy();
         },

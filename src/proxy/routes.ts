@@ -348,8 +348,6 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
   /** The app could not be reached or did not answer in time: 502 or 504, counted and logged. */
   function answerUpstreamFailure(request: FastifyRequest, reply: FastifyReply, error: Error & { statusCode?: number }): void {
     const failure = error.statusCode === 504 ? upstreamTimeout(error) : upstreamUnavailable(error);
-    // None of an unusable answer's headers goes out with the gateway's own.
-    for (const name of Object.keys((request as TimedRequest)[kAppHeaders] ?? {})) reply.removeHeader(name);
     observeUpstream(request, failure.statusCode);
     request.log.warn({ code: failure.code, cause: (error.cause as Error | undefined)?.message ?? error.message }, 'upstream failed');
     reply.send(failure);
@@ -372,6 +370,13 @@ export async function proxyRoutes(app: FastifyInstance, deps: GatewayDeps & { up
     answerUpstreamFailure(request, reply, Object.assign(new Error(timedOut ? 'Gateway Timeout' : 'Bad Gateway', { cause: failure.error }), { statusCode: timedOut ? 504 : 502 }));
   }
 
+  // An app's answer that failed before its first byte reached the client (a status no client may be
+  // sent, a body that broke) is answered with the gateway's own error: none of the app's headers
+  // goes with it (the proxy plugin copied them to the reply first).
+  app.addHook('onError', (request, reply, _error, done) => {
+    for (const name of Object.keys((request as TimedRequest)[kAppHeaders] ?? {})) reply.removeHeader(name);
+    done();
+  });
   // fastify's built-in text/plain parser would buffer (413 above bodyLimit) and re-encode bodies
   // as UTF-8; without it, http-proxy's own pass-through parsers stream every body unchanged.
   app.removeAllContentTypeParsers();

@@ -10,6 +10,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { login, seedUsers, startTestGateway, uniquePrefix, withSession, type TestGateway } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
 import { scrapeMetric } from '../helpers/metrics.js';
@@ -43,7 +44,7 @@ async function startApp(): Promise<{ url: string; seen: Seen[]; close(): Promise
     const path = (req.url ?? '').split('?')[0];
     if (path === '/stall') return; // never answers: the upstream timeout
     if (path === '/broken-before-body') {
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100' });
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100', 'content-encoding': 'gzip', 'x-app': 'yes' });
       res.flushHeaders();
       setTimeout(() => res.socket?.destroy(), 50);
       return;
@@ -327,6 +328,8 @@ t.test('the app\u2019s body breaks: before its first byte a 500, after it the an
   for (const way of [{}, { 'content-length': '0' }]) {
     const before = await send(`${gw.url}/broken-before-body`, { headers: { ...ada, ...way } });
     t.equal(before.status, 500, 'nothing was sent yet: an error answer, as the route gives it');
+    t.equal(before.headers['x-app'], undefined, 'with none of the broken answer\u2019s headers');
+    t.equal(before.headers['content-encoding'], undefined, 'so the error page is readable');
   }
   const cut = await rawGet(gw, '/broken-mid-body', ada.cookie!);
   t.match(cut, /^HTTP\/1\.1 200 /, 'the status went out with the first bytes');
@@ -398,6 +401,29 @@ t.test('a large answer to a client that stops reading: the app is held back, the
     }
     t.equal(firstWrong, -1, `${name}: in order, none lost or repeated`);
   }
+});
+
+t.test('a client gone while its session is looked up in Redis: one 499, the app not called', async (t) => {
+  // Another replica (its local cache empty) has to ask Redis; Redis holds every command for a while.
+  const replica = await startTestGateway(t, { ...gw.env });
+  const client = new Redis(redis.url);
+  t.teardown(() => client.quit());
+  const calls = app.seen.length;
+  await client.call('client', 'pause', '600', 'ALL');
+  const socket = connect(Number(new URL(replica.url).port), '127.0.0.1', () => {
+    socket.write(`GET /gone-during-lookup HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: gone-during-lookup\r\nCookie: ${ada.cookie}\r\n\r\n`);
+    setTimeout(() => socket.destroy(), 150);
+  });
+  socket.on('error', () => undefined);
+  for (const deadline = Date.now() + 3_000; Date.now() < deadline; ) {
+    if (replica.logs.some((l) => l.includes('"reqId":"gone-during-lookup"'))) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const lines = replica.logs.filter((l) => l.includes('"reqId":"gone-during-lookup"'));
+  t.same(lines.map((l) => (JSON.parse(l) as { status?: number; msg: string }).status ?? (JSON.parse(l) as { msg: string }).msg), [499], 'one access line, 499');
+  t.match(lines[0], /"user":"ada"/, 'with the user the session named');
+  t.equal(app.seen.slice(calls).filter((seen) => seen.url === '/gone-during-lookup').length, 0, 'nothing asked of the app for nobody');
 });
 
 /** A GET over a raw socket: everything the gateway wrote until it closed the connection. */
