@@ -219,7 +219,7 @@ export function createProxyFastPath(deps: GatewayDeps, gate: Gate, forwarding: F
     let call: Dispatcher.DispatchController | undefined;
     let status = 0;
     let bodyOpen = false;
-    res.once('close', () => {
+    const closed = () => {
       if (handedOver || res.writableFinished) return;
       // The client went away (or its answer was cut): the app's call stops, as a piped body is destroyed.
       if (bodyOpen) {
@@ -229,13 +229,11 @@ export function createProxyFastPath(deps: GatewayDeps, gate: Gate, forwarding: F
       call?.abort(new Error('the client went away'));
       // Only a closed client connection is the client's doing (as app.ts's onRequestAbort hook reads it).
       if (req.socket.destroyed) events.clientGone(req, log, method, taken.path, performance.now() - receivedAt, user, ip);
-    });
-    if (res.closed) {
-      // The client went away while the gate waited for the session store: its 'close' has been and
-      // gone. Nobody to answer and nothing to ask the app; counted as the client's doing.
-      if (req.socket.destroyed) events.clientGone(req, log, method, taken.path, performance.now() - receivedAt, user, ip);
-      return;
-    }
+    };
+    // A client gone while the gate waited for the session store has had its 'close' already:
+    // nobody to answer and nothing to ask the app.
+    if (res.closed) return closed();
+    res.once('close', closed);
     try {
       dispatcher.dispatch(options, {
         onRequestStart(controller) {
